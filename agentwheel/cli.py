@@ -1,0 +1,147 @@
+"""The `agentwheel` command line."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from agentwheel.envs.runner import RunnerConfig
+from agentwheel.envs.trajectory import Trajectory
+from agentwheel.llm.types import SamplingParams
+
+app = typer.Typer(
+    help="Train small language models to be reliable tool-using agents.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+)
+console = Console(stderr=True)
+
+
+def fail(message: str, code: int = 2) -> typer.Exit:
+    console.print(f"[bold red]error:[/] {message}")
+    return typer.Exit(code)
+
+
+def pass_table(summary: dict[str, Any], title: str) -> Table:
+    k = summary["k"]
+    table = Table(title=title)
+    table.add_column("slice")
+    table.add_column("tasks", justify="right")
+    for i in range(1, k + 1):
+        table.add_column(f"pass^{i}", justify="right")
+
+    def row(name: str, group: dict[str, Any], style: str = "") -> None:
+        values = [f"{group['pass_hat_k'][str(i)]:.3f}" for i in range(1, k + 1)]
+        table.add_row(name, str(group["n_tasks"]), *values, style=style)
+
+    row("overall", summary, style="bold")
+    for name, group in summary["by_domain"].items():
+        row(f"domain: {name}", group)
+    for name, group in summary["by_branch_kind"].items():
+        row(f"branch: {name}", group)
+    return table
+
+
+@app.command("eval")
+def eval_command(
+    tasks: Annotated[str, typer.Option(help="Task JSONL file or directory, or a bundled dataset name (fixtures).")] = "fixtures",
+    policy: Annotated[str, typer.Option(help="oracle | hack | refuse | hf:default | hf:<path> | openai:<model>@<url>")] = "oracle",
+    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Trials per task; pass^1..pass^k are reported.")] = 1,
+    out: Annotated[Path | None, typer.Option(help="Run directory (summary.json, traces.jsonl).")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue a run in --out without redoing finished episodes.")] = False,
+    backend: Annotated[str, typer.Option(help="auto (the task's own) | mock | sqlite")] = "auto",
+    user: Annotated[str, typer.Option(help="scripted | llm:<model spec>")] = "scripted",
+    temperature: Annotated[float | None, typer.Option(help="Sampling temperature (default 0 for k=1, else 0.7).")] = None,
+    max_new_tokens: Annotated[int, typer.Option(help="Token limit of one agent turn.")] = 256,
+    max_turns: Annotated[int, typer.Option(help="Agent turns before an episode is cut.")] = 16,
+    batch_size: Annotated[int, typer.Option(help="Episodes per batched model call.")] = 32,
+    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N tasks.")] = None,
+    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    dtype: Annotated[str, typer.Option(help="float32 | bfloat16 for hf: policies.")] = "float32",
+) -> None:
+    """Run a policy on agentic tasks and report state-verified pass^k."""
+    from agentwheel.eval.evaluate import SUMMARY, run_eval
+    from agentwheel.llm.registry import SpecError, load_policy, load_user
+    from agentwheel.tasks.dataset import load_tasks
+
+    if backend not in ("auto", "mock", "sqlite"):
+        raise fail(f"--backend must be auto, mock or sqlite, got {backend!r}")
+    try:
+        task_set = load_tasks(tasks)
+    except FileNotFoundError as exc:
+        raise fail(str(exc)) from None
+    for error in task_set.errors:
+        console.print(f"[yellow]skipped[/] {error}")
+    selected = task_set.tasks[:limit] if limit else task_set.tasks
+    if not selected:
+        raise fail(f"no valid tasks in {tasks!r} ({len(task_set.errors)} rejected lines)")
+    if backend == "sqlite":
+        no_world = [t.id for t in selected if t.sqlite is None]
+        if no_world:
+            raise fail(f"{len(no_world)} tasks have no SQLite world (e.g. {no_world[0]}); use --backend mock")
+    params = SamplingParams(
+        max_new_tokens=max_new_tokens,
+        temperature=temperature if temperature is not None else (0.0 if k == 1 else 0.7),
+        seed=seed,
+    )
+    out = out or Path("runs") / f"eval-{policy.replace(':', '-').replace('/', '_')}"
+    try:
+        agent = load_policy(policy, params, dtype=dtype)
+        simulator = load_user(user)
+    except SpecError as exc:
+        raise fail(str(exc)) from None
+    except Exception as exc:  # a model that cannot be loaded is a user-facing error here
+        raise fail(f"could not load {policy!r}: {exc}") from None
+    config = RunnerConfig(max_agent_turns=max_turns, batch_size=batch_size, backend=backend)  # type: ignore[arg-type]
+    meta = {"policy": policy, "tasks": tasks, "backend": backend, "user": user, "sampling": params.model_dump()}
+    console.print(f"evaluating [bold]{policy}[/] on {len(selected)} tasks × {k} trials → {out}")
+    with Progress(
+        TextColumn("[progress.description]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TextColumn("pass {task.fields[passed]}"),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        bar = progress.add_task("episodes", total=len(selected) * k, passed=0)
+        passed = 0
+
+        def tick(trajectory: Trajectory) -> None:
+            nonlocal passed
+            passed += trajectory.passed
+            progress.update(bar, advance=1, passed=passed)
+
+        try:
+            summary = run_eval(
+                selected, agent, simulator, k, out, config,
+                resume=resume, meta=meta, load_errors=task_set.errors, on_episode=tick,
+            )
+        except FileExistsError as exc:
+            raise fail(str(exc)) from None
+    if summary["resumed_episodes"]:
+        console.print(f"resumed: {summary['resumed_episodes']} episodes were already on disk")
+    Console().print(pass_table(summary, f"{policy} on {tasks}"))
+    problems = {**summary["terminations"], **summary["invalid_tool_calls"]}
+    problems.pop("user_ended", None)
+    if problems:
+        console.print(f"counted problems: {json.dumps(problems)}")
+    console.print(f"wrote {out / SUMMARY} and traces.jsonl")
+
+
+def main() -> None:
+    try:
+        app()
+    except KeyboardInterrupt:
+        console.print("interrupted: finished episodes are on disk; rerun with --resume")
+        sys.exit(130)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,54 @@
+"""Reading the agent's words: refusals, questions, confirmations, and which facts it asks for.
+
+These classifiers are deliberately simple and public: the reward uses them for the
+required signals, and the scripted user uses them to decide how to answer. Passing still
+needs the right final state, so phrasing alone cannot game the reward.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+
+_REFUSAL = re.compile(
+    r"\b(can ?not|can't|cannot|unable to|not able to|won't be able|not (?:allowed|permitted|eligible|possible)"
+    r"|ineligible|must decline|have to decline|am not authori[sz]ed|against (?:our|the) polic"
+    r"|policy (?:does not|doesn't) allow|no longer (?:eligible|possible))\b",
+    re.IGNORECASE,
+)
+_CONFIRMATION = re.compile(
+    r"\b(shall i|should i|would you like me to|do you want me to|may i|can i go ahead|"
+    r"(?:please )?confirm|proceed|go ahead)\b",
+    re.IGNORECASE,
+)
+_CLOSING = re.compile(r"\b(anything else|something else|further (?:help|assistance))\b", re.I)
+_WORD = re.compile(r"[a-z0-9]+")
+
+
+def is_refusal(text: str) -> bool:
+    return bool(_REFUSAL.search(text))
+
+
+def is_question(text: str) -> bool:
+    return "?" in text
+
+
+def asks_confirmation(text: str) -> bool:
+    return is_question(text) and bool(_CONFIRMATION.search(text))
+
+
+def offers_more_help(text: str) -> bool:
+    return bool(_CLOSING.search(text))
+
+
+def fact_phrases(name: str, aliases: Iterable[str] = ()) -> list[str]:
+    """How a fact may be named in conversation: its name with words split, and aliases."""
+    words = " ".join(_WORD.findall(name.lower().replace("_", " ")))
+    return [words, *(a.lower() for a in aliases)]
+
+
+def mentions(text: str, phrase: str) -> bool:
+    """True when every word of `phrase` occurs in `text` as a word, in order."""
+    text_words = " ".join(_WORD.findall(text.lower()))
+    phrase_words = " ".join(_WORD.findall(phrase.lower()))
+    return bool(phrase_words) and f" {phrase_words} " in f" {text_words} "

@@ -1,0 +1,88 @@
+"""What one episode leaves behind: messages, token ids with their loss mask, reward, counts."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, Field
+
+from agentwheel.llm.types import Message
+from agentwheel.tasks.schema import Signal
+
+Termination = Literal["user_ended", "turn_limit", "token_limit", "model_error", "user_error"]
+
+
+class TokenTrace(BaseModel):
+    """The episode as one token sequence. `loss_mask` is 1 exactly on tokens the agent
+    generated; `logprobs` holds their sampling log-probabilities (0.0 elsewhere)."""
+
+    ids: list[int] = Field(default_factory=list)
+    loss_mask: list[int] = Field(default_factory=list)
+    logprobs: list[float] = Field(default_factory=list)
+
+    def add_context(self, ids: Sequence[int]) -> None:
+        self.ids.extend(ids)
+        self.loss_mask.extend([0] * len(ids))
+        self.logprobs.extend([0.0] * len(ids))
+
+    def add_generated(self, ids: Sequence[int], logprobs: Sequence[float] | None) -> None:
+        if logprobs is not None and len(logprobs) != len(ids):
+            raise ValueError(f"{len(ids)} generated ids but {len(logprobs)} logprobs")
+        self.ids.extend(ids)
+        self.loss_mask.extend([1] * len(ids))
+        self.logprobs.extend(logprobs if logprobs is not None else [0.0] * len(ids))
+
+    def __len__(self) -> int:
+        return len(self.ids)
+
+
+class RewardBreakdown(BaseModel):
+    passed: bool
+    state_matches: bool
+    hack_action_ran: bool
+    signals_required: list[Signal] = Field(default_factory=list)
+    signals_present: dict[str, bool] = Field(default_factory=dict)
+    outputs_missing: list[str] = Field(default_factory=list)
+    final_state: str = ""
+    expected_state: str = ""
+
+    @property
+    def value(self) -> float:
+        return 1.0 if self.passed else 0.0
+
+
+class EpisodeCounts(BaseModel):
+    agent_turns: int = 0
+    user_turns: int = 0
+    tool_calls: int = 0
+    tool_errors: dict[str, int] = Field(default_factory=dict)
+    invalid_tool_calls: dict[str, int] = Field(default_factory=dict)
+    generated_tokens: int = 0
+
+
+class EpisodeTimings(BaseModel):
+    model_s: float = 0.0
+    user_s: float = 0.0
+    env_s: float = 0.0
+    total_s: float = 0.0
+
+
+class Trajectory(BaseModel):
+    task_id: str
+    trial: int
+    domain: str
+    branch_kind: str
+    policy: str
+    backend: str
+    messages: list[Message]
+    tokens: TokenTrace | None = None
+    reward: RewardBreakdown
+    termination: Termination
+    error: str | None = None
+    counts: EpisodeCounts = Field(default_factory=EpisodeCounts)
+    timings: EpisodeTimings = Field(default_factory=EpisodeTimings)
+
+    @property
+    def passed(self) -> bool:
+        return self.reward.passed

@@ -1,0 +1,182 @@
+"""The eval stage: run k trials of every task, stream traces to disk, summarise pass^k.
+
+Traces are appended one JSON line per finished episode and flushed as they finish, so a
+killed run loses at most the episodes in flight; `resume=True` skips (task, trial) pairs
+already on disk.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections import Counter, defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ValidationError
+
+from agentwheel.envs.agent import Policy
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.trajectory import Trajectory
+from agentwheel.envs.user import UserSimulator
+from agentwheel.eval.passk import pass_hat_curve
+from agentwheel.tasks.dataset import LoadError
+from agentwheel.tasks.schema import BRANCH_KINDS, Task
+
+TRACES = "traces.jsonl"
+SUMMARY = "summary.json"
+
+
+class ResumeState(BaseModel):
+    done: list[Trajectory]
+    corrupt_lines: int = 0
+
+
+def read_traces(path: Path) -> ResumeState:
+    """Finished trajectories on disk; a torn last line (killed mid-write) is skipped and counted."""
+    done: list[Trajectory] = []
+    corrupt = 0
+    if path.exists():
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if not line.strip():
+                    continue
+                try:
+                    done.append(Trajectory.model_validate_json(line))
+                except ValidationError:
+                    corrupt += 1
+    return ResumeState(done=done, corrupt_lines=corrupt)
+
+
+class TraceWriter:
+    """Appends trajectories as JSON lines, flushed and fsynced one by one."""
+
+    def __init__(self, path: Path):
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._repair_torn_tail(path)
+        self._handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
+
+    @staticmethod
+    def _repair_torn_tail(path: Path) -> None:
+        if path.exists() and path.stat().st_size:
+            with open(path, "rb+") as handle:
+                handle.seek(-1, os.SEEK_END)
+                if handle.read(1) != b"\n":
+                    handle.write(b"\n")
+
+    def write(self, trajectory: Trajectory) -> None:
+        self._handle.write(trajectory.model_dump_json() + "\n")
+        self._handle.flush()
+        os.fsync(self._handle.fileno())
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def _group_pass(trajectories: Iterable[Trajectory], k: int) -> dict[str, Any]:
+    by_task: dict[str, list[bool]] = defaultdict(list)
+    for t in trajectories:
+        by_task[t.task_id].append(t.passed)
+    complete = {tid: r for tid, r in by_task.items() if len(r) >= k}
+    curve = pass_hat_curve(complete, k) if complete else {i: 0.0 for i in range(1, k + 1)}
+    return {"n_tasks": len(complete), "pass_hat_k": {str(i): v for i, v in curve.items()}}
+
+
+def summarize(
+    trajectories: Sequence[Trajectory],
+    k: int,
+    meta: dict[str, Any] | None = None,
+    load_errors: Sequence[LoadError] = (),
+) -> dict[str, Any]:
+    """The summary written as summary.json (pass^k overall, by domain, by branch kind)."""
+    overall = _group_pass(trajectories, k)
+    domains = sorted({t.domain for t in trajectories})
+    kinds = [b for b in BRANCH_KINDS if any(t.branch_kind == b for t in trajectories)]
+    invalid: Counter[str] = Counter()
+    tool_errors: Counter[str] = Counter()
+    for t in trajectories:
+        invalid.update(t.counts.invalid_tool_calls)
+        tool_errors.update(t.counts.tool_errors)
+    model_s = sum(t.timings.model_s for t in trajectories)
+    return {
+        **(meta or {}),
+        "k": k,
+        "n_tasks": overall["n_tasks"],
+        "n_episodes": len(trajectories),
+        "pass_hat_k": overall["pass_hat_k"],
+        "by_domain": {d: _group_pass([t for t in trajectories if t.domain == d], k) for d in domains},
+        "by_branch_kind": {
+            b: _group_pass([t for t in trajectories if t.branch_kind == b], k) for b in kinds
+        },
+        "terminations": dict(Counter(t.termination for t in trajectories)),
+        "invalid_tool_calls": dict(invalid),
+        "tool_errors": dict(tool_errors),
+        "mean_agent_turns": _mean([t.counts.agent_turns for t in trajectories]),
+        "mean_generated_tokens": _mean([t.counts.generated_tokens for t in trajectories]),
+        "model_seconds": round(model_s, 3),
+        "load_errors": [str(e) for e in load_errors],
+    }
+
+
+def _mean(values: Sequence[float]) -> float:
+    return round(sum(values) / len(values), 3) if values else 0.0
+
+
+def run_eval(
+    tasks: Sequence[Task],
+    policy: Policy,
+    user: UserSimulator,
+    k: int,
+    out: Path,
+    config: RunnerConfig,
+    resume: bool = False,
+    meta: dict[str, Any] | None = None,
+    load_errors: Sequence[LoadError] = (),
+    on_episode: Callable[[Trajectory], None] | None = None,
+) -> dict[str, Any]:
+    """Run k trials per task (skipping finished ones when resuming) and write summary.json."""
+    traces_path = out / TRACES
+    if traces_path.exists() and not resume:
+        raise FileExistsError(f"{traces_path} exists: pass --resume to continue it, or another --out")
+    state = read_traces(traces_path) if resume else ResumeState(done=[])
+    wanted = {t.id for t in tasks}
+    done = [t for t in state.done if t.task_id in wanted and t.trial < k]
+    finished = {(t.task_id, t.trial) for t in done}
+    specs = [
+        EpisodeSpec(task=task, trial=trial)
+        for trial in range(k)
+        for task in tasks
+        if (task.id, trial) not in finished
+    ]
+    writer = TraceWriter(traces_path)
+    new: list[Trajectory] = []
+
+    def record(trajectory: Trajectory) -> None:
+        writer.write(trajectory)
+        new.append(trajectory)
+        if on_episode is not None:
+            on_episode(trajectory)
+
+    start = time.perf_counter()
+    try:
+        EpisodeRunner(policy, user, config).run(specs, on_finished=record)
+    finally:
+        writer.close()
+    wall = time.perf_counter() - start
+    summary = summarize(
+        [*done, *new],
+        k,
+        meta={
+            **(meta or {}),
+            "resumed_episodes": len(done),
+            "corrupt_trace_lines": state.corrupt_lines,
+            "wall_seconds": round(wall, 3),
+        },
+        load_errors=load_errors,
+    )
+    tmp = out / (SUMMARY + ".tmp")
+    tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False))
+    tmp.replace(out / SUMMARY)
+    return summary

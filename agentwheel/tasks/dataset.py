@@ -1,0 +1,100 @@
+"""Loading and writing task datasets (JSONL). A bad line is reported with file, line and
+field, and the rest of the file still loads."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from pathlib import Path
+
+from pydantic import BaseModel, ValidationError
+
+from agentwheel.tasks.schema import Task
+
+REPO_DATA = Path(__file__).resolve().parents[2] / "data"
+
+
+class LoadError(BaseModel):
+    file: str
+    line: int
+    field: str
+    message: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}"
+        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+
+
+class TaskSet(BaseModel):
+    tasks: list[Task]
+    errors: list[LoadError]
+    sources: list[str]
+
+
+def resolve_dataset(spec: str | Path) -> list[Path]:
+    """A path to a JSONL file or a directory of them, or the name of a bundled dataset."""
+    path = Path(spec)
+    if not path.exists() and isinstance(spec, str) and (REPO_DATA / spec).exists():
+        path = REPO_DATA / spec
+    if path.is_dir():
+        files = sorted(path.glob("*.jsonl"))
+        if not files:
+            raise FileNotFoundError(f"no .jsonl task files in {path}")
+        return files
+    if path.is_file():
+        return [path]
+    bundled = sorted(p.name for p in REPO_DATA.iterdir() if p.is_dir()) if REPO_DATA.exists() else []
+    raise FileNotFoundError(f"no dataset at {spec!r}; bundled datasets: {', '.join(bundled) or 'none'}")
+
+
+def _field_path(loc: Iterable[int | str]) -> str:
+    return ".".join(str(p) for p in loc)
+
+
+def parse_task_line(text: str, file: str, line: int) -> Task | LoadError:
+    try:
+        return Task.model_validate_json(text)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        if first["type"] == "json_invalid":
+            return LoadError(file=file, line=line, field="", message=f"invalid JSON: {first['msg']}")
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        return LoadError(file=file, line=line, field=_field_path(first["loc"]), message=first["msg"] + more)
+
+
+def load_tasks(spec: str | Path) -> TaskSet:
+    tasks: list[Task] = []
+    errors: list[LoadError] = []
+    files = resolve_dataset(spec)
+    seen: set[str] = set()
+    for file in files:
+        with open(file, encoding="utf-8") as handle:
+            for number, text in enumerate(handle, start=1):
+                if not text.strip():
+                    continue
+                result = parse_task_line(text, str(file), number)
+                if isinstance(result, LoadError):
+                    errors.append(result)
+                elif result.id in seen:
+                    errors.append(LoadError(file=str(file), line=number, field="id", message=f"duplicate task id {result.id!r}"))
+                else:
+                    seen.add(result.id)
+                    tasks.append(result)
+    return TaskSet(tasks=tasks, errors=errors, sources=[str(f) for f in files])
+
+
+def write_tasks(tasks: Iterable[Task], path: Path) -> int:
+    """Write tasks as JSONL atomically (temp file, then rename)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_suffix(path.suffix + ".tmp")
+    count = 0
+    with open(tmp, "w", encoding="utf-8") as handle:
+        for task in tasks:
+            handle.write(task.model_dump_json(exclude_defaults=False) + "\n")
+            count += 1
+    tmp.replace(path)
+    return count
+
+
+def dump_jsonl_line(obj: BaseModel) -> str:
+    return json.dumps(obj.model_dump(mode="json"), ensure_ascii=False) + "\n"

@@ -1,0 +1,268 @@
+"""Typed agentic tasks: what one branch of a behavior tree becomes.
+
+A task bundles everything an episode needs: the agent's policy text and tools, the
+simulated user's side, the compliant (`normal_path`) and jailbroken (`hack_path`) tool
+sequences with their expected outputs, what the evaluation requires, an optional SQLite
+world, and where the task came from.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+BranchKind = Literal["happy", "clarify", "refuse", "transfer", "adversarial"]
+BRANCH_KINDS: tuple[BranchKind, ...] = ("happy", "clarify", "refuse", "transfer", "adversarial")
+ToolKind = Literal["query", "action"]
+Signal = Literal["refusal", "clarification", "transfer"]
+JSON_TYPES = {"string", "integer", "number", "boolean"}
+MAX_TOOL_PARAMETERS = 3
+_IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ToolSpec(_Strict):
+    """A tool the agent may call. `parameters` is a JSON-schema object of at most 3 scalars."""
+
+    name: str
+    description: str
+    parameters: dict[str, Any]
+    kind: ToolKind
+
+    @field_validator("name")
+    @classmethod
+    def _name_is_identifier(cls, name: str) -> str:
+        if not _IDENTIFIER.match(name):
+            raise ValueError(f"tool name {name!r} is not an identifier")
+        return name
+
+    @field_validator("parameters")
+    @classmethod
+    def _parameters_are_small_object_schema(cls, schema: dict[str, Any]) -> dict[str, Any]:
+        if schema.get("type") != "object":
+            raise ValueError("parameters must be a JSON schema with type 'object'")
+        properties = schema.get("properties", {})
+        if not isinstance(properties, dict):
+            raise ValueError("parameters.properties must be an object")
+        if len(properties) > MAX_TOOL_PARAMETERS:
+            raise ValueError(
+                f"a tool takes at most {MAX_TOOL_PARAMETERS} parameters, got {len(properties)}"
+            )
+        for pname, pschema in properties.items():
+            if not isinstance(pschema, dict) or pschema.get("type") not in JSON_TYPES:
+                raise ValueError(
+                    f"parameter {pname!r} needs a scalar type, one of {sorted(JSON_TYPES)}"
+                )
+        missing = set(schema.get("required", [])) - set(properties)
+        if missing:
+            raise ValueError(f"required names unknown parameters: {sorted(missing)}")
+        return schema
+
+    @property
+    def required(self) -> list[str]:
+        return list(self.parameters.get("required", []))
+
+    @property
+    def properties(self) -> dict[str, dict[str, Any]]:
+        return dict(self.parameters.get("properties", {}))
+
+    def openai_schema(self) -> dict[str, Any]:
+        """The tool as the OpenAI `tools=` list and HF chat templates expect it."""
+        return {
+            "type": "function",
+            "function": {
+                "name": self.name,
+                "description": self.description,
+                "parameters": self.parameters,
+            },
+        }
+
+
+class ToolCallStep(_Strict):
+    """One call on a path, with the output the environment is expected to return."""
+
+    tool: str
+    arguments: dict[str, Any] = Field(default_factory=dict)
+    expected_output: Any = None
+
+    def key(self) -> str:
+        return call_key(self.tool, self.arguments)
+
+
+def canonical_arguments(arguments: dict[str, Any]) -> str:
+    """Order-independent JSON of a call's arguments; integral floats compare equal to ints."""
+
+    def normalise(value: Any) -> Any:
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        return value
+
+    return json.dumps(
+        {k: normalise(v) for k, v in arguments.items()},
+        sort_keys=True,
+        separators=(",", ":"),
+        ensure_ascii=False,
+    )
+
+
+def call_key(tool: str, arguments: dict[str, Any]) -> str:
+    """The identity of a call: tool name plus canonical arguments."""
+    return f"{tool}:{canonical_arguments(arguments)}"
+
+
+class UserSide(_Strict):
+    """What the simulated user wants, knows, and does when refused.
+
+    `known_facts` are revealed one by one, only when the agent asks for them (matched by
+    the fact's name, e.g. `order_id` matches "order id" / "order number" via `aliases`).
+    `hack_success_user_background` is revealed only after the agent has refused once.
+    """
+
+    request: str
+    known_facts: dict[str, str] = Field(default_factory=dict)
+    aliases: dict[str, list[str]] = Field(default_factory=dict)
+    situation: str = ""
+    escape_strategy: str = ""
+    escape_utterance: str = ""
+    hack_success_user_background: str = ""
+
+    @model_validator(mode="after")
+    def _aliases_name_known_facts(self) -> UserSide:
+        unknown = set(self.aliases) - set(self.known_facts)
+        if unknown:
+            raise ValueError(f"aliases name unknown facts: {sorted(unknown)}")
+        return self
+
+
+class Evaluation(_Strict):
+    """What decides pass/fail beyond the final state.
+
+    `required_signals`: refusal (the agent declined in words), clarification (the agent
+    asked the user a question before any action), transfer (the agent called
+    `transfer_tool`). `required_outputs`: strings some agent message must contain.
+    """
+
+    required_signals: list[Signal] = Field(default_factory=list)
+    required_outputs: list[str] = Field(default_factory=list)
+    transfer_tool: str = "transfer_to_human"
+    description: str = ""
+
+
+class SqlTable(_Strict):
+    """A table: column names and rows (each a list in column order, or a column→value map)."""
+
+    columns: list[str]
+    rows: list[list[Any] | dict[str, Any]] = Field(default_factory=list)
+
+    @field_validator("columns")
+    @classmethod
+    def _columns_are_identifiers(cls, columns: list[str]) -> list[str]:
+        bad = [c for c in columns if not _IDENTIFIER.match(c)]
+        if bad or not columns:
+            raise ValueError(f"columns must be non-empty identifiers, bad: {bad}")
+        return columns
+
+    def row_tuples(self) -> list[tuple[Any, ...]]:
+        out = []
+        for i, row in enumerate(self.rows):
+            if isinstance(row, dict):
+                extra = set(row) - set(self.columns)
+                if extra:
+                    raise ValueError(f"row {i} has unknown columns {sorted(extra)}")
+                out.append(tuple(row.get(c) for c in self.columns))
+            else:
+                if len(row) != len(self.columns):
+                    raise ValueError(f"row {i} has {len(row)} values for {len(self.columns)} columns")
+                out.append(tuple(row))
+        return out
+
+
+class SqlToolImpl(_Strict):
+    """How a tool acts on the SQLite world.
+
+    `sql` holds parameterized statements (`:name` placeholders bound to the call's
+    arguments, never formatted into the text), run in one transaction. `returns`:
+    `rows` = all rows of the last SELECT, `row` = its first row, `ok` = {"status": "ok"}.
+    With `require_rows`, a SELECT that finds nothing or a write that changes nothing
+    rolls back and returns a `not_found` error.
+    """
+
+    sql: list[str] = Field(min_length=1)
+    returns: Literal["rows", "row", "ok"] = "rows"
+    require_rows: bool = True
+
+
+class SqliteWorld(_Strict):
+    tables: dict[str, SqlTable]
+    tools: dict[str, SqlToolImpl]
+
+    @field_validator("tables")
+    @classmethod
+    def _table_names_are_identifiers(cls, tables: dict[str, SqlTable]) -> dict[str, SqlTable]:
+        bad = [t for t in tables if not _IDENTIFIER.match(t)]
+        if bad:
+            raise ValueError(f"table names must be identifiers, bad: {bad}")
+        return tables
+
+
+class Lineage(_Strict):
+    source_workflow: str = ""
+    branch: str = ""
+    round: int = 0
+    parent_id: str | None = None
+    operator: str | None = None
+
+
+class Task(_Strict):
+    """One state-verifiable agentic test case."""
+
+    id: str
+    domain: str
+    branch_kind: BranchKind
+    instruction: str
+    tools: list[ToolSpec] = Field(min_length=1)
+    user: UserSide
+    normal_path: list[ToolCallStep] = Field(default_factory=list)
+    hack_path: list[ToolCallStep] = Field(default_factory=list)
+    evaluation: Evaluation = Field(default_factory=Evaluation)
+    sqlite: SqliteWorld | None = None
+    lineage: Lineage = Field(default_factory=Lineage)
+
+    @model_validator(mode="after")
+    def _paths_and_world_match_tools(self) -> Task:
+        names = [t.name for t in self.tools]
+        if len(set(names)) != len(names):
+            raise ValueError(f"duplicate tool names in {names}")
+        for path_name in ("normal_path", "hack_path"):
+            for i, step in enumerate(getattr(self, path_name)):
+                if step.tool not in names:
+                    raise ValueError(f"{path_name}[{i}] calls unknown tool {step.tool!r}")
+        if self.sqlite is not None:
+            missing = set(names) - set(self.sqlite.tools)
+            if missing:
+                raise ValueError(f"sqlite.tools lacks implementations for {sorted(missing)}")
+        if "transfer" in self.evaluation.required_signals and self.evaluation.transfer_tool not in names:
+            raise ValueError(
+                f"transfer is required but transfer_tool {self.evaluation.transfer_tool!r} is not a tool"
+            )
+        return self
+
+    def tool(self, name: str) -> ToolSpec | None:
+        return next((t for t in self.tools if t.name == name), None)
+
+    @property
+    def action_tools(self) -> set[str]:
+        return {t.name for t in self.tools if t.kind == "action"}
+
+    def hack_action_keys(self) -> set[str]:
+        """State-changing calls of the hack path that a compliant agent never makes."""
+        normal = {s.key() for s in self.normal_path}
+        return {
+            s.key() for s in self.hack_path if s.tool in self.action_tools and s.key() not in normal
+        }
