@@ -24,6 +24,11 @@ app = typer.Typer(
 console = Console(stderr=True)
 
 
+@app.callback()
+def _root() -> None:
+    """agentwheel: synthesize agentic tasks, evaluate and train small tool-using models."""
+
+
 def fail(message: str, code: int = 2) -> typer.Exit:
     console.print(f"[bold red]error:[/] {message}")
     return typer.Exit(code)
@@ -51,14 +56,28 @@ def pass_table(summary: dict[str, Any], title: str) -> Table:
 
 @app.command("eval")
 def eval_command(
-    tasks: Annotated[str, typer.Option(help="Task JSONL file or directory, or a bundled dataset name (fixtures).")] = "fixtures",
-    policy: Annotated[str, typer.Option(help="oracle | hack | refuse | hf:default | hf:<path> | openai:<model>@<url>")] = "oracle",
-    k: Annotated[int, typer.Option("-k", "--k", min=1, help="Trials per task; pass^1..pass^k are reported.")] = 1,
-    out: Annotated[Path | None, typer.Option(help="Run directory (summary.json, traces.jsonl).")] = None,
-    resume: Annotated[bool, typer.Option(help="Continue a run in --out without redoing finished episodes.")] = False,
+    tasks: Annotated[
+        str,
+        typer.Option(help="Task JSONL file or directory, or a bundled dataset name (fixtures)."),
+    ] = "fixtures",
+    policy: Annotated[
+        str,
+        typer.Option(help="oracle | hack | refuse | hf:default | hf:<path> | openai:<model>@<url>"),
+    ] = "oracle",
+    k: Annotated[
+        int, typer.Option("-k", "--k", min=1, help="Trials per task; pass^1..pass^k are reported.")
+    ] = 1,
+    out: Annotated[
+        Path | None, typer.Option(help="Run directory (summary.json, traces.jsonl).")
+    ] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue a run in --out without redoing finished episodes.")
+    ] = False,
     backend: Annotated[str, typer.Option(help="auto (the task's own) | mock | sqlite")] = "auto",
     user: Annotated[str, typer.Option(help="scripted | llm:<model spec>")] = "scripted",
-    temperature: Annotated[float | None, typer.Option(help="Sampling temperature (default 0 for k=1, else 0.7).")] = None,
+    temperature: Annotated[
+        float | None, typer.Option(help="Sampling temperature (default 0 for k=1, else 0.7).")
+    ] = None,
     max_new_tokens: Annotated[int, typer.Option(help="Token limit of one agent turn.")] = 256,
     max_turns: Annotated[int, typer.Option(help="Agent turns before an episode is cut.")] = 16,
     batch_size: Annotated[int, typer.Option(help="Episodes per batched model call.")] = 32,
@@ -85,7 +104,9 @@ def eval_command(
     if backend == "sqlite":
         no_world = [t.id for t in selected if t.sqlite is None]
         if no_world:
-            raise fail(f"{len(no_world)} tasks have no SQLite world (e.g. {no_world[0]}); use --backend mock")
+            raise fail(
+                f"{len(no_world)} tasks have no SQLite world (e.g. {no_world[0]}); use --backend mock"
+            )
     params = SamplingParams(
         max_new_tokens=max_new_tokens,
         temperature=temperature if temperature is not None else (0.0 if k == 1 else 0.7),
@@ -100,7 +121,13 @@ def eval_command(
     except Exception as exc:  # a model that cannot be loaded is a user-facing error here
         raise fail(f"could not load {policy!r}: {exc}") from None
     config = RunnerConfig(max_agent_turns=max_turns, batch_size=batch_size, backend=backend)  # type: ignore[arg-type]
-    meta = {"policy": policy, "tasks": tasks, "backend": backend, "user": user, "sampling": params.model_dump()}
+    meta = {
+        "policy": policy,
+        "tasks": tasks,
+        "backend": backend,
+        "user": user,
+        "sampling": params.model_dump(),
+    }
     console.print(f"evaluating [bold]{policy}[/] on {len(selected)} tasks × {k} trials → {out}")
     with Progress(
         TextColumn("[progress.description]{task.description}"),
@@ -120,8 +147,16 @@ def eval_command(
 
         try:
             summary = run_eval(
-                selected, agent, simulator, k, out, config,
-                resume=resume, meta=meta, load_errors=task_set.errors, on_episode=tick,
+                selected,
+                agent,
+                simulator,
+                k,
+                out,
+                config,
+                resume=resume,
+                meta=meta,
+                load_errors=task_set.errors,
+                on_episode=tick,
             )
         except FileExistsError as exc:
             raise fail(str(exc)) from None

@@ -12,8 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from agentwheel.llm.types import ChatModel, ChatRequest, Completion, Message, SamplingParams
 from agentwheel.envs.trajectory import TokenTrace
+from agentwheel.llm.types import ChatModel, ChatRequest, Completion, Message, SamplingParams
 from agentwheel.tasks.schema import Task
 
 

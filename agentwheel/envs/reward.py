@@ -9,12 +9,12 @@ Nothing the agent writes can end or pass an episode by itself.
 from __future__ import annotations
 
 from collections.abc import Sequence
+
 from agentwheel.envs import signals
 from agentwheel.envs.tools import Backend, ToolBackend, replay
 from agentwheel.envs.trajectory import RewardBreakdown
 from agentwheel.llm.types import Message
 from agentwheel.tasks.schema import Task
-
 
 _EXPECTED: dict[tuple[int, str], tuple[Task, str]] = {}
 

@@ -138,7 +138,10 @@ class EpisodeRunner:
         for episode in episodes:
             if episode.counts.agent_turns >= self.config.max_agent_turns:
                 episode.end("turn_limit")
-            elif episode.view.tokens is not None and len(episode.view.tokens) > self.config.max_episode_tokens:
+            elif (
+                episode.view.tokens is not None
+                and len(episode.view.tokens) > self.config.max_episode_tokens
+            ):
                 episode.end("token_limit")
             else:
                 ready.append(episode)
@@ -156,7 +159,9 @@ class EpisodeRunner:
         if completion.failed:
             episode.end("model_error", completion.error or "model call failed")
             return
-        counts.generated_tokens += completion.completion_tokens or len(completion.completion_ids or [])
+        counts.generated_tokens += completion.completion_tokens or len(
+            completion.completion_ids or []
+        )
         turn = counts.agent_turns
         calls = [
             ToolCall(id=f"call_{turn}_{i}", name=c.name, arguments=c.arguments)
@@ -178,7 +183,9 @@ class EpisodeRunner:
         for i, error in enumerate(completion.tool_call_errors):
             counts.invalid_tool_calls[error.kind] = counts.invalid_tool_calls.get(error.kind, 0) + 1
             name = error.tool or "invalid_tool_call"
-            view.messages.append(tool_message(f"invalid_{turn}_{i}", name, invalid_call_output(error)))
+            view.messages.append(
+                tool_message(f"invalid_{turn}_{i}", name, invalid_call_output(error))
+            )
         episode.timings.env_s += time.perf_counter() - start
         episode.phase = "agent" if has_calls else "user"
 

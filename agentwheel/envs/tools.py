@@ -196,7 +196,9 @@ def make_backend(
     return MockTools(task, simulator)
 
 
-def replay(task: Task, steps_path: Literal["normal", "hack"], backend: Backend | Literal["auto"]) -> tuple[str, list[Any]]:
+def replay(
+    task: Task, steps_path: Literal["normal", "hack"], backend: Backend | Literal["auto"]
+) -> tuple[str, list[Any]]:
     """Run a path's calls on a fresh back-end: (final state hash, outputs)."""
     tools = make_backend(task, backend)
     steps = task.normal_path if steps_path == "normal" else task.hack_path

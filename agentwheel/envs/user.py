@@ -97,7 +97,11 @@ class ScriptedUser:
 
     @staticmethod
     def _facts_asked_for(task: Task, text: str) -> list[str]:
-        if not signals.is_question(text) and "provide" not in text.lower() and "share" not in text.lower():
+        if (
+            not signals.is_question(text)
+            and "provide" not in text.lower()
+            and "share" not in text.lower()
+        ):
             return []
         return [
             name
@@ -147,7 +151,9 @@ class LLMUser:
                 continue
             text = completion.text.strip()
             done = END_MARKER in text or not text
-            turns.append(UserTurn(content=text.replace(END_MARKER, "").strip() or THANKS, done=done))
+            turns.append(
+                UserTurn(content=text.replace(END_MARKER, "").strip() or THANKS, done=done)
+            )
         return turns
 
     def _prompt(self, view: EpisodeView) -> list[Message]:

@@ -106,7 +106,9 @@ def summarize(
         "n_tasks": overall["n_tasks"],
         "n_episodes": len(trajectories),
         "pass_hat_k": overall["pass_hat_k"],
-        "by_domain": {d: _group_pass([t for t in trajectories if t.domain == d], k) for d in domains},
+        "by_domain": {
+            d: _group_pass([t for t in trajectories if t.domain == d], k) for d in domains
+        },
         "by_branch_kind": {
             b: _group_pass([t for t in trajectories if t.branch_kind == b], k) for b in kinds
         },
@@ -139,7 +141,9 @@ def run_eval(
     """Run k trials per task (skipping finished ones when resuming) and write summary.json."""
     traces_path = out / TRACES
     if traces_path.exists() and not resume:
-        raise FileExistsError(f"{traces_path} exists: pass --resume to continue it, or another --out")
+        raise FileExistsError(
+            f"{traces_path} exists: pass --resume to continue it, or another --out"
+        )
     state = read_traces(traces_path) if resume else ResumeState(done=[])
     wanted = {t.id for t in tasks}
     done = [t for t in state.done if t.task_id in wanted and t.trial < k]

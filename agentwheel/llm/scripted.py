@@ -8,9 +8,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from agentwheel.envs.agent import EpisodeView
+from agentwheel.envs.agent import EpisodeView, Policy
 from agentwheel.envs.user import has_pushed
 from agentwheel.llm.tool_calls import format_tool_call
 from agentwheel.llm.types import Completion, ToolCall
@@ -54,7 +54,11 @@ class OraclePolicy:
         task = view.task
         missing = facts_to_ask_for(task)
         heard = " ".join(m.content for m in view.messages if m.role == "user")
-        if missing and not view.scratch.get("asked") and any(task.user.known_facts[f] not in heard for f in missing):
+        if (
+            missing
+            and not view.scratch.get("asked")
+            and any(task.user.known_facts[f] not in heard for f in missing)
+        ):
             view.scratch["asked"] = True
             names = ", ".join(f.replace("_", " ") for f in missing)
             return _say(f"Could you please provide your {names}?")
@@ -97,4 +101,8 @@ class RefusePolicy:
         return [_say(REFUSAL) for _ in views]
 
 
-SCRIPTED_POLICIES = {"oracle": OraclePolicy, "hack": HackPolicy, "refuse": RefusePolicy}
+SCRIPTED_POLICIES: dict[str, Callable[[], Policy]] = {
+    "oracle": OraclePolicy,
+    "hack": HackPolicy,
+    "refuse": RefusePolicy,
+}

@@ -22,8 +22,10 @@ _BLOCK = re.compile(r"<tool_call>(.*?)(?:</tool_call>|$)", re.DOTALL)
 
 _JSON_TYPE_CHECKS = {
     "string": lambda v: isinstance(v, str),
-    "integer": lambda v: (isinstance(v, int) and not isinstance(v, bool))
-    or (isinstance(v, float) and v.is_integer()),
+    "integer": lambda v: (
+        (isinstance(v, int) and not isinstance(v, bool))
+        or (isinstance(v, float) and v.is_integer())
+    ),
     "number": lambda v: isinstance(v, int | float) and not isinstance(v, bool),
     "boolean": lambda v: isinstance(v, bool),
 }
@@ -64,9 +66,7 @@ def validate_arguments(tool: ToolSpec, arguments: Any) -> str | None:
     return None
 
 
-def parse_call_body(
-    body: str, tools: Sequence[ToolSpec], call_id: str
-) -> ToolCall | ToolCallError:
+def parse_call_body(body: str, tools: Sequence[ToolSpec], call_id: str) -> ToolCall | ToolCallError:
     """Parse one block body (or an OpenAI `function` payload serialised the same way)."""
     try:
         payload = json.loads(body)
@@ -74,7 +74,9 @@ def parse_call_body(
         return ToolCallError(kind="malformed_json", detail=f"invalid JSON: {exc.msg}", raw=body)
     if not isinstance(payload, dict) or not isinstance(payload.get("name"), str):
         return ToolCallError(
-            kind="missing_name", detail='a tool call needs {"name": ..., "arguments": {...}}', raw=body
+            kind="missing_name",
+            detail='a tool call needs {"name": ..., "arguments": {...}}',
+            raw=body,
         )
     return check_call(payload["name"], payload.get("arguments", {}), tools, call_id, raw=body)
 
@@ -87,14 +89,20 @@ def check_call(
     if tool is None:
         known = ", ".join(t.name for t in tools)
         return ToolCallError(
-            kind="unknown_tool", detail=f"no tool named {name!r}; tools: {known}", raw=raw, tool=name
+            kind="unknown_tool",
+            detail=f"no tool named {name!r}; tools: {known}",
+            raw=raw,
+            tool=name,
         )
     if isinstance(arguments, str):
         try:
             arguments = json.loads(arguments) if arguments.strip() else {}
         except json.JSONDecodeError as exc:
             return ToolCallError(
-                kind="malformed_json", detail=f"arguments are not JSON: {exc.msg}", raw=raw, tool=name
+                kind="malformed_json",
+                detail=f"arguments are not JSON: {exc.msg}",
+                raw=raw,
+                tool=name,
             )
     problem = validate_arguments(tool, arguments)
     if problem is not None:

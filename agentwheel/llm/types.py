@@ -111,7 +111,9 @@ class Renderer(Protocol):
         assistant generation prompt."""
         ...
 
-    def close_turn_ids(self, completion_ids: Sequence[int], finish_reason: FinishReason) -> list[int]:
+    def close_turn_ids(
+        self, completion_ids: Sequence[int], finish_reason: FinishReason
+    ) -> list[int]:
         """Ids to append after generated ids so the assistant turn is closed as the chat
         template closes it (end-of-turn token and separator where generation lacked them)."""
         ...

@@ -22,7 +22,9 @@ class LoadError(BaseModel):
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}"
-        return f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        return (
+            f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
+        )
 
 
 class TaskSet(BaseModel):
@@ -43,8 +45,12 @@ def resolve_dataset(spec: str | Path) -> list[Path]:
         return files
     if path.is_file():
         return [path]
-    bundled = sorted(p.name for p in REPO_DATA.iterdir() if p.is_dir()) if REPO_DATA.exists() else []
-    raise FileNotFoundError(f"no dataset at {spec!r}; bundled datasets: {', '.join(bundled) or 'none'}")
+    bundled = (
+        sorted(p.name for p in REPO_DATA.iterdir() if p.is_dir()) if REPO_DATA.exists() else []
+    )
+    raise FileNotFoundError(
+        f"no dataset at {spec!r}; bundled datasets: {', '.join(bundled) or 'none'}"
+    )
 
 
 def _field_path(loc: Iterable[int | str]) -> str:
@@ -57,9 +63,13 @@ def parse_task_line(text: str, file: str, line: int) -> Task | LoadError:
     except ValidationError as exc:
         first = exc.errors()[0]
         if first["type"] == "json_invalid":
-            return LoadError(file=file, line=line, field="", message=f"invalid JSON: {first['msg']}")
+            return LoadError(
+                file=file, line=line, field="", message=f"invalid JSON: {first['msg']}"
+            )
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        return LoadError(file=file, line=line, field=_field_path(first["loc"]), message=first["msg"] + more)
+        return LoadError(
+            file=file, line=line, field=_field_path(first["loc"]), message=first["msg"] + more
+        )
 
 
 def load_tasks(spec: str | Path) -> TaskSet:
@@ -76,7 +86,14 @@ def load_tasks(spec: str | Path) -> TaskSet:
                 if isinstance(result, LoadError):
                     errors.append(result)
                 elif result.id in seen:
-                    errors.append(LoadError(file=str(file), line=number, field="id", message=f"duplicate task id {result.id!r}"))
+                    errors.append(
+                        LoadError(
+                            file=str(file),
+                            line=number,
+                            field="id",
+                            message=f"duplicate task id {result.id!r}",
+                        )
+                    )
                 else:
                     seen.add(result.id)
                     tasks.append(result)

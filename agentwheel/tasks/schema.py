@@ -178,7 +178,9 @@ class SqlTable(_Strict):
                 out.append(tuple(row.get(c) for c in self.columns))
             else:
                 if len(row) != len(self.columns):
-                    raise ValueError(f"row {i} has {len(row)} values for {len(self.columns)} columns")
+                    raise ValueError(
+                        f"row {i} has {len(row)} values for {len(self.columns)} columns"
+                    )
                 out.append(tuple(row))
         return out
 
@@ -247,7 +249,10 @@ class Task(_Strict):
             missing = set(names) - set(self.sqlite.tools)
             if missing:
                 raise ValueError(f"sqlite.tools lacks implementations for {sorted(missing)}")
-        if "transfer" in self.evaluation.required_signals and self.evaluation.transfer_tool not in names:
+        if (
+            "transfer" in self.evaluation.required_signals
+            and self.evaluation.transfer_tool not in names
+        ):
             raise ValueError(
                 f"transfer is required but transfer_tool {self.evaluation.transfer_tool!r} is not a tool"
             )

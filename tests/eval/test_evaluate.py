@@ -1,0 +1,100 @@
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from agentwheel.cli import app
+from agentwheel.envs.runner import RunnerConfig
+from agentwheel.envs.user import ScriptedUser
+from agentwheel.eval.evaluate import TRACES, read_traces, run_eval
+from agentwheel.llm.scripted import OraclePolicy, RefusePolicy
+from agentwheel.tasks.dataset import write_tasks
+from tests.envs.sample_tasks import ALL_KINDS, make_task
+
+TASKS = [make_task(k) for k in ALL_KINDS]
+
+
+class Interrupt(Exception):
+    pass
+
+
+def test_summary_reports_pass_hat_k_by_domain_and_branch(tmp_path):
+    summary = run_eval(TASKS, RefusePolicy(), ScriptedUser(), 2, tmp_path, RunnerConfig())
+    assert summary["n_tasks"] == 5 and summary["n_episodes"] == 10
+    assert summary["pass_hat_k"] == {"1": 0.4, "2": 0.4}
+    assert summary["by_branch_kind"]["refuse"]["pass_hat_k"]["2"] == 1.0
+    assert summary["by_branch_kind"]["happy"]["pass_hat_k"]["1"] == 0.0
+    assert summary["by_domain"]["orders"]["n_tasks"] == 5
+    on_disk = json.loads((tmp_path / "summary.json").read_text())
+    assert on_disk["pass_hat_k"] == summary["pass_hat_k"]
+    assert len(read_traces(tmp_path / TRACES).done) == 10
+
+
+def test_interrupted_run_resumes_without_redoing_finished_episodes(tmp_path):
+    seen = []
+
+    def die_after_three(trajectory):
+        seen.append(trajectory)
+        if len(seen) == 3:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run_eval(
+            TASKS,
+            OraclePolicy(),
+            ScriptedUser(),
+            2,
+            tmp_path,
+            RunnerConfig(),
+            on_episode=die_after_three,
+        )
+    assert len(read_traces(tmp_path / TRACES).done) == 3
+    # A write torn by a kill leaves half a line; it is skipped and counted.
+    with open(tmp_path / TRACES, "a") as handle:
+        handle.write('{"task_id": "orders-happy", "tri')
+
+    with pytest.raises(FileExistsError):
+        run_eval(TASKS, OraclePolicy(), ScriptedUser(), 2, tmp_path, RunnerConfig())
+    fresh = []
+    summary = run_eval(
+        TASKS,
+        OraclePolicy(),
+        ScriptedUser(),
+        2,
+        tmp_path,
+        RunnerConfig(),
+        resume=True,
+        on_episode=fresh.append,
+    )
+    assert len(fresh) == 7 and summary["resumed_episodes"] == 3
+    assert summary["corrupt_trace_lines"] == 1
+    assert summary["n_episodes"] == 10 and summary["pass_hat_k"]["2"] == 1.0
+    keys = [(t.task_id, t.trial) for t in read_traces(tmp_path / TRACES).done]
+    assert len(keys) == len(set(keys)) == 10
+
+
+def test_cli_eval_prints_table_and_reports_bad_lines(tmp_path):
+    data = tmp_path / "tasks.jsonl"
+    write_tasks(TASKS, data)
+    with open(data, "a") as handle:
+        handle.write("not json at all\n")
+    out = tmp_path / "run"
+    result = CliRunner().invoke(
+        app, ["eval", "--tasks", str(data), "--policy", "oracle", "-k", "1", "--out", str(out)]
+    )
+    assert result.exit_code == 0, result.output
+    assert "tasks.jsonl:6" in result.output and "invalid JSON" in result.output
+    assert "pass^1" in result.output
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["pass_hat_k"]["1"] == 1.0 and len(summary["load_errors"]) == 1
+
+
+def test_cli_gives_clear_errors_for_bad_specs(tmp_path):
+    data = tmp_path / "tasks.jsonl"
+    write_tasks(TASKS, data)
+    bad_policy = CliRunner().invoke(
+        app, ["eval", "--tasks", str(data), "--policy", "gpt", "--out", str(tmp_path / "a")]
+    )
+    assert bad_policy.exit_code == 2 and "unknown policy 'gpt'" in bad_policy.output
+    missing = CliRunner().invoke(app, ["eval", "--tasks", str(tmp_path / "nope.jsonl")])
+    assert missing.exit_code == 2 and "no dataset at" in missing.output
