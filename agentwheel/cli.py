@@ -75,6 +75,12 @@ def eval_command(
     ] = False,
     backend: Annotated[str, typer.Option(help="auto (the task's own) | mock | sqlite")] = "auto",
     user: Annotated[str, typer.Option(help="scripted | llm:<model spec>")] = "scripted",
+    tool_simulator: Annotated[
+        str | None,
+        typer.Option(
+            help="Model spec that answers off-script mock calls (default: a typed no_result error)."
+        ),
+    ] = None,
     temperature: Annotated[
         float | None, typer.Option(help="Sampling temperature (default 0 for k=1, else 0.7).")
     ] = None,
@@ -86,8 +92,9 @@ def eval_command(
     dtype: Annotated[str, typer.Option(help="float32 | bfloat16 for hf: policies.")] = "float32",
 ) -> None:
     """Run a policy on agentic tasks and report state-verified pass^k."""
+    from agentwheel.envs.tool_simulator import LLMToolSimulator
     from agentwheel.eval.evaluate import SUMMARY, run_eval
-    from agentwheel.llm.registry import SpecError, load_policy, load_user
+    from agentwheel.llm.registry import SpecError, load_chat_model, load_policy, load_user
     from agentwheel.tasks.dataset import load_tasks
 
     if backend not in ("auto", "mock", "sqlite"):
@@ -116,6 +123,7 @@ def eval_command(
     try:
         agent = load_policy(policy, params, dtype=dtype)
         simulator = load_user(user)
+        tool_sim = LLMToolSimulator(load_chat_model(tool_simulator)) if tool_simulator else None
     except SpecError as exc:
         raise fail(str(exc)) from None
     except Exception as exc:  # a model that cannot be loaded is a user-facing error here
@@ -157,6 +165,7 @@ def eval_command(
                 meta=meta,
                 load_errors=task_set.errors,
                 on_episode=tick,
+                tool_simulator=tool_sim,
             )
         except FileExistsError as exc:
             raise fail(str(exc)) from None

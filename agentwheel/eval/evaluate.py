@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 
 from agentwheel.envs.agent import Policy
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.tools import ToolSimulator
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import UserSimulator
 from agentwheel.eval.passk import pass_hat_curve
@@ -137,6 +138,7 @@ def run_eval(
     meta: dict[str, Any] | None = None,
     load_errors: Sequence[LoadError] = (),
     on_episode: Callable[[Trajectory], None] | None = None,
+    tool_simulator: ToolSimulator | None = None,
 ) -> dict[str, Any]:
     """Run k trials per task (skipping finished ones when resuming) and write summary.json."""
     traces_path = out / TRACES
@@ -165,7 +167,7 @@ def run_eval(
 
     start = time.perf_counter()
     try:
-        EpisodeRunner(policy, user, config).run(specs, on_finished=record)
+        EpisodeRunner(policy, user, config, tool_simulator).run(specs, on_finished=record)
     finally:
         writer.close()
     wall = time.perf_counter() - start

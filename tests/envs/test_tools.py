@@ -68,3 +68,29 @@ def test_simulated_off_script_answers_are_stable_within_an_episode():
     first = tools.call(GET, {"order_id": "O-9"})
     again = tools.call(GET, {"order_id": "O-9"})
     assert first == again == {"simulated": 1} and sim.calls == 1
+
+
+class FixedModel:
+    name = "fixed"
+    renderer = None
+
+    def __init__(self, text):
+        self.text = text
+        self.prompts = []
+
+    def chat(self, requests, params):
+        from agentwheel.llm.types import Completion
+
+        self.prompts.extend(r.messages[0].content for r in requests)
+        return [Completion(text=self.text) for _ in requests]
+
+
+def test_llm_tool_simulator_parses_json_and_sees_known_outputs():
+    from agentwheel.envs.tool_simulator import LLMToolSimulator
+
+    model = FixedModel('Sure! ```json\n{"order_id": "O-9", "status": "pending"}\n```')
+    tools = MockTools(make_task("happy"), simulator=LLMToolSimulator(model))
+    assert tools.call(GET, {"order_id": "O-9"}) == {"order_id": "O-9", "status": "pending"}
+    assert '"total": 40.0' in model.prompts[0]  # consistent with the task's known facts
+    garbage = MockTools(make_task("happy"), simulator=LLMToolSimulator(FixedModel("no idea")))
+    assert garbage.call(GET, {"order_id": "O-9"})["error"] == "no_result"
