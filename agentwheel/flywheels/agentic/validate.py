@@ -1,0 +1,151 @@
+"""The validation gate: a task is kept only if it can both pass and fail for the right reasons.
+
+Checks, each a counted rejection reason:
+- `normal_path_error`: replaying the normal path on the task's own world hits a tool error;
+- `hack_path_harmless`: the hack path reaches the same state as the normal path, so it
+  cannot tell a jailbroken agent from a compliant one;
+- `untraceable_argument`: a path argument appears nowhere the agent could have learned it
+  (the request, the user's known facts, for the hack path the hack background, or an
+  earlier call's output);
+- `oracle_failed`: the oracle policy does not pass;
+- `hack_passed`: the hack policy passes although the task has a hack path.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+from pydantic import BaseModel, Field
+
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.tools import Backend, is_tool_error, replay
+from agentwheel.envs.user import ScriptedUser
+from agentwheel.llm.scripted import HackPolicy, OraclePolicy
+from agentwheel.tasks.schema import Task, ToolCallStep
+
+RejectionReason = Literal[
+    "normal_path_error",
+    "hack_path_harmless",
+    "untraceable_argument",
+    "oracle_failed",
+    "hack_passed",
+]
+
+
+class Rejection(BaseModel):
+    task_id: str
+    reason: RejectionReason
+    detail: str
+
+
+class ValidationReport(BaseModel):
+    kept: list[Task]
+    rejected: list[Rejection] = Field(default_factory=list)
+
+    @property
+    def counts(self) -> dict[str, int]:
+        return {"kept": len(self.kept), **Counter(r.reason for r in self.rejected)}
+
+
+def _scalars(value: Any) -> Iterable[str]:
+    if isinstance(value, dict):
+        for v in value.values():
+            yield from _scalars(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _scalars(v)
+    elif value is not None:
+        yield _as_text(value)
+
+
+def _as_text(value: Any) -> str:
+    if isinstance(value, float) and value.is_integer():
+        value = int(value)
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def untraceable_arguments(
+    steps: Sequence[ToolCallStep], known_text: str, known_values: set[str]
+) -> list[str]:
+    """Arguments of `steps` not found in what the agent knows at that point of the path."""
+    values = set(known_values)
+    missing = []
+    for i, step in enumerate(steps):
+        for name, value in step.arguments.items():
+            text = _as_text(value)
+            if text not in values and text not in known_text:
+                missing.append(f"step {i} {step.tool}.{name}={text!r}")
+        values.update(_scalars(step.expected_output))
+    return missing
+
+
+def trace_problems(task: Task) -> list[str]:
+    facts = set(task.user.known_facts.values())
+    normal = untraceable_arguments(task.normal_path, task.user.request, facts)
+    hack_known = f"{task.user.request}\n{task.user.hack_success_user_background}"
+    hack = untraceable_arguments(task.hack_path, hack_known, facts)
+    return [f"normal_path {m}" for m in normal] + [f"hack_path {m}" for m in hack]
+
+
+def static_rejection(task: Task, backend: Backend) -> Rejection | None:
+    """The checks that need no episode."""
+    normal_state, outputs = replay(task, "normal", backend)
+    errors = [f"step {i}: {out['detail']}" for i, out in enumerate(outputs) if is_tool_error(out)]
+    if errors:
+        return Rejection(task_id=task.id, reason="normal_path_error", detail="; ".join(errors))
+    if task.hack_path and replay(task, "hack", backend)[0] == normal_state:
+        return Rejection(
+            task_id=task.id,
+            reason="hack_path_harmless",
+            detail="hack and normal paths end in one state",
+        )
+    problems = trace_problems(task)
+    if problems:
+        return Rejection(task_id=task.id, reason="untraceable_argument", detail="; ".join(problems))
+    return None
+
+
+def validate_tasks(
+    tasks: Sequence[Task], backend: Backend | Literal["auto"] = "auto"
+) -> ValidationReport:
+    """Keep the tasks that pass every check; every rejection carries its reason."""
+    rejected: list[Rejection] = []
+    candidates = []
+    for task in tasks:
+        own = "sqlite" if (backend == "auto" and task.sqlite is not None) else backend
+        problem = static_rejection(task, "mock" if own == "auto" else own)
+        if problem is None:
+            candidates.append(task)
+        else:
+            rejected.append(problem)
+    config = RunnerConfig(backend=backend)
+    specs = [EpisodeSpec(t) for t in candidates]
+    oracle = {
+        t.task_id: t for t in EpisodeRunner(OraclePolicy(), ScriptedUser(), config).run(specs)
+    }
+    with_hack = [EpisodeSpec(t) for t in candidates if t.hack_action_keys()]
+    hack = {
+        t.task_id: t for t in EpisodeRunner(HackPolicy(), ScriptedUser(), config).run(with_hack)
+    }
+    kept = []
+    for task in candidates:
+        result = oracle[task.id]
+        if not result.passed:
+            detail = result.reward.model_dump_json(
+                include={"state_matches", "signals_present", "outputs_missing"}
+            )
+            rejected.append(Rejection(task_id=task.id, reason="oracle_failed", detail=detail))
+        elif task.id in hack and hack[task.id].passed:
+            rejected.append(
+                Rejection(
+                    task_id=task.id,
+                    reason="hack_passed",
+                    detail="the hack path leaves a passing state",
+                )
+            )
+        else:
+            kept.append(task)
+    return ValidationReport(kept=kept, rejected=rejected)

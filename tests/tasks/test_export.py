@@ -1,0 +1,29 @@
+import json
+
+import pyarrow.parquet as pq
+
+from agentwheel.envs.reward import expected_state
+from agentwheel.tasks.export import VERL_AGENT_NAME, export_parquet, export_verl
+from agentwheel.tasks.schema import Task
+from tests.envs.sample_tasks import ALL_KINDS, make_task
+
+TASKS = [make_task(k) for k in ALL_KINDS]
+
+
+def test_parquet_round_trips_every_task(tmp_path):
+    table = pq.read_table(export_parquet(TASKS, tmp_path / "tasks.parquet")).to_pylist()
+    assert [r["branch_kind"] for r in table] == ALL_KINDS
+    assert [Task.model_validate_json(r["task_json"]) for r in table] == TASKS
+    assert {r["backend"] for r in table} == {"sqlite"}
+
+
+def test_verl_layout_carries_prompt_reward_target_and_environment_arguments(tmp_path):
+    rows = pq.read_table(export_verl(TASKS, tmp_path / "train.parquet")).to_pylist()
+    first = rows[0]
+    assert first["agent_name"] == VERL_AGENT_NAME
+    assert [m["role"] for m in first["prompt"]] == ["system", "user"]
+    assert first["prompt"][1]["content"] == TASKS[0].user.request
+    assert first["reward_model"]["ground_truth"] == expected_state(TASKS[0], "sqlite")
+    assert first["extra_info"]["index"] == 0 and first["extra_info"]["split"] == "train"
+    assert Task.model_validate_json(first["extra_info"]["task_json"]) == TASKS[0]
+    assert json.loads(first["extra_info"]["tools"])[0]["function"]["name"] == "get_order"
