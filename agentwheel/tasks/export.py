@@ -19,6 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from agentwheel.envs.reward import expected_state
+from agentwheel.envs.tools import Backend
 from agentwheel.tasks.schema import Task
 
 VERL_AGENT_NAME = "agentwheel_agent"
@@ -52,7 +53,7 @@ def export_parquet(tasks: Sequence[Task], path: Path) -> Path:
 
 
 def verl_row(task: Task, index: int, split: str) -> dict[str, Any]:
-    backend = "sqlite" if task.sqlite is not None else "mock"
+    backend: Backend = "sqlite" if task.sqlite is not None else "mock"
     return {
         "data_source": f"agentwheel/{task.domain}",
         "agent_name": VERL_AGENT_NAME,
