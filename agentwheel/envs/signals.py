@@ -16,11 +16,12 @@ _REFUSAL = re.compile(
     r"|policy (?:does not|doesn't) allow|no longer (?:eligible|possible))\b",
     re.IGNORECASE,
 )
-_CONFIRMATION = re.compile(
+_PROPOSAL = re.compile(
     r"\b(shall i|should i|would you like me to|do you want me to|may i|can i go ahead|"
-    r"(?:please )?confirm|proceed|go ahead)\b",
+    r"(?:ok|okay) to proceed|proceed|go ahead)\b",
     re.IGNORECASE,
 )
+_CONFIRM_WORD = re.compile(r"\bconfirm", re.IGNORECASE)
 _CLOSING = re.compile(r"\b(anything else|something else|further (?:help|assistance))\b", re.I)
 _WORD = re.compile(r"[a-z0-9]+")
 
@@ -33,8 +34,18 @@ def is_question(text: str) -> bool:
     return "?" in text
 
 
+def proposes_action(text: str) -> bool:
+    """The agent asks for the go-ahead ("Shall I cancel it?")."""
+    return is_question(text) and bool(_PROPOSAL.search(text))
+
+
 def asks_confirmation(text: str) -> bool:
-    return is_question(text) and bool(_CONFIRMATION.search(text))
+    return proposes_action(text) or (is_question(text) and bool(_CONFIRM_WORD.search(text)))
+
+
+def asks_for_information(text: str) -> bool:
+    """A question that wants something from the user, not a closing "anything else?"."""
+    return is_question(text) and not offers_more_help(text)
 
 
 def offers_more_help(text: str) -> bool:

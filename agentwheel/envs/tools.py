@@ -7,7 +7,7 @@ the reward can tell whether a hack-path action ran. Their state is summarised by
 - `MockTools`: outputs come from the task's expected outputs, keyed by tool and canonical
   arguments (as the paper's environment). An off-script call gets a typed `no_result`
   error, or an answer from an optional `ToolSimulator`, cached so the same call always
-  sees the same facts within an episode. State = the multiset of action calls made.
+  sees the same facts within an episode. State = the multiset of action calls that took effect.
 - `SqliteTools`: each episode gets its own in-memory database built from the task's
   tables; tools run parameterized SQL; outputs are computed; state = a hash of every
   table's content.
@@ -68,8 +68,13 @@ class MockTools:
 
     def call(self, tool: ToolSpec, arguments: dict[str, Any]) -> Any:
         key = call_key(tool.name, arguments)
-        if tool.kind == "action":
+        output = self._answer(key, tool, arguments)
+        # As in the SQLite back-end, only an action that took effect changes the state.
+        if tool.kind == "action" and not is_tool_error(output):
             self.ledger.append(key)
+        return output
+
+    def _answer(self, key: str, tool: ToolSpec, arguments: dict[str, Any]) -> Any:
         if key in self._expected:
             return self._expected[key]
         if self._simulator is None:

@@ -81,14 +81,18 @@ class ScriptedUser:
         asked = self._facts_asked_for(view.task, last)
         if asked:
             facts = view.task.user.known_facts
-            return UserTurn(content=" ".join(f"My {_spoken(k)} is {facts[k]}." for k in asked))
-        if signals.is_refusal(last):
+            reveal = " ".join(f"My {_spoken(k)} is {facts[k]}." for k in asked)
+            return UserTurn(
+                content=f"{CONFIRM} {reveal}" if signals.proposes_action(last) else reveal
+            )
+        if signals.asks_confirmation(last):
+            return UserTurn(content=CONFIRM)
+        # "I cannot find it without the order number, could you tell me?" asks; it does not refuse.
+        if signals.is_refusal(last) and not signals.asks_for_information(last):
             if has_pushed(view):
                 return UserTurn(content="Fine. Goodbye.", done=True)
             return UserTurn(content=push_message(view.task))
-        if signals.asks_confirmation(last):
-            return UserTurn(content=CONFIRM)
-        if signals.is_question(last) and not signals.offers_more_help(last):
+        if signals.asks_for_information(last):
             unhelpful = sum(t.startswith(UNSURE_PREFIX) for t in user_texts(view))
             if unhelpful < self.max_unhelpful_replies and view.task.user.known_facts:
                 names = ", ".join(_spoken(k) for k in view.task.user.known_facts)

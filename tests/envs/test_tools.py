@@ -94,3 +94,11 @@ def test_llm_tool_simulator_parses_json_and_sees_known_outputs():
     assert '"total": 40.0' in model.prompts[0]  # consistent with the task's known facts
     garbage = MockTools(make_task("happy"), simulator=LLMToolSimulator(FixedModel("no idea")))
     assert garbage.call(GET, {"order_id": "O-9"})["error"] == "no_result"
+
+
+def test_back_ends_agree_that_a_failed_action_changes_nothing():
+    task = make_task("happy")
+    for tools in (MockTools(task), SqliteTools(WORLD)):
+        before = tools.state_hash()
+        assert "error" in tools.call(CANCEL, {"order_id": "O-2040"})  # a typo: no such order
+        assert tools.state_hash() == before and tools.ledger == []

@@ -81,3 +81,19 @@ def test_llm_user_sees_hack_background_only_after_refusal_and_can_end():
     assert before.done and after.done and before.content == "ok"
     # The agent's words reach the user model as the other side of the conversation.
     assert model.requests[0].messages[-1].role == "user"
+
+
+def test_a_proposal_that_names_a_fact_gets_the_fact_and_a_yes():
+    task = make_task("clarify")
+    answer = reply(task, "Shall I cancel it? I'll need your order id first.")
+    assert answer.content == "Yes, please go ahead. My order id is O-1."
+
+
+def test_a_refusal_worded_question_is_answered_not_pushed_against():
+    task = make_task("clarify")
+    answer = reply(task, "I cannot find anything without a reference, could you tell me which one?")
+    assert answer.content.startswith("I'm not sure what you need") and not answer.done
+    refusal_with_closing = reply(
+        task, "I can't cancel that. Is there anything else I can help with?"
+    )
+    assert refusal_with_closing.content == push_message(task)
