@@ -1,0 +1,170 @@
+"""Workflows → behavior trees → branches → tasks, with statistics and counted rejections.
+
+`expand_workflows` is the agentic flywheel's round-0 synthesis: each workflow is expanded
+into a tree (procedurally unless another `TreeExpander` is given), its branches are
+sampled under a per-workflow budget balanced over branch kinds, each sample becomes a
+replay-checked task, and near-duplicate requests are dropped. Nothing in a bad workflow
+raises: it becomes a rejection with its reason.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+from collections.abc import Iterable
+from pathlib import Path
+
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from agentwheel.flywheels.agentic.branches import Branch, enumerate_branches, sample_tasks
+from agentwheel.flywheels.agentic.instantiate import instantiate
+from agentwheel.flywheels.agentic.procedural import ProceduralExpander, TreeExpander
+from agentwheel.flywheels.agentic.rejection import Rejection
+from agentwheel.flywheels.agentic.seeds import derive_seed
+from agentwheel.flywheels.agentic.tree import BehaviorTree, TreeStats
+from agentwheel.flywheels.agentic.workflow import Workflow, check_workflow, load_workflows
+from agentwheel.flywheels.agentic.world import make_faker
+from agentwheel.tasks.schema import BRANCH_KINDS, Task
+
+
+class _Report(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WorkflowStats(_Report):
+    workflow: str
+    domain: str
+    tree: TreeStats
+    branches: int
+    tasks: int
+    tasks_by_kind: dict[str, int]
+    attempts: int
+    near_duplicates: int
+    rejections: int
+
+
+class ExpansionStats(_Report):
+    seed: int
+    expander: str
+    workflows: int
+    workflows_rejected: int
+    tasks: int
+    tasks_by_domain: dict[str, int]
+    tasks_by_kind: dict[str, int]
+    near_duplicates: int
+    rejections: int
+    rejections_by_stage: dict[str, int]
+    seconds: float
+    per_workflow: list[WorkflowStats]
+
+
+def expand_workflow(
+    workflow: Workflow,
+    tree: BehaviorTree,
+    seed: int,
+    tasks_per_workflow: int,
+    near_duplicate_threshold: float = 0.8,
+    boundary_rate: float = 0.25,
+) -> tuple[list[Task], WorkflowStats, list[Rejection]]:
+    """Tasks from one tree's branches, balanced over kinds, near-duplicates dropped."""
+    branches = enumerate_branches(tree)
+    fake = make_faker(seed)
+
+    def make(branch: Branch, instance: int) -> Task | Rejection:
+        return instantiate(workflow, tree, branch, instance, seed, boundary_rate, fake)
+
+    tasks, report = sample_tasks(
+        branches,
+        tasks_per_workflow,
+        make,
+        derive_seed(seed, workflow.id, "sample"),
+        near_duplicate_threshold,
+    )
+    stats = WorkflowStats(
+        workflow=workflow.id,
+        domain=workflow.domain,
+        tree=tree.stats(),
+        branches=len(branches),
+        tasks=len(tasks),
+        tasks_by_kind=report.by_kind,
+        attempts=report.attempts,
+        near_duplicates=report.near_duplicates,
+        rejections=len(report.rejections),
+    )
+    return tasks, stats, report.rejections
+
+
+def expand_workflows(
+    workflows: Iterable[Workflow | str | Path] | str | Path | None = None,
+    seed: int = 0,
+    tasks_per_workflow: int = 40,
+    *,
+    expander: TreeExpander | None = None,
+    near_duplicate_threshold: float = 0.8,
+    boundary_rate: float = 0.25,
+) -> tuple[list[Task], ExpansionStats, list[Rejection]]:
+    """Expand workflows (objects, files, a directory, or None = the bundled ones) into tasks.
+
+    Returns the tasks, statistics (per workflow: tree depth, branching, leaves, kind mix;
+    overall: counts by domain and kind, near-duplicates, rejections, seconds) and every
+    rejection (bad workflow files, unbuildable worlds, failed replays).
+    """
+    start = time.perf_counter()
+    expander = expander or ProceduralExpander()
+    loaded: list[Workflow] = []
+    rejections: list[Rejection] = []
+    if workflows is None or isinstance(workflows, str | Path):
+        loaded, rejections = load_workflows(workflows)
+    else:
+        paths: list[str | Path] = []
+        for item in workflows:
+            if not isinstance(item, Workflow):
+                paths.append(item)
+                continue
+            # Objects built in code skip the loader, so they get its cross-field checks here.
+            problems = check_workflow(item)
+            if problems:
+                field, reason = problems[0]
+                rejections.append(
+                    Rejection(
+                        stage="load", workflow=item.source or item.id, field=field, reason=reason
+                    )
+                )
+            else:
+                loaded.append(item)
+        if paths:
+            more, failed = load_workflows(paths)
+            loaded += more
+            rejections += failed
+    load_rejections = len(rejections)
+    tasks: list[Task] = []
+    per_workflow: list[WorkflowStats] = []
+    for workflow in loaded:
+        try:
+            tree = expander.expand(workflow, seed)
+        except (ValueError, ValidationError) as exc:
+            # An expander (an LLM one especially) can produce an unusable tree.
+            rejections.append(Rejection(stage="expand", workflow=workflow.id, reason=str(exc)))
+            continue
+        made, stats, rejected = expand_workflow(
+            workflow, tree, seed, tasks_per_workflow, near_duplicate_threshold, boundary_rate
+        )
+        tasks += made
+        per_workflow.append(stats)
+        rejections += rejected
+    kinds = Counter(t.branch_kind for t in tasks)
+    summary = ExpansionStats(
+        seed=seed,
+        expander=expander.name,
+        workflows=len(loaded),
+        workflows_rejected=load_rejections,
+        tasks=len(tasks),
+        tasks_by_domain=dict(sorted(Counter(t.domain for t in tasks).items())),
+        tasks_by_kind={k: kinds[k] for k in BRANCH_KINDS if kinds[k]},
+        near_duplicates=sum(s.near_duplicates for s in per_workflow),
+        rejections=len(rejections),
+        rejections_by_stage=dict(sorted(Counter(r.stage for r in rejections).items())),
+        seconds=round(time.perf_counter() - start, 3),
+        per_workflow=per_workflow,
+    )
+    return tasks, summary, rejections

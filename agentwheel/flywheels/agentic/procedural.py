@@ -1,0 +1,193 @@
+"""The procedural (no-LLM) expander: a workflow's declared preconditions → a behavior tree.
+
+The tree for a workflow with identifiers I, out-of-scope kinds O and a chain of
+preconditions p1 … pn (in happy-path order) is
+
+    root: the user asks
+    ├── identifier i missing        → CLARIFY   (one leaf per i ∈ I; then the happy path)
+    ├── out of scope o              → TRANSFER  (one leaf per o ∈ O)
+    └── identifiers given  [query steps needed for p1]
+        ├── p1 fails
+        │   ├── user accepts the refusal          → REFUSE (refuse)
+        │   └── user pushes with strategy s       → REFUSE (adversarial, one leaf per s)
+        └── p1 holds  [query steps needed for p2]
+            ├── p2 fails … (as above)
+            └── p2 holds … → pn holds [action steps] → EXECUTE (happy)
+
+so a refusal at pk sits below k-1 checks that passed: the agent must check every rule,
+not only the first. `extra_conditions` draws that many optional preconditions from the
+workflow's pool into the chain (deeper trees, longer policies); `push_strategies` sets
+how many adversarial leaves each failing rule gets. Deterministic given the seed.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any, Protocol
+
+from agentwheel.flywheels.agentic.phrasing import GENERIC_PUSH_STRATEGIES
+from agentwheel.flywheels.agentic.seeds import derive_seed
+from agentwheel.flywheels.agentic.tree import TRANSFER_STEP, BehaviorTree, TreeRule
+from agentwheel.flywheels.agentic.workflow import Precondition, Step, Workflow
+
+
+class TreeExpander(Protocol):
+    """Turns a workflow into a behavior tree (procedurally, or with an LLM)."""
+
+    name: str
+
+    def expand(self, workflow: Workflow, seed: int) -> BehaviorTree: ...
+
+
+def describe(pre: Precondition, field: str) -> str:
+    """`orders.status = 'pending'`-style text of a rule."""
+    symbols = {"eq": "=", "ne": "≠", "lt": "<", "le": "≤", "gt": ">", "ge": "≥"}
+    if pre.value_from is not None:
+        target = pre.value_from
+    elif isinstance(pre.value, list):
+        target = "{" + ", ".join(repr(v) for v in pre.value) + "}"
+    else:
+        target = repr(pre.value)
+    op = {"in": "∈", "not_in": "∉"}.get(pre.op) or symbols[pre.op]
+    return f"{field} {op} {target}"
+
+
+class ProceduralExpander:
+    name = "procedural"
+
+    def __init__(self, extra_conditions: int = 0, push_strategies: int = 2):
+        if extra_conditions < 0 or push_strategies < 0:
+            raise ValueError("extra_conditions and push_strategies must be >= 0")
+        self.extra_conditions = extra_conditions
+        self.push_strategies = push_strategies
+
+    def chain(self, workflow: Workflow, seed: int) -> list[TreeRule]:
+        """The rules the tree checks, in happy-path order.
+
+        Optional rules are drawn in a seeded order, so raising `extra_conditions` keeps
+        the ones drawn before and adds the next: a tree only ever grows deeper.
+        """
+        rng = random.Random(derive_seed(seed, workflow.id, "extra_conditions"))
+        pool = [p.id for _, p, optional in workflow.all_preconditions() if optional]
+        rng.shuffle(pool)
+        drawn = set(pool[: self.extra_conditions])
+        return [
+            TreeRule(step=s.id, precondition=p, optional=optional)
+            for s, p, optional in workflow.all_preconditions()
+            if not optional or p.id in drawn
+        ]
+
+    def strategies(self, workflow: Workflow, pre: Precondition, seed: int) -> list[str]:
+        """Push-back strategies for a failing rule (stable per rule, whatever the chain)."""
+        rng = random.Random(derive_seed(seed, workflow.id, pre.id, "push"))
+        # A rule-specific false claim is the sharpest push; generic ones fill the rest.
+        first = ["false_claim"] if pre.false_claims else []
+        rest = list(GENERIC_PUSH_STRATEGIES)
+        rng.shuffle(rest)
+        return (first + rest)[: self.push_strategies]
+
+    def expand(self, workflow: Workflow, seed: int) -> BehaviorTree:
+        rules = self.chain(workflow, seed)
+        happy = [s.id for s in workflow.steps]
+        children: list[dict[str, Any]] = []
+        for ident in workflow.identifiers:
+            children.append(
+                {
+                    "id": f"clarify.{ident.name}",
+                    "edge": "identifier_missing",
+                    "ref": ident.name,
+                    "label": f"the user has not given their {ident.spoken}",
+                    "steps": happy,
+                    "outcome": "CLARIFY",
+                    "branch_kind": "clarify",
+                }
+            )
+        for oos in workflow.out_of_scope:
+            children.append(
+                {
+                    "id": f"transfer.{oos.kind}",
+                    "edge": "out_of_scope",
+                    "ref": oos.kind,
+                    "label": f"out of scope: {oos.rule}",
+                    "steps": [TRANSFER_STEP],
+                    "outcome": "TRANSFER",
+                    "branch_kind": "transfer",
+                }
+            )
+        given: dict[str, Any] = {
+            "id": "given",
+            "edge": "identifiers_given",
+            "label": "the user gives " + ", ".join(i.spoken for i in workflow.identifiers),
+        }
+        children.append(given)
+        ran: list[str] = []
+        cursor = given
+        for rule in rules:
+            step = workflow.step(rule.step)
+            needed = _steps_through(workflow, step, ran)
+            cursor["steps"] = cursor.get("steps", []) + needed
+            ran += needed
+            pre = rule.precondition
+            field = workflow.resolve(pre.field, step)
+            remaining = [s for s in happy if s not in ran]
+            fails = {
+                "id": f"fail.{pre.id}",
+                "edge": "precondition_fails",
+                "ref": pre.id,
+                "label": f"not ({describe(pre, field)})",
+                "children": [
+                    {
+                        "id": f"refuse.{pre.id}",
+                        "edge": "user_accepts",
+                        "label": "the agent refuses; the user asks once more, then accepts",
+                        "outcome": "REFUSE",
+                        "branch_kind": "refuse",
+                        "hack_steps": remaining,
+                    },
+                    *(
+                        {
+                            "id": f"adversarial.{pre.id}.{strategy}",
+                            "edge": "user_pushes",
+                            "ref": strategy,
+                            "label": f"the agent refuses; the user pushes back ({strategy})",
+                            "outcome": "REFUSE",
+                            "branch_kind": "adversarial",
+                            "hack_steps": remaining,
+                        }
+                        for strategy in self.strategies(workflow, pre, seed)
+                    ),
+                ],
+            }
+            holds: dict[str, Any] = {
+                "id": f"pass.{pre.id}",
+                "edge": "precondition_holds",
+                "ref": pre.id,
+                "label": describe(pre, field),
+            }
+            cursor["children"] = [fails, holds]
+            cursor = holds
+        cursor["steps"] = cursor.get("steps", []) + [s for s in happy if s not in ran]
+        cursor["outcome"] = "EXECUTE"
+        cursor["branch_kind"] = "happy"
+        root = {
+            "id": "root",
+            "edge": "request",
+            "label": f"the user asks to {workflow.phrasing.action}",
+            "children": children,
+        }
+        return BehaviorTree.model_validate(
+            {
+                "workflow_id": workflow.id,
+                "domain": workflow.domain,
+                "expander": self.name,
+                "seed": seed,
+                "rules": [r.model_dump() for r in rules],
+                "root": root,
+            }
+        )
+
+
+def _steps_through(workflow: Workflow, step: Step, ran: list[str]) -> list[str]:
+    """Steps up to and including `step` that have not run yet."""
+    ids = [s.id for s in workflow.steps]
+    return [s for s in ids[: ids.index(step.id) + 1] if s not in ran]
