@@ -1,0 +1,216 @@
+"""The agentic flywheel step: grow harder trees where the current policy fails.
+
+From an eval (or rollout) report: per source workflow, the trees whose branches the
+policy fails and the trees it has saturated (always passes) are expanded one level deeper
+(one more precondition to check, one more escape strategy for the user). Failing trees
+keep every new task of a branch kind the policy failed, and a third of the others.
+The new tasks go through the validation gate, then the learnable band: the current
+policy attempts each n times, and a task is kept only if its pass rate lies strictly
+between 0 and 1. Lineage records the parent tree, the round and the operator.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from agentwheel.envs.agent import Policy
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.trajectory import Trajectory
+from agentwheel.envs.user import ScriptedUser
+from agentwheel.eval.evaluate import SUMMARY, TRACES, read_traces
+from agentwheel.flywheels.agentic.expand import expand_workflows
+from agentwheel.flywheels.agentic.procedural import ProceduralExpander
+from agentwheel.flywheels.agentic.synth import count_reasons, gate, write_stage_output
+from agentwheel.flywheels.agentic.workflow import Workflow, load_workflows
+from agentwheel.tasks.dataset import load_tasks
+from agentwheel.tasks.schema import Lineage, Task
+
+OPERATOR = "deepen"
+
+
+class TreeVerdict(BaseModel):
+    workflow: str
+    round: int
+    episodes: int
+    pass_rate: float
+    failed_kinds: list[str]
+
+    @property
+    def saturated(self) -> bool:
+        return self.pass_rate == 1.0
+
+
+class EvolveManifest(BaseModel):
+    stage: str = "evolve_agentic"
+    report: str
+    policy: str
+    round: int
+    trees: list[TreeVerdict]
+    skipped_sources: list[str] = Field(default_factory=list)
+    generated: int
+    validated: int
+    band: dict[str, int]
+    tasks: int
+    tasks_by_kind: dict[str, int]
+    rejections_by_reason: dict[str, int]
+    parent_tree_shape: dict[str, float]
+    evolved_tree_shape: dict[str, float]
+    parent_pass_rate: float
+    evolved_pass_rate: float | None
+
+
+def tree_verdicts(trajectories: Sequence[Trajectory], tasks: dict[str, Task]) -> list[TreeVerdict]:
+    """Pass rate and failed branch kinds per (source workflow, round)."""
+    groups: dict[tuple[str, int], list[Trajectory]] = defaultdict(list)
+    for t in trajectories:
+        task = tasks.get(t.task_id)
+        if task is not None:
+            groups[(task.lineage.source_workflow, task.lineage.round)].append(t)
+    verdicts = []
+    for (workflow, round_), group in sorted(groups.items()):
+        failed = sorted({t.branch_kind for t in group if not t.passed})
+        rate = sum(t.passed for t in group) / len(group)
+        verdicts.append(
+            TreeVerdict(
+                workflow=workflow,
+                round=round_,
+                episodes=len(group),
+                pass_rate=rate,
+                failed_kinds=failed,
+            )
+        )
+    return verdicts
+
+
+def deeper_expander(round_: int) -> ProceduralExpander:
+    """The expander of round r+1: one more precondition and one more escape strategy."""
+    return ProceduralExpander(extra_conditions=round_ + 1, push_strategies=3 + round_)
+
+
+def focus_on_failures(tasks: Sequence[Task], verdict: TreeVerdict) -> list[Task]:
+    if verdict.saturated:
+        return list(tasks)
+    focused = [t for t in tasks if t.branch_kind in verdict.failed_kinds]
+    others = [t for t in tasks if t.branch_kind not in verdict.failed_kinds]
+    return focused + others[: max(1, len(others) // 3)]
+
+
+def with_lineage(task: Task, verdict: TreeVerdict) -> Task:
+    parent = f"{verdict.workflow}@round{verdict.round}"
+    lineage = Lineage(
+        source_workflow=verdict.workflow,
+        branch=task.lineage.branch,
+        round=verdict.round + 1,
+        parent_id=parent,
+        operator=OPERATOR,
+    )
+    return task.model_copy(update={"id": f"{task.id}-r{verdict.round + 1}", "lineage": lineage})
+
+
+def pass_rates(
+    tasks: Sequence[Task], policy: Policy, samples: int, config: RunnerConfig
+) -> dict[str, float]:
+    specs = [EpisodeSpec(task, trial=i) for i in range(samples) for task in tasks]
+    results: dict[str, list[bool]] = defaultdict(list)
+    for trajectory in EpisodeRunner(policy, ScriptedUser(), config).run(specs):
+        results[trajectory.task_id].append(trajectory.passed)
+    return {tid: sum(r) / len(r) for tid, r in results.items()}
+
+
+def learnable_band(rates: dict[str, float]) -> tuple[set[str], dict[str, int]]:
+    keep = {tid for tid, r in rates.items() if 0.0 < r < 1.0}
+    counts = {
+        "kept": len(keep),
+        "too_easy": sum(r == 1.0 for r in rates.values()),
+        "too_hard": sum(r == 0.0 for r in rates.values()),
+    }
+    return keep, counts
+
+
+def evolve_agentic(
+    report_dir: Path,
+    policy: Policy,
+    out: Path,
+    samples: int = 4,
+    tasks_per_workflow: int = 24,
+    seed: int = 0,
+    use_band: bool = True,
+    workflows: str | Path | None = None,
+    config: RunnerConfig | None = None,
+) -> EvolveManifest:
+    """One flywheel step from an eval report directory; writes the stage output to `out`."""
+    summary = json.loads((report_dir / SUMMARY).read_text())
+    trajectories = read_traces(report_dir / TRACES).done
+    evaluated = {t.id: t for t in load_tasks(summary["tasks"]).tasks}
+    verdicts = tree_verdicts(trajectories, evaluated)
+    known, _ = load_workflows(workflows)
+    by_id: dict[str, Workflow] = {w.id: w for w in known}
+    skipped = sorted({v.workflow for v in verdicts if v.workflow not in by_id})
+    evolvable = [v for v in verdicts if v.workflow in by_id]
+    new_tasks: list[Task] = []
+    expansion_rejections: list[Any] = []
+    parent_shapes: list[Any] = []
+    child_shapes: list[Any] = []
+    for verdict in evolvable:
+        workflow = by_id[verdict.workflow]
+        parent_expander = ProceduralExpander(
+            extra_conditions=verdict.round, push_strategies=2 + verdict.round
+        )
+        parent_shapes.append(parent_expander.expand(workflow, seed).stats())
+        tasks, stats, rejected = expand_workflows(
+            [workflow],
+            seed=seed + verdict.round + 1,
+            tasks_per_workflow=tasks_per_workflow,
+            expander=deeper_expander(verdict.round),
+        )
+        child_shapes.extend(w.tree for w in stats.per_workflow)
+        new_tasks += [with_lineage(t, verdict) for t in focus_on_failures(tasks, verdict)]
+        expansion_rejections += rejected
+    report, records = gate(new_tasks, expansion_rejections)
+    band_counts = {"kept": len(report.kept), "too_easy": 0, "too_hard": 0}
+    kept = report.kept
+    evolved_rate = None
+    if report.kept:
+        rates = pass_rates(report.kept, policy, samples, config or RunnerConfig())
+        evolved_rate = round(sum(rates.values()) / len(rates), 4)
+        if use_band:
+            keep_ids, band_counts = learnable_band(rates)
+            kept = [t for t in report.kept if t.id in keep_ids]
+    evaluated_episodes = [t for t in trajectories if t.task_id in evaluated]
+    parent_rate = sum(t.passed for t in evaluated_episodes) / max(1, len(evaluated_episodes))
+    manifest = EvolveManifest(
+        report=str(report_dir),
+        policy=getattr(policy, "name", "policy"),
+        round=max((v.round for v in evolvable), default=-1) + 1,
+        trees=verdicts,
+        skipped_sources=skipped,
+        generated=len(new_tasks),
+        validated=len(report.kept),
+        band=band_counts,
+        tasks=len(kept),
+        tasks_by_kind=dict(Counter(t.branch_kind for t in kept)),
+        rejections_by_reason=count_reasons(records),
+        parent_tree_shape=_shape(parent_shapes),
+        evolved_tree_shape=_shape(child_shapes),
+        parent_pass_rate=round(parent_rate, 4),
+        evolved_pass_rate=evolved_rate,
+    )
+    write_stage_output(out, kept, records, manifest)
+    return manifest
+
+
+def _shape(trees: Sequence[Any]) -> dict[str, float]:
+    if not trees:
+        return {"depth": 0.0, "branching_factor": 0.0, "leaves": 0.0}
+    n = len(trees)
+    return {
+        "depth": round(sum(t.depth for t in trees) / n, 3),
+        "branching_factor": round(sum(t.branching_factor for t in trees) / n, 3),
+        "leaves": round(sum(t.leaves for t in trees) / n, 3),
+    }

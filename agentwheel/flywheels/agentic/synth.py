@@ -1,0 +1,118 @@
+"""The agentic synthesis stage: workflows → trees → branches → validated tasks on disk.
+
+Output directory:
+- `tasks.jsonl`: the tasks that passed the validation gate;
+- `rejections.jsonl`: every rejection (expansion and validation), with stage and reason;
+- `manifest.json`: counts by domain, branch kind and rejection reason, and tree statistics
+  per workflow.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import Counter
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, Field
+
+from agentwheel.flywheels.agentic.expand import ExpansionStats, expand_workflows
+from agentwheel.flywheels.agentic.procedural import ProceduralExpander
+from agentwheel.flywheels.agentic.validate import ValidationReport, validate_tasks
+from agentwheel.flywheels.agentic.workflow import Workflow
+from agentwheel.tasks.dataset import write_tasks
+from agentwheel.tasks.schema import Task
+
+TASKS = "tasks.jsonl"
+REJECTIONS = "rejections.jsonl"
+MANIFEST = "manifest.json"
+
+
+class SynthManifest(BaseModel):
+    stage: str = "synth_agentic"
+    expander: str
+    seed: int
+    round: int = 0
+    tasks: int
+    tasks_by_domain: dict[str, int]
+    tasks_by_kind: dict[str, int]
+    rejections_by_reason: dict[str, int]
+    mean_tree_depth: float
+    mean_branching_factor: float
+    seconds: float
+    per_workflow: list[dict[str, Any]] = Field(default_factory=list)
+    extra: dict[str, Any] = Field(default_factory=dict)
+
+
+def mean_tree_shape(stats: ExpansionStats) -> tuple[float, float]:
+    trees = [w.tree for w in stats.per_workflow]
+    if not trees:
+        return 0.0, 0.0
+    depth = sum(t.depth for t in trees) / len(trees)
+    branching = sum(t.branching_factor for t in trees) / len(trees)
+    return round(depth, 3), round(branching, 3)
+
+
+def write_stage_output(
+    out: Path,
+    tasks: Sequence[Task],
+    rejections: Sequence[dict[str, Any]],
+    manifest: BaseModel,
+) -> None:
+    """Tasks, rejections and the manifest, each written atomically; the manifest last."""
+    out.mkdir(parents=True, exist_ok=True)
+    write_tasks(tasks, out / TASKS)
+    tmp = out / (REJECTIONS + ".tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejections))
+    tmp.replace(out / REJECTIONS)
+    tmp = out / (MANIFEST + ".tmp")
+    tmp.write_text(manifest.model_dump_json(indent=2))
+    tmp.replace(out / MANIFEST)
+
+
+def gate(
+    tasks: Sequence[Task], expansion_rejections: Sequence[Any]
+) -> tuple[ValidationReport, list[dict[str, Any]]]:
+    """Run the validation gate; return its report and all rejections as plain records."""
+    report = validate_tasks(tasks)
+    records = [{"stage": "expand", **r.model_dump(mode="json")} for r in expansion_rejections]
+    records += [{"stage": "validate", **r.model_dump(mode="json")} for r in report.rejected]
+    return report, records
+
+
+def count_reasons(records: Sequence[dict[str, Any]]) -> dict[str, int]:
+    return dict(Counter(f"{r['stage']}:{r.get('reason', 'unknown')}" for r in records))
+
+
+def synth_agentic(
+    out: Path,
+    workflows: Sequence[Workflow | str | Path] | str | Path | None = None,
+    seed: int = 0,
+    tasks_per_workflow: int = 40,
+    extra_conditions: int = 0,
+    push_strategies: int = 2,
+) -> SynthManifest:
+    """Expand workflows procedurally, gate the tasks, and write the stage output."""
+    expander = ProceduralExpander(
+        extra_conditions=extra_conditions, push_strategies=push_strategies
+    )
+    tasks, stats, expansion_rejections = expand_workflows(
+        workflows, seed=seed, tasks_per_workflow=tasks_per_workflow, expander=expander
+    )
+    report, records = gate(tasks, expansion_rejections)
+    depth, branching = mean_tree_shape(stats)
+    manifest = SynthManifest(
+        expander="procedural",
+        seed=seed,
+        tasks=len(report.kept),
+        tasks_by_domain=dict(Counter(t.domain for t in report.kept)),
+        tasks_by_kind=dict(Counter(t.branch_kind for t in report.kept)),
+        rejections_by_reason=count_reasons(records),
+        mean_tree_depth=depth,
+        mean_branching_factor=branching,
+        seconds=stats.seconds,
+        per_workflow=[w.model_dump(mode="json") for w in stats.per_workflow],
+    )
+    write_stage_output(out, report.kept, records, manifest)
+    return manifest

@@ -1,0 +1,63 @@
+import json
+
+from agentwheel.envs.runner import RunnerConfig
+from agentwheel.envs.user import ScriptedUser
+from agentwheel.eval.evaluate import run_eval
+from agentwheel.flywheels.agentic.evolve import evolve_agentic, learnable_band
+from agentwheel.flywheels.agentic.synth import MANIFEST, TASKS, synth_agentic
+from agentwheel.flywheels.agentic.validate import validate_tasks
+from agentwheel.llm.scripted import RefusePolicy
+from agentwheel.tasks.dataset import load_tasks
+
+WORKFLOWS = ["data/workflows/retail_order_cancel.yaml", "data/workflows/banking_transfer.yaml"]
+
+
+def test_synth_writes_validated_tasks_and_a_manifest(tmp_path):
+    manifest = synth_agentic(tmp_path, WORKFLOWS, tasks_per_workflow=10)
+    tasks = load_tasks(tmp_path / TASKS).tasks
+    assert manifest.tasks == len(tasks) >= 18
+    assert set(manifest.tasks_by_kind) == {"happy", "clarify", "refuse", "transfer", "adversarial"}
+    assert set(manifest.tasks_by_domain) == {"retail", "banking"}
+    assert manifest.mean_tree_depth > 2
+    assert json.loads((tmp_path / MANIFEST).read_text())["tasks"] == len(tasks)
+    assert validate_tasks(tasks).counts == {"kept": len(tasks)}
+
+
+def test_evolve_grows_deeper_trees_where_the_policy_fails(tmp_path):
+    synth_agentic(tmp_path / "round0", WORKFLOWS, tasks_per_workflow=10)
+    parents = load_tasks(tmp_path / "round0" / TASKS).tasks
+    run_eval(
+        parents,
+        RefusePolicy(),
+        ScriptedUser(),
+        1,
+        tmp_path / "eval0",
+        RunnerConfig(),
+        meta={"tasks": str(tmp_path / "round0" / TASKS)},
+    )
+    manifest = evolve_agentic(
+        tmp_path / "eval0",
+        RefusePolicy(),
+        tmp_path / "round1",
+        samples=1,
+        tasks_per_workflow=10,
+        use_band=False,
+        workflows="data/workflows",
+    )
+    evolved = load_tasks(tmp_path / "round1" / TASKS).tasks
+    assert manifest.round == 1 and len(evolved) == manifest.tasks > 0
+    assert all(t.lineage.round == 1 and t.lineage.operator == "deepen" for t in evolved)
+    assert {t.lineage.parent_id for t in evolved} == {
+        "retail_order_cancel@round0",
+        "banking_transfer@round0",
+    }
+    assert manifest.evolved_tree_shape["depth"] > manifest.parent_tree_shape["depth"]
+    # The refuse policy fails happy/clarify/transfer branches: the evolved set leans on them.
+    assert manifest.evolved_pass_rate < manifest.parent_pass_rate
+    assert validate_tasks(evolved).counts == {"kept": len(evolved)}
+
+
+def test_learnable_band_keeps_only_sometimes_solved_tasks():
+    keep, counts = learnable_band({"a": 0.0, "b": 0.25, "c": 1.0, "d": 0.75})
+    assert keep == {"b", "d"}
+    assert counts == {"kept": 2, "too_easy": 1, "too_hard": 1}
