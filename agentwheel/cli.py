@@ -179,6 +179,182 @@ def eval_command(
     console.print(f"wrote {out / SUMMARY} and traces.jsonl")
 
 
+synth_app = typer.Typer(help="Synthesize training tasks.", no_args_is_help=True)
+evolve_app = typer.Typer(help="Run one flywheel step from a report.", no_args_is_help=True)
+app.add_typer(synth_app, name="synth")
+app.add_typer(evolve_app, name="evolve")
+
+
+def counts_table(title: str, rows: dict[str, Any]) -> Table:
+    table = Table(title=title)
+    table.add_column("what")
+    table.add_column("count", justify="right")
+    for name, value in rows.items():
+        table.add_row(name, str(value))
+    return table
+
+
+@synth_app.command("agentic")
+def synth_agentic_command(
+    out: Annotated[
+        Path, typer.Option(help="Output directory (tasks.jsonl, rejections.jsonl, manifest.json).")
+    ],
+    workflows: Annotated[
+        str, typer.Option(help="'bundled', a workflow YAML file, or a directory of them.")
+    ] = "bundled",
+    expander: Annotated[str, typer.Option(help="procedural (offline) | llm")] = "procedural",
+    teacher: Annotated[
+        str | None, typer.Option(help="Teacher model spec for --expander llm.")
+    ] = None,
+    tasks_per_workflow: Annotated[int, typer.Option(help="Task budget per workflow.")] = 40,
+    extra_conditions: Annotated[
+        int, typer.Option(help="Extra preconditions per tree (depth).")
+    ] = 0,
+    seed: Annotated[int, typer.Option(help="Seed for trees, data and phrasing.")] = 0,
+) -> None:
+    """Expand workflows into behavior trees and validated, state-verifiable tasks."""
+    from agentwheel.flywheels.agentic.synth import synth_agentic
+
+    source = None if workflows == "bundled" else workflows
+    if expander == "llm":
+        if not teacher:
+            raise fail("--expander llm needs --teacher <model spec>")
+        run_llm_expander(source, teacher, out, seed)
+        return
+    if expander != "procedural":
+        raise fail(f"--expander must be procedural or llm, got {expander!r}")
+    with console.status("expanding workflows and validating tasks"):
+        manifest = synth_agentic(
+            out,
+            source,
+            seed=seed,
+            tasks_per_workflow=tasks_per_workflow,
+            extra_conditions=extra_conditions,
+        )
+    shape = Table(title="behavior trees")
+    for column in ("workflow", "domain", "depth", "leaves", "branching", "tasks"):
+        shape.add_column(column)
+    for w in manifest.per_workflow:
+        tree = w["tree"]
+        shape.add_row(
+            w["workflow"],
+            w["domain"],
+            str(tree["depth"]),
+            str(tree["leaves"]),
+            f"{tree['branching_factor']:.2f}",
+            str(w["tasks"]),
+        )
+    out_console = Console()
+    out_console.print(shape)
+    out_console.print(counts_table("tasks by branch kind", manifest.tasks_by_kind))
+    out_console.print(counts_table("tasks by domain", manifest.tasks_by_domain))
+    if manifest.rejections_by_reason:
+        out_console.print(counts_table("rejections", manifest.rejections_by_reason))
+    console.print(f"{manifest.tasks} validated tasks in {manifest.seconds:.1f} s → {out}")
+
+
+def run_llm_expander(source: str | None, teacher: str, out: Path, seed: int) -> None:
+    from agentwheel.flywheels.agentic.llm_expander import LLMExpanderConfig, expand_with_llm
+    from agentwheel.llm.openai_compat import ModelConfigError
+    from agentwheel.llm.registry import SpecError, load_chat_model
+
+    try:
+        model = load_chat_model(teacher)
+    except SpecError as exc:
+        raise fail(str(exc)) from None
+    try:
+        with console.status(f"expanding workflows with {teacher}"):
+            manifest = expand_with_llm(source, model, out, LLMExpanderConfig(seed=seed))
+    except ModelConfigError as exc:
+        raise fail(f"{exc} (finished items are kept in {out}; rerun to resume)") from None
+    rows: dict[str, Any] = {"tasks kept": manifest.tasks_kept, **manifest.rejections_by_reason}
+    Console().print(counts_table(f"LLM expansion ({manifest.status})", rows))
+    console.print(f"manifest: {out / 'manifest.json'}")
+
+
+@app.command("validate")
+def validate_command(
+    tasks: Annotated[
+        str, typer.Argument(help="Task JSONL file or directory, or a bundled dataset name.")
+    ],
+    backend: Annotated[str, typer.Option(help="auto | mock | sqlite")] = "auto",
+) -> None:
+    """Check tasks: the oracle must pass, the hack policy must fail, arguments must be traceable."""
+    from agentwheel.flywheels.agentic.validate import validate_tasks
+    from agentwheel.tasks.dataset import load_tasks
+
+    try:
+        task_set = load_tasks(tasks)
+    except FileNotFoundError as exc:
+        raise fail(str(exc)) from None
+    for error in task_set.errors:
+        console.print(f"[yellow]unreadable[/] {error}")
+    report = validate_tasks(task_set.tasks, backend=backend)  # type: ignore[arg-type]
+    for rejection in report.rejected:
+        console.print(
+            f"[red]rejected[/] {rejection.task_id}: {rejection.reason}: {rejection.detail}"
+        )
+    counts = {**report.counts, "unreadable lines": len(task_set.errors)}
+    Console().print(counts_table(f"validation of {tasks}", counts))
+    if report.rejected or task_set.errors:
+        raise typer.Exit(1)
+
+
+@evolve_app.command("agentic")
+def evolve_agentic_command(
+    report: Annotated[
+        Path, typer.Option(help="An eval run directory (summary.json, traces.jsonl).")
+    ],
+    out: Annotated[Path, typer.Option(help="Output directory for the evolved tasks.")],
+    policy: Annotated[
+        str, typer.Option(help="The current policy, for the learnable band.")
+    ] = "hf:default",
+    samples: Annotated[int, typer.Option(help="Attempts per new task for the learnable band.")] = 4,
+    tasks_per_workflow: Annotated[int, typer.Option(help="Task budget per evolved tree.")] = 24,
+    band: Annotated[bool, typer.Option(help="Keep only tasks the policy sometimes passes.")] = True,
+    temperature: Annotated[float, typer.Option(help="Sampling temperature of the attempts.")] = 0.7,
+    max_new_tokens: Annotated[int, typer.Option(help="Token limit of one agent turn.")] = 256,
+    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+) -> None:
+    """Grow deeper trees where the policy fails or saturates; keep the learnable band."""
+    from agentwheel.flywheels.agentic.evolve import evolve_agentic
+    from agentwheel.llm.registry import SpecError, load_policy
+
+    if not (report / "summary.json").exists():
+        raise fail(f"{report} has no summary.json: run `agentwheel eval --out {report}` first")
+    try:
+        agent = load_policy(
+            policy,
+            SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed),
+        )
+    except SpecError as exc:
+        raise fail(str(exc)) from None
+    with console.status("evolving trees, validating and measuring the learnable band"):
+        manifest = evolve_agentic(
+            report,
+            agent,
+            out,
+            samples=samples,
+            tasks_per_workflow=tasks_per_workflow,
+            seed=seed,
+            use_band=band,
+        )
+    rows = {
+        "trees evolved": len(manifest.trees) - len(manifest.skipped_sources),
+        "tasks generated": manifest.generated,
+        "passed the gate": manifest.validated,
+        **{f"band: {k}": v for k, v in manifest.band.items()},
+        "parent pass rate": manifest.parent_pass_rate,
+        "evolved pass rate": manifest.evolved_pass_rate,
+        "tree depth (parent → evolved)": f"{manifest.parent_tree_shape['depth']} → {manifest.evolved_tree_shape['depth']}",
+        "leaves (parent → evolved)": f"{manifest.parent_tree_shape['leaves']} → {manifest.evolved_tree_shape['leaves']}",
+    }
+    Console().print(counts_table(f"evolve round {manifest.round}", rows))
+    if manifest.skipped_sources:
+        console.print(f"no workflow for: {', '.join(manifest.skipped_sources)} (not evolved)")
+    console.print(f"{manifest.tasks} tasks → {out}")
+
+
 def main() -> None:
     try:
         app()

@@ -23,7 +23,7 @@ def cpu_model() -> str:
 
 
 def machine_facts() -> dict[str, Any]:
-    versions = {}
+    versions: dict[str, str | None] = {}
     for package in ("agentwheel", "torch", "transformers", "trl"):
         try:
             versions[package] = metadata.version(package)
