@@ -1,0 +1,167 @@
+"""Checkpoints that serve and resume: a Hugging Face model directory plus trainer state.
+
+Layout of a checkpoint directory:
+
+    model/               safetensors + config (+ tokenizer): `from_pretrained`, vLLM.
+                         With LoRA, the adapters merged into a copy of the base.
+    adapter/             LoRA only: the adapters, which is what resuming loads.
+    trainer_state.pt     optimizer state, step, data-order position, RNG states.
+    state.json           step and data position, readable.
+    train_config.json    the trainer config.
+
+A checkpoint is written to a temporary sibling directory and renamed into place, so a
+crash never leaves a half-written checkpoint under the final name.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import os
+import random
+import shutil
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from safetensors.torch import load_file
+from torch import nn
+
+from agentwheel.train.config import config_dict
+from agentwheel.train.model import is_lora
+
+
+@dataclass
+class TrainerState:
+    """What a trainer needs besides weights and optimizer to continue exactly."""
+
+    step: int = 0
+    data_position: dict[str, int] = field(default_factory=dict)
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def capture_rng_state() -> dict[str, Any]:
+    kind, keys, pos, has_gauss, cached = np.random.get_state()  # type: ignore[misc]
+    state: dict[str, Any] = {
+        "python": random.getstate(),
+        "numpy": (kind, [int(k) for k in keys], pos, has_gauss, cached),
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng_state(state: dict[str, Any]) -> None:
+    random.setstate(state["python"])
+    kind, keys, pos, has_gauss, cached = state["numpy"]
+    np.random.set_state((kind, np.array(keys, dtype=np.uint32), pos, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(
+    path: str | Path,
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    state: TrainerState,
+    *,
+    tokenizer: Any = None,
+    config: Any = None,
+) -> Path:
+    """Write a checkpoint atomically to `path` (replacing one already there)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    if tmp.exists():
+        shutil.rmtree(tmp)
+    tmp.mkdir()
+
+    if is_lora(model):
+        model.save_pretrained(tmp / "adapter")  # type: ignore[operator]
+        # Merge into a copy: merging in place and unmerging would not restore the
+        # weights bit for bit, and a resumed run must continue from exactly these.
+        merged = copy.deepcopy(model).merge_and_unload()  # type: ignore[operator]
+        merged.save_pretrained(tmp / "model")
+        del merged
+    else:
+        model.save_pretrained(tmp / "model")  # type: ignore[operator]
+    if tokenizer is not None:
+        tokenizer.save_pretrained(tmp / "model")
+
+    torch.save(
+        {
+            "step": state.step,
+            "data_position": dict(state.data_position),
+            "optimizer": optimizer.state_dict(),
+            "rng": capture_rng_state(),
+        },
+        tmp / "trainer_state.pt",
+    )
+    readable = {"step": state.step, "data_position": state.data_position}
+    (tmp / "state.json").write_text(json.dumps(readable, indent=2) + "\n")
+    if config is not None:
+        (tmp / "train_config.json").write_text(json.dumps(config_dict(config), indent=2) + "\n")
+
+    old = path.with_name(f".{path.name}.old-{os.getpid()}")
+    if path.exists():
+        path.rename(old)
+    tmp.rename(path)
+    if old.exists():
+        shutil.rmtree(old)
+    return path
+
+
+def load_checkpoint(
+    path: str | Path, model: nn.Module, optimizer: torch.optim.Optimizer | None = None
+) -> TrainerState:
+    """Load weights (adapters for a LoRA model) into `model` in place, the optimizer
+    state into `optimizer`, and restore the global RNG states; returns step and data
+    position. `model` and `optimizer` must be set up as when saving (same config)."""
+    path = Path(path)
+    device = next(model.parameters()).device
+    if is_lora(model):
+        from peft import set_peft_model_state_dict
+
+        adapter = load_file(path / "adapter" / "adapter_model.safetensors", device=str(device))
+        result: Any = set_peft_model_state_dict(model, adapter)
+        # The base weights are "missing" from an adapter file by design; adapters are not.
+        missing = [k for k in result.missing_keys if "lora_" in k]
+        if result.unexpected_keys or missing:
+            raise ValueError(
+                f"adapter mismatch: unexpected {result.unexpected_keys[:5]}, missing {missing[:5]}"
+            )
+    else:
+        _load_weights(path / "model", model, device)
+
+    # On the CPU: RNG states must be CPU tensors; the optimizer moves its state to the params.
+    saved = torch.load(path / "trainer_state.pt", map_location="cpu", weights_only=True)
+    if optimizer is not None:
+        optimizer.load_state_dict(saved["optimizer"])
+    restore_rng_state(saved["rng"])
+    return TrainerState(step=saved["step"], data_position=dict(saved["data_position"]))
+
+
+def _load_weights(model_dir: Path, model: nn.Module, device: torch.device) -> None:
+    weights: dict[str, torch.Tensor] = {}
+    for file in sorted(model_dir.glob("*.safetensors")):
+        weights.update(load_file(file, device=str(device)))
+    if not weights:
+        raise FileNotFoundError(f"no safetensors files in {model_dir}")
+    result: Any = model.load_state_dict(weights, strict=False)
+    if result.unexpected_keys:
+        raise ValueError(f"unexpected weights in {model_dir}: {result.unexpected_keys[:5]}")
+    # Tied weights (e.g. lm_head = embed_tokens) are saved once; anything else missing is a bug.
+    params = model.state_dict(keep_vars=True)
+    loaded = {params[k].data_ptr() for k in weights if k in params}
+    untied = [k for k in result.missing_keys if params[k].data_ptr() not in loaded]
+    if untied:
+        raise ValueError(f"weights missing from {model_dir}: {untied[:5]}")

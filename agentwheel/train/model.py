@@ -1,0 +1,91 @@
+"""The policy being trained: LoRA wrapping, activation checkpointing, autocast, optimizer.
+
+Shared by the SFT and GRPO trainers so that both set a model up the same way.
+"""
+
+from __future__ import annotations
+
+from contextlib import AbstractContextManager
+from typing import Any
+
+import torch
+from torch import nn
+
+from agentwheel.train.config import LoraSettings, TrainConfig
+
+
+def prepare_model(
+    model: nn.Module, lora: LoraSettings | None, gradient_checkpointing: bool
+) -> nn.Module:
+    """The model to train: wrapped with LoRA adapters when `lora` is set (base weights
+    frozen), with decoder-layer activation checkpointing when asked."""
+    if lora is not None:
+        from peft import LoraConfig, get_peft_model
+
+        model = get_peft_model(
+            model,  # type: ignore[arg-type]
+            LoraConfig(
+                r=lora.rank,
+                lora_alpha=lora.alpha,  # type: ignore[arg-type]
+                lora_dropout=lora.dropout,
+                target_modules=list(lora.target_modules),
+                task_type="CAUSAL_LM",
+            ),
+        )
+    if gradient_checkpointing:
+        base = unwrap(model)
+        # Non-reentrant checkpointing needs no input that requires grad (frozen
+        # embeddings under LoRA are fine). transformers 5.x renamed the method.
+        kwargs = {"use_reentrant": False}
+        if hasattr(base, "activation_checkpointing_enable"):
+            base.activation_checkpointing_enable(kwargs)
+        else:
+            base.gradient_checkpointing_enable(gradient_checkpointing_kwargs=kwargs)
+    return model
+
+
+def unwrap(model: nn.Module) -> Any:
+    """The transformers model inside a `peft` wrapper (adapters stay injected in its
+    layers), or the model itself."""
+    get_base_model = getattr(model, "get_base_model", None)
+    return get_base_model() if callable(get_base_model) else model
+
+
+def is_lora(model: nn.Module) -> bool:
+    return hasattr(model, "get_base_model") and hasattr(model, "peft_config")
+
+
+def trainable_parameters(model: nn.Module) -> list[nn.Parameter]:
+    return [p for p in model.parameters() if p.requires_grad]
+
+
+def make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.AdamW:
+    return torch.optim.AdamW(
+        trainable_parameters(model),
+        lr=config.lr,
+        betas=(config.adam_beta1, config.adam_beta2),
+        eps=config.adam_eps,
+        weight_decay=config.weight_decay,
+    )
+
+
+def lr_at(step: int, config: TrainConfig) -> float:
+    """Linear warm-up over `warmup_steps`, then constant. `step` counts from 0."""
+    if step < config.warmup_steps:
+        return config.lr * (step + 1) / config.warmup_steps
+    return config.lr
+
+
+def autocast(model: nn.Module, config: TrainConfig) -> AbstractContextManager[object]:
+    """bf16 matmuls when configured; parameters stay in their own dtype (float32 master
+    weights, so AdamW updates of ~lr x 1e-3 are not rounded away as in a bf16 copy)."""
+    device = next(model.parameters()).device
+    return torch.autocast(
+        device_type=device.type,
+        dtype=torch.bfloat16,
+        enabled=config.compute_dtype == "bfloat16",
+    )
+
+
+def model_device(model: nn.Module) -> torch.device:
+    return next(model.parameters()).device
