@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from agentwheel.envs.tools import replay
+from agentwheel.envs.tools import fill_expected_outputs
 from agentwheel.tasks.schema import (
     Evaluation,
     SqliteWorld,
@@ -76,17 +76,6 @@ def _steps(*calls: tuple[str, str, str]) -> list[ToolCallStep]:
     return [ToolCallStep(tool=t, arguments={k: v}) for t, k, v in calls]
 
 
-def _with_outputs(task: Task) -> Task:
-    """Fill expected outputs by replaying each path on the task's own SQLite world."""
-    _, normal = replay(task, "normal", "sqlite")
-    _, hack = replay(task, "hack", "sqlite")
-    for step, out in zip(task.normal_path, normal, strict=True):
-        step.expected_output = out
-    for step, out in zip(task.hack_path, hack, strict=True):
-        step.expected_output = out
-    return task
-
-
 def make_task(kind: str) -> Task:
     facts = {"order_id": "O-1", "customer_id": "C-1"}
     aliases = {"order_id": ["order number"]}
@@ -139,7 +128,7 @@ def make_task(kind: str) -> Task:
         evaluation=evaluation,
         sqlite=WORLD,
     )
-    return _with_outputs(task)
+    return fill_expected_outputs(task)
 
 
 ALL_KINDS = ["happy", "clarify", "refuse", "transfer", "adversarial"]
