@@ -95,10 +95,18 @@ def eval_command(
     limit: Annotated[int | None, typer.Option(help="Evaluate only the first N tasks.")] = None,
     seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
     dtype: Annotated[str, typer.Option(help="float32 | bfloat16 for hf: policies.")] = "float32",
+    request_timeout: Annotated[
+        float | None, typer.Option(help="Seconds per request to an openai: policy.")
+    ] = None,
+    max_retries: Annotated[
+        int | None,
+        typer.Option(help="Retries per request to an openai: policy (429/5xx/timeouts)."),
+    ] = None,
 ) -> None:
     """Run a policy on agentic tasks and report state-verified pass^k."""
     from agentwheel.envs.tool_simulator import LLMToolSimulator
     from agentwheel.eval.evaluate import SUMMARY, run_eval
+    from agentwheel.llm.openai_compat import ModelConfigError
     from agentwheel.llm.registry import SpecError, load_chat_model, load_policy, load_user
     from agentwheel.tasks.dataset import load_tasks
 
@@ -126,7 +134,7 @@ def eval_command(
     )
     out = out or Path("runs") / f"eval-{policy.replace(':', '-').replace('/', '_')}"
     try:
-        agent = load_policy(policy, params, dtype=dtype)
+        agent = load_policy(policy, params, dtype, request_timeout, max_retries)
         simulator = load_user(user)
         tool_sim = LLMToolSimulator(load_chat_model(tool_simulator)) if tool_simulator else None
     except SpecError as exc:
@@ -174,6 +182,8 @@ def eval_command(
             )
         except FileExistsError as exc:
             raise fail(str(exc)) from None
+        except ModelConfigError as exc:
+            raise fail(f"{exc}; finished episodes are in {out}, rerun with --resume") from None
     if summary["resumed_episodes"]:
         console.print(f"resumed: {summary['resumed_episodes']} episodes were already on disk")
     Console().print(pass_table(summary, f"{policy} on {tasks}"))
@@ -358,6 +368,36 @@ def evolve_agentic_command(
     if manifest.skipped_sources:
         console.print(f"no workflow for: {', '.join(manifest.skipped_sources)} (not evolved)")
     console.print(f"{manifest.tasks} tasks → {out}")
+
+
+@app.command("export")
+def export_command(
+    tasks: Annotated[
+        str, typer.Argument(help="Task JSONL file or directory, or a bundled dataset name.")
+    ],
+    out: Annotated[Path, typer.Option(help="Output .parquet file.")],
+    format: Annotated[
+        str, typer.Option(help="parquet (Hugging Face datasets) | verl (verl RL layout)")
+    ] = "parquet",
+    split: Annotated[str, typer.Option(help="Split name recorded in verl's extra_info.")] = "train",
+) -> None:
+    """Export tasks as parquet for Hugging Face datasets, or in verl's RL parquet layout."""
+    from agentwheel.tasks.dataset import load_tasks
+    from agentwheel.tasks.export import export_parquet, export_verl
+
+    try:
+        task_set = load_tasks(tasks)
+    except FileNotFoundError as exc:
+        raise fail(str(exc)) from None
+    for error in task_set.errors:
+        console.print(f"[yellow]skipped[/] {error}")
+    if format == "parquet":
+        path = export_parquet(task_set.tasks, out)
+    elif format == "verl":
+        path = export_verl(task_set.tasks, out, split=split)
+    else:
+        raise fail(f"--format must be parquet or verl, got {format!r}")
+    console.print(f"wrote {len(task_set.tasks)} tasks to {path}")
 
 
 def main() -> None:

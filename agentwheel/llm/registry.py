@@ -18,7 +18,13 @@ class SpecError(ValueError):
     """A spec string that names no known back-end."""
 
 
-def load_chat_model(spec: str, dtype: str = "float32") -> ChatModel:
+def load_chat_model(
+    spec: str,
+    dtype: str = "float32",
+    request_timeout_s: float | None = None,
+    max_retries: int | None = None,
+) -> ChatModel:
+    """A chat model from its spec; the timeout and retry settings apply to HTTP back-ends."""
     if spec.startswith("hf:"):
         target = spec.removeprefix("hf:")
         if target == "default":
@@ -31,19 +37,31 @@ def load_chat_model(spec: str, dtype: str = "float32") -> ChatModel:
     if spec.startswith("openai:"):
         from agentwheel.llm.openai_compat import OpenAIChatModel, parse_openai_spec
 
-        return OpenAIChatModel(**parse_openai_spec(spec))
+        options: dict[str, float | int] = {}
+        if request_timeout_s is not None:
+            options["timeout_s"] = request_timeout_s
+        if max_retries is not None:
+            options["max_retries"] = max_retries
+        return OpenAIChatModel(**parse_openai_spec(spec), **options)  # type: ignore[arg-type]
     raise SpecError(
         f"unknown model spec {spec!r}: use hf:default, hf:<path>, or openai:<model>@<base_url>"
     )
 
 
-def load_policy(spec: str, params: SamplingParams, dtype: str = "float32") -> Policy:
+def load_policy(
+    spec: str,
+    params: SamplingParams,
+    dtype: str = "float32",
+    request_timeout_s: float | None = None,
+    max_retries: int | None = None,
+) -> Policy:
     if spec in SCRIPTED_POLICIES:
         return SCRIPTED_POLICIES[spec]()
     if not spec.startswith(("hf:", "openai:")):
         known = ", ".join(SCRIPTED_POLICIES)
         raise SpecError(f"unknown policy {spec!r}: use {known}, hf:<...> or openai:<model>@<url>")
-    return ModelPolicy(load_chat_model(spec, dtype=dtype), params, name=spec)
+    model = load_chat_model(spec, dtype, request_timeout_s, max_retries)
+    return ModelPolicy(model, params, name=spec)
 
 
 def load_user(spec: str, params: SamplingParams | None = None) -> UserSimulator:

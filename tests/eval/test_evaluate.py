@@ -98,3 +98,51 @@ def test_cli_gives_clear_errors_for_bad_specs(tmp_path):
     assert bad_policy.exit_code == 2 and "unknown policy 'gpt'" in bad_policy.output
     missing = CliRunner().invoke(app, ["eval", "--tasks", str(tmp_path / "nope.jsonl")])
     assert missing.exit_code == 2 and "no dataset at" in missing.output
+
+
+def test_cli_eval_against_a_timing_out_server_counts_failures(tmp_path):
+    from tests.llm.openai_server import OpenAITestServer, slow_reply, text_reply
+
+    data = tmp_path / "tasks.jsonl"
+    write_tasks(TASKS[:2], data)
+    with OpenAITestServer(responder=lambda body: slow_reply(5.0, text_reply("late"))) as server:
+        args = [
+            "eval",
+            "--tasks",
+            str(data),
+            "--policy",
+            server.spec(),
+            "--out",
+            str(tmp_path / "run"),
+        ]
+        result = CliRunner().invoke(app, [*args, "--request-timeout", "0.2", "--max-retries", "1"])
+    assert result.exit_code == 0, result.output
+    summary = json.loads((tmp_path / "run" / "summary.json").read_text())
+    assert summary["terminations"] == {"model_error": 2}
+    assert summary["pass_hat_k"]["1"] == 0.0
+    assert "model_error" in result.output
+
+
+def test_cli_eval_with_a_bad_key_says_so_and_keeps_nothing_half_written(tmp_path, monkeypatch):
+    from tests.llm.openai_server import OpenAITestServer
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-wrong-key")
+    data = tmp_path / "tasks.jsonl"
+    write_tasks(TASKS[:2], data)
+    with OpenAITestServer(api_key="sk-right-key") as server:
+        result = CliRunner().invoke(
+            app,
+            [
+                "eval",
+                "--tasks",
+                str(data),
+                "--policy",
+                server.spec(),
+                "--out",
+                str(tmp_path / "run"),
+            ],
+        )
+    assert result.exit_code == 2
+    assert "401" in result.output or "auth" in result.output.lower()
+    assert "sk-wrong-key" not in result.output
+    assert "--resume" in result.output

@@ -27,3 +27,16 @@ def test_verl_layout_carries_prompt_reward_target_and_environment_arguments(tmp_
     assert first["extra_info"]["index"] == 0 and first["extra_info"]["split"] == "train"
     assert Task.model_validate_json(first["extra_info"]["task_json"]) == TASKS[0]
     assert json.loads(first["extra_info"]["tools"])[0]["function"]["name"] == "get_order"
+
+
+def test_cli_exports_the_bundled_fixtures(tmp_path):
+    from typer.testing import CliRunner
+
+    from agentwheel.cli import app
+
+    result = CliRunner().invoke(
+        app, ["export", "fixtures", "--out", str(tmp_path / "f.parquet"), "--format", "verl"]
+    )
+    assert result.exit_code == 0, result.output
+    rows = pq.read_table(tmp_path / "f.parquet").to_pylist()
+    assert len(rows) == 42 and {r["agent_name"] for r in rows} == {VERL_AGENT_NAME}
