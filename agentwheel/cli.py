@@ -400,6 +400,19 @@ def export_command(
     console.print(f"wrote {len(task_set.tasks)} tasks to {path}")
 
 
+def mount_other_commands() -> None:
+    """Commands that live next to the code they drive."""
+    from agentwheel.flywheels.reasoning import cli as reasoning_cli
+    from agentwheel.train import cli as train_cli
+
+    synth_app.command("reasoning")(reasoning_cli.synth)
+    evolve_app.command("reasoning")(reasoning_cli.evolve)
+    train_cli.register(app)
+
+
+mount_other_commands()
+
+
 def main() -> None:
     try:
         app()

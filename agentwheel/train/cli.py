@@ -1,0 +1,129 @@
+"""`agentwheel train` and `agentwheel demo`: run a training schedule from a YAML config.
+
+Mount on the main app with `register(app)`:
+
+    agentwheel train --config configs/demo.yaml [--out runs/x] [--resume] [--set grpo.lr=2e-6]
+    agentwheel demo [--quick] [--out runs/demo] [--resume]
+"""
+
+from __future__ import annotations
+
+import os
+
+# Spinning OpenMP workers starve each other on shared cores; set before torch loads.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+import time
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from agentwheel.train.config import describe
+from agentwheel.train.schedule import ScheduleConfig, load_config, run_schedule
+
+console = Console(stderr=True)
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+DEMO_CONFIG = CONFIGS / "demo.yaml"
+
+# `demo --quick`: one round, fewer tasks and steps, shorter turns (a few minutes on CPU).
+QUICK_OVERRIDES = (
+    "name=demo-quick",
+    "data.tasks_per_workflow=2",
+    "data.held_out_tasks=2",
+    "sft.max_tasks=2",
+    "sft.train.epochs=1",
+    "sft.train.batch_size=2",
+    "rollout.max_new_tokens=40",
+    "eval.max_new_tokens=40",
+    "runner.max_agent_turns=3",
+    "rounds=[{kind: agentic, steps: 1, batch_groups: 1, group_size: 4, max_attempts: 1, "
+    "evolve_tasks_per_workflow: 1, band_samples: 2, probe_tasks: 2}]",
+)
+
+
+def print_config(config: ScheduleConfig) -> None:
+    """The resolved config, with the doc of every trainer knob."""
+    console.print(f"[bold]config[/] ({config.name})")
+    console.print(config.to_yaml())
+    for title, trainer_config in (("SFT", config.sft.train), ("GRPO", config.grpo)):
+        table = Table(title=f"{title} knobs")
+        for column in ("name", "value", "meaning"):
+            table.add_column(column)
+        for name, value, doc in describe(trainer_config):
+            table.add_row(name, str(value), doc)
+        console.print(table)
+
+
+def run_with_progress(config: ScheduleConfig, out: Path, resume: bool) -> None:
+    print_config(config)
+    bars: dict[str, TaskID] = {}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+
+        def on_progress(phase: str, done: int, total: int) -> None:
+            if phase not in bars:
+                bars[phase] = progress.add_task(phase, total=total)
+            progress.update(bars[phase], completed=done, total=total)
+
+        start = time.perf_counter()
+        state = run_schedule(
+            config, out, resume=resume, progress=on_progress, log=progress.console.print
+        )
+    table = Table(title=f"held-out pass^1 ({time.perf_counter() - start:.0f}s)")
+    table.add_column("stage")
+    table.add_column("pass^1", justify="right")
+    for name, value in state.evals.items():
+        table.add_row(name, f"{value:.3f}")
+    console.print(table)
+    console.print(f"report: {out / 'report.md'}")
+
+
+def train_command(
+    config: Annotated[Path, typer.Option(help="Schedule YAML (configs/*.yaml).")],
+    out: Annotated[Path | None, typer.Option(help="Run directory; default runs/<name>.")] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the run in --out from its last checkpoint.")
+    ] = False,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key: --set grpo.lr=2e-6 (repeatable)."),
+    ] = None,
+) -> None:
+    """Base eval → SFT warm start → agentic RL rounds → held-out evals and report.md."""
+    schedule = load_config(config, set_ or [])
+    run_with_progress(schedule, out or Path("runs") / schedule.name, resume)
+
+
+def demo_command(
+    quick: Annotated[bool, typer.Option(help="A much smaller run (minutes on CPU).")] = False,
+    out: Annotated[Path | None, typer.Option(help="Run directory; default runs/<name>.")] = None,
+    resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
+) -> None:
+    """The CPU demo: SmolLM2-135M learns tool use by SFT then GRPO (configs/demo.yaml)."""
+    schedule = load_config(DEMO_CONFIG, QUICK_OVERRIDES if quick else ())
+    run_with_progress(schedule, out or Path("runs") / schedule.name, resume)
+
+
+def register(app: typer.Typer) -> None:
+    """Add `train` and `demo` to an app."""
+    app.command("train")(train_command)
+    app.command("demo")(demo_command)
+
+
+app = typer.Typer(help="Training schedules.", no_args_is_help=True, pretty_exceptions_enable=False)
+register(app)

@@ -1,0 +1,150 @@
+"""The run report: PNG plots of the training curves and `report.md` with the results table.
+
+Reads only the run directory (`state.json`, `metrics.jsonl`, `rounds/*/report.json`), so it
+can be rerun on a finished or half-finished run. Plots need matplotlib; without it the
+report says so and carries the table alone.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+PLOTS = (
+    ("reward", "rollout_reward_mean", "rollout reward (mean)"),
+    ("kl", "approx_kl", "approx KL(old || new)"),
+    ("entropy", "entropy", "entropy of agent tokens"),
+    ("response_length", "response_tokens_mean", "agent tokens per trajectory"),
+)
+
+
+def _read(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
+    state = (
+        json.loads((run_dir / "state.json").read_text())
+        if (run_dir / "state.json").exists()
+        else {}
+    )
+    metrics_path = run_dir / "metrics.jsonl"
+    metrics = (
+        [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
+        if metrics_path.exists()
+        else []
+    )
+    rounds = [
+        json.loads(p.read_text())
+        for p in sorted(
+            (run_dir / "rounds").glob("round-*/report.json"),
+            key=lambda p: int(p.parent.name.split("-")[1]),
+        )
+    ]
+    return state, metrics, rounds
+
+
+def eval_rows(state: dict[str, Any]) -> list[tuple[str, float]]:
+    """(stage, held-out pass^1) in run order: base, after SFT, after each RL round."""
+    evals = state.get("evals", {})
+    rounds = sorted((k for k in evals if k.startswith("round-")), key=lambda k: int(k[6:]))
+    order = ["base", "sft", *rounds]
+    labels = {"base": "base", "sft": "after SFT"}
+    return [(labels.get(k, f"after RL {k}"), evals[k]) for k in order if k in evals]
+
+
+def write_plots(run_dir: Path, metrics: list[dict[str, Any]], state: dict[str, Any]) -> list[str]:
+    """PNG files under `plots/`; returns their names (empty, with no error, without matplotlib)."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return []
+    out = run_dir / "plots"
+    out.mkdir(exist_ok=True)
+    written = []
+    grpo = [m for m in metrics if m.get("stage") == "grpo"]
+    for name, key, title in PLOTS:
+        points = [(m["global_step"], m[key]) for m in grpo if key in m]
+        if not points:
+            continue
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o")
+        ax.set_xlabel("global step")
+        ax.set_title(title)
+        fig.tight_layout()
+        fig.savefig(out / f"{name}.png", dpi=100)
+        plt.close(fig)
+        written.append(f"{name}.png")
+    sft = [m for m in metrics if m.get("stage") == "sft"]
+    if sft:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.plot([m["global_step"] for m in sft], [m["loss"] for m in sft], marker="o")
+        ax.set_xlabel("global step")
+        ax.set_title("SFT loss (NLL per agent token)")
+        fig.tight_layout()
+        fig.savefig(out / "sft_loss.png", dpi=100)
+        plt.close(fig)
+        written.append("sft_loss.png")
+    rows = eval_rows(state)
+    if rows:
+        fig, ax = plt.subplots(figsize=(6, 3.5))
+        ax.bar([r[0] for r in rows], [r[1] for r in rows])
+        ax.set_ylim(0, 1)
+        ax.set_ylabel("held-out pass^1")
+        ax.set_title("held-out pass^1 per stage")
+        fig.tight_layout()
+        fig.savefig(out / "held_out_pass1.png", dpi=100)
+        plt.close(fig)
+        written.append("held_out_pass1.png")
+    return written
+
+
+def render_report(
+    state: dict[str, Any], rounds: list[dict[str, Any]], plots: list[str], name: str = "run"
+) -> str:
+    lines = [
+        f"# Training report: {name}",
+        "",
+        "## Held-out pass^1",
+        "",
+        "| stage | pass^1 |",
+        "|---|---|",
+    ]
+    lines += [f"| {stage} | {value:.3f} |" for stage, value in eval_rows(state)]
+    if rounds:
+        lines += [
+            "",
+            "## Rounds",
+            "",
+            "| round | kind | tasks | source | steps | updates | rollout reward | groups dropped | pass^1 after |",
+            "|---|---|---|---|---|---|---|---|---|",
+        ]
+        for r in rounds:
+            sel = r.get("selection", {})
+            after = r.get("held_out_pass1_after")
+            lines.append(
+                f"| {r['round']} | {r['kind']} | {sel.get('train_tasks', '')} | "
+                f"{sel.get('tasks_source', '')} | {r['steps']} | {r['updates']} | "
+                f"{r['rollout_reward_mean']:.3f} | {r['groups_dropped']} | "
+                f"{'' if after is None else f'{after:.3f}'} |"
+            )
+    lines += ["", "## Plots", ""]
+    if plots:
+        lines += [f"![{p}](plots/{p})" for p in plots]
+    else:
+        lines.append("No plots: matplotlib is not installed (`pip install matplotlib`).")
+    notes = state.get("notes", [])
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_report(run_dir: str | Path, plots: bool = True) -> Path:
+    """Write plots (when possible) and report.md into the run directory."""
+    run_dir = Path(run_dir)
+    state, metrics, rounds = _read(run_dir)
+    written = write_plots(run_dir, metrics, state) if plots else []
+    name = run_dir.name
+    path = run_dir / "report.md"
+    path.write_text(render_report(state, rounds, written, name))
+    return path

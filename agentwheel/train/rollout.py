@@ -1,0 +1,142 @@
+"""GRPO rollouts: groups of episodes per task, with DAPO's dynamic-sampling refill.
+
+`collect_groups` draws tasks from a seeded `TaskStream`, runs `group_size` episodes of each
+through the episode runner and, under dynamic sampling, drops groups whose rewards are all
+equal (no learning signal) and draws more tasks until the batch holds `batch_groups`
+informative groups or `max_attempts` sampling rounds have been spent. Every draw is a
+pure function of (seed, round, step, attempt), so a resumed run rolls out exactly what
+the uninterrupted run would have.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from agentwheel.envs.agent import EpisodeView, ModelPolicy, Policy
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.trajectory import Trajectory
+from agentwheel.envs.user import ScriptedUser, UserSimulator
+from agentwheel.llm.types import ChatModel, Completion, SamplingParams
+from agentwheel.tasks.schema import Task
+from agentwheel.train.grpo import RewardFn, trajectory_reward
+
+
+class TurnSeededPolicy(ModelPolicy):
+    """A model policy whose every `act` call samples with its own seed: base, base+1, ...
+
+    `HFChatModel.chat` seeds the whole call with `params.seed`; without bumping it, every
+    turn of an episode would replay the same random stream.
+    """
+
+    def __init__(self, model: ChatModel, params: SamplingParams, name: str | None = None):
+        super().__init__(model, params, name)
+        self._base = params.seed or 0
+        self._calls = 0
+
+    def act(self, views: Sequence[EpisodeView]) -> list[Completion]:
+        self.params = self.params.model_copy(update={"seed": self._base + self._calls})
+        self._calls += 1
+        return super().act(views)
+
+
+def rollout_seed(seed: int, *position: int) -> int:
+    """A 31-bit seed fixed by the run seed and a position such as (round, step, attempt)."""
+    return int(np.random.default_rng([seed, *position]).integers(0, 2**31 - 1))
+
+
+class TaskStream:
+    """Tasks in a seeded order, reshuffled on every pass over the pool."""
+
+    def __init__(self, tasks: Sequence[Task], seed: int):
+        if not tasks:
+            raise ValueError("a task stream needs at least one task")
+        self.tasks = list(tasks)
+        self.seed = seed
+        self.drawn = 0
+
+    def take(self, n: int) -> list[Task]:
+        out = []
+        for _ in range(n):
+            epoch, index = divmod(self.drawn, len(self.tasks))
+            order = np.random.default_rng([self.seed, epoch]).permutation(len(self.tasks))
+            out.append(self.tasks[int(order[index])])
+            self.drawn += 1
+        return out
+
+
+@dataclass
+class RolloutBatch:
+    """The groups to train on, and what it took to get them."""
+
+    groups: list[list[Trajectory]]  # informative groups (all groups without dynamic sampling)
+    trajectories: list[Trajectory] = field(default_factory=list)  # every episode rolled out
+    attempts: int = 0  # sampling rounds run
+    tasks_drawn: int = 0
+    groups_dropped: int = 0  # all-pass or all-fail groups
+    exhausted: bool = False  # max_attempts hit before the batch was full
+
+    def metrics(self) -> dict[str, float | int | bool]:
+        rewards = [t.reward.value for t in self.trajectories]
+        return {
+            "rollout_attempts": self.attempts,
+            "rollout_tasks_drawn": self.tasks_drawn,
+            "rollout_groups_dropped": self.groups_dropped,
+            "rollout_groups_informative": len(self.groups),
+            "rollout_exhausted": self.exhausted,
+            "rollout_reward_mean": sum(rewards) / len(rewards) if rewards else 0.0,
+            "rollout_episodes": len(self.trajectories),
+        }
+
+
+def collect_groups(
+    policy_for_attempt: Callable[[int], Policy],
+    stream: TaskStream,
+    batch_groups: int,
+    group_size: int,
+    *,
+    dynamic_sampling: bool = True,
+    max_attempts: int = 4,
+    user: UserSimulator | None = None,
+    runner_config: RunnerConfig | None = None,
+    reward_fn: RewardFn = trajectory_reward,
+) -> RolloutBatch:
+    """Roll out groups until `batch_groups` informative ones are in hand (or attempts run out).
+
+    `policy_for_attempt(a)` gives the policy of sampling round `a` (a model policy seeded
+    for that round). Without dynamic sampling one round is run and every group is kept.
+    """
+    if batch_groups < 1 or group_size < 1 or max_attempts < 1:
+        raise ValueError("batch_groups, group_size and max_attempts must be >= 1")
+    user = user or ScriptedUser()
+    batch = RolloutBatch(groups=[])
+    while len(batch.groups) < batch_groups and batch.attempts < max_attempts:
+        tasks = stream.take(batch_groups - len(batch.groups))
+        specs = [EpisodeSpec(task, trial) for task in tasks for trial in range(group_size)]
+        runner = EpisodeRunner(policy_for_attempt(batch.attempts), user, runner_config)
+        finished = runner.run(specs)
+        batch.attempts += 1
+        batch.tasks_drawn += len(tasks)
+        batch.trajectories += finished
+        ordered = _ordered(finished, specs)
+        for g in range(len(tasks)):
+            group = ordered[g * group_size : (g + 1) * group_size]
+            rewards = {reward_fn(t) for t in group}
+            if dynamic_sampling and len(rewards) == 1:
+                batch.groups_dropped += 1
+            elif len(batch.groups) < batch_groups:
+                batch.groups.append(group)
+        if not dynamic_sampling:
+            break
+    batch.exhausted = len(batch.groups) < batch_groups
+    return batch
+
+
+def _ordered(finished: Sequence[Trajectory], specs: Sequence[EpisodeSpec]) -> list[Trajectory]:
+    """Trajectories in spec order (the runner returns them in finishing order)."""
+    pending: dict[tuple[str, int], list[Trajectory]] = {}
+    for t in finished:
+        pending.setdefault((t.task_id, t.trial), []).append(t)
+    return [pending[(s.task.id, s.trial)].pop(0) for s in specs]

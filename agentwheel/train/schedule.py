@@ -1,0 +1,832 @@
+"""The multi-round training schedule: base eval → SFT warm start → rounds of RL, resumable.
+
+A run, all under one run directory:
+
+    data        synthesize the train pool (train workflows) and the held-out set
+                (held-out workflows, never trained on);
+    eval:base   held-out pass^k of the starting policy;
+    sft         warm start on oracle episodes of the train pool;
+    eval:sft
+    round r     (kind `agentic`) evolve tasks with the agentic flywheel from the latest
+                rollout report, keep the learnable band of the current policy (fall back to
+                the pool when the band is empty, and say so), GRPO steps with dynamic
+                sampling, held-out eval, round report.
+    report      plots and report.md.
+
+Every finished phase is recorded in `state.json`; a checkpoint (`checkpoints/last`) is
+written after every optimizer step, with the stage/round/step position and the task-stream
+position, and `state.json` is updated after it. `resume=True` skips finished phases and
+continues a training phase from its last checkpoint; rollout seeds and task order are
+functions of (seed, round, step, attempt), so the resumed run repeats the uninterrupted one.
+
+Layout: config.yaml, state.json, metrics.jsonl (one line per step, with stage/round/step),
+data/{train,held_out}/, sft/, evals/<name>/ (run_eval output), rounds/round-<r>/
+(probe/, evolve/, pool.jsonl, tasks.jsonl, rollouts/, report.json), checkpoints/{sft,last},
+tb/ (TensorBoard, when available), plots/, report.md.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import shutil
+import time
+from collections.abc import Callable, Sequence
+from functools import lru_cache, partial
+from pathlib import Path
+from typing import Any, Literal
+
+import numpy as np
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+from agentwheel.envs.agent import ModelPolicy
+from agentwheel.envs.runner import RunnerConfig
+from agentwheel.envs.trajectory import Trajectory
+from agentwheel.envs.user import ScriptedUser
+from agentwheel.eval.evaluate import SUMMARY, TRACES, TraceWriter, run_eval, summarize
+from agentwheel.flywheels.agentic.evolve import evolve_agentic
+from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
+from agentwheel.flywheels.agentic.workflow import Workflow, load_workflow, workflow_paths
+from agentwheel.llm.hf import HFChatModel
+from agentwheel.llm.types import SamplingParams
+from agentwheel.tasks.dataset import load_tasks, write_tasks
+from agentwheel.tasks.schema import Task
+from agentwheel.train.checkpoint import TrainerState, load_checkpoint, save_checkpoint
+from agentwheel.train.config import GRPOConfig, SFTConfig
+from agentwheel.train.grpo import GRPOTrainer
+from agentwheel.train.model import is_lora
+from agentwheel.train.rollout import TaskStream, TurnSeededPolicy, collect_groups, rollout_seed
+from agentwheel.train.sft import SFTTrainer
+from agentwheel.train.sft_data import oracle_sft_data
+
+# Config -------------------------------------------------------------------------------
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _reject_unknown_fields(cls: type, value: Any) -> Any:
+    """Pydantic ignores unknown keys of a stdlib dataclass; a typo in a knob must fail."""
+    if isinstance(value, dict):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields: {unknown}")
+    return value
+
+
+class ModelSettings(_Strict):
+    spec: str = Field("hf:default", description="tiny | hf:default | hf:<path or hub name>")
+    dtype: Literal["float32", "bfloat16"] = Field("float32", description="Weight dtype.")
+    device: str = Field("cpu", description="cpu | cuda")
+    max_batch_size: int = Field(8, description="Prompts per generate call.")
+
+
+class DataSettings(_Strict):
+    workflows_dir: str | None = Field(None, description="Workflow YAML dir; None = bundled.")
+    train_workflows: list[str] | None = Field(
+        None, description="Workflow ids to train on; None = all but the held-out ones."
+    )
+    held_out_workflows: list[str] = Field(
+        min_length=1, description="Workflow ids never trained on: the held-out eval set."
+    )
+    tasks_per_workflow: int = Field(8, ge=1, description="Train-pool tasks per workflow.")
+    held_out_tasks: int = Field(8, ge=1, description="Held-out tasks evaluated each stage.")
+    extra_conditions: int = Field(0, ge=0, description="Extra preconditions in the pool trees.")
+
+
+class SFTSettings(_Strict):
+    enabled: bool = True
+    trials: int = Field(1, ge=1, description="Oracle episodes per train-pool task.")
+    max_tasks: int | None = Field(None, description="Cap on the tasks used for SFT data.")
+    max_steps: int | None = Field(None, description="Stop after this many optimizer steps.")
+    train: SFTConfig = Field(default_factory=SFTConfig)
+
+    @field_validator("train", mode="before")
+    @classmethod
+    def _known_sft_fields(cls, value: Any) -> Any:
+        return _reject_unknown_fields(SFTConfig, value)
+
+
+class SamplingSettings(_Strict):
+    temperature: float = Field(1.0, gt=0, description="Rollout sampling temperature.")
+    max_new_tokens: int = Field(128, ge=1, description="Tokens per agent turn.")
+
+
+class RunnerSettings(_Strict):
+    max_agent_turns: int = 8
+    max_episode_tokens: int = 4096
+    batch_size: int = 32
+
+    def runner_config(self) -> RunnerConfig:
+        return RunnerConfig(
+            max_agent_turns=self.max_agent_turns,
+            max_episode_tokens=self.max_episode_tokens,
+            batch_size=self.batch_size,
+        )
+
+
+class AgenticRound(_Strict):
+    """One agentic RL round: flywheel refresh, then GRPO on the learnable tasks."""
+
+    kind: Literal["agentic"] = "agentic"
+    steps: int = Field(2, ge=0, description="GRPO optimizer steps.")
+    batch_groups: int = Field(4, ge=1, description="Informative groups (tasks) per step.")
+    group_size: int = Field(4, ge=2, description="Rollouts per task.")
+    max_attempts: int = Field(3, ge=1, description="Dynamic-sampling rounds per step.")
+    evolve: bool = Field(True, description="Evolve tasks with the agentic flywheel first.")
+    evolve_tasks_per_workflow: int = Field(4, ge=1, description="New tasks per evolved tree.")
+    band_samples: int = Field(2, ge=1, description="Attempts per new task for the band.")
+    probe_tasks: int = Field(4, ge=1, description="Pool tasks probed when no rollouts exist.")
+
+
+# Another round kind (e.g. `kind: reasoning`) is added as a model with its own `kind`
+# literal, this alias becomes `Annotated[AgenticRound | ReasoningRound,
+# Field(discriminator="kind")]`, and its runner is registered in `ROUND_RUNNERS`.
+RoundSettings = AgenticRound
+
+
+class EvalSettings(_Strict):
+    k: int = Field(1, ge=1, description="Trials per held-out task (pass^1..pass^k).")
+    temperature: float = Field(0.0, ge=0, description="0 = greedy.")
+    max_new_tokens: int = 128
+
+
+class ScheduleConfig(_Strict):
+    name: str = "run"
+    seed: int = 0
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    data: DataSettings
+    sft: SFTSettings = Field(default_factory=SFTSettings)
+    grpo: GRPOConfig = Field(default_factory=GRPOConfig)
+    rollout: SamplingSettings = Field(default_factory=SamplingSettings)
+    runner: RunnerSettings = Field(default_factory=RunnerSettings)
+    rounds: list[RoundSettings] = Field(default_factory=list)
+    eval: EvalSettings = Field(default_factory=EvalSettings)
+    tensorboard: bool = Field(True, description="Also log to TensorBoard when installed.")
+    plots: bool = Field(True, description="Write PNG plots when matplotlib is installed.")
+
+    @field_validator("grpo", mode="before")
+    @classmethod
+    def _known_grpo_fields(cls, value: Any) -> Any:
+        return _reject_unknown_fields(GRPOConfig, value)
+
+    @model_validator(mode="after")
+    def _held_out_is_held_out(self) -> ScheduleConfig:
+        overlap = set(self.data.train_workflows or []) & set(self.data.held_out_workflows)
+        if overlap:
+            raise ValueError(f"workflows both trained on and held out: {sorted(overlap)}")
+        return self
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b.c=value` → (["a", "b", "c"], value parsed as YAML)."""
+    if "=" not in text:
+        raise ValueError(f"override {text!r} is not key.path=value")
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Set dotted keys in a raw config dict; list items by index (`rounds.0.steps=4`)."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node: Any = raw
+        for part in path[:-1]:
+            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+        if isinstance(node, list):
+            node[int(path[-1])] = value
+        else:
+            node[path[-1]] = value
+    return raw
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> ScheduleConfig:
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    return ScheduleConfig.model_validate(apply_overrides(raw, overrides))
+
+
+# Models -------------------------------------------------------------------------------
+
+
+@lru_cache(maxsize=1)
+def _smollm2_tokenizer() -> Any:
+    from transformers import AutoTokenizer
+
+    from agentwheel.llm.default_model import gguf_path
+
+    gguf = gguf_path()
+    return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
+
+
+def build_tiny_model(settings: ModelSettings, seed: int) -> HFChatModel:
+    """A 2-layer random-weight Llama with SmolLM2's tokenizer (from the bundled GGUF)."""
+    import torch
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    from agentwheel.llm.template import tool_chat_template
+
+    tokenizer = _smollm2_tokenizer()
+    torch.manual_seed(seed)
+    config = LlamaConfig(
+        vocab_size=len(tokenizer),
+        hidden_size=64,
+        intermediate_size=128,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=8192,
+        initializer_range=0.5,
+        tie_word_embeddings=True,
+        bos_token_id=1,
+        eos_token_id=2,
+        pad_token_id=2,
+    )
+    model = LlamaForCausalLM(config).eval()
+    return HFChatModel(
+        model,
+        tokenizer,
+        name="tiny",
+        template=tool_chat_template(),
+        max_batch_size=settings.max_batch_size,
+    )
+
+
+def build_hf_model(settings: ModelSettings, seed: int) -> HFChatModel:
+    from agentwheel.llm.default_model import load_default_model
+    from agentwheel.llm.hf import load_hf_model
+
+    target = settings.spec.removeprefix("hf:")
+    if target == "default":
+        return load_default_model(settings.dtype, settings.device, settings.max_batch_size)
+    return load_hf_model(
+        target, settings.dtype, settings.device, max_batch_size=settings.max_batch_size
+    )
+
+
+ModelFactory = Callable[[ModelSettings, int], HFChatModel]
+MODEL_FACTORIES: dict[str, ModelFactory] = {"tiny": build_tiny_model}
+
+
+def build_model(settings: ModelSettings, seed: int) -> HFChatModel:
+    """The policy named by `settings.spec`: a registered factory, or `hf:...`."""
+    if settings.spec in MODEL_FACTORIES:
+        return MODEL_FACTORIES[settings.spec](settings, seed)
+    if settings.spec.startswith("hf:"):
+        return build_hf_model(settings, seed)
+    raise ValueError(f"unknown model spec {settings.spec!r}: use tiny, hf:default or hf:<path>")
+
+
+# Run state ----------------------------------------------------------------------------
+
+
+class RunState(BaseModel):
+    """What a resumed run needs to know: finished phases, the training position, evals."""
+
+    done: list[str] = Field(default_factory=list)
+    position: dict[str, Any] = Field(default_factory=dict)  # stage, round, step
+    checkpoint: dict[str, Any] = Field(default_factory=dict)  # trainer, path, stage position
+    metrics_lines: int = 0
+    evals: dict[str, float] = Field(default_factory=dict)  # eval name -> held-out pass^1
+    notes: list[str] = Field(default_factory=list)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    tmp.replace(path)
+
+
+class MetricsLog:
+    """metrics.jsonl (one JSON line per step) and, when it imports, TensorBoard."""
+
+    def __init__(self, run_dir: Path, tensorboard: bool):
+        self.path = run_dir / "metrics.jsonl"
+        self.writer: Any = None
+        self.tensorboard_note = ""
+        if tensorboard:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+
+                self.writer = SummaryWriter(str(run_dir / "tb"))
+            except ImportError as exc:
+                self.tensorboard_note = f"TensorBoard skipped: {exc}"
+
+    def truncate(self, lines: int) -> None:
+        """Drop lines written after the last committed state (a crash between the two)."""
+        if self.path.exists():
+            kept = self.path.read_text().splitlines(keepends=True)[:lines]
+            _write_atomic(self.path, "".join(kept))
+
+    def write(self, record: dict[str, Any], global_step: int) -> None:
+        with open(self.path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(record) + "\n")
+        if self.writer is not None:
+            prefix = record.get("stage", "run")
+            for key, value in record.items():
+                if isinstance(value, int | float) and not isinstance(value, bool):
+                    self.writer.add_scalar(f"{prefix}/{key}", value, global_step)
+            self.writer.flush()
+
+    def close(self) -> None:
+        if self.writer is not None:
+            self.writer.close()
+
+
+StepHook = Callable[[dict[str, Any]], None]
+Progress = Callable[[str, int, int], None]  # (phase description, done, total)
+
+
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+# The run ------------------------------------------------------------------------------
+
+
+class ScheduleRun:
+    """One run of a schedule in `run_dir`. `run()` does (or finishes) every phase."""
+
+    def __init__(
+        self,
+        config: ScheduleConfig,
+        run_dir: Path,
+        *,
+        resume: bool = False,
+        on_step: StepHook | None = None,
+        progress: Progress | None = None,
+        log: Callable[[str], None] = print,
+    ):
+        self.config = config
+        self.dir = Path(run_dir)
+        self.on_step = on_step
+        self.progress = progress
+        self.log = log
+        state_path = self.dir / "state.json"
+        if state_path.exists() and not resume:
+            raise FileExistsError(f"{state_path} exists: resume it, or pick another run dir")
+        self.dir.mkdir(parents=True, exist_ok=True)
+        if resume and (self.dir / "config.yaml").exists():
+            saved = ScheduleConfig.model_validate(
+                yaml.safe_load((self.dir / "config.yaml").read_text())
+            )
+            if saved != config:
+                self.log(
+                    "note: the config differs from the run's saved config; using the saved one"
+                )
+                self.config = config = saved
+        _write_atomic(self.dir / "config.yaml", config.to_yaml())
+        self.state = (
+            RunState.model_validate_json(state_path.read_text())
+            if resume and state_path.exists()
+            else RunState()
+        )
+        self.metrics = MetricsLog(self.dir, config.tensorboard)
+        self.metrics.truncate(self.state.metrics_lines)
+        if self.metrics.tensorboard_note and self.metrics.tensorboard_note not in self.state.notes:
+            self.state.notes.append(self.metrics.tensorboard_note)
+        self.model = build_model(config.model, config.seed)
+        latest = self.dir / "checkpoints" / "last"
+        if resume and self.state.checkpoint.get("trainer") not in (None, "sft") and latest.exists():
+            # The newest (merged) weights for evals and flywheel steps. An SFT phase that
+            # resumes loads its own checkpoint (with LoRA: adapters on the initial base).
+            load_checkpoint(latest, self.model.model)
+        self.runner_config = config.runner.runner_config()
+        self.grpo: GRPOTrainer | None = None
+
+    # -- bookkeeping
+
+    def _commit(self) -> None:
+        _write_atomic(self.dir / "state.json", self.state.model_dump_json(indent=2))
+
+    def _finish(self, phase: str) -> None:
+        self.state.done.append(phase)
+        self._commit()
+
+    def _record(self, record: dict[str, Any], global_step: int) -> None:
+        self.metrics.write(record, global_step)
+        self.state.metrics_lines += 1
+
+    def _note(self, text: str) -> None:
+        self.log(f"note: {text}")
+        self.state.notes.append(text)
+
+    # -- data
+
+    def train_tasks_path(self) -> Path:
+        return self.dir / "data" / "train" / TASKS
+
+    def held_out_path(self) -> Path:
+        return self.dir / "data" / "held_out" / TASKS
+
+    def _workflows(self) -> tuple[list[Workflow], list[Workflow]]:
+        data = self.config.data
+        by_id = {w.id: w for w in map(load_workflow, workflow_paths(data.workflows_dir))}
+        missing = sorted(set(data.held_out_workflows + (data.train_workflows or [])) - set(by_id))
+        if missing:
+            raise ValueError(f"unknown workflow ids: {missing}; known: {sorted(by_id)}")
+        held = [by_id[w] for w in data.held_out_workflows]
+        train_ids = data.train_workflows or [w for w in by_id if w not in data.held_out_workflows]
+        return [by_id[w] for w in train_ids], held
+
+    def _train_workflow_paths(self) -> list[Path]:
+        train, _ = self._workflows()
+        ids = {w.id for w in train}
+        return [
+            p for p in workflow_paths(self.config.data.workflows_dir) if load_workflow(p).id in ids
+        ]
+
+    def phase_data(self) -> None:
+        data, seed = self.config.data, self.config.seed
+        train, held = self._workflows()
+        synth_agentic(
+            self.dir / "data" / "train",
+            train,
+            seed=seed,
+            tasks_per_workflow=data.tasks_per_workflow,
+            extra_conditions=data.extra_conditions,
+        )
+        held_dir = self.dir / "data" / "held_out" / "synth"
+        # A different seed: held-out trees come from other workflows anyway, but their
+        # sampled branches should not mirror the pool's.
+        synth_agentic(held_dir, held, seed=seed + 7919, tasks_per_workflow=data.held_out_tasks)
+        tasks = load_tasks(held_dir / TASKS).tasks
+        order = np.random.default_rng([seed, 1]).permutation(len(tasks))
+        chosen = [tasks[int(i)] for i in order[: data.held_out_tasks]]
+        write_tasks(chosen, self.held_out_path())
+        pool = load_tasks(self.train_tasks_path()).tasks
+        if not pool or not chosen:
+            raise ValueError(f"empty data: {len(pool)} train tasks, {len(chosen)} held-out tasks")
+        self.log(f"data: {len(pool)} train-pool tasks, {len(chosen)} held-out tasks")
+
+    # -- evaluation
+
+    def _eval_policy(self) -> ModelPolicy:
+        cfg = self.config.eval
+        params = SamplingParams(
+            temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=self.config.seed
+        )
+        return ModelPolicy(self.model, params, name=self.config.model.spec)
+
+    def phase_eval(self, name: str, round_: int) -> float:
+        self.model.model.eval()
+        out = self.dir / "evals" / name
+        tasks = load_tasks(self.held_out_path()).tasks
+        summary = run_eval(
+            tasks,
+            self._eval_policy(),
+            ScriptedUser(),
+            self.config.eval.k,
+            out,
+            self.runner_config,
+            resume=True,
+            meta={"tasks": str(self.held_out_path()), "stage": name},
+        )
+        pass1 = float(summary["pass_hat_k"]["1"])
+        self.state.evals[name] = pass1
+        self._record(
+            {
+                "stage": "eval",
+                "eval": name,
+                "round": round_,
+                "step": self._global_step(),
+                "held_out_pass1": pass1,
+                "mean_generated_tokens": summary["mean_generated_tokens"],
+                "invalid_tool_calls": sum(summary["invalid_tool_calls"].values()),
+            },
+            self._global_step(),
+        )
+        self.log(f"eval {name}: held-out pass^1 = {pass1:.3f} ({summary['n_tasks']} tasks)")
+        return pass1
+
+    def _global_step(self) -> int:
+        return int(self.state.position.get("global_step", 0))
+
+    # -- SFT
+
+    def _checkpoint(self, trainer: Any, name: str, position: dict[str, Any]) -> None:
+        path = self.dir / "checkpoints" / name
+        save_checkpoint(
+            path,
+            trainer.model,
+            trainer.optimizer,
+            TrainerState(step=trainer.step_count, data_position=position),
+            tokenizer=self.model.tokenizer,
+            config=trainer.config,
+        )
+
+    def phase_sft(self) -> None:
+        cfg = self.config.sft
+        trainer = SFTTrainer(self.model.model, cfg.train, pad_id=self.model.pad_id)
+        pool = load_tasks(self.train_tasks_path()).tasks
+        if cfg.max_tasks is not None:
+            pool = pool[: cfg.max_tasks]
+        # The oracle gets the default turn limit: the policy's may be too short for it.
+        data = oracle_sft_data(pool, self.model.renderer, cfg.train.max_seq_len, cfg.trials)
+        manifest = {
+            "sequences": len(data.sequences),
+            "rejected": data.rejected,
+            "trained_tokens": sum(s.num_trained_tokens for s in data.sequences),
+            "mean_length": sum(len(s) for s in data.sequences) / max(1, len(data.sequences)),
+        }
+        (self.dir / "sft").mkdir(exist_ok=True)
+        _write_atomic(self.dir / "sft" / "manifest.json", json.dumps(manifest, indent=2))
+        if self.state.checkpoint.get("trainer") == "sft":
+            trainer.load(self.dir / "checkpoints" / "last")
+            self.log(f"resumed SFT at step {trainer.step_count}")
+        batches = -(-len(data.sequences) // cfg.train.batch_size) * cfg.train.epochs
+        total = min(batches, cfg.max_steps) if cfg.max_steps is not None else batches
+
+        def on_step(metrics: Any) -> None:
+            global_step = self._global_step() + 1
+            position = {"epoch": trainer.epoch, "batch_in_epoch": trainer.batch_in_epoch}
+            self._checkpoint(trainer, "last", position)
+            self.state.checkpoint = {"trainer": "sft", "step": trainer.step_count}
+            self.state.position = {
+                "stage": "sft",
+                "round": 0,
+                "step": metrics.step,
+                "global_step": global_step,
+            }
+            record = {"stage": "sft", "round": 0, **metrics.as_dict(), "global_step": global_step}
+            self._record(record, global_step)
+            self._commit()
+            if self.progress is not None:
+                self.progress("SFT", metrics.step, total)
+            if self.on_step is not None:
+                self.on_step(record)
+
+        # SFTTrainer.train advances batch_in_epoch before calling on_step, so the
+        # checkpoint holds the position after this batch.
+        trainer.train(data.sequences, max_steps=cfg.max_steps, on_step=on_step)
+        self._checkpoint(
+            trainer, "sft", {"epoch": trainer.epoch, "batch_in_epoch": trainer.batch_in_epoch}
+        )
+        self.state.checkpoint = {"trainer": "sft_done"}
+        if is_lora(trainer.model):
+            # GRPO trains its own adapters on the SFT policy: fold these into the base.
+            self.model.model = trainer.model.merge_and_unload()  # type: ignore[operator]
+        self.log(f"SFT: {trainer.step_count} steps on {len(data.sequences)} oracle sequences")
+
+    # -- GRPO rounds
+
+    def _grpo_trainer(self) -> GRPOTrainer:
+        """One GRPO trainer (one optimizer) for all rounds; its reference is the SFT policy."""
+        if self.grpo is None:
+            sft = self.dir / "checkpoints" / "sft"
+            if sft.exists():
+                load_checkpoint(sft, self.model.model)
+            self.grpo = GRPOTrainer(self.model.model, self.config.grpo, pad_id=self.model.pad_id)
+            if self.state.checkpoint.get("trainer") == "grpo":
+                state = load_checkpoint(
+                    self.dir / "checkpoints" / "last", self.grpo.model, self.grpo.optimizer
+                )
+                self.grpo.step_count = state.step
+                self.log(f"resumed GRPO at optimizer step {state.step}")
+        return self.grpo
+
+    def _round_dir(self, round_: int) -> Path:
+        return self.dir / "rounds" / f"round-{round_}"
+
+    def _sampling_policy(self, *position: int) -> TurnSeededPolicy:
+        cfg = self.config.rollout
+        params = SamplingParams(
+            temperature=cfg.temperature,
+            max_new_tokens=cfg.max_new_tokens,
+            seed=rollout_seed(self.config.seed, *position),
+        )
+        return TurnSeededPolicy(self.model, params, name=self.config.model.spec)
+
+    def _pool_path(self, round_: int) -> Path:
+        return self._round_dir(round_ - 1) / "pool.jsonl" if round_ > 1 else self.train_tasks_path()
+
+    def phase_evolve(self, round_: int, settings: AgenticRound) -> None:
+        """Pick the round's tasks: the flywheel's learnable band, or the pool as fallback."""
+        rdir = self._round_dir(round_)
+        rdir.mkdir(parents=True, exist_ok=True)
+        self.model.model.eval()
+        pool = load_tasks(self._pool_path(round_)).tasks
+        info: dict[str, Any] = {"pool_tasks": len(pool)}
+        band: list[Task] = []
+        if settings.evolve:
+            source = self._round_dir(round_ - 1) / "rollouts"
+            if not (source / SUMMARY).exists():
+                source = rdir / "probe"
+                shutil.rmtree(source, ignore_errors=True)
+                rng = np.random.default_rng([self.config.seed, round_, 0])
+                probe = [pool[int(i)] for i in rng.permutation(len(pool))[: settings.probe_tasks]]
+                write_tasks(probe, source / "tasks.jsonl")
+                run_eval(
+                    probe,
+                    self._sampling_policy(round_, 1_000_000),
+                    ScriptedUser(),
+                    1,
+                    source,
+                    self.runner_config,
+                    meta={"tasks": str(source / "tasks.jsonl"), "stage": f"probe-{round_}"},
+                )
+            out = rdir / "evolve"
+            shutil.rmtree(out, ignore_errors=True)
+            manifest = evolve_agentic(
+                source,
+                self._sampling_policy(round_, 2_000_000),
+                out,
+                samples=settings.band_samples,
+                tasks_per_workflow=settings.evolve_tasks_per_workflow,
+                seed=rollout_seed(self.config.seed, round_),
+                workflows=self._train_workflow_paths(),  # type: ignore[arg-type]
+                config=self.runner_config,
+            )
+            band = load_tasks(out / TASKS).tasks
+            info.update(
+                evolve_source=str(source.relative_to(self.dir)),
+                evolved_generated=manifest.generated,
+                evolved_validated=manifest.validated,
+                band=manifest.band,
+                evolved_pass_rate=manifest.evolved_pass_rate,
+            )
+        if band:
+            tasks, info["tasks_source"] = band, "learnable band of evolved tasks"
+        else:
+            why = "the learnable band is empty" if settings.evolve else "evolution is off"
+            tasks, info["tasks_source"] = pool, f"fallback: the existing pool ({why})"
+            self._note(f"round {round_}: {why}; training on the existing pool of {len(pool)} tasks")
+        write_tasks(tasks, rdir / "tasks.jsonl")
+        write_tasks([*pool, *band], rdir / "pool.jsonl")
+        info["train_tasks"] = len(tasks)
+        _write_atomic(rdir / "selection.json", json.dumps(info, indent=2))
+
+    def phase_grpo(self, round_: int, settings: AgenticRound) -> None:
+        trainer = self._grpo_trainer()
+        rdir = self._round_dir(round_)
+        tasks = load_tasks(rdir / "tasks.jsonl").tasks
+        stream = TaskStream(tasks, rollout_seed(self.config.seed, round_))
+        start = 0
+        pos = self.state.position
+        if pos.get("stage") == "grpo" and pos.get("round") == round_:
+            start, stream.drawn = int(pos["step"]), int(pos["tasks_drawn"])
+        rollouts = rdir / "rollouts"
+        if start == 0:
+            shutil.rmtree(rollouts, ignore_errors=True)
+        _truncate_traces(rollouts / TRACES, int(pos.get("rollout_lines", 0)) if start else 0)
+        writer = TraceWriter(rollouts / TRACES)
+        lines = int(pos.get("rollout_lines", 0)) if start else 0
+        try:
+            for step in range(start, settings.steps):
+                self.model.model.eval()
+                batch = collect_groups(
+                    partial(self._sampling_policy, round_, step),
+                    stream,
+                    settings.batch_groups,
+                    settings.group_size,
+                    dynamic_sampling=self.config.grpo.dynamic_sampling,
+                    max_attempts=settings.max_attempts,
+                    runner_config=self.runner_config,
+                )
+                for t in batch.trajectories:
+                    writer.write(t)
+                lines += len(batch.trajectories)
+                metrics = trainer.step(batch.groups)
+                global_step = self._global_step() + 1
+                position = {
+                    "stage": "grpo",
+                    "round": round_,
+                    "step": step + 1,
+                    "tasks_drawn": stream.drawn,
+                    "rollout_lines": lines,
+                    "global_step": global_step,
+                }
+                self._checkpoint(trainer, "last", position)
+                self.state.checkpoint = {"trainer": "grpo", "step": trainer.step_count}
+                self.state.position = position
+                record = {
+                    "stage": "grpo",
+                    "round": round_,
+                    **metrics.as_dict(),
+                    "step": step + 1,
+                    "optimizer_step": metrics.step,
+                    "global_step": global_step,
+                    **batch.metrics(),
+                }
+                self._record(record, global_step)
+                self._commit()
+                if self.progress is not None:
+                    self.progress(f"GRPO round {round_}", step + 1, settings.steps)
+                if self.on_step is not None:
+                    self.on_step(record)
+        finally:
+            writer.close()
+        done = (
+            [
+                Trajectory.model_validate_json(line)
+                for line in (rollouts / TRACES).read_text().splitlines()
+                if line.strip()
+            ]
+            if (rollouts / TRACES).exists()
+            else []
+        )
+        summary = summarize(
+            done, 1, meta={"tasks": str(rdir / "tasks.jsonl"), "stage": f"rollouts-{round_}"}
+        )
+        _write_atomic(rollouts / SUMMARY, json.dumps(summary, indent=2))
+
+    def phase_round_report(self, round_: int, settings: AgenticRound) -> None:
+        rdir = self._round_dir(round_)
+        steps = [
+            m for m in read_metrics(self.dir) if m.get("stage") == "grpo" and m["round"] == round_
+        ]
+        previous = "sft" if round_ == 1 else f"round-{round_ - 1}"
+        report = {
+            "round": round_,
+            "kind": settings.kind,
+            "settings": settings.model_dump(),
+            "selection": json.loads((rdir / "selection.json").read_text()),
+            "steps": len(steps),
+            "updates": sum(1 for m in steps if m["updated"]),
+            "rollout_reward_mean": _mean([m["rollout_reward_mean"] for m in steps]),
+            "groups_dropped": sum(m["rollout_groups_dropped"] for m in steps),
+            "rollout_attempts": sum(m["rollout_attempts"] for m in steps),
+            "exhausted_steps": sum(1 for m in steps if m["rollout_exhausted"]),
+            "held_out_pass1_before": self.state.evals.get(previous),
+            "held_out_pass1_after": self.state.evals.get(f"round-{round_}"),
+        }
+        _write_atomic(rdir / "report.json", json.dumps(report, indent=2))
+        headline = {k: report[k] for k in ("steps", "updates", "held_out_pass1_after")}
+        self.log(f"round {round_}: {json.dumps(headline)}")
+
+    # -- driver
+
+    def run(self) -> RunState:
+        """Every phase not yet done, in order; returns the final state."""
+        started = time.perf_counter()
+        phases: list[tuple[str, Callable[[], Any]]] = [
+            ("data", self.phase_data),
+            ("eval:base", lambda: self.phase_eval("base", 0)),
+        ]
+        if self.config.sft.enabled:
+            phases += [("sft", self.phase_sft), ("eval:sft", lambda: self.phase_eval("sft", 0))]
+        for r, settings in enumerate(self.config.rounds, start=1):
+            runner = ROUND_RUNNERS[settings.kind]
+            phases += [(f"round-{r}:{name}", fn) for name, fn in runner(self, r, settings)]
+        from agentwheel.train.report import write_report
+
+        phases.append(("report", lambda: write_report(self.dir, self.config.plots)))
+        try:
+            for name, fn in phases:
+                if name in self.state.done:
+                    continue
+                self.log(f"== {name}")
+                fn()
+                self._finish(name)
+        finally:
+            self.metrics.close()
+        self.log(f"run finished in {time.perf_counter() - started:.1f}s: {self.dir}")
+        return self.state
+
+
+def agentic_round_phases(
+    run: ScheduleRun, round_: int, settings: AgenticRound
+) -> list[tuple[str, Callable[[], Any]]]:
+    return [
+        ("evolve", lambda: run.phase_evolve(round_, settings)),
+        ("grpo", lambda: run.phase_grpo(round_, settings)),
+        ("eval", lambda: run.phase_eval(f"round-{round_}", round_)),
+        ("report", lambda: run.phase_round_report(round_, settings)),
+    ]
+
+
+RoundRunner = Callable[[ScheduleRun, int, Any], list[tuple[str, Callable[[], Any]]]]
+ROUND_RUNNERS: dict[str, RoundRunner] = {"agentic": agentic_round_phases}
+
+
+def run_schedule(
+    config: ScheduleConfig,
+    run_dir: str | Path,
+    *,
+    resume: bool = False,
+    on_step: StepHook | None = None,
+    progress: Progress | None = None,
+    log: Callable[[str], None] = print,
+) -> RunState:
+    """Run (or resume) a schedule in `run_dir`; see the module docstring for the phases."""
+    return ScheduleRun(
+        config, Path(run_dir), resume=resume, on_step=on_step, progress=progress, log=log
+    ).run()
+
+
+def _truncate_traces(path: Path, lines: int) -> None:
+    if path.exists():
+        kept = path.read_text().splitlines(keepends=True)[:lines]
+        _write_atomic(path, "".join(kept))
+
+
+def _mean(values: Sequence[float]) -> float:
+    return sum(values) / len(values) if values else 0.0

@@ -1,0 +1,91 @@
+"""GRPO rollouts: groups per task, dynamic sampling drops zero-variance groups and refills."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import pytest
+
+from agentwheel.envs.agent import EpisodeView
+from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
+from agentwheel.llm.scripted import OraclePolicy, RefusePolicy
+from agentwheel.llm.types import Completion
+from agentwheel.tasks.dataset import load_tasks
+from agentwheel.train.rollout import TaskStream, collect_groups, rollout_seed
+
+
+class SplitPolicy:
+    """Oracle on tasks in `always_pass`; elsewhere oracle on even trials, refusal on odd
+    ones: groups of `always_pass` tasks are uniform, the others informative (unless the
+    refusal is itself the right answer, which makes them uniform too)."""
+
+    name = "split"
+
+    def __init__(self, always_pass: set[str]):
+        self.always_pass = always_pass
+        self.oracle, self.refuse = OraclePolicy(), RefusePolicy()
+
+    def act(self, views: Sequence[EpisodeView]) -> list[Completion]:
+        out = []
+        for view in views:
+            good = view.task.id in self.always_pass or view.trial % 2 == 0
+            out.append((self.oracle if good else self.refuse).act([view])[0])
+        return out
+
+
+@pytest.fixture(scope="module")
+def tasks(tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth")
+    synth_agentic(out, ["data/workflows/retail_order_cancel.yaml"], tasks_per_workflow=8)
+    # Keep tasks where refusing fails, so a mixed group really has mixed rewards.
+    return [
+        t for t in load_tasks(out / TASKS).tasks if "refusal" not in t.evaluation.required_signals
+    ]
+
+
+def test_dynamic_sampling_drops_uniform_groups_and_refills(tasks):
+    assert len(tasks) >= 4
+    # The first two tasks the stream draws always pass: the first round is all dropped.
+    uniform = {t.id for t in TaskStream(tasks, seed=3).take(2)}
+    stream = TaskStream(tasks, seed=3)
+    batch = collect_groups(
+        lambda attempt: SplitPolicy(uniform), stream, batch_groups=2, group_size=2, max_attempts=10
+    )
+    assert len(batch.groups) == 2 and not batch.exhausted
+    for group in batch.groups:
+        assert len(group) == 2 and len({t.reward.value for t in group}) == 2
+        assert group[0].task_id not in uniform and group[0].task_id == group[1].task_id
+    # Every dropped group was all-pass; every draw is accounted for.
+    assert batch.tasks_drawn == stream.drawn == len(batch.groups) + batch.groups_dropped
+    assert batch.attempts == 2 and batch.groups_dropped == 2
+    assert len(batch.trajectories) == 2 * batch.tasks_drawn == 8
+    metrics = batch.metrics()
+    assert metrics["rollout_groups_dropped"] == batch.groups_dropped
+
+
+def test_refill_stops_at_max_attempts_and_counts_them(tasks):
+    everything = {t.id for t in tasks}
+    batch = collect_groups(
+        lambda attempt: SplitPolicy(everything), TaskStream(tasks, 0), 2, 2, max_attempts=3
+    )
+    assert batch.groups == [] and batch.exhausted
+    assert batch.attempts == 3 and batch.groups_dropped == batch.tasks_drawn == 6
+
+
+def test_without_dynamic_sampling_every_group_is_kept(tasks):
+    batch = collect_groups(
+        lambda attempt: SplitPolicy({t.id for t in tasks}),
+        TaskStream(tasks, 0),
+        3,
+        2,
+        dynamic_sampling=False,
+    )
+    assert len(batch.groups) == 3 and batch.attempts == 1 and batch.groups_dropped == 0
+
+
+def test_task_stream_and_seeds_are_deterministic(tasks):
+    a, b = TaskStream(tasks, 5), TaskStream(tasks, 5)
+    assert [t.id for t in a.take(len(tasks) + 3)] == [t.id for t in b.take(len(tasks) + 3)]
+    first_pass = [t.id for t in TaskStream(tasks, 5).take(len(tasks))]
+    assert sorted(first_pass) == sorted(t.id for t in tasks)  # a pass is a permutation
+    assert rollout_seed(0, 1, 2) == rollout_seed(0, 1, 2) != rollout_seed(0, 1, 3)
