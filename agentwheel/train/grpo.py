@@ -241,12 +241,20 @@ class GRPOTrainer:
         if config.kl_coef > 0 and ref_model is None and not is_lora(self.model):
             self.ref_model = copy.deepcopy(self.model).eval().requires_grad_(False)
 
-    def step(self, groups: Sequence[Sequence[Trajectory]]) -> GRPOStepMetrics:
-        """One optimizer step on rollout groups (each group: all trials of one task)."""
+    def step(
+        self,
+        groups: Sequence[Sequence[Trajectory]],
+        rewards: Sequence[Sequence[float]] | None = None,
+    ) -> GRPOStepMetrics:
+        """One optimizer step on rollout groups (each group: all trials of one task).
+
+        `rewards`, parallel to `groups`, overrides the trainer's reward function for this
+        step (reasoning rollouts carry a graded reward that is not the environment's)."""
         start = time.perf_counter()
         cfg = self.config
-        all_rewards = [self.reward_fn(t) for g in groups for t in g]
-        informative, sequences = rollout_sequences(groups, cfg, self.reward_fn)
+        reward_fn = self.reward_fn if rewards is None else given_rewards(groups, rewards)
+        all_rewards = [reward_fn(t) for g in groups for t in g]
+        informative, sequences = rollout_sequences(groups, cfg, reward_fn)
         trained = [s for s in sequences if s.num_trained_tokens > 0]
         device = model_device(self.model)
         batches = [
@@ -374,6 +382,21 @@ class GRPOTrainer:
         state = load_checkpoint(path, self.model, self.optimizer)
         self.step_count = state.step
         return state
+
+
+def given_rewards(
+    groups: Sequence[Sequence[Trajectory]], rewards: Sequence[Sequence[float]]
+) -> RewardFn:
+    """A reward function that returns the reward given for each trajectory of `groups`."""
+    shape = [len(g) for g in groups]
+    if [len(r) for r in rewards] != shape:
+        raise ValueError(f"rewards shaped {[len(r) for r in rewards]}, groups shaped {shape}")
+    by_id = {
+        id(t): float(r)
+        for group, group_rewards in zip(groups, rewards, strict=True)
+        for t, r in zip(group, group_rewards, strict=True)
+    }
+    return lambda trajectory: by_id[id(trajectory)]
 
 
 def _trace(trajectory: Trajectory) -> TokenTrace:

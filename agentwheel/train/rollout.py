@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Generic, TypeVar
 
 import numpy as np
 
@@ -47,17 +48,21 @@ def rollout_seed(seed: int, *position: int) -> int:
     return int(np.random.default_rng([seed, *position]).integers(0, 2**31 - 1))
 
 
-class TaskStream:
-    """Tasks in a seeded order, reshuffled on every pass over the pool."""
+T = TypeVar("T")
 
-    def __init__(self, tasks: Sequence[Task], seed: int):
+
+class TaskStream(Generic[T]):
+    """Items (agentic tasks, reasoning problems) in a seeded order, reshuffled on every
+    pass over the pool."""
+
+    def __init__(self, tasks: Sequence[T], seed: int):
         if not tasks:
             raise ValueError("a task stream needs at least one task")
         self.tasks = list(tasks)
         self.seed = seed
         self.drawn = 0
 
-    def take(self, n: int) -> list[Task]:
+    def take(self, n: int) -> list[T]:
         out = []
         for _ in range(n):
             epoch, index = divmod(self.drawn, len(self.tasks))
@@ -93,7 +98,7 @@ class RolloutBatch:
 
 def collect_groups(
     policy_for_attempt: Callable[[int], Policy],
-    stream: TaskStream,
+    stream: TaskStream[Task],
     batch_groups: int,
     group_size: int,
     *,

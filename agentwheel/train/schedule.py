@@ -11,6 +11,10 @@ A run, all under one run directory:
                 rollout report, keep the learnable band of the current policy (fall back to
                 the pool when the band is empty, and say so), GRPO steps with dynamic
                 sampling, held-out eval, round report.
+    round r     (kind `reasoning`) evolve problems with the reasoning flywheel from the last
+                reasoning round's pool (the seeds in the first), keep the learnable band,
+                GRPO on single-turn answers scored by the verified reasoning reward,
+                held-out eval, round report. Kinds may alternate, as in the paper.
     report      plots and report.md.
 
 Every finished phase is recorded in `state.json`; a checkpoint (`checkpoints/last`) is
@@ -34,7 +38,7 @@ import time
 from collections.abc import Callable, Sequence
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import numpy as np
 import yaml
@@ -48,6 +52,14 @@ from agentwheel.eval.evaluate import SUMMARY, TRACES, TraceWriter, run_eval, sum
 from agentwheel.flywheels.agentic.evolve import evolve_agentic
 from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
 from agentwheel.flywheels.agentic.workflow import Workflow, load_workflow, workflow_paths
+from agentwheel.flywheels.reasoning.answer_format import AnswerFormat
+from agentwheel.flywheels.reasoning.evolve import EvolveConfig as ReasoningEvolveConfig
+from agentwheel.flywheels.reasoning.evolve import evolve_reasoning
+from agentwheel.flywheels.reasoning.problem import Problem
+from agentwheel.flywheels.reasoning.reward import ReasoningReward
+from agentwheel.flywheels.reasoning.seeds import load_seed_file, write_problems
+from agentwheel.flywheels.reasoning.stage_io import PROBLEMS
+from agentwheel.flywheels.reasoning.synth import SynthConfig, synth_reasoning
 from agentwheel.llm.hf import HFChatModel
 from agentwheel.llm.types import SamplingParams
 from agentwheel.tasks.dataset import load_tasks, write_tasks
@@ -56,6 +68,7 @@ from agentwheel.train.checkpoint import TrainerState, load_checkpoint, save_chec
 from agentwheel.train.config import GRPOConfig, SFTConfig
 from agentwheel.train.grpo import GRPOTrainer
 from agentwheel.train.model import is_lora
+from agentwheel.train.reasoning_rollout import collect_reasoning_groups
 from agentwheel.train.rollout import TaskStream, TurnSeededPolicy, collect_groups, rollout_seed
 from agentwheel.train.sft import SFTTrainer
 from agentwheel.train.sft_data import oracle_sft_data
@@ -142,10 +155,30 @@ class AgenticRound(_Strict):
     probe_tasks: int = Field(4, ge=1, description="Pool tasks probed when no rollouts exist.")
 
 
-# Another round kind (e.g. `kind: reasoning`) is added as a model with its own `kind`
-# literal, this alias becomes `Annotated[AgenticRound | ReasoningRound,
-# Field(discriminator="kind")]`, and its runner is registered in `ROUND_RUNNERS`.
-RoundSettings = AgenticRound
+class ReasoningRound(_Strict):
+    """One reasoning RL round: reasoning-flywheel refresh, then GRPO on verified answers."""
+
+    kind: Literal["reasoning"] = "reasoning"
+    seeds: str = Field(
+        "bundled",
+        description="Seed problems for the first reasoning round (as `synth reasoning --seeds`).",
+    )
+    seed_limit: int | None = Field(64, ge=1, description="Keep only the first N seeds.")
+    steps: int = Field(2, ge=0, description="GRPO optimizer steps.")
+    batch_groups: int = Field(4, ge=1, description="Informative groups (problems) per step.")
+    group_size: int = Field(4, ge=2, description="Answers per problem.")
+    max_attempts: int = Field(3, ge=1, description="Dynamic-sampling rounds per step.")
+    evolve: bool = Field(True, description="Evolve problems with the reasoning flywheel first.")
+    probe_problems: int = Field(16, ge=1, description="Pool problems attempted by the flywheel.")
+    band_samples: int = Field(2, ge=1, description="Attempts per problem for the band.")
+    max_new_tokens: int = Field(256, ge=1, description="Tokens per answer.")
+    format_weight: float = Field(0.1, ge=0, description="Reward for the answer format.")
+    answer_format: AnswerFormat = Field(default_factory=AnswerFormat)
+
+
+# A round kind is a settings model with its own `kind` literal; its phases are registered
+# in `ROUND_RUNNERS`.
+RoundSettings = Annotated[AgenticRound | ReasoningRound, Field(discriminator="kind")]
 
 
 class EvalSettings(_Strict):
@@ -339,6 +372,8 @@ class MetricsLog:
 
 
 StepHook = Callable[[dict[str, Any]], None]
+# One step's rollouts: (groups, their rewards or None for the environment's, the batch).
+Collect = Callable[[int], tuple[list[list[Trajectory]], Sequence[Sequence[float]] | None, Any]]
 Progress = Callable[[str, int, int], None]  # (phase description, done, total)
 
 
@@ -605,8 +640,18 @@ class ScheduleRun:
         )
         return TurnSeededPolicy(self.model, params, name=self.config.model.spec)
 
+    def _previous_round(self, round_: int, kind: str) -> int | None:
+        """The latest round before `round_` of this kind (rounds may alternate kinds)."""
+        earlier = [r for r in range(1, round_) if self.config.rounds[r - 1].kind == kind]
+        return earlier[-1] if earlier else None
+
     def _pool_path(self, round_: int) -> Path:
-        return self._round_dir(round_ - 1) / "pool.jsonl" if round_ > 1 else self.train_tasks_path()
+        previous = self._previous_round(round_, "agentic")
+        return (
+            self._round_dir(previous) / "pool.jsonl"
+            if previous is not None
+            else self.train_tasks_path()
+        )
 
     def phase_evolve(self, round_: int, settings: AgenticRound) -> None:
         """Pick the round's tasks: the flywheel's learnable band, or the pool as fallback."""
@@ -617,8 +662,9 @@ class ScheduleRun:
         info: dict[str, Any] = {"pool_tasks": len(pool)}
         band: list[Task] = []
         if settings.evolve:
-            source = self._round_dir(round_ - 1) / "rollouts"
-            if not (source / SUMMARY).exists():
+            previous = self._previous_round(round_, "agentic")
+            source = self._round_dir(previous or 0) / "rollouts"
+            if previous is None or not (source / SUMMARY).exists():
                 source = rdir / "probe"
                 shutil.rmtree(source, ignore_errors=True)
                 rng = np.random.default_rng([self.config.seed, round_, 0])
@@ -665,10 +711,35 @@ class ScheduleRun:
         _write_atomic(rdir / "selection.json", json.dumps(info, indent=2))
 
     def phase_grpo(self, round_: int, settings: AgenticRound) -> None:
+        rdir = self._round_dir(round_)
+        stream = TaskStream(
+            load_tasks(rdir / "tasks.jsonl").tasks, rollout_seed(self.config.seed, round_)
+        )
+
+        def collect(step: int) -> tuple[list[list[Trajectory]], None, Any]:
+            self.model.model.eval()
+            batch = collect_groups(
+                partial(self._sampling_policy, round_, step),
+                stream,
+                settings.batch_groups,
+                settings.group_size,
+                dynamic_sampling=self.config.grpo.dynamic_sampling,
+                max_attempts=settings.max_attempts,
+                runner_config=self.runner_config,
+            )
+            return batch.groups, None, batch
+
+        self._grpo_steps(round_, settings.steps, stream, collect)
+
+    def _grpo_steps(
+        self, round_: int, steps: int, stream: TaskStream[Any], collect: Collect
+    ) -> None:
+        """GRPO steps of a round, each checkpointed; resumes mid-round from the position.
+
+        `collect(step)` returns (groups, their rewards or None for the environment's,
+        the rollout batch with `trajectories` and `metrics()`)."""
         trainer = self._grpo_trainer()
         rdir = self._round_dir(round_)
-        tasks = load_tasks(rdir / "tasks.jsonl").tasks
-        stream = TaskStream(tasks, rollout_seed(self.config.seed, round_))
         start = 0
         pos = self.state.position
         if pos.get("stage") == "grpo" and pos.get("round") == round_:
@@ -680,21 +751,13 @@ class ScheduleRun:
         writer = TraceWriter(rollouts / TRACES)
         lines = int(pos.get("rollout_lines", 0)) if start else 0
         try:
-            for step in range(start, settings.steps):
+            for step in range(start, steps):
                 self.model.model.eval()
-                batch = collect_groups(
-                    partial(self._sampling_policy, round_, step),
-                    stream,
-                    settings.batch_groups,
-                    settings.group_size,
-                    dynamic_sampling=self.config.grpo.dynamic_sampling,
-                    max_attempts=settings.max_attempts,
-                    runner_config=self.runner_config,
-                )
+                groups, rewards, batch = collect(step)
                 for t in batch.trajectories:
                     writer.write(t)
                 lines += len(batch.trajectories)
-                metrics = trainer.step(batch.groups)
+                metrics = trainer.step(groups, rewards)
                 global_step = self._global_step() + 1
                 position = {
                     "stage": "grpo",
@@ -710,6 +773,7 @@ class ScheduleRun:
                 record = {
                     "stage": "grpo",
                     "round": round_,
+                    "kind": self.config.rounds[round_ - 1].kind,
                     **metrics.as_dict(),
                     "step": step + 1,
                     "optimizer_step": metrics.step,
@@ -719,7 +783,7 @@ class ScheduleRun:
                 self._record(record, global_step)
                 self._commit()
                 if self.progress is not None:
-                    self.progress(f"GRPO round {round_}", step + 1, settings.steps)
+                    self.progress(f"GRPO round {round_}", step + 1, steps)
                 if self.on_step is not None:
                     self.on_step(record)
         finally:
@@ -738,7 +802,94 @@ class ScheduleRun:
         )
         _write_atomic(rollouts / SUMMARY, json.dumps(summary, indent=2))
 
-    def phase_round_report(self, round_: int, settings: AgenticRound) -> None:
+    # -- reasoning rounds
+
+    def _problem_pool_path(self, round_: int, settings: ReasoningRound) -> Path:
+        """The reasoning pool this round starts from: the last reasoning round's pool, or
+        the seeds (synthesized into `reasoning/seeds` on first use)."""
+        previous = self._previous_round(round_, "reasoning")
+        if previous is not None:
+            return self._round_dir(previous) / "problem_pool.jsonl"
+        seeds = self.dir / "reasoning" / "seeds"
+        if not (seeds / PROBLEMS).exists():
+            synth_reasoning(
+                settings.seeds, seeds, SynthConfig(seed=self.config.seed, limit=settings.seed_limit)
+            )
+        return seeds / PROBLEMS
+
+    def _reasoning_params(self, settings: ReasoningRound, seed: int) -> SamplingParams:
+        return SamplingParams(
+            temperature=self.config.rollout.temperature,
+            max_new_tokens=settings.max_new_tokens,
+            seed=seed,
+        )
+
+    def phase_reasoning_evolve(self, round_: int, settings: ReasoningRound) -> None:
+        """Pick the round's problems: the reasoning flywheel's learnable band, or the pool."""
+        rdir = self._round_dir(round_)
+        rdir.mkdir(parents=True, exist_ok=True)
+        self.model.model.eval()
+        pool_path = self._problem_pool_path(round_, settings)
+        pool = load_seed_file(pool_path).problems
+        info: dict[str, Any] = {"pool_tasks": len(pool)}
+        band: list[Problem] = []
+        if settings.evolve:
+            config = ReasoningEvolveConfig(
+                n=settings.band_samples,
+                round=round_,
+                limit=settings.probe_problems,
+                policy_params=self._reasoning_params(
+                    settings, rollout_seed(self.config.seed, round_, 2_000_000)
+                ),
+                answer_format=settings.answer_format,
+                seed=rollout_seed(self.config.seed, round_),
+            )
+            # Journaled by the flywheel: a killed evolve resumes where it stopped.
+            manifest = evolve_reasoning(pool_path, self.model, None, rdir / "evolve", config=config)
+            band = load_seed_file(rdir / "evolve" / PROBLEMS).problems
+            info.update(
+                evolve_counts=manifest["counts"],
+                evolve_pass_rates=manifest["pass_rates"],
+                band=len(band),
+            )
+        if band:
+            problems, info["tasks_source"] = band, "learnable band of the reasoning flywheel"
+        else:
+            why = "the learnable band is empty" if settings.evolve else "evolution is off"
+            problems, info["tasks_source"] = pool, f"fallback: the existing pool ({why})"
+            self._note(f"round {round_}: {why}; training on the pool of {len(pool)} problems")
+        known = {p.id for p in pool}
+        write_problems(problems, rdir / PROBLEMS)
+        write_problems(
+            [*pool, *(p for p in band if p.id not in known)], rdir / "problem_pool.jsonl"
+        )
+        info["train_tasks"] = len(problems)
+        _write_atomic(rdir / "selection.json", json.dumps(info, indent=2))
+
+    def phase_reasoning_grpo(self, round_: int, settings: ReasoningRound) -> None:
+        rdir = self._round_dir(round_)
+        problems = load_seed_file(rdir / PROBLEMS).problems
+        stream = TaskStream(problems, rollout_seed(self.config.seed, round_))
+        reward = ReasoningReward(settings.answer_format, format_weight=settings.format_weight)
+
+        def collect(step: int) -> tuple[list[list[Trajectory]], list[list[float]], Any]:
+            batch = collect_reasoning_groups(
+                self.model,
+                lambda attempt: self._reasoning_params(
+                    settings, rollout_seed(self.config.seed, round_, step, attempt)
+                ),
+                stream,
+                settings.batch_groups,
+                settings.group_size,
+                reward,
+                dynamic_sampling=self.config.grpo.dynamic_sampling,
+                max_attempts=settings.max_attempts,
+            )
+            return batch.groups, batch.rewards, batch
+
+        self._grpo_steps(round_, settings.steps, stream, collect)
+
+    def phase_round_report(self, round_: int, settings: AgenticRound | ReasoningRound) -> None:
         rdir = self._round_dir(round_)
         steps = [
             m for m in read_metrics(self.dir) if m.get("stage") == "grpo" and m["round"] == round_
@@ -803,8 +954,22 @@ def agentic_round_phases(
     ]
 
 
+def reasoning_round_phases(
+    run: ScheduleRun, round_: int, settings: ReasoningRound
+) -> list[tuple[str, Callable[[], Any]]]:
+    return [
+        ("evolve", lambda: run.phase_reasoning_evolve(round_, settings)),
+        ("grpo", lambda: run.phase_reasoning_grpo(round_, settings)),
+        ("eval", lambda: run.phase_eval(f"round-{round_}", round_)),
+        ("report", lambda: run.phase_round_report(round_, settings)),
+    ]
+
+
 RoundRunner = Callable[[ScheduleRun, int, Any], list[tuple[str, Callable[[], Any]]]]
-ROUND_RUNNERS: dict[str, RoundRunner] = {"agentic": agentic_round_phases}
+ROUND_RUNNERS: dict[str, RoundRunner] = {
+    "agentic": agentic_round_phases,
+    "reasoning": reasoning_round_phases,
+}
 
 
 def run_schedule(

@@ -300,3 +300,20 @@ def test_micro_batching_gives_the_loss_and_gradient_of_one_token_mean():
     assert whole[3] == split[3]
     assert split == pytest.approx(whole, rel=1e-5)
     assert whole[0] != pytest.approx(0.0, abs=1e-3)  # unequal lengths: a non-zero surrogate
+
+
+def test_given_rewards_override_the_environment_verdict():
+    """Reasoning rollouts pass graded rewards; a group the environment calls uniform
+    (both failed) is informative under the given rewards and is trained on."""
+    model = tiny_model()
+    before = [p.detach().clone() for p in model.parameters()]
+    trainer = GRPOTrainer(model, GRPOConfig(lr=1e-2))
+    group = toy_group()
+    for t in group:
+        t.reward.passed = False
+    metrics = trainer.step([group], rewards=[[1.1, 0.1]])
+    assert metrics.updated and metrics.groups_kept == 1 and metrics.groups_dropped == 0
+    assert metrics.reward_mean == pytest.approx(0.6)
+    assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
+    with pytest.raises(ValueError, match="shaped"):
+        trainer.step([group], rewards=[[1.0]])

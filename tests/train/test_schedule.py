@@ -160,3 +160,76 @@ def test_lora_run_resumes_exactly(config, tmp_path):
     run_schedule(lora, tmp_path / "cut", resume=True, log=lambda _: None)
     full, cut = read_metrics(tmp_path / "full"), read_metrics(tmp_path / "cut")
     assert _comparable(cut) == _comparable(full)
+
+
+def test_alternating_reasoning_and_agentic_rounds(config, tmp_path):
+    """configs/tiny-alternating.yaml: reasoning → agentic → reasoning RL, end to end; each
+    kind continues from its own previous round, and an interrupted reasoning round resumes
+    to the same metrics."""
+    import torch
+
+    from agentwheel.envs.trajectory import Trajectory
+    from agentwheel.flywheels.reasoning.reward import ReasoningReward
+    from agentwheel.flywheels.reasoning.seeds import load_seed_file
+
+    alternating = load_config(TINY.with_name("tiny-alternating.yaml"))
+    torch.set_num_threads(1)
+    full = tmp_path / "full"
+    run_schedule(alternating, full, log=lambda _: None)
+    metrics = read_metrics(full)
+    assert [(m["round"], m["kind"]) for m in metrics if m["stage"] == "grpo"] == [
+        (1, "reasoning"),
+        (2, "agentic"),
+        (3, "reasoning"),
+    ]
+    assert [m["eval"] for m in metrics if m["stage"] == "eval"] == [
+        "base",
+        "sft",
+        "round-1",
+        "round-2",
+        "round-3",
+    ]
+    rounds = full / "rounds"
+    selections = [json.loads((rounds / f"round-{r}/selection.json").read_text()) for r in (1, 2, 3)]
+    seeds = load_seed_file(full / "reasoning" / "seeds" / "problems.jsonl").problems
+    round1_pool = load_seed_file(rounds / "round-1" / "problem_pool.jsonl").problems
+    # Round 1 starts from the seeds, round 3 from round 1's pool (not from round 2's
+    # agentic tasks), round 2 from the synthesized train pool.
+    assert selections[0]["pool_tasks"] == len(seeds) == 8
+    assert selections[2]["pool_tasks"] == len(round1_pool)
+    train_pool = (full / "data" / "train" / "tasks.jsonl").read_text().splitlines()
+    assert selections[1]["pool_tasks"] == len(train_pool)
+    # Reasoning rollouts: one answer per trajectory, graded by the verified reward.
+    reward = ReasoningReward()
+    by_id = {p.id: p for p in round1_pool}
+    lines = (rounds / "round-1" / "rollouts" / "traces.jsonl").read_text().splitlines()
+    assert len(lines) == 4
+    for line in lines:
+        t = Trajectory.model_validate_json(line)
+        assert t.domain == "reasoning" and [m.role for m in t.messages] == ["user", "assistant"]
+        answer = reward.breakdown(by_id[t.task_id], t.messages[1].content)
+        assert t.passed == answer.correct
+        assert sum(t.tokens.loss_mask) == t.counts.generated_tokens > 0
+    # Interrupted inside the second reasoning round, resumed: the same run.
+    cut = tmp_path / "cut"
+    last = [m["global_step"] for m in metrics if m["stage"] == "grpo"][-1]
+
+    def stop(record: dict) -> None:
+        if record["global_step"] == last:
+            raise Interrupt
+
+    with pytest.raises(Interrupt):
+        run_schedule(alternating, cut, on_step=stop, log=lambda _: None)
+    run_schedule(alternating, cut, resume=True, log=lambda _: None)
+    assert _comparable(read_metrics(cut)) == _comparable(read_metrics(full))
+
+
+@pytest.mark.parametrize("path", sorted(TINY.parent.glob("*.yaml")), ids=lambda p: p.stem)
+def test_shipped_configs_validate(path):
+    config = load_config(path)
+    assert config.rounds and config.data.held_out_workflows
+    if path.stem.startswith("qwen3"):
+        # The GPU recipes follow the paper: alternating kinds, 64 tasks x 16 rollouts, lr 1e-6.
+        assert [r.kind for r in config.rounds][:2] == ["reasoning", "agentic"]
+        assert config.grpo.lr == 1e-6
+        assert all(r.batch_groups == 64 and r.group_size == 16 for r in config.rounds)
