@@ -199,6 +199,9 @@ class ScheduleConfig(_Strict):
     rounds: list[RoundSettings] = Field(default_factory=list)
     eval: EvalSettings = Field(default_factory=EvalSettings)
     tensorboard: bool = Field(True, description="Also log to TensorBoard when installed.")
+    wandb_project: str | None = Field(
+        None, description="Also log to this Weights & Biases project (needs `wandb` installed)."
+    )
     plots: bool = Field(True, description="Write PNG plots when matplotlib is installed.")
 
     @field_validator("grpo", mode="before")
@@ -336,19 +339,29 @@ def _write_atomic(path: Path, text: str) -> None:
 
 
 class MetricsLog:
-    """metrics.jsonl (one JSON line per step) and, when it imports, TensorBoard."""
+    """metrics.jsonl (one JSON line per step) and, when they import, TensorBoard and wandb."""
 
-    def __init__(self, run_dir: Path, tensorboard: bool):
+    def __init__(self, run_dir: Path, tensorboard: bool, wandb_project: str | None = None):
         self.path = run_dir / "metrics.jsonl"
         self.writer: Any = None
-        self.tensorboard_note = ""
+        self.wandb: Any = None
+        self.notes: list[str] = []
         if tensorboard:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
                 self.writer = SummaryWriter(str(run_dir / "tb"))
             except ImportError as exc:
-                self.tensorboard_note = f"TensorBoard skipped: {exc}"
+                self.notes.append(f"TensorBoard skipped: {exc}")
+        if wandb_project:
+            try:
+                import wandb
+
+                self.wandb = wandb.init(
+                    project=wandb_project, name=run_dir.name, dir=str(run_dir), resume="allow"
+                )
+            except ImportError as exc:
+                self.notes.append(f"wandb skipped: {exc} (pip install wandb)")
 
     def truncate(self, lines: int) -> None:
         """Drop lines written after the last committed state (a crash between the two)."""
@@ -359,16 +372,24 @@ class MetricsLog:
     def write(self, record: dict[str, Any], global_step: int) -> None:
         with open(self.path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(record) + "\n")
+        prefix = record.get("stage", "run")
+        scalars = {
+            f"{prefix}/{key}": value
+            for key, value in record.items()
+            if isinstance(value, int | float) and not isinstance(value, bool)
+        }
         if self.writer is not None:
-            prefix = record.get("stage", "run")
-            for key, value in record.items():
-                if isinstance(value, int | float) and not isinstance(value, bool):
-                    self.writer.add_scalar(f"{prefix}/{key}", value, global_step)
+            for key, value in scalars.items():
+                self.writer.add_scalar(key, value, global_step)
             self.writer.flush()
+        if self.wandb is not None:
+            self.wandb.log(scalars, step=global_step)
 
     def close(self) -> None:
         if self.writer is not None:
             self.writer.close()
+        if self.wandb is not None:
+            self.wandb.finish()
 
 
 StepHook = Callable[[dict[str, Any]], None]
@@ -424,10 +445,11 @@ class ScheduleRun:
             if resume and state_path.exists()
             else RunState()
         )
-        self.metrics = MetricsLog(self.dir, config.tensorboard)
+        self.metrics = MetricsLog(self.dir, config.tensorboard, config.wandb_project)
         self.metrics.truncate(self.state.metrics_lines)
-        if self.metrics.tensorboard_note and self.metrics.tensorboard_note not in self.state.notes:
-            self.state.notes.append(self.metrics.tensorboard_note)
+        for note in self.metrics.notes:
+            if note not in self.state.notes:
+                self.state.notes.append(note)
         self.model = build_model(config.model, config.seed)
         latest = self.dir / "checkpoints" / "last"
         if resume and self.state.checkpoint.get("trainer") not in (None, "sft") and latest.exists():

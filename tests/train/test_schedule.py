@@ -233,3 +233,24 @@ def test_shipped_configs_validate(path):
         assert [r.kind for r in config.rounds][:2] == ["reasoning", "agentic"]
         assert config.grpo.lr == 1e-6
         assert all(r.batch_groups == 64 and r.group_size == 16 for r in config.rounds)
+
+
+def test_metrics_go_to_jsonl_tensorboard_and_wandb(tmp_path, monkeypatch):
+    import sys
+    import types
+
+    from agentwheel.train.schedule import MetricsLog
+
+    logged: list[tuple[dict, int]] = []
+    run = types.SimpleNamespace(
+        log=lambda data, step: logged.append((data, step)), finish=lambda: None
+    )
+    fake = types.ModuleType("wandb")
+    fake.init = lambda **kwargs: run  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "wandb", fake)
+    log = MetricsLog(tmp_path, tensorboard=True, wandb_project="p")
+    log.write({"stage": "grpo", "loss": 0.5, "updated": True, "note": "x"}, global_step=3)
+    log.close()
+    assert json.loads((tmp_path / "metrics.jsonl").read_text())["loss"] == 0.5
+    assert logged == [({"grpo/loss": 0.5}, 3)]
+    assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "tb").iterdir())
