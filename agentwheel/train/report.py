@@ -41,13 +41,20 @@ def _read(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dic
     return state, metrics, rounds
 
 
-def eval_rows(state: dict[str, Any]) -> list[tuple[str, float]]:
-    """(stage, held-out pass^1) in run order: base, after SFT, after each RL round."""
+def _eval_names(state: dict[str, Any]) -> list[str]:
+    """Eval names in run order: base, sft, round-1, round-2, ..."""
     evals = state.get("evals", {})
     rounds = sorted((k for k in evals if k.startswith("round-")), key=lambda k: int(k[6:]))
-    order = ["base", "sft", *rounds]
-    labels = {"base": "base", "sft": "after SFT"}
-    return [(labels.get(k, f"after RL {k}"), evals[k]) for k in order if k in evals]
+    return [k for k in ["base", "sft", *rounds] if k in evals]
+
+
+def _label(eval_name: str) -> str:
+    return {"base": "base", "sft": "after SFT"}.get(eval_name, f"after RL {eval_name}")
+
+
+def eval_rows(state: dict[str, Any]) -> list[tuple[str, float]]:
+    """(stage, held-out pass^1) in run order: base, after SFT, after each RL round."""
+    return [(_label(k), state["evals"][k]) for k in _eval_names(state)]
 
 
 def write_plots(run_dir: Path, metrics: list[dict[str, Any]], state: dict[str, Any]) -> list[str]:
@@ -99,18 +106,42 @@ def write_plots(run_dir: Path, metrics: list[dict[str, Any]], state: dict[str, A
     return written
 
 
+def _fmt(value: float | None) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def eval_table(state: dict[str, Any], metrics: list[dict[str, Any]]) -> list[str]:
+    """Held-out pass^1 per stage, overall and split into unseen workflows and new tasks
+    of the train workflows."""
+    records = {m["eval"]: m for m in metrics if m.get("stage") == "eval"}
+    lines = [
+        "| stage | pass^1 | unseen workflows | train workflows, new tasks |",
+        "|---|---|---|---|",
+    ]
+    for name in _eval_names(state):
+        record = records.get(name, {})
+        lines.append(
+            f"| {_label(name)} | {state['evals'][name]:.3f} | "
+            f"{_fmt(record.get('held_out_pass1_unseen_workflows'))} | "
+            f"{_fmt(record.get('held_out_pass1_seen_workflows'))} |"
+        )
+    return lines
+
+
 def render_report(
-    state: dict[str, Any], rounds: list[dict[str, Any]], plots: list[str], name: str = "run"
+    state: dict[str, Any],
+    rounds: list[dict[str, Any]],
+    plots: list[str],
+    name: str = "run",
+    metrics: list[dict[str, Any]] | None = None,
 ) -> str:
     lines = [
         f"# Training report: {name}",
         "",
         "## Held-out pass^1",
         "",
-        "| stage | pass^1 |",
-        "|---|---|",
+        *eval_table(state, metrics or []),
     ]
-    lines += [f"| {stage} | {value:.3f} |" for stage, value in eval_rows(state)]
     if rounds:
         lines += [
             "",
@@ -146,5 +177,5 @@ def write_report(run_dir: str | Path, plots: bool = True) -> Path:
     written = write_plots(run_dir, metrics, state) if plots else []
     name = run_dir.name
     path = run_dir / "report.md"
-    path.write_text(render_report(state, rounds, written, name))
+    path.write_text(render_report(state, rounds, written, name, metrics))
     return path

@@ -106,7 +106,15 @@ class DataSettings(_Strict):
         min_length=1, description="Workflow ids never trained on: the held-out eval set."
     )
     tasks_per_workflow: int = Field(8, ge=1, description="Train-pool tasks per workflow.")
-    held_out_tasks: int = Field(8, ge=1, description="Held-out tasks evaluated each stage.")
+    held_out_tasks: int = Field(
+        8, ge=1, description="Held-out tasks from the held-out workflows, evaluated each stage."
+    )
+    held_out_seen_tasks: int = Field(
+        0,
+        ge=0,
+        description="Also held out: new tasks of the train workflows (other data and "
+        "phrasing, never in the train pool).",
+    )
     extra_conditions: int = Field(0, ge=0, description="Extra preconditions in the pool trees.")
 
 
@@ -518,11 +526,30 @@ class ScheduleRun:
         tasks = load_tasks(held_dir / TASKS).tasks
         order = np.random.default_rng([seed, 1]).permutation(len(tasks))
         chosen = [tasks[int(i)] for i in order[: data.held_out_tasks]]
-        write_tasks(chosen, self.held_out_path())
         pool = load_tasks(self.train_tasks_path()).tasks
+        seen = self._held_out_seen(train, pool) if data.held_out_seen_tasks else []
+        write_tasks([*chosen, *seen], self.held_out_path())
         if not pool or not chosen:
             raise ValueError(f"empty data: {len(pool)} train tasks, {len(chosen)} held-out tasks")
-        self.log(f"data: {len(pool)} train-pool tasks, {len(chosen)} held-out tasks")
+        self.log(
+            f"data: {len(pool)} train-pool tasks; held out: {len(chosen)} tasks of unseen "
+            f"workflows, {len(seen)} new tasks of the train workflows"
+        )
+
+    def _held_out_seen(self, train: list[Workflow], pool: list[Task]) -> list[Task]:
+        """New tasks of the train workflows: synthesized with another seed, and dropped
+        when their request or user facts match any train-pool task's."""
+        n, seed = self.config.data.held_out_seen_tasks, self.config.seed
+        out = self.dir / "data" / "held_out" / "synth_seen"
+        per_workflow = -(-n // len(train)) + 1
+        synth_agentic(out, train, seed=seed + 104_729, tasks_per_workflow=per_workflow)
+        trained = {_fingerprint(t) for t in pool}
+        fresh = [t for t in load_tasks(out / TASKS).tasks if _fingerprint(t) not in trained]
+        order = np.random.default_rng([seed, 2]).permutation(len(fresh))
+        return [
+            fresh[int(i)].model_copy(update={"id": f"heldout.{fresh[int(i)].id}"})
+            for i in order[:n]
+        ]
 
     # -- evaluation
 
@@ -549,6 +576,8 @@ class ScheduleRun:
         )
         pass1 = float(summary["pass_hat_k"]["1"])
         self.state.evals[name] = pass1
+        unseen = {w.id for w in self._workflows()[1]}
+        split = _pass1_by_workflow_split(out / TRACES, tasks, unseen)
         self._record(
             {
                 "stage": "eval",
@@ -556,6 +585,7 @@ class ScheduleRun:
                 "round": round_,
                 "step": self._global_step(),
                 "held_out_pass1": pass1,
+                **split,
                 "mean_generated_tokens": summary["mean_generated_tokens"],
                 "invalid_tool_calls": sum(summary["invalid_tool_calls"].values()),
             },
@@ -1007,6 +1037,29 @@ def run_schedule(
     return ScheduleRun(
         config, Path(run_dir), resume=resume, on_step=on_step, progress=progress, log=log
     ).run()
+
+
+def _fingerprint(task: Task) -> str:
+    """What makes two tasks the same test for a model: the request and the user's facts."""
+    facts = sorted(f"{k}={v}" for k, v in task.user.known_facts.items())
+    return "\x1f".join([task.user.request, *facts])
+
+
+def _pass1_by_workflow_split(
+    traces: Path, tasks: Sequence[Task], unseen_workflows: set[str]
+) -> dict[str, float | None]:
+    """pass^1 on the held-out tasks of unseen workflows and on the new tasks of the
+    train workflows (None for a part with no tasks)."""
+    unseen = {t.id for t in tasks if t.lineage.source_workflow in unseen_workflows}
+    outcomes: dict[str, list[bool]] = {"unseen": [], "seen": []}
+    for line in traces.read_text().splitlines() if traces.exists() else []:
+        if line.strip():
+            t = Trajectory.model_validate_json(line)
+            outcomes["unseen" if t.task_id in unseen else "seen"].append(t.passed)
+    return {
+        f"held_out_pass1_{part}_workflows": (sum(v) / len(v) if v else None)
+        for part, v in outcomes.items()
+    }
 
 
 def _truncate_traces(path: Path, lines: int) -> None:

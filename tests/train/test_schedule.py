@@ -77,9 +77,20 @@ def test_two_round_tiny_schedule_runs_end_to_end(full_run):
     state = json.loads((full_run / "state.json").read_text())
     assert state["done"][-1] == "report" and (full_run / "config.yaml").exists()
     assert (full_run / "checkpoints" / "last" / "trainer_state.pt").exists()
-    # Held-out workflows never reach the train pool.
+    # Held-out workflows never reach the train pool; the new tasks of the train
+    # workflows share no request with it.
     train = (full_run / "data" / "train" / "tasks.jsonl").read_text()
     assert "clinic_reschedule" not in train
+    from agentwheel.tasks.dataset import load_tasks
+
+    pool = load_tasks(full_run / "data" / "train" / "tasks.jsonl").tasks
+    held = load_tasks(full_run / "data" / "held_out" / "tasks.jsonl").tasks
+    seen = [t for t in held if t.lineage.source_workflow != "clinic_reschedule"]
+    assert len(held) == 4 and len(seen) == 2 and all(t.id.startswith("heldout.") for t in seen)
+    assert not {t.user.request for t in seen} & {t.user.request for t in pool}
+    base = next(m for m in metrics if m.get("eval") == "base")
+    assert {"held_out_pass1_unseen_workflows", "held_out_pass1_seen_workflows"} <= set(base)
+    assert "| unseen workflows |" in md
 
 
 class Interrupt(Exception):
