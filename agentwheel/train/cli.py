@@ -38,13 +38,13 @@ DEMO_CONFIG = CONFIGS / "demo.yaml"
 # `demo --quick`: one round, fewer tasks and steps, shorter turns (a few minutes on CPU).
 QUICK_OVERRIDES = (
     "name=demo-quick",
-    "data.tasks_per_workflow=2",
+    "data.tasks_per_workflow=1",
     "data.held_out_tasks=2",
-    "sft.max_tasks=2",
+    "data.held_out_seen_tasks=2",
+    "sft.max_tasks=8",
     "sft.train.epochs=1",
-    "sft.train.batch_size=2",
-    "rollout.max_new_tokens=40",
-    "eval.max_new_tokens=40",
+    "rollout.max_new_tokens=48",
+    "eval.max_new_tokens=48",
     "runner.max_agent_turns=3",
     "rounds=[{kind: agentic, steps: 1, batch_groups: 1, group_size: 4, max_attempts: 1, "
     "evolve_tasks_per_workflow: 1, band_samples: 2, probe_tasks: 2}]",

@@ -265,3 +265,12 @@ def test_metrics_go_to_jsonl_tensorboard_and_wandb(tmp_path, monkeypatch):
     assert json.loads((tmp_path / "metrics.jsonl").read_text())["loss"] == 0.5
     assert logged == [({"grpo/loss": 0.5}, 3)]
     assert any(p.name.startswith("events.out.tfevents") for p in (tmp_path / "tb").iterdir())
+
+
+def test_quick_demo_is_a_smaller_valid_demo():
+    from agentwheel.train.cli import DEMO_CONFIG, QUICK_OVERRIDES
+
+    demo, quick = load_config(DEMO_CONFIG), load_config(DEMO_CONFIG, QUICK_OVERRIDES)
+    assert quick.model == demo.model and quick.data.held_out_workflows
+    assert len(quick.rounds) < len(demo.rounds)
+    assert quick.data.tasks_per_workflow < demo.data.tasks_per_workflow
