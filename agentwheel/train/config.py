@@ -50,7 +50,7 @@ class TrainConfig:
     max_seq_len: Annotated[int, "Sequences longer than this are cut from the right."] = 8192
     logprob_chunk_tokens: Annotated[
         int, "Positions per lm_head chunk: peak logit memory is this x vocab."
-    ] = 1024
+    ] = 256
     compute_dtype: Annotated[
         ComputeDtype, "Matmul dtype (torch.autocast); weights and optimizer keep theirs."
     ] = "float32"
