@@ -19,34 +19,24 @@ from agentwheel.flywheels.reasoning.problem import Problem
 from agentwheel.flywheels.reasoning.reward import ReasoningReward
 from agentwheel.llm.hf import HFChatModel
 from agentwheel.llm.types import ChatRequest, Completion, Message, SamplingParams
-from agentwheel.train.rollout import TaskStream
+from agentwheel.train.rollout import RolloutBatch, TaskStream
 
 
 @dataclass
-class ReasoningBatch:
-    """Informative groups with their rewards, and everything rolled out to get them."""
+class ReasoningBatch(RolloutBatch):
+    """A rollout batch whose rewards are graded: `rewards` parallel to `groups`,
+    `all_rewards` parallel to `trajectories`."""
 
-    groups: list[list[Trajectory]] = field(default_factory=list)
-    rewards: list[list[float]] = field(default_factory=list)  # parallel to `groups`
-    trajectories: list[Trajectory] = field(default_factory=list)
-    all_rewards: list[float] = field(default_factory=list)  # parallel to `trajectories`
-    attempts: int = 0
-    tasks_drawn: int = 0
-    groups_dropped: int = 0
-    exhausted: bool = False
+    rewards: list[list[float]] = field(default_factory=list)
+    all_rewards: list[float] = field(default_factory=list)
 
     def metrics(self) -> dict[str, float | int | bool]:
         correct = [t.reward.value for t in self.trajectories]
         n = max(len(self.trajectories), 1)
         return {
-            "rollout_attempts": self.attempts,
-            "rollout_tasks_drawn": self.tasks_drawn,
-            "rollout_groups_dropped": self.groups_dropped,
-            "rollout_groups_informative": len(self.groups),
-            "rollout_exhausted": self.exhausted,
+            **super().metrics(),
             "rollout_reward_mean": sum(self.all_rewards) / n,
             "rollout_correct_mean": sum(correct) / n,
-            "rollout_episodes": len(self.trajectories),
         }
 
 
@@ -139,7 +129,7 @@ def collect_reasoning_groups(
     sampling round `a` uses `params_for_attempt(a)` (its seed fixes the draw)."""
     if batch_groups < 1 or group_size < 1 or max_attempts < 1:
         raise ValueError("batch_groups, group_size and max_attempts must be >= 1")
-    batch = ReasoningBatch()
+    batch = ReasoningBatch(groups=[])
     while len(batch.groups) < batch_groups and batch.attempts < max_attempts:
         problems = stream.take(batch_groups - len(batch.groups))
         groups = answer_groups(

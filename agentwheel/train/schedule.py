@@ -149,21 +149,26 @@ class RunnerSettings(_Strict):
         )
 
 
-class AgenticRound(_Strict):
+class _RLRound(_Strict):
+    """What every RL round has: GRPO steps over groups of rollouts of one item each."""
+
+    steps: int = Field(2, ge=0, description="GRPO optimizer steps.")
+    batch_groups: int = Field(4, ge=1, description="Informative groups (items) per step.")
+    group_size: int = Field(4, ge=2, description="Rollouts per item.")
+    max_attempts: int = Field(3, ge=1, description="Dynamic-sampling rounds per step.")
+
+
+class AgenticRound(_RLRound):
     """One agentic RL round: flywheel refresh, then GRPO on the learnable tasks."""
 
     kind: Literal["agentic"] = "agentic"
-    steps: int = Field(2, ge=0, description="GRPO optimizer steps.")
-    batch_groups: int = Field(4, ge=1, description="Informative groups (tasks) per step.")
-    group_size: int = Field(4, ge=2, description="Rollouts per task.")
-    max_attempts: int = Field(3, ge=1, description="Dynamic-sampling rounds per step.")
     evolve: bool = Field(True, description="Evolve tasks with the agentic flywheel first.")
     evolve_tasks_per_workflow: int = Field(4, ge=1, description="New tasks per evolved tree.")
     band_samples: int = Field(2, ge=1, description="Attempts per new task for the band.")
     probe_tasks: int = Field(4, ge=1, description="Pool tasks probed when no rollouts exist.")
 
 
-class ReasoningRound(_Strict):
+class ReasoningRound(_RLRound):
     """One reasoning RL round: reasoning-flywheel refresh, then GRPO on verified answers."""
 
     kind: Literal["reasoning"] = "reasoning"
@@ -172,10 +177,6 @@ class ReasoningRound(_Strict):
         description="Seed problems for the first reasoning round (as `synth reasoning --seeds`).",
     )
     seed_limit: int | None = Field(64, ge=1, description="Keep only the first N seeds.")
-    steps: int = Field(2, ge=0, description="GRPO optimizer steps.")
-    batch_groups: int = Field(4, ge=1, description="Informative groups (problems) per step.")
-    group_size: int = Field(4, ge=2, description="Answers per problem.")
-    max_attempts: int = Field(3, ge=1, description="Dynamic-sampling rounds per step.")
     evolve: bool = Field(True, description="Evolve problems with the reasoning flywheel first.")
     probe_problems: int = Field(16, ge=1, description="Pool problems attempted by the flywheel.")
     band_samples: int = Field(2, ge=1, description="Attempts per problem for the band.")
