@@ -329,6 +329,9 @@ def evolve_agentic_command(
     band: Annotated[bool, typer.Option(help="Keep only tasks the policy sometimes passes.")] = True,
     temperature: Annotated[float, typer.Option(help="Sampling temperature of the attempts.")] = 0.7,
     max_new_tokens: Annotated[int, typer.Option(help="Token limit of one agent turn.")] = 256,
+    max_turns: Annotated[int, typer.Option(help="Agent turns before an episode is cut.")] = 16,
+    batch_size: Annotated[int, typer.Option(help="Episodes per batched model call.")] = 32,
+    dtype: Annotated[str, typer.Option(help="float32 | bfloat16 for hf: policies.")] = "float32",
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
 ) -> None:
     """Grow deeper trees where the policy fails or saturates; keep the learnable band."""
@@ -341,9 +344,11 @@ def evolve_agentic_command(
         agent = load_policy(
             policy,
             SamplingParams(temperature=temperature, max_new_tokens=max_new_tokens, seed=seed),
+            dtype=dtype,
         )
     except SpecError as exc:
         raise fail(str(exc)) from None
+    runner = RunnerConfig(max_agent_turns=max_turns, batch_size=batch_size)
     with console.status("evolving trees, validating and measuring the learnable band"):
         manifest = evolve_agentic(
             report,
@@ -353,6 +358,7 @@ def evolve_agentic_command(
             tasks_per_workflow=tasks_per_workflow,
             seed=seed,
             use_band=band,
+            config=runner,
         )
     rows = {
         "trees evolved": len(manifest.trees) - len(manifest.skipped_sources),
