@@ -21,6 +21,7 @@ import re
 import ssl
 import threading
 import time
+import weakref
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypedDict
@@ -207,7 +208,9 @@ class _ClientSlots:
     This is the concurrency bound. One shared httpx pool would do the same, but httpcore
     rescans every connection for every queued request, which costs milliseconds of CPU
     per request at 32+ in flight; a client per slot keeps each exchange O(1). Clients are
-    made on first need, so a small batch opens few connections, and reused with keep-alive.
+    made on first need, so a small batch opens few connections, and kept (with their
+    keep-alive connections) for the model's lifetime, so later calls reuse them. Used on
+    one event loop only.
     """
 
     def __init__(self, size: int, new_client: Callable[[], httpx.AsyncClient]):
@@ -229,8 +232,90 @@ class _ClientSlots:
             self._free.put_nowait(client)
 
     async def aclose(self) -> None:
-        for client in self._clients:
-            await client.aclose()
+        clients, self._clients = self._clients, []
+        for client in clients:
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+
+def _client_factory(api_key: str, timeout_s: float) -> Callable[[], httpx.AsyncClient]:
+    """Makes the per-slot clients. A closure, not a method, so that the loop thread that
+    owns the clients holds no reference to the model (which can then be collected)."""
+    ssl_context: list[ssl.SSLContext] = []
+
+    def new_client() -> httpx.AsyncClient:
+        if not ssl_context:
+            # Building a context reads the CA bundle (~20 ms); one per loop is enough.
+            ssl_context.append(httpx.create_ssl_context())
+        return httpx.AsyncClient(
+            headers={
+                "Authorization": f"Bearer {api_key or PLACEHOLDER_API_KEY}",
+                "Content-Type": "application/json",
+                "User-Agent": "agentwheel",
+            },
+            timeout=httpx.Timeout(timeout_s),
+            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
+            verify=ssl_context[0],
+        )
+
+    return new_client
+
+
+class _LoopThread:
+    """A private event loop running in a daemon thread, with the model's clients on it.
+
+    Every request of a model runs here, whichever thread or loop asked, so connections are
+    kept alive across `chat` calls and the concurrency bound holds across callers. `close`
+    cancels what is in flight, closes the clients and the loop, and joins the thread.
+    """
+
+    def __init__(self, slots: _ClientSlots):
+        self.slots = slots
+        self.pid = os.getpid()
+        self.loop = asyncio.new_event_loop()
+        self._closed = False
+        self._close_lock = threading.Lock()
+        self.thread = threading.Thread(
+            target=_serve_loop, args=(self.loop, slots), name="openai-chat-loop", daemon=True
+        )
+        self.thread.start()
+
+    def submit(self, coroutine: Any) -> concurrent.futures.Future[Any]:
+        try:
+            return asyncio.run_coroutine_threadsafe(coroutine, self.loop)
+        except RuntimeError:  # the loop was closed meanwhile
+            coroutine.close()
+            raise OpenAICompatError("the model was closed") from None
+
+    def close(self, timeout_s: float = 10.0) -> None:
+        with self._close_lock:
+            if self._closed:
+                return
+            self._closed = True
+        if os.getpid() != self.pid:
+            return  # a forked child: the thread lives in the parent only
+        with contextlib.suppress(RuntimeError):  # already closed
+            self.loop.call_soon_threadsafe(self.loop.stop)
+        if threading.current_thread() is not self.thread:
+            self.thread.join(timeout_s)
+
+
+def _serve_loop(loop: asyncio.AbstractEventLoop, slots: _ClientSlots) -> None:
+    asyncio.set_event_loop(loop)
+    try:
+        loop.run_forever()
+    finally:
+        try:
+            pending = asyncio.all_tasks(loop)
+            for task in pending:
+                task.cancel()
+            if pending:
+                loop.run_until_complete(asyncio.gather(*pending, return_exceptions=True))
+            loop.run_until_complete(slots.aclose())
+            loop.run_until_complete(loop.shutdown_asyncgens())
+        finally:
+            asyncio.set_event_loop(None)
+            loop.close()
 
 
 class _BadResponse(ValueError):
@@ -240,12 +325,15 @@ class _BadResponse(ValueError):
 class OpenAIChatModel:
     """A `ChatModel` served over the OpenAI chat-completions API.
 
-    `chat` is synchronous for its caller and concurrent inside: it runs the batch on an
-    asyncio loop with at most `concurrency` requests in flight per call. Called where no
-    event loop runs, it uses `asyncio.run`; called from inside a running loop (a coroutine
-    calling sync code), it runs its own loop in a worker thread and blocks until done,
-    which also blocks the caller's loop for that long; async callers should
-    `await model.achat(...)` instead.
+    `chat` is synchronous for its caller and concurrent inside: the model runs one private
+    asyncio loop in a daemon thread, and every batch, from whichever thread (or event
+    loop) it comes, runs there with at most `concurrency` requests in flight for the model
+    as a whole. Connections are kept alive across calls, so a steady stream of calls pays
+    no connection set-up. `chat` may be called from several threads at once, and from
+    inside a running loop (it then blocks that loop until done; async callers should
+    `await model.achat(...)` instead). `close()` (or leaving a `with` block) closes the
+    connections and stops the thread; a model that is dropped or still open at
+    interpreter exit is closed then, and a call after `close()` starts afresh.
 
     Retries with exponential backoff and jitter on 429, 5xx, 408/409, timeouts, connection
     errors and unreadable bodies, honouring `Retry-After` up to `max_retry_after_s`. After
@@ -293,7 +381,9 @@ class OpenAIChatModel:
         self._url = f"{self.base_url}/chat/completions"
         # Jitter only spreads retry times; it never changes what a completion says.
         self._jitter = random.Random()
-        self._ssl_context: ssl.SSLContext | None = None
+        self._lock = threading.Lock()
+        self._loop_thread: _LoopThread | None = None
+        self._finalizer: weakref.finalize[Any, Any] | None = None
 
     @property
     def renderer(self) -> Renderer | None:
@@ -309,22 +399,78 @@ class OpenAIChatModel:
         """One completion per request, in order; see the class docstring for failures."""
         if not requests:
             return []
+        runner = self._runner()
+        if threading.current_thread() is runner.thread:
+            raise RuntimeError("OpenAIChatModel.chat called on its own loop; await achat instead")
+        future = runner.submit(self._chat_batch(runner.slots, requests, params))
         try:
-            asyncio.get_running_loop()
-        except RuntimeError:
-            return asyncio.run(self.achat(requests, params))
-        # A running loop in this thread cannot be re-entered: run a private one beside it.
-        with concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="openai-chat") as pool:
-            return pool.submit(asyncio.run, self.achat(requests, params)).result()
+            return self._result(future)
+        except BaseException:
+            # Interrupted (Ctrl-C): do not leave the batch running for nobody.
+            future.cancel()
+            raise
 
     async def achat(
         self, requests: Sequence[ChatRequest], params: SamplingParams
     ) -> list[Completion]:
-        """`chat` for callers already inside an event loop."""
+        """`chat` for callers already inside an event loop (the batch runs on the model's
+        own loop; awaiting it does not block the caller's)."""
         if not requests:
             return []
+        runner = self._runner()
+        if threading.current_thread() is runner.thread:
+            return await self._chat_batch(runner.slots, requests, params)
+        future = runner.submit(self._chat_batch(runner.slots, requests, params))
+        try:
+            return await asyncio.wrap_future(future)
+        except concurrent.futures.CancelledError:
+            if future.cancelled() and not _current_task_cancelling():
+                raise OpenAICompatError(
+                    "the model was closed while the batch was in flight"
+                ) from None
+            raise
+
+    def close(self) -> None:
+        """Close the connections and stop the model's loop thread. Batches still in flight
+        are cancelled. Idempotent; a later call opens new connections."""
+        with self._lock:
+            finalizer, self._finalizer, self._loop_thread = self._finalizer, None, None
+        if finalizer is not None:
+            finalizer()
+
+    def __enter__(self) -> OpenAIChatModel:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+    def _runner(self) -> _LoopThread:
+        with self._lock:
+            runner = self._loop_thread
+            if runner is not None and runner.pid == os.getpid():
+                return runner
+            if self._finalizer is not None:
+                # Forked: the loop thread stayed in the parent, whose exit closes it.
+                self._finalizer.detach()
+            slots = _ClientSlots(self.concurrency, _client_factory(self._api_key, self.timeout_s))
+            runner = self._loop_thread = _LoopThread(slots)
+            # Closes the loop when the model is collected, or at interpreter exit (before
+            # module teardown, so no "event loop is closed" noise from open transports).
+            self._finalizer = weakref.finalize(self, runner.close)
+            return runner
+
+    @staticmethod
+    def _result(future: concurrent.futures.Future[list[Completion]]) -> list[Completion]:
+        try:
+            return future.result()
+        except concurrent.futures.CancelledError:
+            raise OpenAICompatError("the model was closed while the batch was in flight") from None
+
+    async def _chat_batch(
+        self, slots: _ClientSlots, requests: Sequence[ChatRequest], params: SamplingParams
+    ) -> list[Completion]:
+        """Runs on the loop that owns `slots`."""
         self.stats.add_requests(len(requests))
-        slots = _ClientSlots(self.concurrency, self._new_client)
         try:
             async with asyncio.TaskGroup() as group:
                 tasks = [
@@ -337,24 +483,7 @@ class OpenAIChatModel:
             if config_errors:
                 raise config_errors[0] from None
             raise
-        finally:
-            await slots.aclose()
         return [task.result() for task in tasks]
-
-    def _new_client(self) -> httpx.AsyncClient:
-        if self._ssl_context is None:
-            # Building a context reads the CA bundle (~20 ms); one per model is enough.
-            self._ssl_context = httpx.create_ssl_context()
-        return httpx.AsyncClient(
-            headers={
-                "Authorization": f"Bearer {self._api_key or PLACEHOLDER_API_KEY}",
-                "Content-Type": "application/json",
-                "User-Agent": "agentwheel",
-            },
-            timeout=httpx.Timeout(self.timeout_s),
-            limits=httpx.Limits(max_connections=1, max_keepalive_connections=1),
-            verify=self._ssl_context,
-        )
 
     def payload(self, request: ChatRequest, params: SamplingParams) -> dict[str, Any]:
         """The JSON body sent for one request; `extra_body` keys are added last and win."""
@@ -479,6 +608,11 @@ class OpenAIChatModel:
         if self._api_key and self._api_key in text:
             return text.replace(self._api_key, "[api key]")
         return text
+
+
+def _current_task_cancelling() -> bool:
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 def parse_chat_response(body: Any, tools: Sequence[ToolSpec]) -> Completion:

@@ -34,6 +34,7 @@ from agentwheel.flywheels.agentic.llm_expander import (
 from agentwheel.flywheels.agentic.validate import validate_tasks
 from agentwheel.flywheels.agentic.workflow import Workflow, load_workflows
 from agentwheel.llm.openai_compat import ModelConfigError, OpenAIChatModel
+from agentwheel.llm.types import Completion
 from agentwheel.tasks.dataset import load_tasks
 from tests.llm.openai_server import (
     TEST_MODEL,
@@ -598,3 +599,62 @@ def test_cli_synth_with_a_garbage_teacher_counts_rejections(tmp_path):
     manifest = json.loads((tmp_path / "llm" / "manifest.json").read_text())
     assert manifest["tasks_kept"] == 0
     assert sum(manifest["rejections_by_reason"].values()) >= 1
+
+
+# ---- pipelining --------------------------------------------------------------------------
+
+
+def test_an_item_goes_on_as_soon_as_its_parent_is_answered(tmp_path, workflows):
+    slow = workflows[1].id
+
+    def slow_tree(call: Call) -> Reply | None:
+        if call.stage == "tree" and call.workflow == slow:
+            return slow_reply(0.6, text_reply(fenced(tree_answer())))
+        return None
+
+    teacher = FakeTeacher(slow_tree)
+    with OpenAITestServer(teacher) as server:
+        manifest = expand_with_llm(workflows, teacher_for(server), tmp_path)
+    assert manifest.tasks_kept == 2 * len(BRANCHES)
+    order = [(c.stage, c.workflow) for c in teacher.calls]
+    # The fast workflow's policy and tasks do not wait for the slow workflow's tree.
+    fast_tasks = [i for i, (stage, wf) in enumerate(order) if stage == "task" and wf != slow]
+    assert len(fast_tasks) == len(BRANCHES)
+    assert max(fast_tasks) < order.index(("policy", slow))
+    assert manifest.waves > 3  # small calls, not one wave per stage
+
+
+@dataclass
+class LocalTeacher:
+    """An in-process teacher with a renderer, as a local model has: the expander must call
+    it one batch at a time."""
+
+    answer: FakeTeacher = field(default_factory=FakeTeacher)
+    name: str = "local-fake"
+    batches: list[int] = field(default_factory=list)
+    busy: threading.Lock = field(default_factory=threading.Lock)
+
+    @property
+    def renderer(self) -> object:
+        return object()
+
+    def chat(self, requests, params):
+        assert self.busy.acquire(blocking=False), "called concurrently"
+        try:
+            self.batches.append(len(requests))
+            out = []
+            for request in requests:
+                body = {"messages": [m.openai_dict() for m in request.messages]}
+                text = self.answer(body).body["choices"][0]["message"]["content"]
+                out.append(Completion(text=text))
+            return out
+        finally:
+            self.busy.release()
+
+
+def test_a_local_teacher_gets_one_batch_at_a_time(tmp_path, workflows):
+    teacher = LocalTeacher()
+    manifest = expand_with_llm(workflows, teacher, tmp_path, LLMExpanderConfig(batch_size=8))
+    assert manifest.tasks_kept == 2 * len(BRANCHES)
+    assert teacher.batches == [2, 2, 8, 2]  # trees, policies, then the tasks in batches of 8
+    assert manifest.waves == 4

@@ -6,7 +6,8 @@ scripted queue (`script=` / `push`), then from `responder(request_json)`. Helper
 the usual replies: text, tool calls (well-formed or with raw argument strings), HTTP
 errors with `Retry-After`, invalid JSON bodies, slow replies. Like vLLM, the server
 answers 404 for a model it does not serve and, when given `api_key`, 401 for a wrong
-bearer token. Every request is recorded, and so is the peak number in flight.
+bearer token. Every request is recorded, and so are the peak number in flight and the
+number of TCP connections accepted (`connections`).
 
     with OpenAITestServer(lambda body: text_reply("hi"), latency_s=0.01) as server:
         model = OpenAIChatModel(TEST_MODEL, server.url)
@@ -163,6 +164,7 @@ class OpenAITestServer:
         self.responder_errors: list[BaseException] = []
         self.in_flight = 0
         self.max_in_flight = 0
+        self.connections = 0
         self._script: collections.deque[Reply] = collections.deque(script)
         self._lock = threading.Lock()
         self._stopping = threading.Event()
@@ -237,6 +239,10 @@ class OpenAITestServer:
         with self._lock:
             self.received.append(request)
 
+    def _connected(self) -> None:
+        with self._lock:
+            self.connections += 1
+
     def _enter(self) -> None:
         with self._lock:
             self.in_flight += 1
@@ -306,6 +312,10 @@ class _Handler(BaseHTTPRequestHandler):
     # meets the client's delayed ACK and every reply stalls ~40 ms.
     disable_nagle_algorithm = True
     server: _HTTPServer
+
+    def setup(self) -> None:
+        super().setup()
+        self.server.app._connected()
 
     def do_GET(self) -> None:
         request = self._read_request()

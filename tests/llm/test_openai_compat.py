@@ -1,9 +1,15 @@
 import asyncio
+import concurrent.futures
+import gc
 import json
+import os
 import re
 import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
@@ -394,3 +400,97 @@ def test_error_replies_to_malformed_calls_go_out_as_user_messages():
     assert [m["role"] for m in wire] == ["user", "assistant", "tool", "user"]
     assert wire[3]["content"].startswith("[tool error]")
     assert wire[1]["tool_calls"][0]["function"]["arguments"] == '{"order_id": "O-1"}'
+
+
+# ---- the model's own loop and its kept-alive connections --------------------------------
+
+
+def test_connections_and_loop_are_reused_across_calls():
+    with OpenAITestServer(latency_s=0.02) as server:
+        model = make_model(server, concurrency=4)
+        for round_ in range(5):
+            completions = model.chat([ask(f"{round_}.{i}") for i in range(8)], PARAMS)
+            assert [c.text for c in completions] == [f"echo: {round_}.{i}" for i in range(8)]
+        runner = model._loop_thread
+        model.chat([ask("again")], PARAMS)
+        assert model._loop_thread is runner  # one loop thread for the model's lifetime
+        assert server.connections <= 4  # one per slot, kept alive across the five calls
+        model.close()
+    assert not runner.thread.is_alive() and runner.loop.is_closed()
+
+
+def test_calls_from_several_threads_share_the_concurrency_bound():
+    with OpenAITestServer(latency_s=0.05) as server:
+        model = make_model(server, concurrency=3)
+
+        def call(n: int) -> list[str]:
+            return [c.text for c in model.chat([ask(f"{n}.{i}") for i in range(4)], PARAMS)]
+
+        with concurrent.futures.ThreadPoolExecutor(6) as pool:
+            results = list(pool.map(call, range(6)))
+        model.close()
+    assert results == [[f"echo: {n}.{i}" for i in range(4)] for n in range(6)]
+    assert 1 < server.max_in_flight <= 3
+    assert server.connections <= 3
+    assert model.stats.requests == model.stats.succeeded == 24
+
+
+def test_close_is_idempotent_and_a_later_call_reopens(server):
+    with make_model(server) as model:
+        assert model.chat([ask("one")], PARAMS)[0].text == "echo: one"
+    model.close()
+    assert model._loop_thread is None
+    assert model.chat([ask("two")], PARAMS)[0].text == "echo: two"
+    model.close()
+
+
+def test_close_cancels_a_batch_in_flight():
+    with OpenAITestServer(script=[slow_reply(5.0)]) as server:
+        model = make_model(server, timeout_s=10)
+        with concurrent.futures.ThreadPoolExecutor(1) as pool:
+            pending = pool.submit(model.chat, [ask("slow")], PARAMS)
+            deadline = time.monotonic() + 5
+            while not server.in_flight and time.monotonic() < deadline:
+                time.sleep(0.01)
+            started = time.monotonic()
+            model.close()
+            with pytest.raises(OpenAICompatError, match="closed"):
+                pending.result(timeout=5)
+        assert time.monotonic() - started < 2
+
+
+def test_a_dropped_model_stops_its_thread(server):
+    model = make_model(server)
+    model.chat([ask("hi")], PARAMS)
+    runner = model._loop_thread
+    del model
+    gc.collect()
+    runner.thread.join(5)
+    assert not runner.thread.is_alive() and runner.loop.is_closed()
+
+
+EXIT_CHILD = """
+import sys
+from agentwheel.llm.openai_compat import OpenAIChatModel
+from agentwheel.llm.types import ChatRequest, Message, SamplingParams
+
+model = OpenAIChatModel("test-model", sys.argv[1], timeout_s=5)
+[completion] = model.chat([ChatRequest(messages=[Message(role="user", content="x")])],
+                          SamplingParams(max_new_tokens=4))
+assert completion.text == "echo: x", completion
+print("ok")
+"""
+
+
+def test_an_open_model_exits_cleanly(server):
+    # No close(): the interpreter's exit must still close the loop without warnings.
+    result = subprocess.run(
+        [sys.executable, "-X", "dev", "-W", "error", "-c", EXIT_CHILD, server.url],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={**os.environ, "PYTHONPATH": str(Path(__file__).resolve().parents[2])},
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "ok"
+    assert result.stderr == ""

@@ -16,28 +16,34 @@ turn, at most `max_repairs` times, then the item is a rejection with its stage a
 Produced tasks then pass the validation gate (`validate_tasks`), whose rejections are
 counted too.
 
-Requests go out in waves through `teacher.chat` (concurrent inside for
-`OpenAIChatModel`); while one wave is in flight, the previous wave's answers are parsed,
-gated and written. Each stage appends to its own JSONL file in `out_dir`, one flushed line
-per item, so a rerun skips what is finished (keyed by workflow id and branch id) and a
-killed run loses at most the wave in flight. A `ModelConfigError` (bad key, unknown model)
-stops the run after writing the manifest; per-request failures are counted and retried
-by the next run.
+Items are pipelined: each goes to the teacher as soon as the answer it depends on is
+parsed (a workflow's policy request right after its tree, its branches right after its
+policy), so no stage waits for a whole wave of another. For a remote teacher (no local
+renderer, e.g. `OpenAIChatModel`) several small `teacher.chat` calls are in flight at once
+from worker threads, and the teacher's own concurrency bound shares them out; a local
+teacher gets one batch of up to `batch_size` at a time. While calls are in flight, the
+answers that came back are parsed, gated and written. Each stage appends to its own JSONL
+file in `out_dir`, one flushed line per item, so a rerun skips what is finished (keyed by
+workflow id and branch id) and a killed run loses at most the requests in flight. A
+`ModelConfigError` (bad key, unknown model) stops the run: no new requests go out, the
+answers of those in flight are still kept, and the manifest is written; per-request
+failures are counted and retried by the next run.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import json
 import logging
 import os
+import queue
 import re
 import time
 from collections import Counter, deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from functools import cache
 from pathlib import Path
 from string import Template
 from typing import IO, Any, Literal, TypeVar
@@ -82,6 +88,7 @@ POLICIES_FILE = "policies.jsonl"
 TASKS_FILE = "tasks.jsonl"
 REJECTIONS_FILE = "rejections.jsonl"
 MANIFEST_FILE = "manifest.json"
+SYNC_INTERVAL_S = 1.0
 
 SIGNALS_FOR_OUTCOME: dict[str, list[Signal]] = {
     "EXECUTE": [],
@@ -113,7 +120,7 @@ _FENCE = re.compile(r"```[ \t]*(?:json|JSON)?[ \t]*\n?(.*?)```", re.DOTALL)
 # ---- prompts ---------------------------------------------------------------------------
 
 
-@cache
+@functools.cache
 def load_prompt(name: str) -> Template:
     """A prompt template from `prompts/<name>.txt` (`$placeholders`, substituted strictly)."""
     return Template((PROMPTS_DIR / f"{name}.txt").read_text(encoding="utf-8"))
@@ -693,9 +700,14 @@ class LLMExpanderConfig:
     max_repairs: int = 2
     """Follow-up turns with the validation errors before an item is rejected."""
     batch_size: int = 256
-    """Requests per `teacher.chat` call (one wave). A multiple of the teacher's concurrency
-    keeps it busy; larger waves pay the barrier at a wave's end less often, smaller ones
-    lose less when a run is killed."""
+    """Most teacher requests in flight at once (and so most requests in one `teacher.chat`
+    call). Above the teacher's concurrency keeps it busy; smaller loses less when a run is
+    killed."""
+    parallel_calls: int | None = None
+    """Most `teacher.chat` calls in flight at once, each from its own worker thread. None:
+    twice the teacher's `concurrency` (64 when it has none) for a remote teacher (one
+    without a local `renderer`), whose `chat` must then be thread-safe; 1 for a local
+    model, which then gets one batch at a time."""
     max_branches: int = 12
     """Most leaves a tree may have (each leaf costs one request)."""
     max_new_tokens: int = 4096
@@ -714,6 +726,8 @@ class LLMExpanderConfig:
     def __post_init__(self) -> None:
         if self.max_repairs < 0 or self.batch_size < 1 or self.max_branches < 1:
             raise ValueError("need max_repairs >= 0, batch_size >= 1 and max_branches >= 1")
+        if self.parallel_calls is not None and self.parallel_calls < 1:
+            raise ValueError(f"parallel_calls must be at least 1, got {self.parallel_calls}")
 
     def sampling_params(self) -> SamplingParams:
         return SamplingParams(
@@ -765,6 +779,7 @@ class Manifest(BaseModel):
     rejections_by_reason: dict[str, int]
     requests: int
     waves: int
+    """`teacher.chat` calls made."""
     seconds: float
     teacher_stats: dict[str, Any] | None = None
     config: dict[str, Any]
@@ -776,6 +791,7 @@ class _JsonlAppender:
     def __init__(self, path: Path):
         self.path = path
         self._handle: IO[str] | None = None
+        self._dirty = False
 
     def write(self, record: BaseModel | dict[str, Any]) -> None:
         if self._handle is None:
@@ -783,10 +799,12 @@ class _JsonlAppender:
         line = record.model_dump_json() if isinstance(record, BaseModel) else json.dumps(record)
         self._handle.write(line + "\n")
         self._handle.flush()
+        self._dirty = True
 
     def sync(self) -> None:
-        if self._handle is not None:
+        if self._handle is not None and self._dirty:
             os.fsync(self._handle.fileno())
+            self._dirty = False
 
     def close(self) -> None:
         if self._handle is not None:
@@ -861,6 +879,7 @@ class _Run:
         self.queues: dict[Stage, deque[_Item]] = {stage: deque() for stage in STAGES}
         self.waves = 0
         self._rendered: dict[str, str] = {}
+        self._synced = time.monotonic()
         out_dir.mkdir(parents=True, exist_ok=True)
         self.files = {
             name: _JsonlAppender(out_dir / name)
@@ -952,14 +971,18 @@ class _Run:
         item.messages = [Message(role="user", content=prompt)]
         self.queues[item.stage].append(item)
 
-    def next_wave(self) -> list[_Item]:
+    def queued(self) -> int:
+        return sum(len(pending) for pending in self.queues.values())
+
+    def next_batch(self, limit: int) -> list[_Item]:
+        """Up to `limit` queued items for one teacher call."""
         # Later stages first: they finish items (and free memory) soonest.
-        wave: list[_Item] = []
+        batch: list[_Item] = []
         for stage in reversed(STAGES):
-            queue = self.queues[stage]
-            while queue and len(wave) < self.config.batch_size:
-                wave.append(queue.popleft())
-        return wave
+            pending = self.queues[stage]
+            while pending and len(batch) < limit:
+                batch.append(pending.popleft())
+        return batch
 
     # -- prompts ------------------------------------------------------------------------
 
@@ -987,10 +1010,11 @@ class _Run:
 
     # -- answers ------------------------------------------------------------------------
 
-    def handle(self, wave: Sequence[_Item], completions: Sequence[Completion]) -> None:
-        """Parse, check and write one wave's answers; gate the tasks it produced."""
+    def handle(self, items: Sequence[_Item], completions: Sequence[Completion]) -> None:
+        """Parse, check and write one teacher call's answers; gate the tasks they produced,
+        and queue the follow-up items."""
         candidates: list[Task] = []
-        for item, completion in zip(wave, completions, strict=True):
+        for item, completion in zip(items, completions, strict=True):
             counts = self.counts[item.stage]
             counts.requests += 1
             if completion.failed:
@@ -1014,6 +1038,14 @@ class _Run:
                 candidates.append(task)
         if candidates:
             self._gate(candidates)
+        # Lines are flushed as written (a killed run keeps them); syncing to the disk is for
+        # power loss and costs milliseconds, so it happens at most once a second.
+        now = time.monotonic()
+        if now - self._synced >= SYNC_INTERVAL_S:
+            self._synced = now
+            self.sync()
+
+    def sync(self) -> None:
         for appender in self.files.values():
             appender.sync()
 
@@ -1171,6 +1203,7 @@ class _Run:
         )
 
     def close(self) -> None:
+        self.sync()
         for appender in self.files.values():
             appender.close()
 
@@ -1210,6 +1243,29 @@ def _workflows_from(
     return out, rejected
 
 
+@dataclass(frozen=True)
+class _Call:
+    """One `teacher.chat` call in flight and the items it answers."""
+
+    items: list[_Item]
+    future: concurrent.futures.Future[list[Completion]]
+
+
+def _answered(answers: queue.SimpleQueue[_Call], call: _Call, _: object) -> None:
+    answers.put(call)
+
+
+def _parallel_calls(teacher: ChatModel, config: LLMExpanderConfig) -> int:
+    if config.parallel_calls is not None:
+        return config.parallel_calls
+    if teacher.renderer is not None:
+        return 1  # a local model: one batch at a time
+    concurrency = getattr(teacher, "concurrency", None)
+    if isinstance(concurrency, int) and not isinstance(concurrency, bool) and concurrency > 0:
+        return 2 * concurrency
+    return 64
+
+
 def expand_with_llm(
     workflows: Iterable[Workflow] | str | Path | None,
     teacher: ChatModel,
@@ -1231,30 +1287,48 @@ def expand_with_llm(
     run = _Run(loaded, teacher, out, config, load_rejections)
     status: Literal["complete", "stopped"] = "complete"
     stop_reason = ""
-    # One wave in flight at a time keeps the teacher's concurrency bound; the worker thread
-    # lets the previous wave's answers be parsed, gated and written meanwhile.
-    executor = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="llm-expander")
+    parallel = _parallel_calls(teacher, config)
+    executor = concurrent.futures.ThreadPoolExecutor(parallel, thread_name_prefix="llm-expander")
+    answers: queue.SimpleQueue[_Call] = queue.SimpleQueue()
+    in_flight: dict[int, int] = {}  # id(call) -> requests in it
+    stop: ModelConfigError | None = None
+
+    def submit_queued() -> None:
+        # Split what is queued over the free calls: a local teacher (one call) gets it all
+        # as one batch, a remote one gets small calls whose answers come back one by one.
+        while stop is None and len(in_flight) < parallel:
+            room = config.batch_size - sum(in_flight.values())
+            queued = run.queued()
+            if room < 1 or queued == 0:
+                return
+            size = min(room, -(-queued // (parallel - len(in_flight))))
+            batch = run.next_batch(size)
+            requests = [ChatRequest(messages=item.messages) for item in batch]
+            call = _Call(batch, executor.submit(teacher.chat, requests, run.params))
+            in_flight[id(call)] = len(batch)
+            call.future.add_done_callback(functools.partial(_answered, answers, call))
+            run.waves += 1
+
     try:
         for workflow in loaded:
             run.schedule(workflow)
-        in_flight: tuple[list[_Item], concurrent.futures.Future[list[Completion]]] | None = None
-        answered: tuple[list[_Item], list[Completion]] | None = None
-        while True:
-            if in_flight is None:
-                wave = run.next_wave()
-                if wave:
-                    requests = [ChatRequest(messages=item.messages) for item in wave]
-                    in_flight = (wave, executor.submit(teacher.chat, requests, run.params))
-                    run.waves += 1
-            if answered is not None:
-                run.handle(*answered)
-                answered = None
+        submit_queued()
+        while in_flight:
+            call = answers.get()
+            del in_flight[id(call)]
+            try:
+                completions = call.future.result()
+            except ModelConfigError as exc:
+                # Every other request would fail the same way: send no more, but keep the
+                # answers of those in flight.
+                stop = stop or exc
                 continue
-            if in_flight is None:
-                break
-            wave, future = in_flight
-            in_flight = None
-            answered = (wave, future.result())
+            # Queued items go out before this answer is parsed, its follow-ups right after.
+            submit_queued()
+            run.handle(call.items, completions)
+            submit_queued()
+        if stop is not None:
+            raise stop
     except BaseException as exc:
         status = "stopped"
         if isinstance(exc, ModelConfigError):
