@@ -19,18 +19,21 @@ PLOTS = (
 )
 
 
+def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
+    """The run's metrics.jsonl, one dict per step or eval."""
+    path = run_dir / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
 def _read(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
     state = (
         json.loads((run_dir / "state.json").read_text())
         if (run_dir / "state.json").exists()
         else {}
     )
-    metrics_path = run_dir / "metrics.jsonl"
-    metrics = (
-        [json.loads(line) for line in metrics_path.read_text().splitlines() if line.strip()]
-        if metrics_path.exists()
-        else []
-    )
+    metrics = read_metrics(run_dir)
     rounds = [
         json.loads(p.read_text())
         for p in sorted(

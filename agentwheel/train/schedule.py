@@ -48,7 +48,14 @@ from agentwheel.envs.agent import ModelPolicy
 from agentwheel.envs.runner import RunnerConfig
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import ScriptedUser
-from agentwheel.eval.evaluate import SUMMARY, TRACES, TraceWriter, run_eval, summarize
+from agentwheel.eval.evaluate import (
+    SUMMARY,
+    TRACES,
+    TraceWriter,
+    read_traces,
+    run_eval,
+    summarize,
+)
 from agentwheel.flywheels.agentic.evolve import evolve_agentic
 from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
 from agentwheel.flywheels.agentic.workflow import Workflow, load_workflow, workflow_paths
@@ -69,6 +76,7 @@ from agentwheel.train.config import GRPOConfig, SFTConfig
 from agentwheel.train.grpo import GRPOTrainer
 from agentwheel.train.model import is_lora
 from agentwheel.train.reasoning_rollout import collect_reasoning_groups
+from agentwheel.train.report import read_metrics, write_report
 from agentwheel.train.rollout import TaskStream, TurnSeededPolicy, collect_groups, rollout_seed
 from agentwheel.train.sft import SFTTrainer
 from agentwheel.train.sft_data import oracle_sft_data
@@ -374,9 +382,7 @@ class MetricsLog:
 
     def truncate(self, lines: int) -> None:
         """Drop lines written after the last committed state (a crash between the two)."""
-        if self.path.exists():
-            kept = self.path.read_text().splitlines(keepends=True)[:lines]
-            _write_atomic(self.path, "".join(kept))
+        _truncate_lines(self.path, lines)
 
     def write(self, record: dict[str, Any], global_step: int) -> None:
         with open(self.path, "a", encoding="utf-8") as handle:
@@ -405,13 +411,6 @@ StepHook = Callable[[dict[str, Any]], None]
 # One step's rollouts: (groups, their rewards or None for the environment's, the batch).
 Collect = Callable[[int], tuple[list[list[Trajectory]], Sequence[Sequence[float]] | None, Any]]
 Progress = Callable[[str, int, int], None]  # (phase description, done, total)
-
-
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    path = run_dir / "metrics.jsonl"
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 # The run ------------------------------------------------------------------------------
@@ -800,7 +799,7 @@ class ScheduleRun:
         rollouts = rdir / "rollouts"
         if start == 0:
             shutil.rmtree(rollouts, ignore_errors=True)
-        _truncate_traces(rollouts / TRACES, int(pos.get("rollout_lines", 0)) if start else 0)
+        _truncate_lines(rollouts / TRACES, int(pos.get("rollout_lines", 0)) if start else 0)
         writer = TraceWriter(rollouts / TRACES)
         lines = int(pos.get("rollout_lines", 0)) if start else 0
         try:
@@ -841,17 +840,10 @@ class ScheduleRun:
                     self.on_step(record)
         finally:
             writer.close()
-        done = (
-            [
-                Trajectory.model_validate_json(line)
-                for line in (rollouts / TRACES).read_text().splitlines()
-                if line.strip()
-            ]
-            if (rollouts / TRACES).exists()
-            else []
-        )
         summary = summarize(
-            done, 1, meta={"tasks": str(rdir / "tasks.jsonl"), "stage": f"rollouts-{round_}"}
+            read_traces(rollouts / TRACES).done,
+            1,
+            meta={"tasks": str(rdir / "tasks.jsonl"), "stage": f"rollouts-{round_}"},
         )
         _write_atomic(rollouts / SUMMARY, json.dumps(summary, indent=2))
 
@@ -980,8 +972,6 @@ class ScheduleRun:
         for r, settings in enumerate(self.config.rounds, start=1):
             runner = ROUND_RUNNERS[settings.kind]
             phases += [(f"round-{r}:{name}", fn) for name, fn in runner(self, r, settings)]
-        from agentwheel.train.report import write_report
-
         phases.append(("report", lambda: write_report(self.dir, self.config.plots)))
         try:
             for name, fn in phases:
@@ -1053,17 +1043,16 @@ def _pass1_by_workflow_split(
     train workflows (None for a part with no tasks)."""
     unseen = {t.id for t in tasks if t.lineage.source_workflow in unseen_workflows}
     outcomes: dict[str, list[bool]] = {"unseen": [], "seen": []}
-    for line in traces.read_text().splitlines() if traces.exists() else []:
-        if line.strip():
-            t = Trajectory.model_validate_json(line)
-            outcomes["unseen" if t.task_id in unseen else "seen"].append(t.passed)
+    for t in read_traces(traces).done:
+        outcomes["unseen" if t.task_id in unseen else "seen"].append(t.passed)
     return {
         f"held_out_pass1_{part}_workflows": (sum(v) / len(v) if v else None)
         for part, v in outcomes.items()
     }
 
 
-def _truncate_traces(path: Path, lines: int) -> None:
+def _truncate_lines(path: Path, lines: int) -> None:
+    """Keep the first `lines` lines of a JSONL file (what the committed state accounts for)."""
     if path.exists():
         kept = path.read_text().splitlines(keepends=True)[:lines]
         _write_atomic(path, "".join(kept))
