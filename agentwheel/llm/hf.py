@@ -93,6 +93,58 @@ def _error(message: str, prompt_tokens: int = 0) -> Completion:
     return Completion(finish_reason="error", error=message, prompt_tokens=prompt_tokens)
 
 
+def prepare_prompts(
+    renderer: ChatTemplateRenderer,
+    requests: Sequence[ChatRequest],
+    max_context: int,
+    model_name: str,
+) -> tuple[list[Completion | None], list[tuple[int, list[int]]]]:
+    """The prompt ids of each request a token back-end can continue, and an error
+    completion for each it cannot.
+
+    A request's ids are its `prompt_ids` verbatim when given, else the renderer's opening
+    prompt. Returns `(results, prompts)`: `results[i]` is the error completion of request
+    `i` (a template that cannot render it, an empty prompt, or one that leaves no room for a
+    new token within `max_context`) or None; `prompts` holds `(i, ids)` for the others.
+    """
+    results: list[Completion | None] = [None] * len(requests)
+    prompts: list[tuple[int, list[int]]] = []
+    for index, request in enumerate(requests):
+        try:
+            ids = (
+                list(request.prompt_ids)
+                if request.prompt_ids is not None
+                else renderer.initial_ids(request.messages, request.tools)
+            )
+        except (jinja2.TemplateError, TemplateRenderError) as exc:
+            results[index] = _error(f"the chat template cannot render this request: {exc}")
+            continue
+        if not ids:
+            results[index] = _error("empty prompt")
+        elif len(ids) >= max_context:
+            results[index] = _error(
+                f"prompt has {len(ids)} tokens; {model_name} has a context of "
+                f"{max_context} (room for at least one new token is needed)",
+                prompt_tokens=len(ids),
+            )
+        else:
+            prompts.append((index, ids))
+    return results, prompts
+
+
+def stop_token_ids(end_of_turn_id: int, *eos_sources: Any) -> list[int]:
+    """The ids generation stops on: the template's end-of-turn token and every eos id in
+    `eos_sources` (each an id, a list of ids, or None, as tokenizers and generation
+    configs give them)."""
+    ids = {end_of_turn_id}
+    for source in eos_sources:
+        if isinstance(source, int):
+            ids.add(source)
+        elif isinstance(source, list | tuple):
+            ids.update(int(i) for i in source)
+    return sorted(ids)
+
+
 @contextlib.contextmanager
 def _seeded(seed: int | None, device: torch.device) -> Iterator[None]:
     """Seed sampling without disturbing the caller's global RNG state."""
@@ -132,7 +184,11 @@ class HFChatModel:
         self.max_context = max_context or int(
             getattr(model.config, "max_position_embeddings", 0) or 1 << 30
         )
-        self.stop_ids = self._stop_ids()
+        self.stop_ids = stop_token_ids(
+            self._renderer.end_of_turn_id,
+            tokenizer.eos_token_id,
+            model.generation_config.eos_token_id,
+        )
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else self._renderer.end_of_turn_id
 
@@ -144,40 +200,10 @@ class HFChatModel:
     def device(self) -> torch.device:
         return torch.device(self.model.device)
 
-    def _stop_ids(self) -> list[int]:
-        ids = {self._renderer.end_of_turn_id}
-        for source in (self.tokenizer.eos_token_id, self.model.generation_config.eos_token_id):
-            if isinstance(source, int):
-                ids.add(source)
-            elif isinstance(source, list | tuple):
-                ids.update(int(i) for i in source)
-        return sorted(ids)
-
     def chat(self, requests: Sequence[ChatRequest], params: SamplingParams) -> list[Completion]:
         """One completion per request, in request order. `params.seed` seeds the whole call
         (sampled ids then depend on how the batch was chunked, not only on the request)."""
-        results: list[Completion | None] = [None] * len(requests)
-        prompts: list[tuple[int, list[int]]] = []
-        for index, request in enumerate(requests):
-            try:
-                ids = (
-                    list(request.prompt_ids)
-                    if request.prompt_ids is not None
-                    else self._renderer.initial_ids(request.messages, request.tools)
-                )
-            except (jinja2.TemplateError, TemplateRenderError) as exc:
-                results[index] = _error(f"the chat template cannot render this request: {exc}")
-                continue
-            if not ids:
-                results[index] = _error("empty prompt")
-            elif len(ids) >= self.max_context:
-                results[index] = _error(
-                    f"prompt has {len(ids)} tokens; {self.name} has a context of "
-                    f"{self.max_context} (room for at least one new token is needed)",
-                    prompt_tokens=len(ids),
-                )
-            else:
-                prompts.append((index, ids))
+        results, prompts = prepare_prompts(self._renderer, requests, self.max_context, self.name)
         # Similar lengths share a chunk, so little compute goes to padding.
         prompts.sort(key=lambda item: len(item[1]))
         with _seeded(params.seed, self.device):
