@@ -5,6 +5,8 @@ Shared by the SFT and GRPO trainers so that both set a model up the same way.
 
 from __future__ import annotations
 
+import copy
+from collections.abc import Iterable
 from contextlib import AbstractContextManager
 from typing import Any
 
@@ -100,3 +102,28 @@ def autocast(model: nn.Module, config: TrainConfig) -> AbstractContextManager[ob
 
 def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
+
+
+def merged_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
+    """The weights a served copy of `model` needs, under Hugging Face names: with LoRA,
+    the adapters merged into a copy of the base (the trained model is left as it is)."""
+    if is_lora(model):
+        merged = copy.deepcopy(model).merge_and_unload()  # type: ignore[operator]
+        return dict(merged.state_dict())
+    return dict(unwrap(model).state_dict())
+
+
+def copy_named_weights(model: nn.Module, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
+    """Copy named weights (any dtype) into `model` in place. Every parameter must be
+    covered; tied ones (one storage under two names) need only one of their names."""
+    params = model.state_dict(keep_vars=True)
+    filled: set[int] = set()
+    with torch.no_grad():
+        for name, tensor in weights:
+            if name not in params:
+                raise KeyError(f"the model has no weight named {name!r}")
+            params[name].data.copy_(tensor)
+            filled.add(params[name].data_ptr())
+    missing = [k for k, p in params.items() if p.data_ptr() not in filled]
+    if missing:
+        raise ValueError(f"weights missing: {missing[:5]}")

@@ -17,8 +17,14 @@ from dataclasses import dataclass, field
 from agentwheel.envs.trajectory import EpisodeCounts, RewardBreakdown, TokenTrace, Trajectory
 from agentwheel.flywheels.reasoning.problem import Problem
 from agentwheel.flywheels.reasoning.reward import ReasoningReward
-from agentwheel.llm.hf import HFChatModel
-from agentwheel.llm.types import ChatRequest, Completion, Message, SamplingParams
+from agentwheel.llm.types import (
+    ChatModel,
+    ChatRequest,
+    Completion,
+    Message,
+    Renderer,
+    SamplingParams,
+)
 from agentwheel.train.rollout import RolloutBatch, TaskStream
 
 
@@ -40,13 +46,19 @@ class ReasoningBatch(RolloutBatch):
         }
 
 
+def token_renderer(model: ChatModel) -> Renderer:
+    if model.renderer is None:
+        raise TypeError(f"{model.name} is not a token back-end (hf, vllm): RL needs one")
+    return model.renderer
+
+
 def answer_trajectory(
     problem: Problem,
     trial: int,
     prompt: Message,
     prompt_ids: Sequence[int],
     completion: Completion,
-    model: HFChatModel,
+    model: ChatModel,
     reward: ReasoningReward,
 ) -> tuple[Trajectory, float]:
     """One answer as a trajectory (loss mask 1 exactly on the answer's tokens) and its reward."""
@@ -54,7 +66,7 @@ def answer_trajectory(
     tokens.add_context(prompt_ids)
     generated = completion.completion_ids or []
     tokens.add_generated(generated, completion.logprobs)
-    tokens.add_context(model.renderer.close_turn_ids(generated, completion.finish_reason))
+    tokens.add_context(token_renderer(model).close_turn_ids(generated, completion.finish_reason))
     parts = reward.breakdown(problem, completion.text)
     trajectory = Trajectory(
         task_id=problem.id,
@@ -80,7 +92,7 @@ def answer_trajectory(
 
 
 def answer_groups(
-    model: HFChatModel,
+    model: ChatModel,
     problems: Sequence[Problem],
     group_size: int,
     params: SamplingParams,
@@ -90,7 +102,8 @@ def answer_groups(
     prompts = [
         Message(role="user", content=reward.answer_format.prompt(p.question)) for p in problems
     ]
-    prompt_ids = [model.renderer.initial_ids([m], []) for m in prompts]
+    renderer = token_renderer(model)
+    prompt_ids = [renderer.initial_ids([m], []) for m in prompts]
     requests = [
         ChatRequest(messages=[m], prompt_ids=ids)
         for m, ids in zip(prompts, prompt_ids, strict=True)
@@ -115,7 +128,7 @@ def answer_groups(
 
 
 def collect_reasoning_groups(
-    model: HFChatModel,
+    model: ChatModel,
     params_for_attempt: Callable[[int], SamplingParams],
     stream: TaskStream[Problem],
     batch_groups: int,

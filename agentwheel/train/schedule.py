@@ -73,6 +73,7 @@ from agentwheel.tasks.dataset import load_tasks, write_tasks
 from agentwheel.tasks.schema import Task
 from agentwheel.train.checkpoint import TrainerState, load_checkpoint, save_checkpoint
 from agentwheel.train.config import GRPOConfig, SFTConfig
+from agentwheel.train.generation import GenerationSettings, Generator
 from agentwheel.train.grpo import GRPOTrainer
 from agentwheel.train.model import is_lora
 from agentwheel.train.reasoning_rollout import collect_reasoning_groups
@@ -103,6 +104,10 @@ class ModelSettings(_Strict):
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="Weight dtype.")
     device: str = Field("cpu", description="cpu | cuda")
     max_batch_size: int = Field(8, description="Prompts per generate call.")
+    generation: GenerationSettings = Field(
+        default_factory=GenerationSettings,
+        description="What rollouts and evals generate with (see agentwheel/train/generation.py).",
+    )
 
 
 class DataSettings(_Strict):
@@ -466,6 +471,25 @@ class ScheduleRun:
             load_checkpoint(latest, self.model.model)
         self.runner_config = config.runner.runner_config()
         self.grpo: GRPOTrainer | None = None
+        self.generator = Generator(
+            config.model.generation, self.model, self._trained_module, self._initial_model_dir
+        )
+
+    # -- the model
+
+    def _trained_module(self) -> Any:
+        return self.grpo.model if self.grpo is not None else self.model.model
+
+    def _initial_model_dir(self) -> str:
+        """Where a separate engine (vLLM) loads the architecture from; weights follow."""
+        spec = self.config.model.spec
+        if spec == "hf:default":
+            from agentwheel.llm.default_model import ensure_default_model
+
+            return str(ensure_default_model())
+        if spec.startswith("hf:"):
+            return spec.removeprefix("hf:")
+        raise ValueError(f"model {spec!r} has no directory on disk for a separate engine")
 
     # -- bookkeeping
 
@@ -558,7 +582,7 @@ class ScheduleRun:
         params = SamplingParams(
             temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=self.config.seed
         )
-        return ModelPolicy(self.model, params, name=self.config.model.spec)
+        return ModelPolicy(self.generator.chat_model(), params, name=self.config.model.spec)
 
     def phase_eval(self, name: str, round_: int) -> float:
         self.model.model.eval()
@@ -601,6 +625,7 @@ class ScheduleRun:
 
     def _checkpoint(self, trainer: Any, name: str, position: dict[str, Any]) -> None:
         path = self.dir / "checkpoints" / name
+        self.generator.mark_stale()
         save_checkpoint(
             path,
             trainer.model,
@@ -671,6 +696,7 @@ class ScheduleRun:
             sft = self.dir / "checkpoints" / "sft"
             if sft.exists():
                 load_checkpoint(sft, self.model.model)
+                self.generator.mark_stale()
             self.grpo = GRPOTrainer(self.model.model, self.config.grpo, pad_id=self.model.pad_id)
             if self.state.checkpoint.get("trainer") == "grpo":
                 state = load_checkpoint(
@@ -690,7 +716,7 @@ class ScheduleRun:
             max_new_tokens=cfg.max_new_tokens,
             seed=rollout_seed(self.config.seed, *position),
         )
-        return TurnSeededPolicy(self.model, params, name=self.config.model.spec)
+        return TurnSeededPolicy(self.generator.chat_model(), params, name=self.config.model.spec)
 
     def _previous_round(self, round_: int, kind: str) -> int | None:
         """The latest round before `round_` of this kind (rounds may alternate kinds)."""
@@ -890,7 +916,9 @@ class ScheduleRun:
                 seed=rollout_seed(self.config.seed, round_),
             )
             # Journaled by the flywheel: a killed evolve resumes where it stopped.
-            manifest = evolve_reasoning(pool_path, self.model, None, rdir / "evolve", config=config)
+            manifest = evolve_reasoning(
+                pool_path, self.generator.chat_model(), None, rdir / "evolve", config=config
+            )
             band = load_seed_file(rdir / "evolve" / PROBLEMS).problems
             info.update(
                 evolve_counts=manifest["counts"],
@@ -919,7 +947,7 @@ class ScheduleRun:
 
         def collect(step: int) -> tuple[list[list[Trajectory]], list[list[float]], Any]:
             batch = collect_reasoning_groups(
-                self.model,
+                self.generator.chat_model(),
                 lambda attempt: self._reasoning_params(
                     settings, rollout_seed(self.config.seed, round_, step, attempt)
                 ),
