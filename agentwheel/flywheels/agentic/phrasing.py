@@ -10,6 +10,7 @@ has a single fixed template.
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
@@ -157,20 +158,73 @@ def _join_greeting(greeting: str, sentence: str) -> str:
 
 
 def ids_inline(ids: Sequence[tuple[str, str]], rng: random.Random) -> str:
-    sep = rng.choice([" ", ": "])
-    return " (" + ", ".join(f"{spoken}{sep}{value}" for spoken, value in ids) + ")"
+    return _inline(ids, rng.choice(_INLINE_SEPARATORS))
 
 
 def ids_sentence(ids: Sequence[tuple[str, str]], rng: random.Random) -> str:
     if len(ids) == 1:
-        spoken, value = ids[0]
-        return rng.choice(_ONE_ID_SENTENCES).format(
-            spoken=spoken, Spoken=_capitalize(spoken), value=value
-        )
+        return _one_id(rng.choice(_ONE_ID_SENTENCES), ids[0])
+    return _ids_joined(ids) if rng.random() < 0.5 else _ids_details(ids)
+
+
+# Each way of mentioning identifiers is one deterministic renderer, so a mention can be
+# found again in a generated text and rewritten without one of its ids (`drop_id`).
+_INLINE_SEPARATORS = (" ", ": ")
+_RESTATE_LEADS = ("In case you need it again:", "Just so you have it:", "Again,")
+
+
+def _inline(ids: Sequence[tuple[str, str]], sep: str) -> str:
+    if not ids:
+        return ""
+    return " (" + ", ".join(f"{spoken}{sep}{value}" for spoken, value in ids) + ")"
+
+
+def _one_id(template: str, spoken_value: tuple[str, str]) -> str:
+    spoken, value = spoken_value
+    return template.format(spoken=spoken, Spoken=_capitalize(spoken), value=value)
+
+
+def _ids_joined(ids: Sequence[tuple[str, str]]) -> str:
     parts = [f"my {spoken} is {value}" for spoken, value in ids]
-    if rng.random() < 0.5:
-        return " " + _capitalize(", ".join(parts[:-1]) + " and " + parts[-1]) + "."
+    if len(parts) < 2:
+        return " " + _capitalize(parts[0]) + "." if parts else ""
+    return " " + _capitalize(", ".join(parts[:-1]) + " and " + parts[-1]) + "."
+
+
+def _ids_details(ids: Sequence[tuple[str, str]]) -> str:
+    if not ids:
+        return ""
     return " Details: " + ", ".join(f"{spoken} {value}" for spoken, value in ids) + "."
+
+
+def _restated(lead: str, ids: Sequence[tuple[str, str]]) -> str:
+    if not ids:
+        return ""
+    return f"{lead} " + ", ".join(f"my {spoken} is {value}" for spoken, value in ids) + "."
+
+
+def _id_mentions(ids: Sequence[tuple[str, str]], drop: int) -> list[tuple[str, str]]:
+    """(mention of `ids`, the same mention without `ids[drop]`) for every renderer."""
+    rest = [pair for i, pair in enumerate(ids) if i != drop]
+    pairs = [(_inline(ids, sep), _inline(rest, sep)) for sep in _INLINE_SEPARATORS]
+    if len(ids) == 1:
+        pairs += [(_one_id(t, ids[0]), "") for t in _ONE_ID_SENTENCES]
+    else:
+        pairs += [(_ids_joined(ids), _ids_joined(rest)), (_ids_details(ids), _ids_details(rest))]
+    pairs += [(_restated(lead, ids), _restated(lead, rest)) for lead in _RESTATE_LEADS]
+    return pairs
+
+
+def drop_id(text: str, ids: Sequence[tuple[str, str]], drop: int) -> tuple[str, int] | None:
+    """`text` with `ids[drop]` taken out of the identifier mention that this module wrote
+    for `ids` (inline, as a sentence, or restated), and where that mention now ends; None
+    when no mention of exactly these ids is found."""
+    found = [(full, reduced) for full, reduced in _id_mentions(ids, drop) if full in text]
+    if not found:
+        return None
+    full, reduced = max(found, key=lambda pair: len(pair[0]))
+    start = text.index(full)
+    return text[:start] + reduced + text[start + len(full) :], start + len(reduced)
 
 
 def _closing(persona: Persona, rng: random.Random) -> str:
@@ -272,8 +326,60 @@ def restate_ids(ids: Sequence[tuple[str, str]], rng: random.Random) -> str:
     """What a pushing user adds so a violating action could go through: existing ids only."""
     if not ids:
         return ""
-    lead = rng.choice(["In case you need it again:", "Just so you have it:", "Again,"])
-    return f"{lead} " + ", ".join(f"my {spoken} is {value}" for spoken, value in ids) + "."
+    return _restated(rng.choice(_RESTATE_LEADS), ids)
+
+
+_RECORDS = [
+    "it's the {noun} whose {column} is {value}",
+    "it's the {noun} with the {column} {value}",
+    "it's my {noun} ({column}: {value})",
+]
+_UNKNOWN_ID_SENTENCES = [
+    "I don't have the {spoken} to hand, but {record}.",
+    "I can't find my {spoken}; {record}.",
+    "Sorry, I don't know the {spoken}: {record}.",
+    "No idea what the {spoken} is, but {record}.",
+]
+_UNKNOWN_ID_FACTS = [
+    "not something I have, sorry; {record}",
+    "something I don't know, I'm afraid: {record}",
+    "not at hand, sorry. {Record}",
+]
+_SENTENCE_END = re.compile(r"[.?!](?=\s|$)")
+
+
+def describe_record(noun: str, column: str, value: str, rng: random.Random) -> str:
+    """How a user points at a record without its id: "it's the order whose item is …"."""
+    spoken_column = column.replace("_", " ")
+    return rng.choice(_RECORDS).format(noun=noun, column=spoken_column, value=value)
+
+
+def unknown_id_sentence(spoken: str, record: str, rng: random.Random) -> str:
+    """A sentence saying the user lacks the identifier and describing the record instead."""
+    return rng.choice(_UNKNOWN_ID_SENTENCES).format(spoken=spoken, record=record)
+
+
+def unknown_id_fact(record: str, rng: random.Random) -> str:
+    """A known fact's value that reads well after "My order number is …"."""
+    return rng.choice(_UNKNOWN_ID_FACTS).format(record=record, Record=_capitalize(record))
+
+
+def describe_instead_of_id(
+    text: str, ids: Sequence[tuple[str, str]], drop: int, sentence: str
+) -> str | None:
+    """`text` (an opening request) without `ids[drop]`, with `sentence` placed after the
+    sentence that mentioned it; None when the mention is not one this module writes."""
+    dropped = drop_id(text, ids, drop)
+    if dropped is None:
+        return None
+    text, end = dropped
+    if text[:end].endswith((".", "?", "!")):
+        cut = end
+    else:
+        # An inline mention ends mid-sentence: the description follows that sentence.
+        match = _SENTENCE_END.search(text, end)
+        cut = match.end() if match else len(text)
+    return (text[:cut] + " " + sentence + text[cut:]).strip()
 
 
 def situation(persona: Persona, goal: str, extra: Sequence[str] = ()) -> str:

@@ -188,9 +188,10 @@ def unique_groups(wf: Workflow, table: str) -> list[tuple[str, ...]]:
     return list(dict.fromkeys(groups))
 
 
-def _collides(
+def collides(
     row: dict[str, Any], others: Iterable[dict[str, Any]], groups: list[tuple[str, ...]]
 ) -> bool:
+    """Whether `row` shares a unique column group with any other row of `others`."""
     for other in others:
         if other is row:
             continue
@@ -220,7 +221,7 @@ def generate_rows(
                     row[column] = (
                         None if gen is None else generate_value(gen, rng, fake, row, tables)
                     )
-                if not _collides(row, rows, groups):
+                if not collides(row, rows, groups):
                     rows.append(row)
                     break
     return tables
@@ -438,7 +439,7 @@ def _separate_distractors(
         groups = unique_groups(wf, table)
         spec = wf.tables[table]
         for row in list(rows):
-            if row is target or not _collides(row, [target], groups):
+            if row is target or not collides(row, [target], groups):
                 continue
             for _try in range(_MAX_ROW_TRIES):
                 for group in groups:
@@ -446,7 +447,7 @@ def _separate_distractors(
                         gen = spec.columns[column]
                         if gen is not None and column != spec.key:
                             row[column] = generate_value(gen, rng, fake, row, draft.tables)
-                if not _collides(row, rows, groups):
+                if not collides(row, rows, groups):
                     break
             else:
                 if table in referenced:
