@@ -333,13 +333,23 @@ def evolve_agentic_command(
     batch_size: Annotated[int, typer.Option(help="Episodes per batched model call.")] = 32,
     dtype: Annotated[str, typer.Option(help="float32 | bfloat16 for hf: policies.")] = "float32",
     seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    operators: Annotated[
+        str,
+        typer.Option(
+            help="Comma-separated evolve operators: deepen (one more rule and push-back), "
+            "lookup (the user knows the record only by description)."
+        ),
+    ] = "deepen,lookup",
 ) -> None:
     """Grow deeper trees where the policy fails or saturates; keep the learnable band."""
-    from agentwheel.flywheels.agentic.evolve import evolve_agentic
+    from agentwheel.flywheels.agentic.evolve import OPERATORS, evolve_agentic
     from agentwheel.llm.registry import SpecError, load_policy
 
     if not (report / "summary.json").exists():
         raise fail(f"{report} has no summary.json: run `agentwheel eval --out {report}` first")
+    chosen = [o.strip() for o in operators.split(",") if o.strip()]
+    if not chosen or set(chosen) - set(OPERATORS):
+        raise fail(f"--operators must list some of {', '.join(OPERATORS)}, got {operators!r}")
     try:
         agent = load_policy(
             policy,
@@ -359,12 +369,14 @@ def evolve_agentic_command(
             seed=seed,
             use_band=band,
             config=runner,
+            operators=chosen,
         )
     rows = {
         "trees evolved": len(manifest.trees) - len(manifest.skipped_sources),
         "tasks generated": manifest.generated,
         "passed the gate": manifest.validated,
         **{f"band: {k}": v for k, v in manifest.band.items()},
+        **{f"operator: {k}": v for k, v in manifest.tasks_by_operator.items()},
         "parent pass rate": manifest.parent_pass_rate,
         "evolved pass rate": manifest.evolved_pass_rate,
         "tree depth (parent → evolved)": f"{manifest.parent_tree_shape['depth']} → {manifest.evolved_tree_shape['depth']}",

@@ -43,10 +43,12 @@ def test_evolve_grows_deeper_trees_where_the_policy_fails(tmp_path):
         tasks_per_workflow=10,
         use_band=False,
         workflows="data/workflows",
+        operators=("deepen",),
     )
     evolved = load_tasks(tmp_path / "round1" / TASKS).tasks
     assert manifest.round == 1 and len(evolved) == manifest.tasks > 0
     assert all(t.lineage.round == 1 and t.lineage.operator == "deepen" for t in evolved)
+    assert manifest.tasks_by_operator == {"deepen": len(evolved)}
     assert {t.lineage.parent_id for t in evolved} == {
         "retail_order_cancel@round0",
         "banking_transfer@round0",

@@ -1,9 +1,17 @@
 """The agentic flywheel step: grow harder trees where the current policy fails.
 
 From an eval (or rollout) report: per source workflow, the trees whose branches the
-policy fails and the trees it has saturated (always passes) are expanded one level deeper
-(one more precondition to check, one more escape strategy for the user). Failing trees
-keep every new task of a branch kind the policy failed, and a third of the others.
+policy fails and the trees it has saturated (always passes) get new tasks from the
+chosen operators:
+
+- `deepen`: the tree is expanded one level deeper (one more precondition to check, one
+  more escape strategy for the user). Failing trees keep every new task of a branch kind
+  the policy failed, and a third of the others.
+- `lookup` (`lookup.py`): the user does not know the record's id, only what it is, so the
+  agent must list the user's records and pick the one described: one more call and one
+  more reasoning hop. Stacked on `deepen`, it turns each deepened task it applies to into
+  a `deepen+lookup` variant; alone, it applies to fresh tasks of the parent's depth.
+
 The new tasks go through the validation gate, then the learnable band: the current
 policy attempts each n times, and a task is kept only if its pass rate lies strictly
 between 0 and 1. Lineage records the parent tree, the round and the operator.
@@ -25,13 +33,15 @@ from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.eval.evaluate import SUMMARY, TRACES, read_traces
 from agentwheel.flywheels.agentic.expand import expand_workflows
+from agentwheel.flywheels.agentic.lookup import LOOKUP, lookup_task
 from agentwheel.flywheels.agentic.procedural import ProceduralExpander
 from agentwheel.flywheels.agentic.synth import count_reasons, gate, write_stage_output
 from agentwheel.flywheels.agentic.workflow import Workflow, load_workflows
 from agentwheel.tasks.dataset import load_tasks
 from agentwheel.tasks.schema import Lineage, Task
 
-OPERATOR = "deepen"
+DEEPEN = "deepen"
+OPERATORS = (DEEPEN, LOOKUP)
 
 
 class TreeVerdict(BaseModel):
@@ -58,6 +68,9 @@ class EvolveManifest(BaseModel):
     band: dict[str, int]
     tasks: int
     tasks_by_kind: dict[str, int]
+    operators: list[str] = Field(default_factory=lambda: [DEEPEN])
+    tasks_by_operator: dict[str, int] = Field(default_factory=dict)
+    lookup_not_applicable: dict[str, int] = Field(default_factory=dict)
     rejections_by_reason: dict[str, int]
     parent_tree_shape: dict[str, float]
     evolved_tree_shape: dict[str, float]
@@ -101,16 +114,40 @@ def focus_on_failures(tasks: Sequence[Task], verdict: TreeVerdict) -> list[Task]
     return focused + others[: max(1, len(others) // 3)]
 
 
-def with_lineage(task: Task, verdict: TreeVerdict) -> Task:
+def with_lineage(task: Task, verdict: TreeVerdict, operator: str | None = DEEPEN) -> Task:
     parent = f"{verdict.workflow}@round{verdict.round}"
     lineage = Lineage(
         source_workflow=verdict.workflow,
         branch=task.lineage.branch,
         round=verdict.round + 1,
         parent_id=parent,
-        operator=OPERATOR,
+        operator=operator,
     )
     return task.model_copy(update={"id": f"{task.id}-r{verdict.round + 1}", "lineage": lineage})
+
+
+def mix_variants(
+    plain: Sequence[Task], variants: dict[str, Task], budget: int, keep_plain: bool
+) -> list[Task]:
+    """At most `budget` tasks of one tree: every lookup variant (`variants`, keyed by the
+    id of the plain task it was made from) first, since they are the harder ones; then,
+    with `keep_plain`, the plain tasks lookup does not apply to (transfers, refusals over
+    someone else's record, the clarify branch of the hidden id: kinds only they cover),
+    then the plain twins of variants. Output follows the plain tasks' order, a variant
+    right before its twin.
+    """
+    twins = [t.id for t in plain if t.id in variants]
+    alone = [t.id for t in plain if t.id not in variants]
+    chosen = set(twins[:budget])
+    room = budget - len(chosen)
+    plain_ids = set((alone + twins)[:room]) if keep_plain else set()
+    out: list[Task] = []
+    for task in plain:
+        if task.id in chosen:
+            out.append(variants[task.id])
+        if task.id in plain_ids:
+            out.append(task)
+    return out
 
 
 def pass_rates(
@@ -143,8 +180,18 @@ def evolve_agentic(
     use_band: bool = True,
     workflows: str | Path | None = None,
     config: RunnerConfig | None = None,
+    operators: Sequence[str] = OPERATORS,
 ) -> EvolveManifest:
-    """One flywheel step from an eval report directory; writes the stage output to `out`."""
+    """One flywheel step from an eval report directory; writes the stage output to `out`.
+
+    `operators` picks how new tasks are made (see the module docstring): `deepen`,
+    `lookup`, or both. With both, each tree's budget (`tasks_per_workflow`) goes to the
+    `deepen+lookup` variants first and then to deepened tasks (`mix_variants`).
+    """
+    unknown = sorted(set(operators) - set(OPERATORS))
+    if unknown or not operators:
+        raise ValueError(f"operators must be a non-empty subset of {OPERATORS}, got {operators}")
+    deepen = DEEPEN in operators
     summary = json.loads((report_dir / SUMMARY).read_text())
     trajectories = read_traces(report_dir / TRACES).done
     evaluated = {t.id: t for t in load_tasks(summary["tasks"]).tasks}
@@ -157,6 +204,7 @@ def evolve_agentic(
     expansion_rejections: list[Any] = []
     parent_shapes: list[Any] = []
     child_shapes: list[Any] = []
+    not_applicable: Counter[str] = Counter()
     for verdict in evolvable:
         workflow = by_id[verdict.workflow]
         parent_expander = ProceduralExpander(
@@ -167,11 +215,23 @@ def evolve_agentic(
             [workflow],
             seed=seed + verdict.round + 1,
             tasks_per_workflow=tasks_per_workflow,
-            expander=deeper_expander(verdict.round),
+            expander=deeper_expander(verdict.round) if deepen else parent_expander,
         )
         child_shapes.extend(w.tree for w in stats.per_workflow)
-        new_tasks += [with_lineage(t, verdict) for t in focus_on_failures(tasks, verdict)]
         expansion_rejections += rejected
+        plain = [
+            with_lineage(t, verdict, DEEPEN if deepen else None)
+            for t in focus_on_failures(tasks, verdict)
+        ]
+        variants: dict[str, Task] = {}
+        if LOOKUP in operators:
+            for task in plain:
+                result = lookup_task(workflow, task, seed)
+                if result.task is None:
+                    not_applicable[result.reason] += 1
+                else:
+                    variants[task.id] = result.task
+        new_tasks += mix_variants(plain, variants, tasks_per_workflow, keep_plain=deepen)
     report, records = gate(new_tasks, expansion_rejections)
     band_counts = {"kept": len(report.kept), "too_easy": 0, "too_hard": 0}
     kept = report.kept
@@ -195,6 +255,9 @@ def evolve_agentic(
         band=band_counts,
         tasks=len(kept),
         tasks_by_kind=dict(Counter(t.branch_kind for t in kept)),
+        operators=list(operators),
+        tasks_by_operator=dict(Counter(t.lineage.operator or "none" for t in kept)),
+        lookup_not_applicable=dict(not_applicable),
         rejections_by_reason=count_reasons(records),
         parent_tree_shape=_shape(parent_shapes),
         evolved_tree_shape=_shape(child_shapes),
