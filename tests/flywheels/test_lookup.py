@@ -1,7 +1,9 @@
 import random
 from collections import Counter
+from pathlib import Path
 
 import pytest
+import yaml
 from typer.testing import CliRunner
 
 from agentwheel.cli import app
@@ -16,7 +18,7 @@ from agentwheel.flywheels.agentic.expand import expand_workflows
 from agentwheel.flywheels.agentic.lookup import lookup_target, lookup_task
 from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
 from agentwheel.flywheels.agentic.validate import validate_tasks
-from agentwheel.flywheels.agentic.workflow import load_workflow, load_workflows
+from agentwheel.flywheels.agentic.workflow import load_workflow, load_workflows, parse_workflow
 from agentwheel.llm.scripted import HackPolicy, OraclePolicy, RefusePolicy
 from agentwheel.llm.types import Message
 from agentwheel.tasks.dataset import load_tasks
@@ -340,3 +342,18 @@ def test_evolve_command_rejects_unknown_operators(tmp_path):
     )
     assert result.exit_code != 0
     assert "--operators" in result.output
+
+
+def test_without_a_declared_list_tool_one_is_generated():
+    data = yaml.safe_load(Path(RETAIL).read_text())
+    data["extra_tools"] = [t for t in data["extra_tools"] if t["name"] != "list_customer_orders"]
+    wf = parse_workflow(data, "retail_no_list.yaml")
+    target = lookup_target(wf)
+    assert target.list_tool.name == "list_orders"
+    assert target.list_tool.sql == [
+        "SELECT order_id, item, status, total FROM orders WHERE customer_id = :customer_id"
+    ]
+    tasks, _, _ = expand_workflows([wf], seed=0, tasks_per_workflow=12)
+    variants = [r.task for r in (lookup_task(wf, t) for t in tasks) if r.task is not None]
+    assert variants and all(v.tool("list_orders") is not None for v in variants)
+    assert validate_tasks(variants).counts == {"kept": len(variants)}
