@@ -379,6 +379,7 @@ def evolve_agentic_command(
         **{f"operator: {k}": v for k, v in manifest.tasks_by_operator.items()},
         "parent pass rate": manifest.parent_pass_rate,
         "evolved pass rate": manifest.evolved_pass_rate,
+        **{f"evolved pass rate: {k}": v for k, v in manifest.evolved_pass_rate_by_operator.items()},
         "tree depth (parent → evolved)": f"{manifest.parent_tree_shape['depth']} → {manifest.evolved_tree_shape['depth']}",
         "leaves (parent → evolved)": f"{manifest.parent_tree_shape['leaves']} → {manifest.evolved_tree_shape['leaves']}",
     }

@@ -11,9 +11,9 @@ from agentwheel.envs.agent import EpisodeView
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
 from agentwheel.envs.tools import fill_expected_outputs
 from agentwheel.envs.user import ScriptedUser
-from agentwheel.eval.evaluate import run_eval
+from agentwheel.eval.evaluate import read_traces, run_eval
 from agentwheel.flywheels.agentic import phrasing
-from agentwheel.flywheels.agentic.evolve import evolve_agentic, mix_variants
+from agentwheel.flywheels.agentic.evolve import BAND_TRACES, evolve_agentic, mix_variants
 from agentwheel.flywheels.agentic.expand import expand_workflows
 from agentwheel.flywheels.agentic.lookup import lookup_target, lookup_task
 from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
@@ -309,6 +309,13 @@ def test_evolve_stacks_lookup_on_deepen_within_the_budget(tmp_path):
     oracle = EpisodeRunner(OraclePolicy(), ScriptedUser()).run([EpisodeSpec(t) for t in evolved])
     assert all(t.passed for t in oracle)
     assert validate_tasks(evolved).counts == {"kept": len(evolved)}
+    # The band probe's episodes are kept, and the per-operator rates come from them.
+    probe = {t.task_id: t.passed for t in read_traces(tmp_path / "round1" / BAND_TRACES).done}
+    assert set(probe) == {t.id for t in evolved}
+    for op, rate in manifest.evolved_pass_rate_by_operator.items():
+        ids = [t.id for t in evolved if t.lineage.operator == op]
+        assert rate == round(sum(probe[i] for i in ids) / len(ids), 4)
+    assert set(manifest.evolved_pass_rate_by_operator) == {"deepen", "deepen+lookup"}
 
     only = evolve_agentic(
         tmp_path / "eval0",

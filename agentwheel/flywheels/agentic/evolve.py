@@ -31,7 +31,7 @@ from agentwheel.envs.agent import Policy
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import ScriptedUser
-from agentwheel.eval.evaluate import SUMMARY, TRACES, read_traces
+from agentwheel.eval.evaluate import SUMMARY, TRACES, TraceWriter, read_traces
 from agentwheel.flywheels.agentic.expand import expand_workflows
 from agentwheel.flywheels.agentic.lookup import LOOKUP, lookup_task
 from agentwheel.flywheels.agentic.procedural import ProceduralExpander
@@ -42,6 +42,8 @@ from agentwheel.tasks.schema import Lineage, Task
 
 DEEPEN = "deepen"
 OPERATORS = (DEEPEN, LOOKUP)
+# Episodes of the band probe (every validated evolved task, `samples` times each).
+BAND_TRACES = "band_traces.jsonl"
 
 
 class TreeVerdict(BaseModel):
@@ -76,6 +78,7 @@ class EvolveManifest(BaseModel):
     evolved_tree_shape: dict[str, float]
     parent_pass_rate: float
     evolved_pass_rate: float | None
+    evolved_pass_rate_by_operator: dict[str, float] = Field(default_factory=dict)
 
 
 def tree_verdicts(trajectories: Sequence[Trajectory], tasks: dict[str, Task]) -> list[TreeVerdict]:
@@ -151,13 +154,32 @@ def mix_variants(
 
 
 def pass_rates(
-    tasks: Sequence[Task], policy: Policy, samples: int, config: RunnerConfig
+    tasks: Sequence[Task],
+    policy: Policy,
+    samples: int,
+    config: RunnerConfig,
+    traces: Path | None = None,
 ) -> dict[str, float]:
+    """Each task's pass rate over `samples` episodes; the episodes go to `traces` if given."""
     specs = [EpisodeSpec(task, trial=i) for i in range(samples) for task in tasks]
     results: dict[str, list[bool]] = defaultdict(list)
-    for trajectory in EpisodeRunner(policy, ScriptedUser(), config).run(specs):
-        results[trajectory.task_id].append(trajectory.passed)
+    writer = TraceWriter(traces) if traces is not None else None
+    try:
+        for trajectory in EpisodeRunner(policy, ScriptedUser(), config).run(specs):
+            results[trajectory.task_id].append(trajectory.passed)
+            if writer is not None:
+                writer.write(trajectory)
+    finally:
+        if writer is not None:
+            writer.close()
     return {tid: sum(r) / len(r) for tid, r in results.items()}
+
+
+def rate_by_operator(tasks: Sequence[Task], rates: dict[str, float]) -> dict[str, float]:
+    groups: dict[str, list[float]] = defaultdict(list)
+    for task in tasks:
+        groups[task.lineage.operator or "none"].append(rates[task.id])
+    return {op: round(sum(r) / len(r), 4) for op, r in sorted(groups.items())}
 
 
 def learnable_band(rates: dict[str, float]) -> tuple[set[str], dict[str, int]]:
@@ -236,9 +258,13 @@ def evolve_agentic(
     band_counts = {"kept": len(report.kept), "too_easy": 0, "too_hard": 0}
     kept = report.kept
     evolved_rate = None
+    rate_by_op: dict[str, float] = {}
     if report.kept:
-        rates = pass_rates(report.kept, policy, samples, config or RunnerConfig())
+        probe = out / BAND_TRACES
+        probe.unlink(missing_ok=True)
+        rates = pass_rates(report.kept, policy, samples, config or RunnerConfig(), probe)
         evolved_rate = round(sum(rates.values()) / len(rates), 4)
+        rate_by_op = rate_by_operator(report.kept, rates)
         if use_band:
             keep_ids, band_counts = learnable_band(rates)
             kept = [t for t in report.kept if t.id in keep_ids]
@@ -263,6 +289,7 @@ def evolve_agentic(
         evolved_tree_shape=_shape(child_shapes),
         parent_pass_rate=round(parent_rate, 4),
         evolved_pass_rate=evolved_rate,
+        evolved_pass_rate_by_operator=rate_by_op,
     )
     write_stage_output(out, kept, records, manifest)
     return manifest
