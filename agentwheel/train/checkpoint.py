@@ -15,11 +15,13 @@ crash never leaves a half-written checkpoint under the final name.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import os
 import random
 import shutil
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -85,17 +87,18 @@ def save_checkpoint(
         shutil.rmtree(tmp)
     tmp.mkdir()
 
-    if is_lora(model):
-        model.save_pretrained(tmp / "adapter")  # type: ignore[operator]
-        # Merge into a copy: merging in place and unmerging would not restore the
-        # weights bit for bit, and a resumed run must continue from exactly these.
-        merged = copy.deepcopy(model).merge_and_unload()  # type: ignore[operator]
-        merged.save_pretrained(tmp / "model")
-        del merged
-    else:
-        model.save_pretrained(tmp / "model")  # type: ignore[operator]
-    if tokenizer is not None:
-        tokenizer.save_pretrained(tmp / "model")
+    with _quiet_transformers():
+        if is_lora(model):
+            model.save_pretrained(tmp / "adapter")  # type: ignore[operator]
+            # Merge into a copy: merging in place and unmerging would not restore the
+            # weights bit for bit, and a resumed run must continue from exactly these.
+            merged = copy.deepcopy(model).merge_and_unload()  # type: ignore[operator]
+            merged.save_pretrained(tmp / "model")
+            del merged
+        else:
+            model.save_pretrained(tmp / "model")  # type: ignore[operator]
+        if tokenizer is not None:
+            tokenizer.save_pretrained(tmp / "model")
 
     torch.save(
         {
@@ -118,6 +121,20 @@ def save_checkpoint(
     if old.exists():
         shutil.rmtree(old)
     return path
+
+
+@contextlib.contextmanager
+def _quiet_transformers() -> Iterator[None]:
+    """No "Writing model shards" bar per checkpoint: a run writes one every step."""
+    from transformers.utils import logging as hf_logging
+
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            hf_logging.enable_progress_bar()
 
 
 def load_checkpoint(

@@ -171,6 +171,13 @@ class _RLRound(_Strict):
     max_attempts: int = Field(3, ge=1, description="Dynamic-sampling rounds per step.")
 
 
+Operator = Literal["deepen", "lookup"]
+
+
+def _every_operator() -> list[Operator]:
+    return ["deepen", "lookup"]
+
+
 class AgenticRound(_RLRound):
     """One agentic RL round: flywheel refresh, then GRPO on the learnable tasks."""
 
@@ -179,6 +186,11 @@ class AgenticRound(_RLRound):
     evolve_tasks_per_workflow: int = Field(4, ge=1, description="New tasks per evolved tree.")
     band_samples: int = Field(2, ge=1, description="Attempts per new task for the band.")
     probe_tasks: int = Field(4, ge=1, description="Pool tasks probed when no rollouts exist.")
+    operators: list[Operator] = Field(
+        default_factory=_every_operator,
+        min_length=1,
+        description="How the flywheel makes new tasks (agentwheel/flywheels/agentic/evolve.py).",
+    )
 
 
 class ReasoningRound(_RLRound):
@@ -768,6 +780,7 @@ class ScheduleRun:
                 seed=rollout_seed(self.config.seed, round_),
                 workflows=self._train_workflow_paths(),  # type: ignore[arg-type]
                 config=self.runner_config,
+                operators=settings.operators,
             )
             band = load_tasks(out / TASKS).tasks
             info.update(
@@ -776,6 +789,7 @@ class ScheduleRun:
                 evolved_validated=manifest.validated,
                 band=manifest.band,
                 evolved_pass_rate=manifest.evolved_pass_rate,
+                evolved_by_operator=manifest.tasks_by_operator,
             )
         if band:
             tasks, info["tasks_source"] = band, "learnable band of evolved tasks"
