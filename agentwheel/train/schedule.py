@@ -17,6 +17,10 @@ A run, all under one run directory:
                 held-out eval, round report. Kinds may alternate, as in the paper.
     report      plots and report.md.
 
+Rollouts, flywheel probes and evals generate through a `Generator` (generation.py): the
+trained weights themselves, or a separate engine (a bf16 transformers copy, vLLM) that
+every checkpointed step marks stale and the next use refreshes.
+
 Every finished phase is recorded in `state.json`; a checkpoint (`checkpoints/last`) is
 written after every optimizer step, with the stage/round/step position and the task-stream
 position, and `state.json` is updated after it. `resume=True` skips finished phases and
