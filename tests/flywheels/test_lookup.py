@@ -11,18 +11,19 @@ from agentwheel.envs.agent import EpisodeView
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
 from agentwheel.envs.tools import fill_expected_outputs
 from agentwheel.envs.user import ScriptedUser
-from agentwheel.eval.evaluate import read_traces, run_eval
+from agentwheel.eval.evaluate import read_traces
 from agentwheel.flywheels.agentic import phrasing
-from agentwheel.flywheels.agentic.evolve import BAND_TRACES, evolve_agentic, mix_variants
+from agentwheel.flywheels.agentic.evolve import BAND_TRACES, mix_variants
 from agentwheel.flywheels.agentic.expand import expand_workflows
 from agentwheel.flywheels.agentic.lookup import lookup_target, lookup_task
-from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
+from agentwheel.flywheels.agentic.synth import TASKS
 from agentwheel.flywheels.agentic.validate import validate_tasks
 from agentwheel.flywheels.agentic.workflow import load_workflow, load_workflows, parse_workflow
-from agentwheel.llm.scripted import HackPolicy, OraclePolicy, RefusePolicy
+from agentwheel.llm.scripted import HackPolicy, OraclePolicy
 from agentwheel.llm.types import Message
 from agentwheel.tasks.dataset import load_tasks
 from agentwheel.tasks.schema import SqlTable, Task, UserSide
+from tests.flywheels.evolve_report import evolve_refused, refuse_report
 
 RETAIL = "data/workflows/retail_order_cancel.yaml"
 QUALIFYING = {
@@ -274,28 +275,8 @@ def test_mix_variants_prefers_variants_then_tasks_lookup_cannot_cover():
 
 
 def test_evolve_stacks_lookup_on_deepen_within_the_budget(tmp_path):
-    workflows = [RETAIL, "data/workflows/clinic_reschedule.yaml"]
-    synth_agentic(tmp_path / "round0", workflows, tasks_per_workflow=10)
-    parents = load_tasks(tmp_path / "round0" / TASKS).tasks
-    run_eval(
-        parents,
-        RefusePolicy(),
-        ScriptedUser(),
-        1,
-        tmp_path / "eval0",
-        RunnerConfig(),
-        meta={"tasks": str(tmp_path / "round0" / TASKS)},
-    )
-    manifest = evolve_agentic(
-        tmp_path / "eval0",
-        RefusePolicy(),
-        tmp_path / "round1",
-        samples=1,
-        tasks_per_workflow=10,
-        use_band=False,
-        workflows="data/workflows",
-        operators=("deepen", "lookup"),
-    )
+    report = refuse_report(tmp_path, [RETAIL, "data/workflows/clinic_reschedule.yaml"])
+    manifest = evolve_refused(report, tmp_path / "round1", ("deepen", "lookup"))
     evolved = load_tasks(tmp_path / "round1" / TASKS).tasks
     operators = Counter(t.lineage.operator for t in evolved)
     assert manifest.tasks_by_operator == dict(operators)
@@ -317,19 +298,10 @@ def test_evolve_stacks_lookup_on_deepen_within_the_budget(tmp_path):
         assert rate == round(sum(probe[i] for i in ids) / len(ids), 4)
     assert set(manifest.evolved_pass_rate_by_operator) == {"deepen", "deepen+lookup"}
 
-    only = evolve_agentic(
-        tmp_path / "eval0",
-        RefusePolicy(),
-        tmp_path / "lookup_only",
-        samples=1,
-        tasks_per_workflow=10,
-        use_band=False,
-        workflows="data/workflows",
-        operators=("lookup",),
-    )
+    only = evolve_refused(report, tmp_path / "lookup_only", ("lookup",))
     assert set(only.tasks_by_operator) == {"lookup"} and only.tasks > 0
     with pytest.raises(ValueError, match="operators"):
-        evolve_agentic(tmp_path / "eval0", RefusePolicy(), tmp_path / "x", operators=("widen",))
+        evolve_refused(report, tmp_path / "x", ("widen",))
 
 
 def test_evolve_command_rejects_unknown_operators(tmp_path):

@@ -1,13 +1,10 @@
 import json
 
-from agentwheel.envs.runner import RunnerConfig
-from agentwheel.envs.user import ScriptedUser
-from agentwheel.eval.evaluate import run_eval
-from agentwheel.flywheels.agentic.evolve import evolve_agentic, learnable_band
+from agentwheel.flywheels.agentic.evolve import learnable_band
 from agentwheel.flywheels.agentic.synth import MANIFEST, TASKS, synth_agentic
 from agentwheel.flywheels.agentic.validate import validate_tasks
-from agentwheel.llm.scripted import RefusePolicy
 from agentwheel.tasks.dataset import load_tasks
+from tests.flywheels.evolve_report import evolve_refused, refuse_report
 
 WORKFLOWS = ["data/workflows/retail_order_cancel.yaml", "data/workflows/banking_transfer.yaml"]
 
@@ -24,27 +21,8 @@ def test_synth_writes_validated_tasks_and_a_manifest(tmp_path):
 
 
 def test_evolve_grows_deeper_trees_where_the_policy_fails(tmp_path):
-    synth_agentic(tmp_path / "round0", WORKFLOWS, tasks_per_workflow=10)
-    parents = load_tasks(tmp_path / "round0" / TASKS).tasks
-    run_eval(
-        parents,
-        RefusePolicy(),
-        ScriptedUser(),
-        1,
-        tmp_path / "eval0",
-        RunnerConfig(),
-        meta={"tasks": str(tmp_path / "round0" / TASKS)},
-    )
-    manifest = evolve_agentic(
-        tmp_path / "eval0",
-        RefusePolicy(),
-        tmp_path / "round1",
-        samples=1,
-        tasks_per_workflow=10,
-        use_band=False,
-        workflows="data/workflows",
-        operators=("deepen",),
-    )
+    report = refuse_report(tmp_path, WORKFLOWS)
+    manifest = evolve_refused(report, tmp_path / "round1", ("deepen",))
     evolved = load_tasks(tmp_path / "round1" / TASKS).tasks
     assert manifest.round == 1 and len(evolved) == manifest.tasks > 0
     assert all(t.lineage.round == 1 and t.lineage.operator == "deepen" for t in evolved)

@@ -1,0 +1,43 @@
+"""A round-0 eval report of the refuse policy, and evolve rounds from it (flywheel tests)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+from agentwheel.envs.runner import RunnerConfig
+from agentwheel.envs.user import ScriptedUser
+from agentwheel.eval.evaluate import run_eval
+from agentwheel.flywheels.agentic.evolve import EvolveManifest, evolve_agentic
+from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
+from agentwheel.llm.scripted import RefusePolicy
+from agentwheel.tasks.dataset import load_tasks
+
+
+def refuse_report(tmp_path: Path, workflows: Sequence[str], tasks_per_workflow: int = 10) -> Path:
+    """Synthesize `round0/` from `workflows`, evaluate it with the refuse policy in `eval0/`."""
+    synth_agentic(tmp_path / "round0", list(workflows), tasks_per_workflow=tasks_per_workflow)
+    run_eval(
+        load_tasks(tmp_path / "round0" / TASKS).tasks,
+        RefusePolicy(),
+        ScriptedUser(),
+        1,
+        tmp_path / "eval0",
+        RunnerConfig(),
+        meta={"tasks": str(tmp_path / "round0" / TASKS)},
+    )
+    return tmp_path / "eval0"
+
+
+def evolve_refused(report: Path, out: Path, operators: Sequence[str]) -> EvolveManifest:
+    """One evolve round from `report` with the refuse policy, no band, 10 tasks per tree."""
+    return evolve_agentic(
+        report,
+        RefusePolicy(),
+        out,
+        samples=1,
+        tasks_per_workflow=10,
+        use_band=False,
+        workflows="data/workflows",
+        operators=operators,
+    )
