@@ -16,7 +16,6 @@ crash never leaves a half-written checkpoint under the final name.
 from __future__ import annotations
 
 import contextlib
-import copy
 import json
 import os
 import random
@@ -32,7 +31,7 @@ from safetensors.torch import load_file
 from torch import nn
 
 from agentwheel.train.config import config_dict
-from agentwheel.train.model import is_lora
+from agentwheel.train.model import is_lora, merged_copy
 
 
 @dataclass
@@ -90,9 +89,8 @@ def save_checkpoint(
     with _quiet_transformers():
         if is_lora(model):
             model.save_pretrained(tmp / "adapter")  # type: ignore[operator]
-            # Merge into a copy: merging in place and unmerging would not restore the
-            # weights bit for bit, and a resumed run must continue from exactly these.
-            merged = copy.deepcopy(model).merge_and_unload()  # type: ignore[operator]
+            # A resumed run must continue from exactly these weights: merge into a copy.
+            merged = merged_copy(model)
             merged.save_pretrained(tmp / "model")
             del merged
         else:

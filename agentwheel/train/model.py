@@ -104,13 +104,17 @@ def model_device(model: nn.Module) -> torch.device:
     return next(model.parameters()).device
 
 
+def merged_copy(model: nn.Module) -> Any:
+    """A LoRA model's adapters merged into a copy of its base; the model is left as it is
+    (merging in place and unmerging would not restore the weights bit for bit)."""
+    return copy.deepcopy(model).merge_and_unload()  # type: ignore[operator]
+
+
 def merged_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """The weights a served copy of `model` needs, under Hugging Face names: with LoRA,
     the adapters merged into a copy of the base (the trained model is left as it is)."""
-    if is_lora(model):
-        merged = copy.deepcopy(model).merge_and_unload()  # type: ignore[operator]
-        return dict(merged.state_dict())
-    return dict(unwrap(model).state_dict())
+    served = merged_copy(model) if is_lora(model) else unwrap(model)
+    return dict(served.state_dict())
 
 
 def copy_named_weights(model: nn.Module, weights: Iterable[tuple[str, torch.Tensor]]) -> None:
