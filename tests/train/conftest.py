@@ -9,6 +9,7 @@ import torch
 from transformers import LlamaConfig, LlamaForCausalLM
 
 from agentwheel.envs.trajectory import RewardBreakdown, TokenTrace, Trajectory
+from agentwheel.llm.hf import HFChatModel
 
 VOCAB = 101
 
@@ -28,6 +29,24 @@ def tiny_model(seed: int = 0, dropout: float = 0.0) -> LlamaForCausalLM:
         tie_word_embeddings=False,
     )
     return LlamaForCausalLM(config)
+
+
+def require_bundled_gguf() -> None:
+    """Skip the test when the default model's GGUF (tokenizer of the `tiny` model) is absent."""
+    from agentwheel.llm.default_model import DefaultModelMissing, gguf_path
+
+    try:
+        gguf_path()
+    except DefaultModelMissing as exc:
+        pytest.skip(str(exc))
+
+
+def tiny_chat_model(seed: int = 0) -> HFChatModel:
+    """The schedule's `tiny` model: a random-weight Llama with SmolLM2's tokenizer."""
+    from agentwheel.train.schedule import ModelSettings, build_tiny_model
+
+    require_bundled_gguf()
+    return build_tiny_model(ModelSettings(spec="tiny"), seed=seed)
 
 
 def make_trace(

@@ -12,13 +12,12 @@ from agentwheel.llm.types import ChatRequest, Message, SamplingParams
 from agentwheel.train.generation import GenerationSettings, Generator
 from agentwheel.train.model import copy_named_weights, merged_state_dict
 from agentwheel.train.schedule import (
-    ModelSettings,
     ScheduleRun,
     apply_overrides,
-    build_tiny_model,
     load_config,
     read_metrics,
 )
+from tests.train.conftest import require_bundled_gguf, tiny_chat_model
 
 TINY = Path(__file__).parents[2] / "configs" / "tiny.yaml"
 TIMING = {"step_s", "tokens_per_s"}
@@ -26,13 +25,7 @@ TIMING = {"step_s", "tokens_per_s"}
 
 @pytest.fixture
 def tiny():
-    from agentwheel.llm.default_model import DefaultModelMissing, gguf_path
-
-    try:
-        gguf_path()
-    except DefaultModelMissing as exc:
-        pytest.skip(str(exc))
-    return build_tiny_model(ModelSettings(spec="tiny"), seed=0)
+    return tiny_chat_model()
 
 
 def _greedy(model, text="Cancel order 7 please") -> list[int]:
@@ -97,7 +90,7 @@ def test_lora_weights_are_merged_for_the_engine_and_the_trainee_is_untouched(tin
 
 
 def test_weights_must_cover_the_model(tiny):
-    target = build_tiny_model(ModelSettings(spec="tiny"), seed=1).model
+    target = tiny_chat_model(seed=1).model
     weights = dict(tiny.model.state_dict())
     with pytest.raises(KeyError, match="no weight named"):
         copy_named_weights(target, [("nope", torch.zeros(1))])
@@ -112,12 +105,7 @@ def test_float32_engine_run_repeats_the_shared_run(tmp_path):
 
     The random-weight model earns no reward, so GRPO leaves its weights as they are; a
     hook stands in for a large update by flipping the output layer after each step."""
-    from agentwheel.llm.default_model import DefaultModelMissing, gguf_path
-
-    try:
-        gguf_path()
-    except DefaultModelMissing as exc:
-        pytest.skip(str(exc))
+    require_bundled_gguf()
     shared = load_config(TINY)
     raw = shared.model_dump(mode="json")
     raw["rounds"] = raw["rounds"][:1]

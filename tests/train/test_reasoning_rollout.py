@@ -9,18 +9,12 @@ from agentwheel.flywheels.reasoning.reward import ReasoningReward
 from agentwheel.llm.types import ChatRequest, Completion, SamplingParams
 from agentwheel.train.reasoning_rollout import answer_groups, collect_reasoning_groups
 from agentwheel.train.rollout import TaskStream
+from tests.train.conftest import tiny_chat_model
 
 
 @pytest.fixture(scope="module")
 def tiny():
-    from agentwheel.llm.default_model import DefaultModelMissing, gguf_path
-    from agentwheel.train.schedule import ModelSettings, build_tiny_model
-
-    try:
-        gguf_path()
-    except DefaultModelMissing as exc:
-        pytest.skip(str(exc))
-    return build_tiny_model(ModelSettings(spec="tiny"), seed=0)
+    return tiny_chat_model()
 
 
 class Scripted:

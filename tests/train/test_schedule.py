@@ -15,6 +15,7 @@ from agentwheel.train.schedule import (
     read_metrics,
     run_schedule,
 )
+from tests.train.conftest import require_bundled_gguf
 
 TINY = Path(__file__).parents[2] / "configs" / "tiny.yaml"
 # Wall-clock fields differ between any two runs; everything else must match exactly.
@@ -23,12 +24,7 @@ TIMING = {"step_s", "tokens_per_s"}
 
 @pytest.fixture(scope="module")
 def config() -> ScheduleConfig:
-    from agentwheel.llm.default_model import DefaultModelMissing, gguf_path
-
-    try:
-        gguf_path()
-    except DefaultModelMissing as exc:
-        pytest.skip(str(exc))
+    require_bundled_gguf()
     return load_config(TINY)
 
 
