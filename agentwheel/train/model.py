@@ -112,9 +112,32 @@ def merged_copy(model: nn.Module) -> Any:
 
 def merged_state_dict(model: nn.Module) -> dict[str, torch.Tensor]:
     """The weights a served copy of `model` needs, under Hugging Face names: with LoRA,
-    the adapters merged into a copy of the base (the trained model is left as it is)."""
-    served = merged_copy(model) if is_lora(model) else unwrap(model)
-    return dict(served.state_dict())
+    each adapted weight plus its adapters' delta (as `merged_copy` would give), computed
+    per layer so that a refresh after every step does not copy the whole model."""
+    base = unwrap(model)
+    if not is_lora(model):
+        return dict(base.state_dict())
+    from peft.tuners.lora import LoraLayer
+
+    deltas: dict[str, torch.Tensor] = {}
+    with torch.no_grad():
+        for name, module in base.named_modules():
+            if isinstance(module, LoraLayer):
+                for adapter in module.active_adapters:
+                    if adapter not in module.lora_A:
+                        continue
+                    # Each LoRA layer kind (Linear, Embedding, ...) defines its own delta.
+                    delta = module.get_delta_weight(adapter)  # type: ignore[attr-defined]
+                    key = f"{name}.weight"
+                    deltas[key] = delta if key not in deltas else deltas[key] + delta
+        merged: dict[str, torch.Tensor] = {}
+        for key, tensor in base.state_dict().items():
+            if "lora_" in key:
+                continue
+            key = key.replace(".base_layer", "")
+            delta = deltas.get(key)
+            merged[key] = tensor if delta is None else tensor + delta.to(tensor.dtype)
+    return merged
 
 
 def copy_named_weights(model: nn.Module, weights: Iterable[tuple[str, torch.Tensor]]) -> None:

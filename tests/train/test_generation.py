@@ -10,7 +10,7 @@ import torch
 
 from agentwheel.llm.types import ChatRequest, Message, SamplingParams
 from agentwheel.train.generation import GenerationSettings, Generator
-from agentwheel.train.model import copy_named_weights, merged_state_dict
+from agentwheel.train.model import copy_named_weights, merged_copy, merged_state_dict
 from agentwheel.train.schedule import (
     ScheduleRun,
     apply_overrides,
@@ -87,6 +87,10 @@ def test_lora_weights_are_merged_for_the_engine_and_the_trainee_is_untouched(tin
     assert torch.allclose(merged[q], base.base_layer.weight + delta)
     assert not torch.equal(merged[q], base.base_layer.weight)
     assert all(torch.equal(v, before[k]) for k, v in wrapped.state_dict().items())
+    # The same weights a checkpoint saves (adapters merged into a copy of the model).
+    saved = merged_copy(wrapped).state_dict()
+    assert merged.keys() == saved.keys()
+    assert all(torch.equal(merged[k], saved[k]) for k in saved)
 
 
 def test_weights_must_cover_the_model(tiny):
