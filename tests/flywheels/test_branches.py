@@ -143,3 +143,25 @@ def test_sample_tasks_gives_exhausted_kinds_budget_to_others():
     assert "clarify" not in report.by_kind
     assert sum(report.by_kind.values()) == 10
     assert len(report.rejections) == 10  # clarify kept trying until its attempt limit
+
+
+def test_sample_tasks_prefers_the_branches_a_grown_tree_added():
+    parent = {b.id for b in small_branches(push_strategies=1)}
+    grown = enumerate_branches(
+        ProceduralExpander(push_strategies=2, nest_clarify=True).expand(small_workflow(), seed=0)
+    )
+
+    def make(branch: Branch, instance: int):
+        return _task(instance, f"{branch.id} {_letters(instance)}", branch.kind)
+
+    tasks, _ = sample_tasks(
+        grown, budget=20, make_task=make, seed=0, prefer=lambda b: b.id not in parent
+    )
+    by_kind: dict[str, set[str]] = {}
+    for task in tasks:
+        by_kind.setdefault(task.branch_kind, set()).add(task.user.request.split()[0])
+    # refusals and clarifications only from new branches; happy and transfer have none new
+    assert by_kind["refuse"] and not by_kind["refuse"] & parent
+    assert by_kind["adversarial"] and not by_kind["adversarial"] & parent
+    assert by_kind["clarify"] == {"clarify.loan_id.pass.renewal_limit"}
+    assert by_kind["happy"] <= parent and by_kind["transfer"] <= parent

@@ -229,6 +229,55 @@ def test_deeper_trees_still_replay_and_pass_the_oracle():
     assert all(t.passed for t in results)
 
 
+def test_nested_clarify_puts_every_check_below_the_missing_identifier():
+    flat = ProceduralExpander(push_strategies=1).expand(small_workflow(), seed=0).stats()
+    tree = ProceduralExpander(push_strategies=1, nest_clarify=True).expand(small_workflow(), seed=0)
+    stats = tree.stats()
+    # the clarify leaf becomes a copy of the checked subtree (5 leaves instead of 1), at
+    # the depth of the "identifiers given" one
+    assert stats.leaves == flat.leaves + 4
+    assert stats.depth == flat.depth
+    assert stats.leaves_by_kind == {
+        "happy": 1,
+        "clarify": 1,
+        "refuse": 4,
+        "transfer": 1,
+        "adversarial": 4,
+    }
+    from agentwheel.flywheels.agentic.branches import enumerate_branches
+
+    nested = [b for b in enumerate_branches(tree) if b.missing_identifier and b.failed_rule]
+    assert len(nested) == 4
+    assert {b.kind for b in nested} == {"refuse", "adversarial"}
+
+
+def test_nested_clarify_tasks_need_a_question_and_a_refusal():
+    from agentwheel.llm.scripted import RefusePolicy
+
+    expander = ProceduralExpander(push_strategies=2, nest_clarify=True)
+    tasks, _, rejections = expand_workflows(None, seed=5, tasks_per_workflow=40, expander=expander)
+    assert rejections == []
+    nested = [
+        t
+        for t in tasks
+        if t.branch_kind in ("refuse", "adversarial") and t.lineage.branch.startswith("clarify.")
+    ]
+    assert len(nested) >= 40
+    for task in nested:
+        # a refusal that comes before the left-out identifier is needed is a plain one
+        asks = ["clarification"] if facts_to_ask_for(task) else []
+        assert task.evaluation.required_signals == ["refusal", *asks], task.id
+    nested = [t for t in nested if "clarification" in t.evaluation.required_signals]
+    assert len(nested) >= 30
+    specs = [EpisodeSpec(task=t) for t in nested]
+    assert all(t.passed for t in EpisodeRunner(OraclePolicy(), ScriptedUser()).run(specs))
+    assert not any(t.passed for t in EpisodeRunner(HackPolicy(), ScriptedUser()).run(specs))
+    # declining without asking for the missing identifier is not enough
+    refused = EpisodeRunner(RefusePolicy(), ScriptedUser()).run(specs)
+    assert not any(t.passed for t in refused)
+    assert all(t.reward.signals_present["refusal"] for t in refused)
+
+
 def test_malformed_workflows_are_counted_not_raised(tmp_path):
     bad = small_data()
     bad["steps"][0]["preconditions"][0]["op"] = "roughly"

@@ -34,6 +34,12 @@ def test_evolve_grows_deeper_trees_where_the_policy_fails(tmp_path):
     assert manifest.evolved_tree_shape["depth"] > manifest.parent_tree_shape["depth"]
     # The refuse policy fails happy/clarify/transfer branches: the evolved set leans on them.
     assert manifest.evolved_pass_rate < manifest.parent_pass_rate
+    # Refusals come from the branches the deeper tree added; most sit below a missing
+    # identifier, where declining without asking first fails.
+    refusals = [t for t in evolved if t.branch_kind in ("refuse", "adversarial")]
+    nested = [t for t in refusals if "clarification" in t.evaluation.required_signals]
+    assert refusals and len(nested) * 2 >= len(refusals)
+    assert all(t.lineage.branch.startswith("clarify.") for t in nested)
     assert validate_tasks(evolved).counts == {"kept": len(evolved)}
 
 

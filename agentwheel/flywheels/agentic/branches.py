@@ -149,18 +149,24 @@ def sample_tasks(
     seed: int,
     near_duplicate_threshold: float = 0.8,
     attempts_per_task: int = 4,
+    prefer: Callable[[Branch], bool] | None = None,
 ) -> tuple[list[Task], SampleReport]:
     """Up to `budget` tasks, balanced over branch kinds.
 
     Each turn goes to the kind with the fewest accepted tasks; within a kind, branches
     are visited round-robin (in a seeded order) and instance numbers grow, so repeated
     branches get fresh data and phrasing. A rejected or near-duplicate candidate costs an
-    attempt; a kind stops after `attempts_per_task × budget` attempts.
+    attempt; a kind stops after `attempts_per_task × budget` attempts. With `prefer`, a
+    kind that has preferred branches samples only those (the flywheel step prefers the
+    branches its deeper tree added).
     """
     rng = random.Random(seed)
     by_kind: dict[BranchKind, list[Branch]] = {}
     for branch in branches:
         by_kind.setdefault(branch.kind, []).append(branch)
+    if prefer is not None:
+        for kind, pool in by_kind.items():
+            by_kind[kind] = [b for b in pool if prefer(b)] or pool
     kinds = [k for k in BRANCH_KINDS if k in by_kind]
     for kind in kinds:
         rng.shuffle(by_kind[kind])

@@ -5,8 +5,11 @@ policy fails and the trees it has saturated (always passes) get new tasks from t
 chosen operators:
 
 - `deepen`: the tree is expanded one level deeper (one more precondition to check, one
-  more escape strategy for the user). Failing trees keep every new task of a branch kind
-  the policy failed, and a third of the others.
+  more escape strategy for the user, and every check nested below each "identifier
+  missing" node, so the agent must ask and then refuse or act). Within each branch kind,
+  tasks come from the branches the parent tree did not have, where there are any.
+  Failing trees keep every new task of a branch kind the policy failed, and a third of
+  the others.
 - `lookup` (`lookup.py`): the user does not know the record's id, only what it is, so the
   agent must list the user's records and pick the one described: one more call and one
   more reasoning hop. Stacked on `deepen`, it turns each deepened task it applies to into
@@ -21,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +35,12 @@ from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.eval.evaluate import SUMMARY, TRACES, TraceWriter, read_traces
+from agentwheel.flywheels.agentic.branches import Branch, enumerate_branches
 from agentwheel.flywheels.agentic.expand import expand_workflows
 from agentwheel.flywheels.agentic.lookup import LOOKUP, lookup_task
 from agentwheel.flywheels.agentic.procedural import ProceduralExpander
 from agentwheel.flywheels.agentic.synth import count_reasons, gate, write_stage_output
+from agentwheel.flywheels.agentic.tree import BehaviorTree
 from agentwheel.flywheels.agentic.workflow import Workflow, load_workflows
 from agentwheel.tasks.dataset import load_tasks
 from agentwheel.tasks.schema import Lineage, Task
@@ -105,8 +110,17 @@ def tree_verdicts(trajectories: Sequence[Trajectory], tasks: dict[str, Task]) ->
 
 
 def deeper_expander(round_: int) -> ProceduralExpander:
-    """The expander of round r+1: one more precondition and one more escape strategy."""
-    return ProceduralExpander(extra_conditions=round_ + 1, push_strategies=3 + round_)
+    """The expander of round r+1: one more precondition, one more escape strategy, and the
+    checks nested below each missing identifier (ask, then refuse or act)."""
+    return ProceduralExpander(
+        extra_conditions=round_ + 1, push_strategies=3 + round_, nest_clarify=True
+    )
+
+
+def not_in(tree: BehaviorTree) -> Callable[[Branch], bool]:
+    """Whether a branch of a grown tree is one `tree` did not have."""
+    known = {b.id for b in enumerate_branches(tree)}
+    return lambda branch: branch.id not in known
 
 
 def focus_on_failures(tasks: Sequence[Task], verdict: TreeVerdict) -> list[Task]:
@@ -232,12 +246,14 @@ def evolve_agentic(
         parent_expander = ProceduralExpander(
             extra_conditions=verdict.round, push_strategies=2 + verdict.round
         )
-        parent_shapes.append(parent_expander.expand(workflow, seed).stats())
+        parent_tree = parent_expander.expand(workflow, seed)
+        parent_shapes.append(parent_tree.stats())
         tasks, stats, rejected = expand_workflows(
             [workflow],
             seed=seed + verdict.round + 1,
             tasks_per_workflow=tasks_per_workflow,
             expander=deeper_expander(verdict.round) if deepen else parent_expander,
+            prefer=not_in(parent_tree),
         )
         child_shapes.extend(w.tree for w in stats.per_workflow)
         expansion_rejections += rejected

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import time
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
@@ -65,8 +65,10 @@ def expand_workflow(
     tasks_per_workflow: int,
     near_duplicate_threshold: float = 0.8,
     boundary_rate: float = 0.25,
+    prefer: Callable[[Branch], bool] | None = None,
 ) -> tuple[list[Task], WorkflowStats, list[Rejection]]:
-    """Tasks from one tree's branches, balanced over kinds, near-duplicates dropped."""
+    """Tasks from one tree's branches, balanced over kinds, near-duplicates dropped
+    (`prefer`: see `sample_tasks`)."""
     branches = enumerate_branches(tree)
     fake = make_faker(seed)
 
@@ -79,6 +81,7 @@ def expand_workflow(
         make,
         derive_seed(seed, workflow.id, "sample"),
         near_duplicate_threshold,
+        prefer=prefer,
     )
     stats = WorkflowStats(
         workflow=workflow.id,
@@ -102,6 +105,7 @@ def expand_workflows(
     expander: TreeExpander | None = None,
     near_duplicate_threshold: float = 0.8,
     boundary_rate: float = 0.25,
+    prefer: Callable[[Branch], bool] | None = None,
 ) -> tuple[list[Task], ExpansionStats, list[Rejection]]:
     """Expand workflows (objects, files, a directory, or None = the bundled ones) into tasks.
 
@@ -147,7 +151,13 @@ def expand_workflows(
             rejections.append(Rejection(stage="expand", workflow=workflow.id, reason=str(exc)))
             continue
         made, stats, rejected = expand_workflow(
-            workflow, tree, seed, tasks_per_workflow, near_duplicate_threshold, boundary_rate
+            workflow,
+            tree,
+            seed,
+            tasks_per_workflow,
+            near_duplicate_threshold,
+            boundary_rate,
+            prefer,
         )
         tasks += made
         per_workflow.append(stats)
