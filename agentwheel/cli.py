@@ -380,6 +380,10 @@ def evolve_agentic_command(
         "parent pass rate": manifest.parent_pass_rate,
         "evolved pass rate": manifest.evolved_pass_rate,
         **{f"evolved pass rate: {k}": v for k, v in manifest.evolved_pass_rate_by_operator.items()},
+        **{
+            f"pass rate, {kind} (parent → evolved)": f"{rate} → {manifest.evolved_pass_rate_by_kind.get(kind, '–')}"
+            for kind, rate in manifest.parent_pass_rate_by_kind.items()
+        },
         "tree depth (parent → evolved)": f"{manifest.parent_tree_shape['depth']} → {manifest.evolved_tree_shape['depth']}",
         "leaves (parent → evolved)": f"{manifest.parent_tree_shape['leaves']} → {manifest.evolved_tree_shape['leaves']}",
     }

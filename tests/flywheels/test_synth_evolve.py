@@ -40,6 +40,18 @@ def test_evolve_grows_deeper_trees_where_the_policy_fails(tmp_path):
     nested = [t for t in refusals if "clarification" in t.evaluation.required_signals]
     assert refusals and len(nested) * 2 >= len(refusals)
     assert all(t.lineage.branch.startswith("clarify.") for t in nested)
+    # like for like: the refuse policy passes every parent refusal, not the nested ones
+    assert manifest.parent_pass_rate_by_kind == {
+        "adversarial": 1.0,
+        "clarify": 0.0,
+        "happy": 0.0,
+        "refuse": 1.0,
+        "transfer": 0.0,
+    }
+    evolved_rates = manifest.evolved_pass_rate_by_kind
+    assert {"refuse", "happy", "clarify", "transfer"} <= set(evolved_rates)
+    assert all(evolved_rates[k] < 1.0 for k in ("refuse", "adversarial") if k in evolved_rates)
+    assert evolved_rates["happy"] == evolved_rates["clarify"] == evolved_rates["transfer"] == 0.0
     assert validate_tasks(evolved).counts == {"kept": len(evolved)}
 
 

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter, defaultdict
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -84,6 +84,9 @@ class EvolveManifest(BaseModel):
     parent_pass_rate: float
     evolved_pass_rate: float | None
     evolved_pass_rate_by_operator: dict[str, float] = Field(default_factory=dict)
+    # Like for like: the same branch kind before and after (the kind mix can differ).
+    parent_pass_rate_by_kind: dict[str, float] = Field(default_factory=dict)
+    evolved_pass_rate_by_kind: dict[str, float] = Field(default_factory=dict)
 
 
 def tree_verdicts(trajectories: Sequence[Trajectory], tasks: dict[str, Task]) -> list[TreeVerdict]:
@@ -189,11 +192,20 @@ def pass_rates(
     return {tid: sum(r) / len(r) for tid, r in results.items()}
 
 
-def rate_by_operator(tasks: Sequence[Task], rates: dict[str, float]) -> dict[str, float]:
+def mean_by(pairs: Iterable[tuple[str, float]]) -> dict[str, float]:
+    """Mean value per key of (key, value) pairs, keys sorted."""
     groups: dict[str, list[float]] = defaultdict(list)
-    for task in tasks:
-        groups[task.lineage.operator or "none"].append(rates[task.id])
-    return {op: round(sum(r) / len(r), 4) for op, r in sorted(groups.items())}
+    for key, value in pairs:
+        groups[key].append(value)
+    return {key: round(sum(v) / len(v), 4) for key, v in sorted(groups.items())}
+
+
+def rate_by_operator(tasks: Sequence[Task], rates: dict[str, float]) -> dict[str, float]:
+    return mean_by((t.lineage.operator or "none", rates[t.id]) for t in tasks)
+
+
+def rate_by_kind(tasks: Sequence[Task], rates: dict[str, float]) -> dict[str, float]:
+    return mean_by((t.branch_kind, rates[t.id]) for t in tasks)
 
 
 def learnable_band(rates: dict[str, float]) -> tuple[set[str], dict[str, int]]:
@@ -275,12 +287,14 @@ def evolve_agentic(
     kept = report.kept
     evolved_rate = None
     rate_by_op: dict[str, float] = {}
+    evolved_by_kind: dict[str, float] = {}
     if report.kept:
         probe = out / BAND_TRACES
         probe.unlink(missing_ok=True)
         rates = pass_rates(report.kept, policy, samples, config or RunnerConfig(), probe)
         evolved_rate = round(sum(rates.values()) / len(rates), 4)
         rate_by_op = rate_by_operator(report.kept, rates)
+        evolved_by_kind = rate_by_kind(report.kept, rates)
         if use_band:
             keep_ids, band_counts = learnable_band(rates)
             kept = [t for t in report.kept if t.id in keep_ids]
@@ -306,6 +320,8 @@ def evolve_agentic(
         parent_pass_rate=round(parent_rate, 4),
         evolved_pass_rate=evolved_rate,
         evolved_pass_rate_by_operator=rate_by_op,
+        parent_pass_rate_by_kind=mean_by((t.branch_kind, t.passed) for t in evaluated_episodes),
+        evolved_pass_rate_by_kind=evolved_by_kind,
     )
     write_stage_output(out, kept, records, manifest)
     return manifest
