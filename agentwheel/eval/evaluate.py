@@ -15,7 +15,7 @@ from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
 
 from agentwheel.envs.agent import Policy
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
@@ -23,6 +23,7 @@ from agentwheel.envs.tools import ToolSimulator
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import UserSimulator
 from agentwheel.eval.passk import pass_hat_curve
+from agentwheel.jsonl import end_torn_tail, read_models
 from agentwheel.tasks.dataset import LoadError
 from agentwheel.tasks.schema import BRANCH_KINDS, Task
 
@@ -37,17 +38,7 @@ class ResumeState(BaseModel):
 
 def read_traces(path: Path) -> ResumeState:
     """Finished trajectories on disk; a torn last line (killed mid-write) is skipped and counted."""
-    done: list[Trajectory] = []
-    corrupt = 0
-    if path.exists():
-        with open(path, encoding="utf-8") as handle:
-            for line in handle:
-                if not line.strip():
-                    continue
-                try:
-                    done.append(Trajectory.model_validate_json(line))
-                except ValidationError:
-                    corrupt += 1
+    done, corrupt = read_models(path, Trajectory)
     return ResumeState(done=done, corrupt_lines=corrupt)
 
 
@@ -56,16 +47,8 @@ class TraceWriter:
 
     def __init__(self, path: Path):
         path.parent.mkdir(parents=True, exist_ok=True)
-        self._repair_torn_tail(path)
+        end_torn_tail(path)
         self._handle = open(path, "a", encoding="utf-8")  # noqa: SIM115 - closed in close()
-
-    @staticmethod
-    def _repair_torn_tail(path: Path) -> None:
-        if path.exists() and path.stat().st_size:
-            with open(path, "rb+") as handle:
-                handle.seek(-1, os.SEEK_END)
-                if handle.read(1) != b"\n":
-                    handle.write(b"\n")
 
     def write(self, trajectory: Trajectory) -> None:
         self._handle.write(trajectory.model_dump_json() + "\n")

@@ -12,7 +12,9 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Generic, TypeVar
 
-from pydantic import BaseModel, ValidationError
+from pydantic import BaseModel
+
+from agentwheel.jsonl import end_torn_tail, read_models
 
 T = TypeVar("T", bound=BaseModel)
 
@@ -22,21 +24,9 @@ class Journal(Generic[T]):
         self.path = path
         self._model = model
         self._key = key
-        self.records: dict[str, T] = {}
-        self.torn_lines = 0
-        self.resumed = 0
-        if path.exists():
-            with open(path, encoding="utf-8") as handle:
-                for line in handle:
-                    if not line.strip():
-                        continue
-                    try:
-                        record = model.model_validate_json(line)
-                    except ValidationError:
-                        self.torn_lines += 1
-                        continue
-                    self.records[key(record)] = record
-            self.resumed = len(self.records)
+        records, self.torn_lines = read_models(path, model)
+        self.records = {key(r): r for r in records}
+        self.resumed = len(self.records)
 
     def __contains__(self, key: str) -> bool:
         return key in self.records
@@ -53,17 +43,10 @@ class Journal(Generic[T]):
         if not fresh:
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        self._repair_torn_tail()
+        end_torn_tail(self.path)
         with open(self.path, "a", encoding="utf-8") as handle:
             for record in fresh:
                 handle.write(record.model_dump_json() + "\n")
                 self.records[self._key(record)] = record
             handle.flush()
             os.fsync(handle.fileno())
-
-    def _repair_torn_tail(self) -> None:
-        if self.path.exists() and self.path.stat().st_size:
-            with open(self.path, "rb+") as handle:
-                handle.seek(-1, os.SEEK_END)
-                if handle.read(1) != b"\n":
-                    handle.write(b"\n")

@@ -1,0 +1,41 @@
+"""Append-only JSONL files that survive a kill: read back what finished, repair a torn tail.
+
+A run killed mid-write leaves a last line without its newline. Readers skip lines that do
+not validate and count them; writers first end such a tail with a newline, so the next
+record starts on a line of its own.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import TypeVar
+
+from pydantic import BaseModel, ValidationError
+
+T = TypeVar("T", bound=BaseModel)
+
+
+def read_models(path: Path, model: type[T]) -> tuple[list[T], int]:
+    """The records of `path` that validate as `model`, and the number of lines that do not."""
+    records: list[T] = []
+    corrupt = 0
+    if path.exists():
+        with open(path, encoding="utf-8") as handle:
+            for line in handle:
+                if not line.strip():
+                    continue
+                try:
+                    records.append(model.model_validate_json(line))
+                except ValidationError:
+                    corrupt += 1
+    return records, corrupt
+
+
+def end_torn_tail(path: Path) -> None:
+    """Give a non-empty file whose last line was cut off its missing newline."""
+    if path.exists() and path.stat().st_size:
+        with open(path, "rb+") as handle:
+            handle.seek(-1, os.SEEK_END)
+            if handle.read(1) != b"\n":
+                handle.write(b"\n")
