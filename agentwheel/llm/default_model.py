@@ -133,3 +133,22 @@ def load_default_model(
         template=tool_chat_template(),
         max_batch_size=max_batch_size,
     )
+
+
+def load_hf_spec(
+    spec: str, dtype: str = "float32", device: str = "cpu", max_batch_size: int = 8
+) -> HFChatModel:
+    """`hf:default` (the bundled model) or `hf:<path or hub name>` (any causal LM)."""
+    target = spec.removeprefix("hf:")
+    if target == "default":
+        return load_default_model(dtype, device, max_batch_size)
+    return load_hf_model(target, dtype=dtype, device=device, max_batch_size=max_batch_size)
+
+
+def hf_spec_dir(spec: str) -> str:
+    """The directory (or hub name) an `hf:` spec loads from; `hf:default` is converted
+    from its GGUF first."""
+    if not spec.startswith("hf:"):
+        raise ValueError(f"model {spec!r} is not an hf: spec, so it has no directory on disk")
+    target = spec.removeprefix("hf:")
+    return str(ensure_default_model()) if target == "default" else target

@@ -29,14 +29,9 @@ def load_chat_model(
     """A chat model from its spec; the timeout and retry settings apply to HTTP back-ends,
     `dtype` to hf: and vllm: models."""
     if spec.startswith("hf:"):
-        target = spec.removeprefix("hf:")
-        if target == "default":
-            from agentwheel.llm.default_model import load_default_model
+        from agentwheel.llm.default_model import load_hf_spec
 
-            return load_default_model(dtype=dtype)
-        from agentwheel.llm.hf import load_hf_model
-
-        return load_hf_model(target, dtype=dtype)
+        return load_hf_spec(spec, dtype=dtype)
     if spec.startswith("vllm:"):
         from agentwheel.llm.vllm_backend import load_vllm_model
 

@@ -332,15 +332,9 @@ def build_tiny_model(settings: ModelSettings, seed: int) -> HFChatModel:
 
 
 def build_hf_model(settings: ModelSettings, seed: int) -> HFChatModel:
-    from agentwheel.llm.default_model import load_default_model
-    from agentwheel.llm.hf import load_hf_model
+    from agentwheel.llm.default_model import load_hf_spec
 
-    target = settings.spec.removeprefix("hf:")
-    if target == "default":
-        return load_default_model(settings.dtype, settings.device, settings.max_batch_size)
-    return load_hf_model(
-        target, settings.dtype, settings.device, max_batch_size=settings.max_batch_size
-    )
+    return load_hf_spec(settings.spec, settings.dtype, settings.device, settings.max_batch_size)
 
 
 ModelFactory = Callable[[ModelSettings, int], HFChatModel]
@@ -498,14 +492,9 @@ class ScheduleRun:
 
     def _initial_model_dir(self) -> str:
         """Where a separate engine (vLLM) loads the architecture from; weights follow."""
-        spec = self.config.model.spec
-        if spec == "hf:default":
-            from agentwheel.llm.default_model import ensure_default_model
+        from agentwheel.llm.default_model import hf_spec_dir
 
-            return str(ensure_default_model())
-        if spec.startswith("hf:"):
-            return spec.removeprefix("hf:")
-        raise ValueError(f"model {spec!r} has no directory on disk for a separate engine")
+        return hf_spec_dir(self.config.model.spec)
 
     # -- bookkeeping
 
