@@ -117,6 +117,9 @@ def test_happy_task_asks_by_description_and_lists_the_users_orders(retail):
     assert task.normal_path[2].expected_output == parent.normal_path[1].expected_output
     assert "list_customer_orders" in task.instruction
     assert len(task.tools) <= 5
+    # described in one of the workflow's own phrases, not the generic "whose item is"
+    said = [r.replace("{value}", item) for r in wf.phrasing.records]
+    assert wf.phrasing.records and any(s in task.user.request for s in said)
 
 
 def test_lookup_tasks_pass_the_gate_oracle_passes_hack_fails(retail):

@@ -57,6 +57,14 @@ def test_schema_error_names_file_and_field(tmp_path):
     assert "Field required" in error.message
 
 
+def test_record_phrases_must_name_the_value(tmp_path):
+    data = small_data()
+    data["phrasing"]["records"] = ["it's the {value} I borrowed", "it's my library book"]
+    error = error_for(tmp_path, data)
+    assert error.field == "phrasing.records"
+    assert "does not contain {value}" in error.message
+
+
 def test_union_tags_are_not_part_of_the_field_path(tmp_path):
     data = small_data()
     data["tables"]["loans"]["rows"] = [4, "many"]

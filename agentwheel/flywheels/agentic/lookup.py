@@ -420,7 +420,11 @@ def _user_without_id(
     facts = task.user.known_facts
     id_value = facts[ident.name]
     record_text = phrasing.describe_record(
-        target.noun, target.description, str(record[target.description]), rng
+        target.noun,
+        target.description,
+        str(record[target.description]),
+        rng,
+        wf.phrasing.records,
     )
     stated = [
         (i.spoken, facts[i.name])

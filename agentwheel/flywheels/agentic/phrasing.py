@@ -348,8 +348,13 @@ _UNKNOWN_ID_FACTS = [
 _SENTENCE_END = re.compile(r"[.?!](?=\s|$)")
 
 
-def describe_record(noun: str, column: str, value: str, rng: random.Random) -> str:
-    """How a user points at a record without its id: "it's the order whose item is …"."""
+def describe_record(
+    noun: str, column: str, value: str, rng: random.Random, own: Sequence[str] = ()
+) -> str:
+    """How a user points at a record without its id: the workflow's `own` phrases
+    ("it's the {value} I ordered") when it has them, else "it's the order whose item is …"."""
+    if own:
+        return rng.choice(own).replace("{value}", value)
     spoken_column = column.replace("_", " ")
     return rng.choice(_RECORDS).format(noun=noun, column=spoken_column, value=value)
 

@@ -11,7 +11,8 @@ A workflow declares
 - the identifiers the user must provide, the request details they state (amounts, dates),
 - out-of-scope request kinds that need a transfer to a human, and the transfer tool's
   identifier;
-- phrasing material (intent paraphrases, reasons) for the user's opening request.
+- phrasing material (intent paraphrases, reasons) for the user's opening request, and
+  optionally how a user describes a record whose id they lack (`records`).
 
 Fields are named `table.column` or `request.<name>`; inside a step's preconditions a bare
 column name refers to the step's `entity` table.
@@ -280,6 +281,17 @@ class Phrasing(_Strict):
     action: str
     intents: list[str] = Field(min_length=3)
     reasons: list[str] = Field(default_factory=list)
+    # How a user points at one of their records without its id, for the lookup operator
+    # ("it's the {value} I ordered"); `{value}` is the describing column's value.
+    records: list[str] = Field(default_factory=list)
+
+    @field_validator("records")
+    @classmethod
+    def _records_name_the_value(cls, records: list[str]) -> list[str]:
+        for text in records:
+            if "{value}" not in text:
+                raise ValueError(f"{text!r} does not contain {{value}}")
+        return records
 
 
 class Workflow(_Strict):
