@@ -390,6 +390,11 @@ def evolve_agentic_command(
     Console().print(counts_table(f"evolve round {manifest.round}", rows))
     if manifest.skipped_sources:
         console.print(f"no workflow for: {', '.join(manifest.skipped_sources)} (not evolved)")
+    if manifest.report_policy and manifest.report_policy != manifest.policy:
+        console.print(
+            f"note: the parents were evaluated with {manifest.report_policy}, the evolved "
+            f"tasks with {manifest.policy}: their pass rates compare two policies"
+        )
     console.print(f"{manifest.tasks} tasks → {out}")
 
 

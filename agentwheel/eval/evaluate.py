@@ -158,6 +158,7 @@ def run_eval(
         [*done, *new],
         k,
         meta={
+            "policy": getattr(policy, "name", "policy"),
             **(meta or {}),
             "resumed_episodes": len(done),
             "corrupt_trace_lines": state.corrupt_lines,

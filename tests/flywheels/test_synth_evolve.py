@@ -59,3 +59,20 @@ def test_learnable_band_keeps_only_sometimes_solved_tasks():
     keep, counts = learnable_band({"a": 0.0, "b": 0.25, "c": 1.0, "d": 0.75})
     assert keep == {"b", "d"}
     assert counts == {"kept": 2, "too_easy": 1, "too_hard": 1}
+
+
+def test_evolve_command_prints_rates_by_kind_and_flags_a_policy_change(tmp_path):
+    from typer.testing import CliRunner
+
+    from agentwheel.cli import app
+
+    report = refuse_report(tmp_path, WORKFLOWS[:1], tasks_per_workflow=6)
+    out = tmp_path / "round1"
+    args = ["evolve", "agentic", "--report", str(report), "--out", str(out), "--no-band"]
+    result = CliRunner().invoke(app, [*args, "--policy", "oracle", "--samples", "1"])
+    assert result.exit_code == 0, result.output
+    manifest = json.loads((out / MANIFEST).read_text())
+    assert manifest["report_policy"] == "refuse" and manifest["policy"] == "oracle"
+    assert manifest["evolved_pass_rate"] == 1.0
+    assert "pass rate, refuse (parent → evolved)" in result.output
+    assert "compare two policies" in result.output

@@ -67,6 +67,9 @@ class EvolveManifest(BaseModel):
     stage: str = "evolve_agentic"
     report: str
     policy: str
+    # The policy the report was made with: parent and evolved pass rates compare like
+    # with like only when it is `policy`.
+    report_policy: str = ""
     round: int
     trees: list[TreeVerdict]
     skipped_sources: list[str] = Field(default_factory=list)
@@ -303,6 +306,7 @@ def evolve_agentic(
     manifest = EvolveManifest(
         report=str(report_dir),
         policy=getattr(policy, "name", "policy"),
+        report_policy=str(summary.get("policy", "")),
         round=max((v.round for v in evolvable), default=-1) + 1,
         trees=verdicts,
         skipped_sources=skipped,
