@@ -104,7 +104,7 @@ class ProceduralExpander:
             }
             if self.nest_clarify:
                 nested = self.checked_subtree(workflow, rules, seed, f"clarify.{ident.name}.")
-                clarify.update({k: v for k, v in nested.items() if k in _SUBTREE_KEYS})
+                clarify.update(nested)
                 _mark_happy_as_clarify(clarify)
             else:
                 clarify.update(
@@ -205,9 +205,6 @@ class ProceduralExpander:
         cursor["outcome"] = "EXECUTE"
         cursor["branch_kind"] = "happy"
         return top
-
-
-_SUBTREE_KEYS = ("steps", "children", "outcome", "branch_kind")
 
 
 def _mark_happy_as_clarify(node: dict[str, Any]) -> None:
