@@ -178,6 +178,20 @@ class _RLRound(_Strict):
 Operator = Literal["deepen", "lookup"]
 
 
+def band_topped_up(
+    band: list[Task], pool: list[Task], need: int, rng: np.random.Generator
+) -> tuple[list[Task], str]:
+    """The round's tasks: the learnable band, plus pool tasks drawn at random when the
+    band has fewer than `need` (one band task whose rollouts all fail would leave the
+    round without a single update)."""
+    if len(band) >= need:
+        return band, "learnable band of evolved tasks"
+    ids = {t.id for t in band}
+    rest = [t for t in pool if t.id not in ids]
+    picked = [rest[int(i)] for i in rng.permutation(len(rest))[: need - len(band)]]
+    return [*band, *picked], f"learnable band ({len(band)}) topped up with {len(picked)} pool tasks"
+
+
 def _every_operator() -> list[Operator]:
     return ["deepen", "lookup"]
 
@@ -190,6 +204,12 @@ class AgenticRound(_RLRound):
     evolve_tasks_per_workflow: int = Field(4, ge=1, description="New tasks per evolved tree.")
     band_samples: int = Field(2, ge=1, description="Attempts per new task for the band.")
     probe_tasks: int = Field(4, ge=1, description="Pool tasks probed when no rollouts exist.")
+    min_round_tasks: int | None = Field(
+        None,
+        ge=1,
+        description="A smaller learnable band is topped up with pool tasks to this many "
+        "(default: steps × batch_groups), so a thin band cannot starve the round.",
+    )
     operators: list[Operator] = Field(
         default_factory=_every_operator,
         min_length=1,
@@ -785,7 +805,9 @@ class ScheduleRun:
                 evolved_by_operator=manifest.tasks_by_operator,
             )
         if band:
-            tasks, info["tasks_source"] = band, "learnable band of evolved tasks"
+            need = settings.min_round_tasks or settings.steps * settings.batch_groups
+            rng = np.random.default_rng([self.config.seed, round_, 1])
+            tasks, info["tasks_source"] = band_topped_up(band, pool, need, rng)
         else:
             why = "the learnable band is empty" if settings.evolve else "evolution is off"
             tasks, info["tasks_source"] = pool, f"fallback: the existing pool ({why})"

@@ -270,3 +270,21 @@ def test_quick_demo_is_a_smaller_valid_demo():
     assert quick.model == demo.model and quick.data.held_out_workflows
     assert len(quick.rounds) < len(demo.rounds)
     assert quick.data.tasks_per_workflow < demo.data.tasks_per_workflow
+
+
+def test_a_thin_learnable_band_is_topped_up_from_the_pool():
+    import numpy as np
+
+    from agentwheel.flywheels.agentic.expand import expand_workflows
+    from agentwheel.train.schedule import band_topped_up
+
+    pool, _, _ = expand_workflows("data/workflows/retail_order_cancel.yaml", tasks_per_workflow=8)
+    band = pool[:1]
+    tasks, source = band_topped_up(band, pool, 4, np.random.default_rng(0))
+    assert tasks[0] is band[0] and len(tasks) == 4
+    assert len({t.id for t in tasks}) == 4  # no pool task twice, the band task not again
+    assert source == "learnable band (1) topped up with 3 pool tasks"
+    same, _ = band_topped_up(band, pool, 4, np.random.default_rng(0))
+    assert [t.id for t in same] == [t.id for t in tasks]
+    full, source = band_topped_up(pool[:5], pool, 4, np.random.default_rng(0))
+    assert full == pool[:5] and source == "learnable band of evolved tasks"
