@@ -19,10 +19,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machine import write_result
 
+from agentwheel.core.dataset import load_tasks
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.scripted import OraclePolicy
 from agentwheel.envs.user import ScriptedUser
-from agentwheel.llm.scripted import OraclePolicy
-from agentwheel.tasks.dataset import load_tasks
 
 
 def episodes_per_second(tasks, backend: str, episodes: int) -> tuple[float, float]:
@@ -37,9 +37,9 @@ def episodes_per_second(tasks, backend: str, episodes: int) -> tuple[float, floa
 
 
 def model_share(tasks, model_spec: str, limit: int) -> dict:
+    from agentwheel.core.messages import SamplingParams
     from agentwheel.envs.agent import ModelPolicy
-    from agentwheel.llm.registry import load_chat_model
-    from agentwheel.llm.types import SamplingParams
+    from agentwheel.specs import load_chat_model
 
     policy = ModelPolicy(load_chat_model(model_spec), SamplingParams(max_new_tokens=128))
     specs = [EpisodeSpec(t) for t in tasks[:limit]]

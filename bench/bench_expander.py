@@ -31,10 +31,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machine import write_result
 
+from agentwheel.core.messages import ChatRequest, Completion, SamplingParams
 from agentwheel.flywheels.agentic.llm_expander import LLMExpanderConfig, expand_with_llm
 from agentwheel.flywheels.agentic.workflow import Workflow, load_workflows
 from agentwheel.llm.openai_compat import OpenAIChatModel
-from agentwheel.llm.types import ChatRequest, Completion, SamplingParams
 from tests.flywheels.test_llm_expander import BRANCHES, FakeTeacher
 from tests.llm.openai_server import TEST_MODEL, OpenAITestServer
 

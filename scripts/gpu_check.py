@@ -19,7 +19,7 @@ from pathlib import Path
 import torch
 from safetensors.torch import load_file
 
-from agentwheel.llm.types import ChatRequest, Message, SamplingParams
+from agentwheel.core.messages import ChatRequest, Message, SamplingParams
 from agentwheel.llm.vllm_backend import load_vllm_model
 
 QUESTIONS = [

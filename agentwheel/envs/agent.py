@@ -12,9 +12,10 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from agentwheel.core.messages import ChatRequest, Completion, Message, SamplingParams
+from agentwheel.core.task import Task
 from agentwheel.envs.trajectory import TokenTrace
-from agentwheel.llm.types import ChatModel, ChatRequest, Completion, Message, SamplingParams
-from agentwheel.tasks.schema import Task
+from agentwheel.llm.types import ChatModel
 
 
 @dataclass

@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from agentwheel.core.messages import Message
+from agentwheel.core.task import Task
 from agentwheel.envs import signals
 from agentwheel.envs.tools import Backend, ToolBackend, replay
 from agentwheel.envs.trajectory import RewardBreakdown
-from agentwheel.llm.types import Message
-from agentwheel.tasks.schema import Task
 
 _EXPECTED: dict[tuple[int, str], tuple[Task, str]] = {}
 

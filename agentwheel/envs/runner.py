@@ -14,6 +14,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
+from agentwheel.core.messages import Completion, Message, ToolCall, ToolCallError
+from agentwheel.core.task import Task
 from agentwheel.envs.agent import EpisodeView, Policy
 from agentwheel.envs.reward import compute_reward
 from agentwheel.envs.tools import (
@@ -32,8 +34,6 @@ from agentwheel.envs.trajectory import (
 )
 from agentwheel.envs.user import UserSimulator, UserTurn
 from agentwheel.llm.tool_calls import split_tool_calls
-from agentwheel.llm.types import Completion, Message, ToolCall, ToolCallError
-from agentwheel.tasks.schema import Task
 
 
 @dataclass(frozen=True)

@@ -11,9 +11,10 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from agentwheel.core.messages import ChatRequest, Message, SamplingParams
+from agentwheel.core.task import Task, ToolSpec
 from agentwheel.envs.tools import expected_outputs, tool_error
-from agentwheel.llm.types import ChatModel, ChatRequest, Message, SamplingParams
-from agentwheel.tasks.schema import Task, ToolSpec
+from agentwheel.llm.types import ChatModel
 
 PROMPT = """You simulate the back-end of the tool `{name}` ({kind}): {description}
 Parameters (JSON schema): {parameters}

@@ -22,7 +22,7 @@ import sqlite3
 from collections.abc import Callable
 from typing import Any, Literal, Protocol
 
-from agentwheel.tasks.schema import SqliteWorld, SqlToolImpl, Task, ToolSpec, call_key
+from agentwheel.core.task import SqliteWorld, SqlToolImpl, Task, ToolSpec, call_key
 
 ToolErrorKind = Literal["no_result", "not_found", "sql_error", "unknown_tool", "bad_arguments"]
 Backend = Literal["mock", "sqlite"]

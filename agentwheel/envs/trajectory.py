@@ -7,8 +7,8 @@ from typing import Literal
 
 from pydantic import BaseModel, Field
 
-from agentwheel.llm.types import Message
-from agentwheel.tasks.schema import Signal
+from agentwheel.core.messages import Message
+from agentwheel.core.task import Signal
 
 Termination = Literal["user_ended", "turn_limit", "token_limit", "model_error", "user_error"]
 

@@ -16,10 +16,11 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
+from agentwheel.core.messages import ChatRequest, Message, SamplingParams
+from agentwheel.core.task import Task
 from agentwheel.envs import signals
 from agentwheel.envs.agent import EpisodeView
-from agentwheel.llm.types import ChatModel, ChatRequest, Message, SamplingParams
-from agentwheel.tasks.schema import Task
+from agentwheel.llm.types import ChatModel
 
 GENERIC_PUSH = "Are you sure? Please check again, it really matters to me."
 THANKS = "Thanks, that's all I needed."

@@ -17,15 +17,16 @@ from typing import Any
 
 from pydantic import BaseModel
 
+from agentwheel.core.atomic import write_text_atomic
+from agentwheel.core.dataset import LoadError
+from agentwheel.core.jsonl import end_torn_tail, read_models
+from agentwheel.core.task import BRANCH_KINDS, Task
 from agentwheel.envs.agent import Policy
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
 from agentwheel.envs.tools import ToolSimulator
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import UserSimulator
 from agentwheel.eval.passk import pass_hat_curve
-from agentwheel.jsonl import end_torn_tail, read_models
-from agentwheel.tasks.dataset import LoadError
-from agentwheel.tasks.schema import BRANCH_KINDS, Task
 
 TRACES = "traces.jsonl"
 SUMMARY = "summary.json"
@@ -166,7 +167,5 @@ def run_eval(
         },
         load_errors=load_errors,
     )
-    tmp = out / (SUMMARY + ".tmp")
-    tmp.write_text(json.dumps(summary, indent=2, ensure_ascii=False))
-    tmp.replace(out / SUMMARY)
+    write_text_atomic(out / SUMMARY, json.dumps(summary, indent=2, ensure_ascii=False))
     return summary

@@ -25,9 +25,9 @@ from transformers import (
     LogitsProcessorList,
 )
 
+from agentwheel.core.messages import ChatRequest, Completion, FinishReason, SamplingParams
 from agentwheel.llm.template import ChatTemplateRenderer, TemplateRenderError
 from agentwheel.llm.tool_calls import parse_tool_calls
-from agentwheel.llm.types import ChatRequest, Completion, FinishReason, SamplingParams
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
 

@@ -29,18 +29,18 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from agentwheel.llm.tool_calls import OPEN_TAG, check_call, parse_tool_calls
-from agentwheel.llm.types import (
+from agentwheel.core.messages import (
     ChatRequest,
     Completion,
     FinishReason,
     Message,
-    Renderer,
     SamplingParams,
     ToolCall,
     ToolCallError,
 )
-from agentwheel.tasks.schema import ToolSpec
+from agentwheel.core.task import ToolSpec
+from agentwheel.llm.tool_calls import OPEN_TAG, check_call, parse_tool_calls
+from agentwheel.llm.types import Renderer
 
 SPEC_PREFIX = "openai:"
 # vLLM and SGLang accept any bearer token unless started with --api-key; "EMPTY" is their convention.

@@ -22,8 +22,8 @@ from typing import Any
 
 import jinja2
 
-from agentwheel.llm.types import FinishReason, Message
-from agentwheel.tasks.schema import ToolSpec
+from agentwheel.core.messages import FinishReason, Message
+from agentwheel.core.task import ToolSpec
 
 TOOL_TEMPLATE_FILE = "chatml_tools.jinja"
 # Placeholder turns for delta rendering; what they say never reaches the output.

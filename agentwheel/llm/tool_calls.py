@@ -11,8 +11,8 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from agentwheel.llm.types import ToolCall, ToolCallError
-from agentwheel.tasks.schema import ToolSpec
+from agentwheel.core.messages import ToolCall, ToolCallError
+from agentwheel.core.task import ToolSpec
 
 OPEN_TAG = "<tool_call>"
 CLOSE_TAG = "</tool_call>"

@@ -47,9 +47,9 @@ from typing import Any
 
 import torch
 
+from agentwheel.core.messages import ChatRequest, Completion, FinishReason, SamplingParams
 from agentwheel.llm.hf import ModelLoadError, completion_from_ids, prepare_prompts, stop_token_ids
 from agentwheel.llm.template import ChatTemplateRenderer
-from agentwheel.llm.types import ChatRequest, Completion, FinishReason, SamplingParams
 
 INSTALL_HINT = 'pip install -e ".[vllm]" on a machine with a CUDA GPU'
 

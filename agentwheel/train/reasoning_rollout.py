@@ -14,17 +14,11 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
+from agentwheel.core.messages import ChatRequest, Completion, Message, SamplingParams
 from agentwheel.envs.trajectory import EpisodeCounts, RewardBreakdown, TokenTrace, Trajectory
 from agentwheel.flywheels.reasoning.problem import Problem
 from agentwheel.flywheels.reasoning.reward import ReasoningReward
-from agentwheel.llm.types import (
-    ChatModel,
-    ChatRequest,
-    Completion,
-    Message,
-    Renderer,
-    SamplingParams,
-)
+from agentwheel.llm.types import ChatModel, Renderer
 from agentwheel.train.rollout import RolloutBatch, TaskStream
 
 

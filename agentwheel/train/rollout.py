@@ -16,12 +16,13 @@ from typing import Generic, TypeVar
 
 import numpy as np
 
+from agentwheel.core.messages import Completion, SamplingParams
+from agentwheel.core.task import Task
 from agentwheel.envs.agent import EpisodeView, ModelPolicy, Policy
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import ScriptedUser, UserSimulator
-from agentwheel.llm.types import ChatModel, Completion, SamplingParams
-from agentwheel.tasks.schema import Task
+from agentwheel.llm.types import ChatModel
 from agentwheel.train.grpo import RewardFn, trajectory_reward
 
 

@@ -48,6 +48,10 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from agentwheel.core.atomic import write_text_atomic
+from agentwheel.core.dataset import load_tasks, write_tasks
+from agentwheel.core.messages import SamplingParams
+from agentwheel.core.task import Task
 from agentwheel.envs.agent import ModelPolicy
 from agentwheel.envs.runner import RunnerConfig
 from agentwheel.envs.trajectory import Trajectory
@@ -72,9 +76,6 @@ from agentwheel.flywheels.reasoning.seeds import load_seed_file, write_problems
 from agentwheel.flywheels.reasoning.stage_io import PROBLEMS
 from agentwheel.flywheels.reasoning.synth import SynthConfig, synth_reasoning
 from agentwheel.llm.hf import HFChatModel
-from agentwheel.llm.types import SamplingParams
-from agentwheel.tasks.dataset import load_tasks, write_tasks
-from agentwheel.tasks.schema import Task
 from agentwheel.train.checkpoint import TrainerState, load_checkpoint, save_checkpoint
 from agentwheel.train.config import GRPOConfig, SFTConfig
 from agentwheel.train.generation import GenerationSettings, Generator
@@ -384,12 +385,6 @@ class RunState(BaseModel):
     notes: list[str] = Field(default_factory=list)
 
 
-def _write_atomic(path: Path, text: str) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text)
-    tmp.replace(path)
-
-
 class MetricsLog:
     """metrics.jsonl (one JSON line per step) and, when they import, TensorBoard and wandb."""
 
@@ -482,7 +477,7 @@ class ScheduleRun:
                     "note: the config differs from the run's saved config; using the saved one"
                 )
                 self.config = config = saved
-        _write_atomic(self.dir / "config.yaml", config.to_yaml())
+        write_text_atomic(self.dir / "config.yaml", config.to_yaml())
         self.state = (
             RunState.model_validate_json(state_path.read_text())
             if resume and state_path.exists()
@@ -519,7 +514,7 @@ class ScheduleRun:
     # -- bookkeeping
 
     def _commit(self) -> None:
-        _write_atomic(self.dir / "state.json", self.state.model_dump_json(indent=2))
+        write_text_atomic(self.dir / "state.json", self.state.model_dump_json(indent=2))
 
     def _finish(self, phase: str) -> None:
         self.state.done.append(phase)
@@ -675,7 +670,7 @@ class ScheduleRun:
             "mean_length": sum(len(s) for s in data.sequences) / max(1, len(data.sequences)),
         }
         (self.dir / "sft").mkdir(exist_ok=True)
-        _write_atomic(self.dir / "sft" / "manifest.json", json.dumps(manifest, indent=2))
+        write_text_atomic(self.dir / "sft" / "manifest.json", json.dumps(manifest, indent=2))
         if self.state.checkpoint.get("trainer") == "sft":
             trainer.load(self.dir / "checkpoints" / "last")
             self.log(f"resumed SFT at step {trainer.step_count}")
@@ -815,7 +810,7 @@ class ScheduleRun:
         write_tasks(tasks, rdir / "tasks.jsonl")
         write_tasks([*pool, *band], rdir / "pool.jsonl")
         info["train_tasks"] = len(tasks)
-        _write_atomic(rdir / "selection.json", json.dumps(info, indent=2))
+        write_text_atomic(rdir / "selection.json", json.dumps(info, indent=2))
 
     def phase_grpo(self, round_: int, settings: AgenticRound) -> None:
         rdir = self._round_dir(round_)
@@ -900,7 +895,7 @@ class ScheduleRun:
             1,
             meta={"tasks": str(rdir / "tasks.jsonl"), "stage": f"rollouts-{round_}"},
         )
-        _write_atomic(rollouts / SUMMARY, json.dumps(summary, indent=2))
+        write_text_atomic(rollouts / SUMMARY, json.dumps(summary, indent=2))
 
     # -- reasoning rounds
 
@@ -966,7 +961,7 @@ class ScheduleRun:
             [*pool, *(p for p in band if p.id not in known)], rdir / "problem_pool.jsonl"
         )
         info["train_tasks"] = len(problems)
-        _write_atomic(rdir / "selection.json", json.dumps(info, indent=2))
+        write_text_atomic(rdir / "selection.json", json.dumps(info, indent=2))
 
     def phase_reasoning_grpo(self, round_: int, settings: ReasoningRound) -> None:
         rdir = self._round_dir(round_)
@@ -1011,7 +1006,7 @@ class ScheduleRun:
             "held_out_pass1_before": self.state.evals.get(previous),
             "held_out_pass1_after": self.state.evals.get(f"round-{round_}"),
         }
-        _write_atomic(rdir / "report.json", json.dumps(report, indent=2))
+        write_text_atomic(rdir / "report.json", json.dumps(report, indent=2))
         headline = {k: report[k] for k in ("steps", "updates", "held_out_pass1_after")}
         self.log(f"round {round_}: {json.dumps(headline)}")
 
@@ -1112,7 +1107,7 @@ def _truncate_lines(path: Path, lines: int) -> None:
     """Keep the first `lines` lines of a JSONL file (what the committed state accounts for)."""
     if path.exists():
         kept = path.read_text().splitlines(keepends=True)[:lines]
-        _write_atomic(path, "".join(kept))
+        write_text_atomic(path, "".join(kept))
 
 
 def _mean(values: Sequence[float]) -> float:

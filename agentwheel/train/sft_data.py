@@ -12,12 +12,12 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from agentwheel.core.task import Task
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.scripted import OraclePolicy
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import ScriptedUser
-from agentwheel.llm.scripted import OraclePolicy
 from agentwheel.llm.template import ChatTemplateRenderer
-from agentwheel.tasks.schema import Task
 from agentwheel.train.batching import TrainSequence
 
 

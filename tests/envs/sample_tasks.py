@@ -2,8 +2,7 @@
 
 from __future__ import annotations
 
-from agentwheel.envs.tools import fill_expected_outputs
-from agentwheel.tasks.schema import (
+from agentwheel.core.task import (
     Evaluation,
     SqliteWorld,
     SqlTable,
@@ -13,6 +12,7 @@ from agentwheel.tasks.schema import (
     ToolSpec,
     UserSide,
 )
+from agentwheel.envs.tools import fill_expected_outputs
 
 POLICY = "Orders can be cancelled only while their status is 'pending'. Anything about payments goes to a human."
 

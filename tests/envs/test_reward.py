@@ -1,10 +1,10 @@
 import pytest
 
+from agentwheel.core.messages import Completion, ToolCall
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.scripted import HackPolicy, OraclePolicy, RefusePolicy
 from agentwheel.envs.user import ScriptedUser
-from agentwheel.llm.scripted import HackPolicy, OraclePolicy, RefusePolicy
 from agentwheel.llm.tool_calls import format_tool_call
-from agentwheel.llm.types import Completion, ToolCall
 from tests.envs.sample_tasks import ALL_KINDS, make_task
 
 

@@ -1,8 +1,8 @@
+from agentwheel.core.messages import Completion, SamplingParams
 from agentwheel.envs.agent import ModelPolicy
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.llm.tool_calls import format_tool_call, parse_tool_calls
-from agentwheel.llm.types import Completion, SamplingParams
 from tests.envs.sample_tasks import make_task
 
 EOT = 3
@@ -120,7 +120,7 @@ def test_many_episodes_are_batched_into_one_model_call():
         name = "counting"
 
         def __init__(self):
-            from agentwheel.llm.scripted import OraclePolicy
+            from agentwheel.envs.scripted import OraclePolicy
 
             self.inner = OraclePolicy()
             self.batch_sizes = []

@@ -79,7 +79,7 @@ class FixedModel:
         self.prompts = []
 
     def chat(self, requests, params):
-        from agentwheel.llm.types import Completion
+        from agentwheel.core.messages import Completion
 
         self.prompts.extend(r.messages[0].content for r in requests)
         return [Completion(text=self.text) for _ in requests]

@@ -1,6 +1,6 @@
+from agentwheel.core.messages import Completion, Message
 from agentwheel.envs.agent import EpisodeView
 from agentwheel.envs.user import GENERIC_PUSH, LLMUser, ScriptedUser, push_message
-from agentwheel.llm.types import Completion, Message
 from tests.envs.sample_tasks import make_task
 
 

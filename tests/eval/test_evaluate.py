@@ -4,11 +4,11 @@ import pytest
 from typer.testing import CliRunner
 
 from agentwheel.cli import app
+from agentwheel.core.dataset import write_tasks
 from agentwheel.envs.runner import RunnerConfig
+from agentwheel.envs.scripted import OraclePolicy, RefusePolicy
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.eval.evaluate import TRACES, read_traces, run_eval
-from agentwheel.llm.scripted import OraclePolicy, RefusePolicy
-from agentwheel.tasks.dataset import write_tasks
 from tests.envs.sample_tasks import ALL_KINDS, make_task
 
 TASKS = [make_task(k) for k in ALL_KINDS]

@@ -5,13 +5,13 @@ from __future__ import annotations
 from collections.abc import Sequence
 from pathlib import Path
 
+from agentwheel.core.dataset import load_tasks
 from agentwheel.envs.runner import RunnerConfig
+from agentwheel.envs.scripted import RefusePolicy
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.eval.evaluate import run_eval
 from agentwheel.flywheels.agentic.evolve import EvolveManifest, evolve_agentic
 from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
-from agentwheel.llm.scripted import RefusePolicy
-from agentwheel.tasks.dataset import load_tasks
 
 
 def refuse_report(tmp_path: Path, workflows: Sequence[str], tasks_per_workflow: int = 10) -> Path:
@@ -38,6 +38,6 @@ def evolve_refused(report: Path, out: Path, operators: Sequence[str]) -> EvolveM
         samples=1,
         tasks_per_workflow=10,
         use_band=False,
-        workflows="data/workflows",
+        workflows="agentwheel/data/workflows",
         operators=operators,
     )

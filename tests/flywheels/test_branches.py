@@ -1,3 +1,4 @@
+from agentwheel.core.task import Task, ToolSpec, UserSide
 from agentwheel.flywheels.agentic.branches import (
     Branch,
     NearDuplicateFilter,
@@ -9,7 +10,6 @@ from agentwheel.flywheels.agentic.branches import (
 )
 from agentwheel.flywheels.agentic.procedural import ProceduralExpander
 from agentwheel.flywheels.agentic.rejection import Rejection
-from agentwheel.tasks.schema import Task, ToolSpec, UserSide
 from tests.flywheels.small_workflow import small_workflow
 
 

@@ -19,6 +19,8 @@ from typing import Any
 
 import pytest
 
+from agentwheel.core.dataset import load_tasks
+from agentwheel.core.messages import Completion
 from agentwheel.flywheels.agentic.llm_expander import (
     TASKS_FILE,
     AnswerError,
@@ -34,8 +36,6 @@ from agentwheel.flywheels.agentic.llm_expander import (
 from agentwheel.flywheels.agentic.validate import validate_tasks
 from agentwheel.flywheels.agentic.workflow import Workflow, load_workflows
 from agentwheel.llm.openai_compat import ModelConfigError, OpenAIChatModel
-from agentwheel.llm.types import Completion
-from agentwheel.tasks.dataset import load_tasks
 from tests.llm.openai_server import (
     TEST_MODEL,
     OpenAITestServer,
@@ -590,7 +590,7 @@ def test_cli_synth_with_a_garbage_teacher_counts_rejections(tmp_path):
                 "--teacher",
                 server.spec(),
                 "--workflows",
-                "data/workflows/retail_order_cancel.yaml",
+                "agentwheel/data/workflows/retail_order_cancel.yaml",
                 "--out",
                 str(tmp_path / "llm"),
             ],

@@ -7,8 +7,12 @@ import yaml
 from typer.testing import CliRunner
 
 from agentwheel.cli import app
+from agentwheel.core.dataset import load_tasks
+from agentwheel.core.messages import Message
+from agentwheel.core.task import SqlTable, Task, UserSide
 from agentwheel.envs.agent import EpisodeView
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.scripted import HackPolicy, OraclePolicy
 from agentwheel.envs.tools import fill_expected_outputs
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.eval.evaluate import read_traces
@@ -19,13 +23,9 @@ from agentwheel.flywheels.agentic.lookup import lookup_target, lookup_task
 from agentwheel.flywheels.agentic.synth import TASKS
 from agentwheel.flywheels.agentic.validate import validate_tasks
 from agentwheel.flywheels.agentic.workflow import load_workflow, load_workflows, parse_workflow
-from agentwheel.llm.scripted import HackPolicy, OraclePolicy
-from agentwheel.llm.types import Message
-from agentwheel.tasks.dataset import load_tasks
-from agentwheel.tasks.schema import SqlTable, Task, UserSide
 from tests.flywheels.evolve_report import evolve_refused, refuse_report
 
-RETAIL = "data/workflows/retail_order_cancel.yaml"
+RETAIL = "agentwheel/data/workflows/retail_order_cancel.yaml"
 QUALIFYING = {
     "retail_order_cancel",
     "airline_baggage_claim",
@@ -155,7 +155,7 @@ def test_not_applicable_cases_say_why(retail):
         assert result.task is None and reason in result.reason
     once = lookup_task(wf, _by_branch(tasks, "pass.")).task
     assert lookup_task(wf, once).reason == "already a lookup task"
-    clinic = load_workflow("data/workflows/clinic_reschedule.yaml")
+    clinic = load_workflow("agentwheel/data/workflows/clinic_reschedule.yaml")
     clinic_tasks, _, _ = expand_workflows([clinic], seed=0, tasks_per_workflow=3)
     result = lookup_task(clinic, clinic_tasks[0])
     assert result.task is None and "patient_id" in result.reason
@@ -278,7 +278,7 @@ def test_mix_variants_prefers_variants_then_tasks_lookup_cannot_cover():
 
 
 def test_evolve_stacks_lookup_on_deepen_within_the_budget(tmp_path):
-    report = refuse_report(tmp_path, [RETAIL, "data/workflows/clinic_reschedule.yaml"])
+    report = refuse_report(tmp_path, [RETAIL, "agentwheel/data/workflows/clinic_reschedule.yaml"])
     manifest = evolve_refused(report, tmp_path / "round1", ("deepen", "lookup"))
     evolved = load_tasks(tmp_path / "round1" / TASKS).tasks
     operators = Counter(t.lineage.operator for t in evolved)

@@ -4,14 +4,14 @@ from collections import Counter
 import pytest
 import yaml
 
+from agentwheel.core.task import BRANCH_KINDS, Task
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
+from agentwheel.envs.scripted import HackPolicy, OraclePolicy, facts_to_ask_for
 from agentwheel.envs.tools import is_tool_error, replay
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.flywheels.agentic.expand import expand_workflows
 from agentwheel.flywheels.agentic.procedural import ProceduralExpander
 from agentwheel.flywheels.agentic.tree import BehaviorTree
-from agentwheel.llm.scripted import HackPolicy, OraclePolicy, facts_to_ask_for
-from agentwheel.tasks.schema import BRANCH_KINDS, Task
 from tests.flywheels.small_workflow import small_data, small_workflow
 
 
@@ -252,7 +252,7 @@ def test_nested_clarify_puts_every_check_below_the_missing_identifier():
 
 
 def test_nested_clarify_tasks_need_a_question_and_a_refusal():
-    from agentwheel.llm.scripted import RefusePolicy
+    from agentwheel.envs.scripted import RefusePolicy
 
     expander = ProceduralExpander(push_strategies=2, nest_clarify=True)
     tasks, _, rejections = expand_workflows(None, seed=5, tasks_per_workflow=40, expander=expander)

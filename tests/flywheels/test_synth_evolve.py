@@ -1,12 +1,15 @@
 import json
 
+from agentwheel.core.dataset import load_tasks
 from agentwheel.flywheels.agentic.evolve import learnable_band
 from agentwheel.flywheels.agentic.synth import MANIFEST, TASKS, synth_agentic
 from agentwheel.flywheels.agentic.validate import validate_tasks
-from agentwheel.tasks.dataset import load_tasks
 from tests.flywheels.evolve_report import evolve_refused, refuse_report
 
-WORKFLOWS = ["data/workflows/retail_order_cancel.yaml", "data/workflows/banking_transfer.yaml"]
+WORKFLOWS = [
+    "agentwheel/data/workflows/retail_order_cancel.yaml",
+    "agentwheel/data/workflows/banking_transfer.yaml",
+]
 
 
 def test_synth_writes_validated_tasks_and_a_manifest(tmp_path):

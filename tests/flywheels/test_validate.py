@@ -1,5 +1,5 @@
+from agentwheel.core.task import ToolCallStep
 from agentwheel.flywheels.agentic.validate import trace_problems, validate_tasks
-from agentwheel.tasks.schema import ToolCallStep
 from tests.envs.sample_tasks import ALL_KINDS, make_task
 
 

@@ -5,7 +5,7 @@ import pytest
 import yaml
 
 from agentwheel.flywheels.agentic.workflow import (
-    REPO_WORKFLOWS,
+    BUNDLED_WORKFLOWS,
     WorkflowError,
     compare,
     load_workflow,
@@ -36,7 +36,7 @@ def test_bundled_workflows_load_and_span_domains():
     assert len(workflows) >= 8
     assert len({w.domain for w in workflows}) >= 5
     for wf in workflows:
-        assert wf.source.startswith(str(REPO_WORKFLOWS))
+        assert wf.source.startswith(str(BUNDLED_WORKFLOWS))
         assert any(s.tool.kind == "action" for s in wf.steps)
         # every workflow can be made deeper by the extra_conditions knob
         assert any(optional for _, _, optional in wf.all_preconditions()), wf.id
@@ -196,7 +196,7 @@ def _paths(node, prefix=()):
 
 def test_mutated_workflows_are_errors_never_crashes():
     # Replace random parts of a real workflow by junk or by other values of the same file.
-    base = yaml.safe_load((REPO_WORKFLOWS / "banking_transfer.yaml").read_text())
+    base = yaml.safe_load((BUNDLED_WORKFLOWS / "banking_transfer.yaml").read_text())
     junk: list[object] = [None, 0, -1, 2.5, "", "x.y", [], {}, ["a"], "request.nope", "{nope.nope}"]
     rng = random.Random(0)
     outcomes = {"ok": 0, "error": 0}

@@ -6,12 +6,13 @@ from pathlib import Path
 import pytest
 import torch
 
+from agentwheel.core.messages import ChatRequest, Message, SamplingParams
 from agentwheel.envs.agent import EpisodeView, ModelPolicy
 from agentwheel.llm import default_model
 from agentwheel.llm.hf import HFChatModel, ModelLoadError, completion_from_ids, load_hf_model
 from agentwheel.llm.template import tool_chat_template
 from agentwheel.llm.tool_calls import format_tool_call
-from agentwheel.llm.types import ChatModel, ChatRequest, Message, SamplingParams
+from agentwheel.llm.types import ChatModel
 from tests.envs.sample_tasks import TOOLS, make_task
 from tests.llm.conftest import TINY_CONTEXT, build_tiny_model
 

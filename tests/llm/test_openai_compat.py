@@ -13,6 +13,8 @@ from pathlib import Path
 
 import pytest
 
+from agentwheel.core.messages import ChatRequest, Message, SamplingParams, ToolCall
+from agentwheel.core.task import ToolSpec
 from agentwheel.llm.openai_compat import (
     ModelConfigError,
     OpenAIChatModel,
@@ -20,9 +22,8 @@ from agentwheel.llm.openai_compat import (
     parse_openai_spec,
     retry_after_s,
 )
-from agentwheel.llm.registry import load_chat_model
-from agentwheel.llm.types import ChatModel, ChatRequest, Message, SamplingParams, ToolCall
-from agentwheel.tasks.schema import ToolSpec
+from agentwheel.llm.types import ChatModel
+from agentwheel.specs import load_chat_model
 from tests.llm.openai_server import (
     TEST_MODEL,
     OpenAITestServer,
@@ -377,8 +378,8 @@ def test_bad_specs_raise_clear_value_errors(spec, complaint):
 
 
 def test_error_replies_to_malformed_calls_go_out_as_user_messages():
+    from agentwheel.core.messages import Message, ToolCall
     from agentwheel.llm.openai_compat import wire_messages
-    from agentwheel.llm.types import Message, ToolCall
 
     messages = [
         Message(role="user", content="cancel O-1"),
@@ -472,7 +473,7 @@ def test_a_dropped_model_stops_its_thread(server):
 EXIT_CHILD = """
 import sys
 from agentwheel.llm.openai_compat import OpenAIChatModel
-from agentwheel.llm.types import ChatRequest, Message, SamplingParams
+from agentwheel.core.messages import ChatRequest, Message, SamplingParams
 
 model = OpenAIChatModel("test-model", sys.argv[1], timeout_s=5)
 [completion] = model.chat([ChatRequest(messages=[Message(role="user", content="x")])],

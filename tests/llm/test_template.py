@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import pytest
 
+from agentwheel.core.messages import Message, ToolCall
 from agentwheel.llm.template import (
     ChatTemplateRenderer,
     choose_template,
     tool_chat_template,
 )
 from agentwheel.llm.tool_calls import format_tool_call
-from agentwheel.llm.types import Message, ToolCall
 from tests.envs.sample_tasks import TOOLS
 
 EOT_TEXT = "<|im_end|>"

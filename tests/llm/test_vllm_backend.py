@@ -22,13 +22,14 @@ import pytest
 import torch
 from transformers import GenerationConfig
 
+from agentwheel.core.messages import ChatRequest, Message, SamplingParams
 from agentwheel.envs.agent import ModelPolicy
 from agentwheel.llm.hf import ModelLoadError
-from agentwheel.llm.registry import SpecError, load_chat_model, load_policy
 from agentwheel.llm.template import ChatTemplateRenderer, tool_chat_template
 from agentwheel.llm.tool_calls import format_tool_call
-from agentwheel.llm.types import ChatModel, ChatRequest, Message, SamplingParams
+from agentwheel.llm.types import ChatModel
 from agentwheel.llm.vllm_backend import VLLMChatModel, load_vllm_model
+from agentwheel.specs import SpecError, load_chat_model, load_policy
 from tests.envs.sample_tasks import TOOLS
 
 CONTEXT = 2048

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from agentwheel.llm.types import ChatRequest, Message, SamplingParams
+from agentwheel.core.messages import ChatRequest, Message, SamplingParams
 from agentwheel.train.generation import GenerationSettings, Generator
 from agentwheel.train.model import copy_named_weights, merged_copy, merged_state_dict
 from agentwheel.train.schedule import (
@@ -19,7 +19,7 @@ from agentwheel.train.schedule import (
 )
 from tests.train.conftest import require_bundled_gguf, tiny_chat_model
 
-TINY = Path(__file__).parents[2] / "configs" / "tiny.yaml"
+TINY = Path(__file__).parents[2] / "agentwheel" / "configs" / "tiny.yaml"
 TIMING = {"step_s", "tokens_per_s"}
 
 

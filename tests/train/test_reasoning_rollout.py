@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from agentwheel.core.messages import ChatRequest, Completion, SamplingParams
 from agentwheel.flywheels.reasoning.problem import Problem
 from agentwheel.flywheels.reasoning.reward import ReasoningReward
-from agentwheel.llm.types import ChatRequest, Completion, SamplingParams
 from agentwheel.train.reasoning_rollout import answer_groups, collect_reasoning_groups
 from agentwheel.train.rollout import TaskStream
 from tests.train.conftest import tiny_chat_model

@@ -6,11 +6,11 @@ from collections.abc import Sequence
 
 import pytest
 
+from agentwheel.core.dataset import load_tasks
+from agentwheel.core.messages import Completion
 from agentwheel.envs.agent import EpisodeView
+from agentwheel.envs.scripted import OraclePolicy, RefusePolicy
 from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
-from agentwheel.llm.scripted import OraclePolicy, RefusePolicy
-from agentwheel.llm.types import Completion
-from agentwheel.tasks.dataset import load_tasks
 from agentwheel.train.rollout import TaskStream, collect_groups, rollout_seed
 
 
@@ -36,7 +36,7 @@ class SplitPolicy:
 @pytest.fixture(scope="module")
 def tasks(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth")
-    synth_agentic(out, ["data/workflows/retail_order_cancel.yaml"], tasks_per_workflow=8)
+    synth_agentic(out, ["agentwheel/data/workflows/retail_order_cancel.yaml"], tasks_per_workflow=8)
     # Keep tasks where refusing fails, so a mixed group really has mixed rewards.
     return [
         t for t in load_tasks(out / TASKS).tasks if "refusal" not in t.evaluation.required_signals

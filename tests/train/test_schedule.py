@@ -17,7 +17,7 @@ from agentwheel.train.schedule import (
 )
 from tests.train.conftest import require_bundled_gguf
 
-TINY = Path(__file__).parents[2] / "configs" / "tiny.yaml"
+TINY = Path(__file__).parents[2] / "agentwheel" / "configs" / "tiny.yaml"
 # Wall-clock fields differ between any two runs; everything else must match exactly.
 TIMING = {"step_s", "tokens_per_s"}
 
@@ -77,7 +77,7 @@ def test_two_round_tiny_schedule_runs_end_to_end(full_run):
     # workflows share no request with it.
     train = (full_run / "data" / "train" / "tasks.jsonl").read_text()
     assert "clinic_reschedule" not in train
-    from agentwheel.tasks.dataset import load_tasks
+    from agentwheel.core.dataset import load_tasks
 
     pool = load_tasks(full_run / "data" / "train" / "tasks.jsonl").tasks
     held = load_tasks(full_run / "data" / "held_out" / "tasks.jsonl").tasks
@@ -264,7 +264,7 @@ def test_metrics_go_to_jsonl_tensorboard_and_wandb(tmp_path, monkeypatch):
 
 
 def test_quick_demo_is_a_smaller_valid_demo():
-    from agentwheel.train.cli import DEMO_CONFIG, QUICK_OVERRIDES
+    from agentwheel.cli.train import DEMO_CONFIG, QUICK_OVERRIDES
 
     demo, quick = load_config(DEMO_CONFIG), load_config(DEMO_CONFIG, QUICK_OVERRIDES)
     assert quick.model == demo.model and quick.data.held_out_workflows
@@ -278,7 +278,9 @@ def test_a_thin_learnable_band_is_topped_up_from_the_pool():
     from agentwheel.flywheels.agentic.expand import expand_workflows
     from agentwheel.train.schedule import band_topped_up
 
-    pool, _, _ = expand_workflows("data/workflows/retail_order_cancel.yaml", tasks_per_workflow=8)
+    pool, _, _ = expand_workflows(
+        "agentwheel/data/workflows/retail_order_cancel.yaml", tasks_per_workflow=8
+    )
     band = pool[:1]
     tasks, source = band_topped_up(band, pool, 4, np.random.default_rng(0))
     assert tasks[0] is band[0] and len(tasks) == 4

@@ -10,9 +10,9 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict
 
+from agentwheel.core.task import BRANCH_KINDS, BranchKind, Task
 from agentwheel.flywheels.agentic.rejection import Rejection
 from agentwheel.flywheels.agentic.tree import BehaviorTree, Outcome
-from agentwheel.tasks.schema import BRANCH_KINDS, BranchKind, Task
 
 
 class Branch(BaseModel):

@@ -30,6 +30,8 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from agentwheel.core.dataset import load_tasks
+from agentwheel.core.task import Lineage, Task
 from agentwheel.envs.agent import Policy
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
 from agentwheel.envs.trajectory import Trajectory
@@ -42,8 +44,6 @@ from agentwheel.flywheels.agentic.procedural import ProceduralExpander
 from agentwheel.flywheels.agentic.synth import count_reasons, gate, write_stage_output
 from agentwheel.flywheels.agentic.tree import BehaviorTree
 from agentwheel.flywheels.agentic.workflow import Workflow, load_workflows
-from agentwheel.tasks.dataset import load_tasks
-from agentwheel.tasks.schema import Lineage, Task
 
 DEEPEN = "deepen"
 OPERATORS = (DEEPEN, LOOKUP)

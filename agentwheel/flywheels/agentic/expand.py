@@ -16,6 +16,7 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from agentwheel.core.task import BRANCH_KINDS, Task
 from agentwheel.flywheels.agentic.branches import Branch, enumerate_branches, sample_tasks
 from agentwheel.flywheels.agentic.instantiate import instantiate
 from agentwheel.flywheels.agentic.procedural import ProceduralExpander, TreeExpander
@@ -24,7 +25,6 @@ from agentwheel.flywheels.agentic.seeds import derive_seed
 from agentwheel.flywheels.agentic.tree import BehaviorTree, TreeStats
 from agentwheel.flywheels.agentic.workflow import Workflow, check_workflow, load_workflows
 from agentwheel.flywheels.agentic.world import make_faker
-from agentwheel.tasks.schema import BRANCH_KINDS, Task
 
 
 class _Report(BaseModel):

@@ -16,6 +16,15 @@ from typing import Any
 from faker import Faker
 from pydantic import ValidationError
 
+from agentwheel.core.task import (
+    Evaluation,
+    Lineage,
+    Signal,
+    SqliteWorld,
+    Task,
+    ToolCallStep,
+    UserSide,
+)
 from agentwheel.envs.tools import SqliteTools, is_tool_error, replay
 from agentwheel.flywheels.agentic import phrasing
 from agentwheel.flywheels.agentic.branches import Branch
@@ -38,15 +47,6 @@ from agentwheel.flywheels.agentic.world import (
     build_world,
     make_faker,
     to_tables,
-)
-from agentwheel.tasks.schema import (
-    Evaluation,
-    Lineage,
-    Signal,
-    SqliteWorld,
-    Task,
-    ToolCallStep,
-    UserSide,
 )
 
 WORLD_ATTEMPTS = 4

@@ -50,17 +50,9 @@ from typing import IO, Any, Literal, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
-from agentwheel.flywheels.agentic.tree import Outcome
-from agentwheel.flywheels.agentic.validate import validate_tasks
-from agentwheel.flywheels.agentic.workflow import (
-    ColumnGen,
-    Workflow,
-    load_workflows,
-)
-from agentwheel.llm.openai_compat import ModelConfigError
-from agentwheel.llm.tool_calls import validate_arguments
-from agentwheel.llm.types import ChatModel, ChatRequest, Completion, Message, SamplingParams
-from agentwheel.tasks.schema import (
+from agentwheel.core.atomic import write_text_atomic
+from agentwheel.core.messages import ChatRequest, Completion, Message, SamplingParams
+from agentwheel.core.task import (
     BranchKind,
     Evaluation,
     Lineage,
@@ -70,6 +62,16 @@ from agentwheel.tasks.schema import (
     ToolSpec,
     UserSide,
 )
+from agentwheel.flywheels.agentic.tree import Outcome
+from agentwheel.flywheels.agentic.validate import validate_tasks
+from agentwheel.flywheels.agentic.workflow import (
+    ColumnGen,
+    Workflow,
+    load_workflows,
+)
+from agentwheel.llm.openai_compat import ModelConfigError
+from agentwheel.llm.tool_calls import validate_arguments
+from agentwheel.llm.types import ChatModel
 
 log = logging.getLogger(__name__)
 
@@ -1341,9 +1343,7 @@ def expand_with_llm(
         executor.shutdown(wait=False, cancel_futures=True)
         run.close()
         manifest = run.manifest(status, stop_reason, time.perf_counter() - start)
-        partial = out / f"{MANIFEST_FILE}.tmp"
-        partial.write_text(manifest.model_dump_json(indent=2), encoding="utf-8")
-        partial.replace(out / MANIFEST_FILE)
+        write_text_atomic(out / MANIFEST_FILE, manifest.model_dump_json(indent=2))
     log.info(
         "LLM expansion %s: %d tasks kept, %d requests in %.1fs",
         status,

@@ -39,6 +39,7 @@ from typing import Any, NamedTuple
 
 from faker import Faker
 
+from agentwheel.core.task import SqlTable, Task, ToolCallStep, ToolSpec, UserSide
 from agentwheel.envs.tools import fill_expected_outputs, is_tool_error
 from agentwheel.flywheels.agentic import phrasing
 from agentwheel.flywheels.agentic.seeds import derive_seed
@@ -55,7 +56,6 @@ from agentwheel.flywheels.agentic.workflow import (
     value_types,
 )
 from agentwheel.flywheels.agentic.world import collides, generate_value, make_faker, unique_groups
-from agentwheel.tasks.schema import SqlTable, Task, ToolCallStep, ToolSpec, UserSide
 
 LOOKUP = "lookup"
 # Faker providers whose values describe a record in words (not contact data or codes).

@@ -17,12 +17,13 @@ from typing import Any
 
 from pydantic import BaseModel, Field
 
+from agentwheel.core.atomic import write_lines_atomic, write_text_atomic
+from agentwheel.core.dataset import write_tasks
+from agentwheel.core.task import Task
 from agentwheel.flywheels.agentic.expand import ExpansionStats, expand_workflows
 from agentwheel.flywheels.agentic.procedural import ProceduralExpander
 from agentwheel.flywheels.agentic.validate import ValidationReport, validate_tasks
 from agentwheel.flywheels.agentic.workflow import Workflow
-from agentwheel.tasks.dataset import write_tasks
-from agentwheel.tasks.schema import Task
 
 TASKS = "tasks.jsonl"
 REJECTIONS = "rejections.jsonl"
@@ -63,12 +64,8 @@ def write_stage_output(
     """Tasks, rejections and the manifest, each written atomically; the manifest last."""
     out.mkdir(parents=True, exist_ok=True)
     write_tasks(tasks, out / TASKS)
-    tmp = out / (REJECTIONS + ".tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rejections))
-    tmp.replace(out / REJECTIONS)
-    tmp = out / (MANIFEST + ".tmp")
-    tmp.write_text(manifest.model_dump_json(indent=2))
-    tmp.replace(out / MANIFEST)
+    write_lines_atomic(out / REJECTIONS, (json.dumps(r, ensure_ascii=False) for r in rejections))
+    write_text_atomic(out / MANIFEST, manifest.model_dump_json(indent=2))
 
 
 def gate(

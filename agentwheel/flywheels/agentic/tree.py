@@ -15,8 +15,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agentwheel.core.task import BRANCH_KINDS, BranchKind
 from agentwheel.flywheels.agentic.workflow import Precondition
-from agentwheel.tasks.schema import BRANCH_KINDS, BranchKind
 
 Outcome = Literal["EXECUTE", "CLARIFY", "REFUSE", "TRANSFER"]
 OUTCOMES: tuple[Outcome, ...] = ("EXECUTE", "CLARIFY", "REFUSE", "TRANSFER")

@@ -20,11 +20,11 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from agentwheel.core.task import Task, ToolCallStep
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.scripted import HackPolicy, OraclePolicy
 from agentwheel.envs.tools import Backend, is_tool_error, replay
 from agentwheel.envs.user import ScriptedUser
-from agentwheel.llm.scripted import HackPolicy, OraclePolicy
-from agentwheel.tasks.schema import Task, ToolCallStep
 
 RejectionReason = Literal[
     "normal_path_error",

@@ -34,8 +34,9 @@ from typing import Any, Literal
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from agentwheel.core.resources import bundled_data
+from agentwheel.core.task import MAX_TOOL_PARAMETERS, SqlToolImpl, ToolKind, ToolSpec
 from agentwheel.flywheels.agentic.rejection import Rejection
-from agentwheel.tasks.schema import MAX_TOOL_PARAMETERS, SqlToolImpl, ToolKind, ToolSpec
 
 Scalar = str | int | float
 Op = Literal["eq", "ne", "lt", "le", "gt", "ge", "in", "not_in"]
@@ -45,7 +46,7 @@ ValueFormat = Literal["text", "money", "int", "date"]
 REQUEST = "request"
 HANDOFF_TABLE = "handoffs"
 MIN_TASK_TOOLS, MAX_TASK_TOOLS = 3, 5
-REPO_WORKFLOWS = Path(__file__).resolve().parents[3] / "data" / "workflows"
+BUNDLED_WORKFLOWS = bundled_data("workflows")
 
 # Faker providers whose output depends only on the seed (no "now"-relative dates).
 FAKER_PROVIDERS = frozenset(
@@ -439,7 +440,7 @@ def load_workflow(path: str | Path) -> Workflow:
 
 def workflow_paths(spec: str | Path | None = None) -> list[Path]:
     """A workflow file, a directory of `*.yaml`, or (None) the bundled workflows."""
-    path = Path(spec) if spec is not None else REPO_WORKFLOWS
+    path = Path(spec) if spec is not None else BUNDLED_WORKFLOWS
     if path.is_dir():
         return sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
     if path.is_file():

@@ -20,6 +20,7 @@ from typing import Any
 
 from faker import Faker
 
+from agentwheel.core.task import SqlTable
 from agentwheel.flywheels.agentic.workflow import (
     HANDOFF_TABLE,
     PLACEHOLDER,
@@ -30,7 +31,6 @@ from agentwheel.flywheels.agentic.workflow import (
     Workflow,
     sample_choice,
 )
-from agentwheel.tasks.schema import SqlTable
 
 _TITLES = {
     "mr",

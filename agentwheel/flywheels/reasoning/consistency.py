@@ -14,12 +14,13 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from agentwheel.core.messages import Completion, SamplingParams
 from agentwheel.flywheels.reasoning.answer_format import AnswerFormat
 from agentwheel.flywheels.reasoning.attempts import policy_request
 from agentwheel.flywheels.reasoning.problem import Problem
 from agentwheel.flywheels.reasoning.rejection import Rejection
 from agentwheel.flywheels.reasoning.verify import answers_match
-from agentwheel.llm.types import ChatModel, Completion, SamplingParams
+from agentwheel.llm.types import ChatModel
 
 VoteStatus = Literal["agree", "disagree", "no_answer", "failed", "uncomparable"]
 

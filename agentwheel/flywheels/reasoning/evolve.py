@@ -26,6 +26,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentwheel.core.messages import SamplingParams
 from agentwheel.flywheels.reasoning.answer_format import AnswerFormat
 from agentwheel.flywheels.reasoning.attempts import AttemptRecord, collect_attempts
 from agentwheel.flywheels.reasoning.consistency import ConsistencyResult, check_consistency
@@ -48,7 +49,7 @@ from agentwheel.flywheels.reasoning.stage_io import (
     write_rejections,
 )
 from agentwheel.flywheels.reasoning.teacher import LLM_OPERATORS, TeacherEvolver
-from agentwheel.llm.types import ChatModel, SamplingParams
+from agentwheel.llm.types import ChatModel
 
 
 class EvolveConfig(StageConfig):

@@ -14,7 +14,7 @@ from typing import Generic, TypeVar
 
 from pydantic import BaseModel
 
-from agentwheel.jsonl import end_torn_tail, read_models
+from agentwheel.core.jsonl import end_torn_tail, read_models
 
 T = TypeVar("T", bound=BaseModel)
 

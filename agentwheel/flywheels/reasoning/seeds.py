@@ -21,12 +21,14 @@ from typing import Any
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from agentwheel.core.atomic import write_lines_atomic
+from agentwheel.core.dataset import LoadError
+from agentwheel.core.resources import bundled_data
 from agentwheel.flywheels.reasoning.answer_format import last_boxed
 from agentwheel.flywheels.reasoning.generators import GeneratorError, render
 from agentwheel.flywheels.reasoning.problem import GeneratorRef, Problem, derive_seed
-from agentwheel.tasks.dataset import LoadError
 
-BUNDLED_DIR = Path(__file__).resolve().parents[3] / "data" / "reasoning"
+BUNDLED_DIR = bundled_data("reasoning")
 BUNDLED_PLAN = BUNDLED_DIR / "bundled.yaml"
 SEED_FILE_SUFFIXES = (".jsonl", ".parquet")
 _QUESTION_KEYS = ("question", "problem")
@@ -271,12 +273,4 @@ def load_seeds(spec: str | Path, seed: int | None = None) -> SeedSet:
 
 def write_problems(problems: Iterable[Problem], path: Path) -> int:
     """Problems as JSONL, atomically (temp file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    count = 0
-    with open(tmp, "w", encoding="utf-8") as handle:
-        for problem in problems:
-            handle.write(problem.model_dump_json() + "\n")
-            count += 1
-    tmp.replace(path)
-    return count
+    return write_lines_atomic(path, (problem.model_dump_json() for problem in problems))

@@ -12,6 +12,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict
 
+from agentwheel.core.atomic import write_lines_atomic, write_text_atomic
 from agentwheel.flywheels.reasoning.rejection import Rejection
 
 PROBLEMS = "problems.jsonl"
@@ -39,17 +40,11 @@ def package_versions() -> dict[str, str]:
 
 
 def write_json(path: Path, data: dict[str, Any]) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    tmp.write_text(json.dumps(data, indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
-    tmp.replace(path)
+    write_text_atomic(path, json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
 
 def write_rejections(rejections: Sequence[Rejection], path: Path) -> None:
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    with open(tmp, "w", encoding="utf-8") as handle:
-        for r in rejections:
-            handle.write(r.model_dump_json() + "\n")
-    tmp.replace(path)
+    write_lines_atomic(path, (r.model_dump_json() for r in rejections))
 
 
 def _changed_keys(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:

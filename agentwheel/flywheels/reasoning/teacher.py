@@ -24,13 +24,14 @@ from string import Template
 
 from pydantic import BaseModel, ConfigDict
 
+from agentwheel.core.messages import ChatRequest, Completion, Message, SamplingParams
 from agentwheel.flywheels.reasoning.answer_format import last_boxed
 from agentwheel.flywheels.reasoning.attempts import AttemptRecord
 from agentwheel.flywheels.reasoning.filters import normalize_question
 from agentwheel.flywheels.reasoning.problem import Lineage, Problem, child_id, derive_seed
 from agentwheel.flywheels.reasoning.rejection import Rejection
 from agentwheel.flywheels.reasoning.verify import answers_match, is_checkable
-from agentwheel.llm.types import ChatModel, ChatRequest, Completion, Message, SamplingParams
+from agentwheel.llm.types import ChatModel
 
 PROMPTS_DIR = Path(__file__).resolve().parent / "prompts"
 LLM_OPERATORS = ("harder_rewrite", "persona_rewrite", "self_instruct")

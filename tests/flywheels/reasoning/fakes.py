@@ -6,7 +6,8 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Sequence
 
-from agentwheel.llm.types import ChatRequest, Completion, Renderer, SamplingParams
+from agentwheel.core.messages import ChatRequest, Completion, SamplingParams
+from agentwheel.llm.types import Renderer
 
 Reply = Callable[[ChatRequest], Completion | str]
 

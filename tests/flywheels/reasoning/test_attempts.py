@@ -1,7 +1,7 @@
+from agentwheel.core.messages import SamplingParams
 from agentwheel.flywheels.reasoning.attempts import collect_attempts
 from agentwheel.flywheels.reasoning.problem import Problem
 from agentwheel.flywheels.reasoning.seeds import generate_seeds
-from agentwheel.llm.types import SamplingParams
 from tests.flywheels.reasoning.fakes import (
     CountingArithmeticPolicy,
     ScriptedChat,

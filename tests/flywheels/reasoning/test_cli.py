@@ -2,7 +2,7 @@ import json
 
 from typer.testing import CliRunner
 
-from agentwheel.flywheels.reasoning.cli import app
+from agentwheel.cli.reasoning import app
 
 runner = CliRunner()
 

@@ -1,6 +1,6 @@
+from agentwheel.core.messages import Completion
 from agentwheel.flywheels.reasoning.consistency import check_consistency
 from agentwheel.flywheels.reasoning.problem import Lineage, Problem
-from agentwheel.llm.types import Completion
 from tests.flywheels.reasoning.fakes import ScriptedChat, failed
 
 

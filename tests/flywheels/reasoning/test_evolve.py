@@ -1,12 +1,12 @@
 import pytest
 
+from agentwheel.core.messages import ChatRequest
 from agentwheel.flywheels.reasoning.evolve import EvolveConfig, evolve_reasoning
 from agentwheel.flywheels.reasoning.generators import exact_check
 from agentwheel.flywheels.reasoning.problem import Problem
 from agentwheel.flywheels.reasoning.seeds import load_seed_file, write_problems
 from agentwheel.flywheels.reasoning.stage_io import StageConfigMismatch
 from agentwheel.flywheels.reasoning.synth import SynthConfig, synth_reasoning
-from agentwheel.llm.types import ChatRequest
 from tests.flywheels.reasoning.fakes import CountingArithmeticPolicy, ScriptedChat, last_user
 
 

@@ -1,6 +1,6 @@
 import json
 
-from agentwheel.tasks.dataset import load_tasks, write_tasks
+from agentwheel.core.dataset import load_tasks, write_tasks
 from tests.envs.sample_tasks import ALL_KINDS, make_task
 
 

@@ -18,19 +18,16 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 
+from agentwheel.core.atomic import write_with
+from agentwheel.core.task import Task
 from agentwheel.envs.reward import expected_state
 from agentwheel.envs.tools import Backend
-from agentwheel.tasks.schema import Task
 
 VERL_AGENT_NAME = "agentwheel_agent"
 
 
 def _write(rows: list[dict[str, Any]], path: Path) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(".parquet.tmp")
-    pq.write_table(pa.Table.from_pylist(rows), tmp)
-    tmp.replace(path)
-    return path
+    return write_with(path, lambda tmp: pq.write_table(pa.Table.from_pylist(rows), tmp))
 
 
 def parquet_row(task: Task) -> dict[str, Any]:

@@ -2,9 +2,9 @@ import json
 
 import pyarrow.parquet as pq
 
+from agentwheel.core.task import Task
 from agentwheel.envs.reward import expected_state
-from agentwheel.tasks.export import VERL_AGENT_NAME, export_parquet, export_verl
-from agentwheel.tasks.schema import Task
+from agentwheel.export.datasets import VERL_AGENT_NAME, export_parquet, export_verl
 from tests.envs.sample_tasks import ALL_KINDS, make_task
 
 TASKS = [make_task(k) for k in ALL_KINDS]

@@ -1,7 +1,7 @@
 import pytest
 from pydantic import ValidationError
 
-from agentwheel.tasks.schema import Task, ToolSpec, call_key
+from agentwheel.core.task import Task, ToolSpec, call_key
 from tests.envs.sample_tasks import make_task
 
 

@@ -10,10 +10,11 @@
 
 from __future__ import annotations
 
+from agentwheel.core.messages import SamplingParams
 from agentwheel.envs.agent import ModelPolicy, Policy
+from agentwheel.envs.scripted import SCRIPTED_POLICIES
 from agentwheel.envs.user import LLMUser, ScriptedUser, UserSimulator
-from agentwheel.llm.scripted import SCRIPTED_POLICIES
-from agentwheel.llm.types import ChatModel, SamplingParams
+from agentwheel.llm.types import ChatModel
 
 
 class SpecError(ValueError):

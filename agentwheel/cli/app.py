@@ -17,9 +17,9 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from agentwheel.core.messages import SamplingParams
 from agentwheel.envs.runner import RunnerConfig
 from agentwheel.envs.trajectory import Trajectory
-from agentwheel.llm.types import SamplingParams
 
 app = typer.Typer(
     help="Train small language models to be reliable tool-using agents.",
@@ -104,11 +104,11 @@ def eval_command(
     ] = None,
 ) -> None:
     """Run a policy on agentic tasks and report state-verified pass^k."""
+    from agentwheel.core.dataset import load_tasks
     from agentwheel.envs.tool_simulator import LLMToolSimulator
     from agentwheel.eval.evaluate import SUMMARY, run_eval
     from agentwheel.llm.openai_compat import ModelConfigError
-    from agentwheel.llm.registry import SpecError, load_chat_model, load_policy, load_user
-    from agentwheel.tasks.dataset import load_tasks
+    from agentwheel.specs import SpecError, load_chat_model, load_policy, load_user
 
     if backend not in ("auto", "mock", "sqlite"):
         raise fail(f"--backend must be auto, mock or sqlite, got {backend!r}")
@@ -271,7 +271,7 @@ def synth_agentic_command(
 def run_llm_expander(source: str | None, teacher: str, out: Path, seed: int) -> None:
     from agentwheel.flywheels.agentic.llm_expander import LLMExpanderConfig, expand_with_llm
     from agentwheel.llm.openai_compat import ModelConfigError
-    from agentwheel.llm.registry import SpecError, load_chat_model
+    from agentwheel.specs import SpecError, load_chat_model
 
     try:
         model = load_chat_model(teacher)
@@ -295,8 +295,8 @@ def validate_command(
     backend: Annotated[str, typer.Option(help="auto | mock | sqlite")] = "auto",
 ) -> None:
     """Check tasks: the oracle must pass, the hack policy must fail, arguments must be traceable."""
+    from agentwheel.core.dataset import load_tasks
     from agentwheel.flywheels.agentic.validate import validate_tasks
-    from agentwheel.tasks.dataset import load_tasks
 
     try:
         task_set = load_tasks(tasks)
@@ -343,7 +343,7 @@ def evolve_agentic_command(
 ) -> None:
     """Grow deeper trees where the policy fails or saturates; keep the learnable band."""
     from agentwheel.flywheels.agentic.evolve import OPERATORS, evolve_agentic
-    from agentwheel.llm.registry import SpecError, load_policy
+    from agentwheel.specs import SpecError, load_policy
 
     if not (report / "summary.json").exists():
         raise fail(f"{report} has no summary.json: run `agentwheel eval --out {report}` first")
@@ -410,8 +410,8 @@ def export_command(
     split: Annotated[str, typer.Option(help="Split name recorded in verl's extra_info.")] = "train",
 ) -> None:
     """Export tasks as parquet for Hugging Face datasets, or in verl's RL parquet layout."""
-    from agentwheel.tasks.dataset import load_tasks
-    from agentwheel.tasks.export import export_parquet, export_verl
+    from agentwheel.core.dataset import load_tasks
+    from agentwheel.export.datasets import export_parquet, export_verl
 
     try:
         task_set = load_tasks(tasks)
@@ -430,8 +430,8 @@ def export_command(
 
 def mount_other_commands() -> None:
     """Commands that live next to the code they drive."""
-    from agentwheel.flywheels.reasoning import cli as reasoning_cli
-    from agentwheel.train import cli as train_cli
+    from agentwheel.cli import reasoning as reasoning_cli
+    from agentwheel.cli import train as train_cli
 
     synth_app.command("reasoning")(reasoning_cli.synth)
     evolve_app.command("reasoning")(reasoning_cli.evolve)

@@ -9,9 +9,11 @@ from pathlib import Path
 
 from pydantic import BaseModel, ValidationError
 
-from agentwheel.tasks.schema import Task
+from agentwheel.core.atomic import write_lines_atomic
+from agentwheel.core.resources import bundled_data
+from agentwheel.core.task import Task
 
-REPO_DATA = Path(__file__).resolve().parents[2] / "data"
+BUNDLED_DATA = bundled_data()
 
 
 class LoadError(BaseModel):
@@ -36,8 +38,8 @@ class TaskSet(BaseModel):
 def resolve_dataset(spec: str | Path) -> list[Path]:
     """A path to a JSONL file or a directory of them, or the name of a bundled dataset."""
     path = Path(spec)
-    if not path.exists() and isinstance(spec, str) and (REPO_DATA / spec).exists():
-        path = REPO_DATA / spec
+    if not path.exists() and isinstance(spec, str) and (BUNDLED_DATA / spec).exists():
+        path = BUNDLED_DATA / spec
     if path.is_dir():
         files = sorted(path.glob("*.jsonl"))
         if not files:
@@ -46,7 +48,9 @@ def resolve_dataset(spec: str | Path) -> list[Path]:
     if path.is_file():
         return [path]
     bundled = (
-        sorted(p.name for p in REPO_DATA.iterdir() if p.is_dir()) if REPO_DATA.exists() else []
+        sorted(p.name for p in BUNDLED_DATA.iterdir() if p.is_dir())
+        if BUNDLED_DATA.exists()
+        else []
     )
     raise FileNotFoundError(
         f"no dataset at {spec!r}; bundled datasets: {', '.join(bundled) or 'none'}"
@@ -102,15 +106,7 @@ def load_tasks(spec: str | Path) -> TaskSet:
 
 def write_tasks(tasks: Iterable[Task], path: Path) -> int:
     """Write tasks as JSONL atomically (temp file, then rename)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(path.suffix + ".tmp")
-    count = 0
-    with open(tmp, "w", encoding="utf-8") as handle:
-        for task in tasks:
-            handle.write(task.model_dump_json(exclude_defaults=False) + "\n")
-            count += 1
-    tmp.replace(path)
-    return count
+    return write_lines_atomic(path, (task.model_dump_json() for task in tasks))
 
 
 def dump_jsonl_line(obj: BaseModel) -> str:

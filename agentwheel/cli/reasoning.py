@@ -1,4 +1,4 @@
-"""Command line for the reasoning flywheel (mounted by agentwheel/cli.py as
+"""Command line for the reasoning flywheel (mounted by agentwheel/cli/app.py as
 `agentwheel synth reasoning` and `agentwheel evolve reasoning`)."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from agentwheel.core.messages import SamplingParams
 from agentwheel.flywheels.reasoning.answer_format import AnswerFormat
 from agentwheel.flywheels.reasoning.evolve import EvolveConfig, evolve_reasoning
 from agentwheel.flywheels.reasoning.filters import Band
@@ -19,7 +20,6 @@ from agentwheel.flywheels.reasoning.progress import RichProgress
 from agentwheel.flywheels.reasoning.stage_io import MANIFEST, PROBLEMS, StageConfigMismatch
 from agentwheel.flywheels.reasoning.synth import SynthConfig, synth_reasoning
 from agentwheel.flywheels.reasoning.teacher import LLM_OPERATORS
-from agentwheel.llm.types import SamplingParams
 
 app = typer.Typer(
     help="Reasoning flywheel: seed problems, evolve what the policy fails.",
@@ -148,7 +148,7 @@ def evolve(
     dtype: Annotated[str, typer.Option(help="float32 | bfloat16 for hf: models.")] = "float32",
 ) -> None:
     """One round: attempt, evolve failures, verify, keep the learnable band."""
-    from agentwheel.llm.registry import SpecError, load_chat_model
+    from agentwheel.specs import SpecError, load_chat_model
 
     if answer_format not in ("boxed", "hash", "answer_tag"):
         raise _fail(f"--answer-format must be boxed, hash or answer_tag, got {answer_format!r}")

@@ -12,16 +12,18 @@ from types import ModuleType
 
 import pytest
 
+from agentwheel.core.messages import Message
+from agentwheel.core.resources import bundled_data
+from agentwheel.core.task import BRANCH_KINDS, Task
 from agentwheel.envs.agent import EpisodeView
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.scripted import SCRIPTED_POLICIES, facts_to_ask_for
 from agentwheel.envs.tools import SqliteTools, is_tool_error, replay
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.flywheels.agentic.validate import validate_tasks
-from agentwheel.llm.scripted import SCRIPTED_POLICIES, facts_to_ask_for
-from agentwheel.llm.types import Message
-from agentwheel.tasks.schema import BRANCH_KINDS, Task
 
-FIXTURES = Path(__file__).resolve().parents[2] / "data" / "fixtures"
+FIXTURES = bundled_data("fixtures")
+BUILDER = Path(__file__).resolve().parents[2] / "scripts" / "build_fixtures.py"
 DOMAINS = ("retail", "airline", "clinic")
 PER_DOMAIN = {"happy": 3, "clarify": 3, "refuse": 3, "transfer": 2, "adversarial": 3}
 MINIMUM = {"happy": 3, "clarify": 2, "refuse": 3, "transfer": 2, "adversarial": 2}
@@ -33,7 +35,7 @@ TRANSFER_TOOLS = {
 
 
 def load_builder() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("build_fixtures", FIXTURES / "build_fixtures.py")
+    spec = importlib.util.spec_from_file_location("build_fixtures", BUILDER)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
     sys.modules[spec.name] = module  # dataclasses look their module up there

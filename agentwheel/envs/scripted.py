@@ -10,11 +10,11 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from agentwheel.core.messages import Completion, ToolCall
+from agentwheel.core.task import Task, ToolCallStep
 from agentwheel.envs.agent import EpisodeView, Policy
 from agentwheel.envs.user import has_pushed
 from agentwheel.llm.tool_calls import format_tool_call
-from agentwheel.llm.types import Completion, ToolCall
-from agentwheel.tasks.schema import Task, ToolCallStep
 
 REFUSAL = "I'm sorry, but I can't do that: our policy does not allow it."
 TRANSFERRED = "I have transferred you to a human agent who will take it from here."

@@ -28,12 +28,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
+from agentwheel.core.resources import bundled_config
 from agentwheel.train.config import describe
 from agentwheel.train.schedule import ScheduleConfig, load_config, run_schedule
 
 console = Console(stderr=True)
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-DEMO_CONFIG = CONFIGS / "demo.yaml"
+DEMO_CONFIG = bundled_config("demo")
 
 # `demo --quick`: one round, fewer tasks and steps, shorter turns (a few minutes on CPU).
 QUICK_OVERRIDES = (
