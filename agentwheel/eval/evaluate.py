@@ -20,6 +20,7 @@ from pydantic import BaseModel
 from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.dataset import LoadError
 from agentwheel.core.jsonl import end_torn_tail, read_models
+from agentwheel.core.stats import mean
 from agentwheel.core.task import BRANCH_KINDS, Task
 from agentwheel.envs.agent import Policy
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
@@ -108,7 +109,7 @@ def summarize(
 
 
 def _mean(values: Sequence[float]) -> float:
-    return round(sum(values) / len(values), 3) if values else 0.0
+    return round(mean(values), 3)
 
 
 def run_eval(

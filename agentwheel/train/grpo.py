@@ -19,6 +19,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from agentwheel.core.stats import mean
 from agentwheel.envs.trajectory import TokenTrace, Trajectory
 from agentwheel.train.batching import (
     MicroBatch,
@@ -327,8 +328,8 @@ class GRPOTrainer:
             ref_kl=weighted["ref_kl"] / n,
             ratio_mean=weighted["ratio_mean"] / n,
             entropy=entropy_sum / n,
-            response_tokens_mean=_mean([sum(_trace(t).loss_mask) for t in kept]),
-            sequence_tokens_mean=_mean([len(_trace(t)) for t in kept]),
+            response_tokens_mean=mean([sum(_trace(t).loss_mask) for t in kept]),
+            sequence_tokens_mean=mean([len(_trace(t)) for t in kept]),
             padding_fraction=padding_fraction(batches),
             grad_norm=grad_norm,
             lr=lr,
@@ -406,7 +407,3 @@ def _trace(trajectory: Trajectory) -> TokenTrace:
             "GRPO needs a policy with a renderer (token-in, token-out)"
         )
     return trajectory.tokens
-
-
-def _mean(values: Sequence[float]) -> float:
-    return sum(values) / len(values) if values else 0.0

@@ -17,6 +17,7 @@ from typing import Generic, TypeVar
 import numpy as np
 
 from agentwheel.core.messages import Completion, SamplingParams
+from agentwheel.core.stats import mean
 from agentwheel.core.task import Task
 from agentwheel.envs.agent import EpisodeView, ModelPolicy, Policy
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
@@ -92,7 +93,7 @@ class RolloutBatch:
             "rollout_groups_dropped": self.groups_dropped,
             "rollout_groups_informative": len(self.groups),
             "rollout_exhausted": self.exhausted,
-            "rollout_reward_mean": sum(rewards) / len(rewards) if rewards else 0.0,
+            "rollout_reward_mean": mean(rewards),
             "rollout_episodes": len(self.trajectories),
         }
 

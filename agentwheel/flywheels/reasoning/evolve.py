@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentwheel.core.messages import SamplingParams
+from agentwheel.core.stats import mean_or_none
 from agentwheel.flywheels.reasoning.answer_format import AnswerFormat
 from agentwheel.flywheels.reasoning.attempts import AttemptRecord, collect_attempts
 from agentwheel.flywheels.reasoning.consistency import ConsistencyResult, check_consistency
@@ -103,7 +104,8 @@ class VerificationRecord(BaseModel):
 
 
 def _mean(values: Sequence[float]) -> float | None:
-    return round(sum(values) / len(values), 4) if values else None
+    m = mean_or_none(values)
+    return None if m is None else round(m, 4)
 
 
 def _attempt(
