@@ -106,7 +106,7 @@ def eval_command(
     """Run a policy on agentic tasks and report state-verified pass^k."""
     from agentwheel.core.dataset import load_tasks
     from agentwheel.envs.tool_simulator import LLMToolSimulator
-    from agentwheel.eval.evaluate import SUMMARY, run_eval
+    from agentwheel.eval.evaluate import SUMMARY, ResumeMismatch, run_eval
     from agentwheel.llm.openai_compat import ModelConfigError
     from agentwheel.specs import SpecError, load_chat_model, load_policy, load_user
 
@@ -141,12 +141,20 @@ def eval_command(
         raise fail(str(exc)) from None
     except Exception as exc:  # a model that cannot be loaded is a user-facing error here
         raise fail(f"could not load {policy!r}: {exc}") from None
-    config = RunnerConfig(max_agent_turns=max_turns, batch_size=batch_size, backend=backend)  # type: ignore[arg-type]
+    # At most one batch in flight: episodes then finish (and reach disk) a batch at a time
+    # instead of all together at the end.
+    config = RunnerConfig(
+        max_agent_turns=max_turns,
+        batch_size=batch_size,
+        max_in_flight=batch_size,
+        backend=backend,  # type: ignore[arg-type]
+    )
     meta = {
         "policy": policy,
         "tasks": tasks,
         "backend": backend,
         "user": user,
+        "tool_simulator": tool_simulator,
         "sampling": params.model_dump(),
     }
     console.print(f"evaluating [bold]{policy}[/] on {len(selected)} tasks × {k} trials → {out}")
@@ -180,8 +188,11 @@ def eval_command(
                 on_episode=tick,
                 tool_simulator=tool_sim,
             )
-        except FileExistsError as exc:
+        except (FileExistsError, ResumeMismatch) as exc:
             raise fail(str(exc)) from None
+        except KeyboardInterrupt:
+            console.print(f"interrupted: finished episodes are in {out}; rerun with --resume")
+            raise typer.Exit(130) from None
         except ModelConfigError as exc:
             raise fail(f"{exc}; finished episodes are in {out}, rerun with --resume") from None
     if summary["resumed_episodes"]:

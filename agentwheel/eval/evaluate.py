@@ -1,8 +1,10 @@
 """The eval stage: run k trials of every task, stream traces to disk, summarise pass^k.
 
 Traces are appended one JSON line per finished episode and flushed as they finish, so a
-killed run loses at most the episodes in flight; `resume=True` skips (task, trial) pairs
-already on disk.
+killed run loses at most the episodes in flight. `resume=True` skips (task, trial) pairs
+already on disk, but only when they were made with the same settings (policy, back-end,
+user, sampling, limits: recorded in `eval_key.json`), and runs again the episodes that
+ended on a model or user-simulator failure (a server outage is not a result).
 """
 
 from __future__ import annotations
@@ -31,6 +33,12 @@ from agentwheel.eval.passk import pass_hat_curve
 
 TRACES = "traces.jsonl"
 SUMMARY = "summary.json"
+EVAL_KEY = "eval_key.json"
+FAILED_TERMINATIONS = frozenset({"model_error", "user_error"})
+
+
+class ResumeMismatch(ValueError):
+    """Traces on disk were made with other settings than this run's."""
 
 
 class ResumeState(BaseModel):
@@ -59,6 +67,47 @@ class TraceWriter:
 
     def close(self) -> None:
         self._handle.close()
+
+
+def eval_key(policy: Policy, config: RunnerConfig, meta: dict[str, Any]) -> dict[str, Any]:
+    """What decides an episode's outcome besides the task: episodes made under another key
+    are never reused by a resumed run."""
+    return {
+        "policy": meta.get("policy", getattr(policy, "name", "policy")),
+        "backend": config.backend,
+        "user": meta.get("user", "scripted"),
+        "tool_simulator": meta.get("tool_simulator"),
+        "sampling": meta.get("sampling"),
+        "max_agent_turns": config.max_agent_turns,
+        "max_episode_tokens": config.max_episode_tokens,
+    }
+
+
+def check_resume_key(out: Path, key: dict[str, Any]) -> None:
+    """Raise `ResumeMismatch` naming every setting that differs from the one on disk."""
+    path = out / EVAL_KEY
+    if not path.exists():
+        return
+    on_disk = json.loads(path.read_text(encoding="utf-8"))
+    differ = [
+        f"{name}: {on_disk.get(name)!r} on disk, {value!r} now"
+        for name, value in key.items()
+        if on_disk.get(name) != value
+    ]
+    if differ:
+        raise ResumeMismatch(
+            f"{out} holds episodes made with other settings ({'; '.join(differ)}): "
+            "use another --out, or the same settings to resume"
+        )
+
+
+def latest_results(trajectories: Iterable[Trajectory]) -> list[Trajectory]:
+    """One trajectory per (task, trial): the last one that did not fail."""
+    latest: dict[tuple[str, int], Trajectory] = {}
+    for t in trajectories:
+        if t.termination not in FAILED_TERMINATIONS:
+            latest[(t.task_id, t.trial)] = t
+    return list(latest.values())
 
 
 def _group_pass(trajectories: Iterable[Trajectory], k: int) -> dict[str, Any]:
@@ -131,15 +180,24 @@ def run_eval(
         raise FileExistsError(
             f"{traces_path} exists: pass --resume to continue it, or another --out"
         )
+    key = eval_key(policy, config, {"policy": getattr(policy, "name", "policy"), **(meta or {})})
+    if resume:
+        check_resume_key(out, key)
+    out.mkdir(parents=True, exist_ok=True)
+    write_text_atomic(out / EVAL_KEY, json.dumps(key, indent=2, ensure_ascii=False))
     state = read_traces(traces_path) if resume else ResumeState(done=[])
     wanted = {t.id for t in tasks}
-    done = [t for t in state.done if t.task_id in wanted and t.trial < k]
-    finished = {(t.task_id, t.trial) for t in done}
+    done = [t for t in latest_results(state.done) if t.task_id in wanted and t.trial < k]
+    finished_keys = {(t.task_id, t.trial) for t in done}
+    retried = len(
+        {(t.task_id, t.trial) for t in state.done if t.termination in FAILED_TERMINATIONS}
+        - finished_keys
+    )
     specs = [
         EpisodeSpec(task=task, trial=trial)
         for trial in range(k)
         for task in tasks
-        if (task.id, trial) not in finished
+        if (task.id, trial) not in finished_keys
     ]
     writer = TraceWriter(traces_path)
     new: list[Trajectory] = []
@@ -163,6 +221,7 @@ def run_eval(
             "policy": getattr(policy, "name", "policy"),
             **(meta or {}),
             "resumed_episodes": len(done),
+            "retried_failed_episodes": retried,
             "corrupt_trace_lines": state.corrupt_lines,
             "wall_seconds": round(wall, 3),
         },

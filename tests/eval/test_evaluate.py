@@ -5,10 +5,11 @@ from typer.testing import CliRunner
 
 from agentwheel.cli import app
 from agentwheel.core.dataset import write_tasks
+from agentwheel.core.messages import Completion
 from agentwheel.envs.runner import RunnerConfig
 from agentwheel.envs.scripted import OraclePolicy, RefusePolicy
 from agentwheel.envs.user import ScriptedUser
-from agentwheel.eval.evaluate import TRACES, read_traces, run_eval
+from agentwheel.eval.evaluate import TRACES, ResumeMismatch, read_traces, run_eval
 from tests.envs.sample_tasks import ALL_KINDS, make_task
 
 TASKS = [make_task(k) for k in ALL_KINDS]
@@ -71,6 +72,68 @@ def test_interrupted_run_resumes_without_redoing_finished_episodes(tmp_path):
     assert summary["n_episodes"] == 10 and summary["pass_hat_k"]["2"] == 1.0
     keys = [(t.task_id, t.trial) for t in read_traces(tmp_path / TRACES).done]
     assert len(keys) == len(set(keys)) == 10
+
+
+def test_resume_refuses_episodes_made_with_another_policy_or_backend(tmp_path):
+    run_eval(TASKS, RefusePolicy(), ScriptedUser(), 1, tmp_path, RunnerConfig(backend="mock"))
+    with pytest.raises(ResumeMismatch, match="policy: 'refuse' on disk, 'oracle' now"):
+        run_eval(
+            TASKS,
+            OraclePolicy(),
+            ScriptedUser(),
+            1,
+            tmp_path,
+            RunnerConfig(backend="mock"),
+            resume=True,
+        )
+    with pytest.raises(ResumeMismatch, match="backend: 'mock' on disk, 'sqlite' now"):
+        run_eval(
+            TASKS,
+            RefusePolicy(),
+            ScriptedUser(),
+            1,
+            tmp_path,
+            RunnerConfig(backend="sqlite"),
+            resume=True,
+        )
+    # Nothing on disk was touched by the refused resumes: the refuse run's episodes stand.
+    assert len(read_traces(tmp_path / TRACES).done) == len(TASKS)
+    same = run_eval(
+        TASKS,
+        RefusePolicy(),
+        ScriptedUser(),
+        1,
+        tmp_path,
+        RunnerConfig(backend="mock"),
+        resume=True,
+    )
+    assert same["resumed_episodes"] == len(TASKS) and same["pass_hat_k"]["1"] == 0.4
+
+
+class FailingThenWorkingPolicy:
+    """Fails every episode (as a policy behind a server outage would) until `up` is set."""
+
+    name = "flaky"
+
+    def __init__(self):
+        self.up = False
+        self.oracle = OraclePolicy()
+
+    def act(self, views):
+        if self.up:
+            return self.oracle.act(views)
+        return [Completion(finish_reason="error", error="connection refused") for _ in views]
+
+
+def test_resume_runs_again_the_episodes_that_failed_during_an_outage(tmp_path):
+    policy = FailingThenWorkingPolicy()
+    down = run_eval(TASKS, policy, ScriptedUser(), 1, tmp_path, RunnerConfig())
+    assert down["terminations"] == {"model_error": len(TASKS)}
+    policy.up = True
+    again = run_eval(TASKS, policy, ScriptedUser(), 1, tmp_path, RunnerConfig(), resume=True)
+    assert again["resumed_episodes"] == 0
+    assert again["retried_failed_episodes"] == len(TASKS)
+    assert again["n_episodes"] == len(TASKS) and again["pass_hat_k"]["1"] == 1.0
 
 
 def test_cli_eval_prints_table_and_reports_bad_lines(tmp_path):
