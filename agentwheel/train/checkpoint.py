@@ -8,9 +8,14 @@ Layout of a checkpoint directory:
     trainer_state.pt     optimizer state, step, data-order position, RNG states.
     state.json           step and data position, readable.
     train_config.json    the trainer config.
+    run_state.json       optional: the caller's run state as of this checkpoint, so that
+                         the checkpoint and the run's bookkeeping commit in one rename.
+    COMPLETE             written last: the directory holds a whole checkpoint.
 
 A checkpoint is written to a temporary sibling directory and renamed into place, so a
-crash never leaves a half-written checkpoint under the final name.
+crash never leaves a half-written checkpoint under the final name. A crash between the two
+renames of a replacement leaves no directory under the final name but a complete sibling;
+`recover_checkpoint` puts the newest complete one back. Stale siblings are removed.
 """
 
 from __future__ import annotations
@@ -20,6 +25,7 @@ import json
 import os
 import random
 import shutil
+import signal
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -69,6 +75,77 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
+COMPLETE = "COMPLETE"
+RUN_STATE = "run_state.json"
+CRASH_POINT_ENV = "AGENTWHEEL_CRASH_AT"
+
+
+class CheckpointDamaged(RuntimeError):
+    """A checkpoint directory that cannot be loaded; the message names the file."""
+
+
+def crash_point(name: str) -> None:
+    """Fault injection for the kill-anywhere tests: SIGKILL this process when the
+    environment names this point (`AGENTWHEEL_CRASH_AT=name` or `name@N` for the N-th pass).
+    Costs one dictionary lookup otherwise."""
+    wanted = os.environ.get(CRASH_POINT_ENV)
+    if not wanted:
+        return
+    target, _, count = wanted.partition("@")
+    if target != name:
+        return
+    passes = _CRASH_PASSES.get(name, 0) + 1
+    _CRASH_PASSES[name] = passes
+    if passes >= int(count or 1):
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
+_CRASH_PASSES: dict[str, int] = {}
+
+
+def is_complete(path: Path) -> bool:
+    return (path / COMPLETE).exists()
+
+
+def _siblings(path: Path) -> list[Path]:
+    """Temporaries and replaced copies of `path` left by this or an earlier process."""
+    return sorted(path.parent.glob(f".{path.name}.tmp-*")) + sorted(
+        path.parent.glob(f".{path.name}.old-*")
+    )
+
+
+def _checkpoint_step(path: Path) -> int:
+    try:
+        return int(json.loads((path / "state.json").read_text())["step"])
+    except (OSError, ValueError, KeyError):
+        return -1
+
+
+def recover_checkpoint(path: str | Path) -> str | None:
+    """Make `path` a complete checkpoint again if a kill left it missing or incomplete
+    while a complete sibling exists (the newest by step is moved into place); remove stale
+    siblings. Returns a note saying what was done, or None when nothing was needed."""
+    path = Path(path)
+    note = None
+    if not is_complete(path):
+        candidates = [p for p in _siblings(path) if is_complete(p)]
+        if candidates:
+            best = max(candidates, key=_checkpoint_step)
+            if path.exists():
+                shutil.rmtree(path)
+            best.rename(path)
+            note = f"recovered {path.name} from {best.name} (a kill interrupted its commit)"
+    for stale in _siblings(path):
+        shutil.rmtree(stale, ignore_errors=True)
+    return note
+
+
+def read_run_state(path: str | Path) -> str | None:
+    """The run state saved with a complete checkpoint, if any."""
+    file = Path(path) / RUN_STATE
+    return file.read_text(encoding="utf-8") if is_complete(Path(path)) and file.exists() else None
+
+
 def save_checkpoint(
     path: str | Path,
     model: nn.Module,
@@ -77,8 +154,10 @@ def save_checkpoint(
     *,
     tokenizer: Any = None,
     config: Any = None,
+    run_state: str | None = None,
 ) -> Path:
-    """Write a checkpoint atomically to `path` (replacing one already there)."""
+    """Write a checkpoint atomically to `path` (replacing one already there), with
+    `run_state` (the caller's bookkeeping as of this checkpoint) inside it."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -111,14 +190,29 @@ def save_checkpoint(
     (tmp / "state.json").write_text(json.dumps(readable, indent=2) + "\n")
     if config is not None:
         (tmp / "train_config.json").write_text(json.dumps(config_dict(config), indent=2) + "\n")
+    if run_state is not None:
+        (tmp / RUN_STATE).write_text(run_state, encoding="utf-8")
+    crash_point("checkpoint:before_complete")
+    _sync_tree(tmp)
+    (tmp / COMPLETE).write_text(f"{state.step}\n")
 
     old = path.with_name(f".{path.name}.old-{os.getpid()}")
     if path.exists():
         path.rename(old)
+    crash_point("checkpoint:between_renames")
     tmp.rename(path)
-    if old.exists():
-        shutil.rmtree(old)
+    crash_point("checkpoint:after_rename")
+    for stale in _siblings(path):
+        shutil.rmtree(stale, ignore_errors=True)
     return path
+
+
+def _sync_tree(directory: Path) -> None:
+    """fsync every file, so that the COMPLETE marker never reaches disk before the data."""
+    for file in directory.rglob("*"):
+        if file.is_file():
+            with open(file, "rb") as handle:
+                os.fsync(handle.fileno())
 
 
 @contextlib.contextmanager
@@ -142,6 +236,15 @@ def load_checkpoint(
     state into `optimizer`, and restore the global RNG states; returns step and data
     position. `model` and `optimizer` must be set up as when saving (same config)."""
     path = Path(path)
+    try:
+        return _load(path, model, optimizer)
+    except Exception as exc:  # safetensors, torch.load and pickle each raise their own types
+        if isinstance(exc, FileNotFoundError) and not path.exists():
+            raise
+        raise CheckpointDamaged(f"checkpoint {path} cannot be loaded: {exc}") from exc
+
+
+def _load(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None) -> TrainerState:
     device = next(model.parameters()).device
     if is_lora(model):
         from peft import set_peft_model_state_dict

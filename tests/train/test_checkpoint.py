@@ -1,10 +1,21 @@
 import json
+import os
 import random
+import subprocess
+import sys
 
+import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
 from agentwheel.train.batching import TrainSequence
+from agentwheel.train.checkpoint import (
+    CheckpointDamaged,
+    is_complete,
+    load_checkpoint,
+    read_run_state,
+    recover_checkpoint,
+)
 from agentwheel.train.config import GRPOConfig, LoraSettings, SFTConfig
 from agentwheel.train.grpo import GRPOTrainer
 from agentwheel.train.sft import SFTTrainer
@@ -52,6 +63,7 @@ def test_checkpoint_is_a_hugging_face_model_directory(tmp_path):
     trainer.step(dataset(2))
     path = trainer.save(tmp_path / "ckpt")
     assert sorted(p.name for p in path.iterdir()) == [
+        "COMPLETE",
         "model",
         "state.json",
         "train_config.json",
@@ -107,3 +119,81 @@ def test_grpo_lora_resume_and_merged_export(tmp_path):
         torch.equal(a, b)
         for a, b in zip(params(resumed.model), params(straight.model), strict=True)
     )
+
+
+def saved_trainer(tmp_path, steps):
+    trainer = SFTTrainer(tiny_model(), SFTConfig(lr=1e-2, batch_size=2))
+    for _ in range(steps):
+        trainer.step(dataset(2))
+    return trainer
+
+
+def test_run_state_commits_with_the_checkpoint(tmp_path):
+    trainer = saved_trainer(tmp_path, 1)
+    path = trainer.save(tmp_path / "last")
+    assert read_run_state(path) is None
+    from agentwheel.train.checkpoint import TrainerState, save_checkpoint
+
+    save_checkpoint(
+        path, trainer.model, trainer.optimizer, TrainerState(step=1), run_state='{"x": 1}'
+    )
+    assert read_run_state(path) == '{"x": 1}'
+
+
+KILL_SCRIPT = """
+import sys
+from pathlib import Path
+from agentwheel.train.config import SFTConfig
+from agentwheel.train.sft import SFTTrainer
+from tests.train.conftest import tiny_model
+from tests.train.test_checkpoint import dataset
+trainer = SFTTrainer(tiny_model(), SFTConfig(lr=1e-2, batch_size=2))
+for _ in range(int(sys.argv[2])):
+    trainer.step(dataset(2))
+    trainer.save(Path(sys.argv[1]))
+"""
+
+
+def save_and_kill(tmp_path, steps, point):
+    env = {**os.environ, "AGENTWHEEL_CRASH_AT": point}
+    done = subprocess.run(
+        [sys.executable, "-c", KILL_SCRIPT, str(tmp_path / "last"), str(steps)],
+        env=env,
+        cwd=os.getcwd(),
+        capture_output=True,
+    )
+    return done.returncode
+
+
+@pytest.mark.parametrize(
+    ("point", "expected_step"),
+    [
+        # killed while writing step 2: step 1 stands (the partial one is never used)
+        ("checkpoint:before_complete@2", 1),
+        # killed with step 1 moved aside and step 2 complete but not yet renamed in
+        ("checkpoint:between_renames@2", 2),
+        ("checkpoint:after_rename@2", 2),
+    ],
+)
+def test_a_kill_inside_the_checkpoint_commit_leaves_a_loadable_checkpoint(
+    tmp_path, point, expected_step
+):
+    assert save_and_kill(tmp_path, 3, point) == -9
+    path = tmp_path / "last"
+    recover_checkpoint(path)
+    assert is_complete(path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["last"]  # temporaries cleaned
+    state = load_checkpoint(path, tiny_model())
+    assert state.step == expected_step
+
+
+def test_a_truncated_checkpoint_is_reported_not_a_traceback(tmp_path):
+    path = saved_trainer(tmp_path, 1).save(tmp_path / "last")
+    weights = path / "model" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:100])
+    with pytest.raises(CheckpointDamaged, match="cannot be loaded"):
+        load_checkpoint(path, tiny_model())
+    other = saved_trainer(tmp_path, 1).save(tmp_path / "other")
+    (other / "trainer_state.pt").write_bytes(b"garbage")
+    with pytest.raises(CheckpointDamaged, match="cannot be loaded"):
+        load_checkpoint(other, tiny_model())
