@@ -22,7 +22,11 @@ from agentwheel.flywheels.agentic.expand import expand_workflows
 from agentwheel.flywheels.agentic.lookup import lookup_target, lookup_task
 from agentwheel.flywheels.agentic.synth import TASKS
 from agentwheel.flywheels.agentic.validate import validate_tasks
-from agentwheel.flywheels.agentic.workflow import load_workflow, load_workflows, parse_workflow
+from agentwheel.flywheels.agentic.workflow_loader import (
+    load_workflow,
+    load_workflows,
+    parse_workflow,
+)
 from tests.flywheels.evolve_report import evolve_refused, refuse_report
 
 RETAIL = "agentwheel/data/workflows/retail_order_cancel.yaml"

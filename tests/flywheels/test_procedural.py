@@ -53,7 +53,7 @@ def test_push_strategies_and_extra_conditions_grow_the_tree():
 
 
 def test_raising_extra_conditions_keeps_earlier_rules():
-    from agentwheel.flywheels.agentic.workflow import load_workflows
+    from agentwheel.flywheels.agentic.workflow_loader import load_workflows
 
     workflows, _ = load_workflows()
     for wf in workflows:
@@ -297,7 +297,7 @@ def test_unsatisfiable_demands_become_world_rejections():
     data["steps"][0]["preconditions"].append(
         {"id": "veteran", "field": "renewals", "op": "ge", "value": 3, "rule": "Odd rule."}
     )
-    from agentwheel.flywheels.agentic.workflow import parse_workflow
+    from agentwheel.flywheels.agentic.workflow_loader import parse_workflow
 
     wf = parse_workflow(data)
     tasks, stats, rejections = expand_workflows([wf], seed=0, tasks_per_workflow=10)

@@ -4,10 +4,10 @@ import random
 import pytest
 import yaml
 
-from agentwheel.flywheels.agentic.workflow import (
+from agentwheel.flywheels.agentic.workflow import compare
+from agentwheel.flywheels.agentic.workflow_loader import (
     BUNDLED_WORKFLOWS,
     WorkflowError,
-    compare,
     load_workflow,
     load_workflows,
     parse_workflow,

@@ -43,7 +43,8 @@ from agentwheel.flywheels.agentic.lookup import LOOKUP, lookup_task
 from agentwheel.flywheels.agentic.procedural import ProceduralExpander
 from agentwheel.flywheels.agentic.synth import count_reasons, gate, write_stage_output
 from agentwheel.flywheels.agentic.tree import BehaviorTree
-from agentwheel.flywheels.agentic.workflow import Workflow, load_workflows
+from agentwheel.flywheels.agentic.workflow import Workflow
+from agentwheel.flywheels.agentic.workflow_loader import load_workflows
 
 DEEPEN = "deepen"
 OPERATORS = (DEEPEN, LOOKUP)

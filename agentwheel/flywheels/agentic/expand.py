@@ -23,7 +23,9 @@ from agentwheel.flywheels.agentic.procedural import ProceduralExpander, TreeExpa
 from agentwheel.flywheels.agentic.rejection import Rejection
 from agentwheel.flywheels.agentic.seeds import derive_seed
 from agentwheel.flywheels.agentic.tree import BehaviorTree, TreeStats
-from agentwheel.flywheels.agentic.workflow import Workflow, check_workflow, load_workflows
+from agentwheel.flywheels.agentic.workflow import Workflow
+from agentwheel.flywheels.agentic.workflow_checks import check_workflow
+from agentwheel.flywheels.agentic.workflow_loader import load_workflows
 from agentwheel.flywheels.agentic.world import make_faker
 
 
