@@ -288,7 +288,10 @@ def test_malformed_workflows_are_counted_not_raised(tmp_path):
     )
     assert len(tasks) == 10
     assert stats.workflows == 1 and stats.workflows_rejected == 1
-    assert [(r.stage, r.field) for r in rejections] == [("load", "steps.0.preconditions.0.op")]
+    assert [(r.stage, r.reason, r.field) for r in rejections] == [
+        ("load", "invalid_workflow", "steps.0.preconditions.0.op")
+    ]
+    assert rejections[0].item.endswith("bad.yaml") and "not_in" in rejections[0].detail
 
 
 def test_unsatisfiable_demands_become_world_rejections():
@@ -302,7 +305,8 @@ def test_unsatisfiable_demands_become_world_rejections():
     wf = parse_workflow(data)
     tasks, stats, rejections = expand_workflows([wf], seed=0, tasks_per_workflow=10)
     assert rejections and {r.stage for r in rejections} == {"world"}
-    assert "no value of loans.renewals" in rejections[0].reason
+    assert rejections[0].reason == "no_world"
+    assert "no value of loans.renewals" in rejections[0].detail
     # branches that need only one of the two rules to hold still yield tasks
     assert {t.branch_kind for t in tasks} >= {"transfer", "refuse"}
     assert stats.rejections == len(rejections)

@@ -13,8 +13,8 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
+from agentwheel.core.rejection import Rejection
 from agentwheel.core.resources import bundled_data
-from agentwheel.flywheels.agentic.rejection import Rejection
 from agentwheel.flywheels.agentic.workflow import Workflow
 from agentwheel.flywheels.agentic.workflow_checks import check_workflow
 
@@ -111,19 +111,28 @@ def load_workflows(
             workflow = load_workflow(path)
         except WorkflowError as exc:
             rejections.append(
-                Rejection(stage="load", workflow=str(path), field=exc.field, reason=exc.message)
+                Rejection(
+                    stage="load",
+                    item=str(path),
+                    reason="invalid_workflow",
+                    detail=exc.message,
+                    field=exc.field,
+                )
             )
             continue
         except OSError as exc:
-            rejections.append(Rejection(stage="load", workflow=str(path), reason=str(exc)))
+            rejections.append(
+                Rejection(stage="load", item=str(path), reason="unreadable", detail=str(exc))
+            )
             continue
         if workflow.id in seen:
             rejections.append(
                 Rejection(
                     stage="load",
-                    workflow=str(path),
+                    item=str(path),
+                    reason="duplicate_id",
+                    detail=f"workflow id {workflow.id!r} is also in {seen[workflow.id]}",
                     field="id",
-                    reason=f"duplicate workflow id {workflow.id!r} (also in {seen[workflow.id]})",
                 )
             )
             continue
