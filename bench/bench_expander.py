@@ -33,7 +33,8 @@ from machine import write_result
 
 from agentwheel.core.messages import ChatRequest, Completion, SamplingParams
 from agentwheel.flywheels.agentic.llm_expander import LLMExpanderConfig, expand_with_llm
-from agentwheel.flywheels.agentic.workflow import Workflow, load_workflows
+from agentwheel.flywheels.agentic.workflow import Workflow
+from agentwheel.flywheels.agentic.workflow_loader import load_workflows
 from agentwheel.llm.openai_compat import OpenAIChatModel
 from tests.flywheels.test_llm_expander import BRANCHES, FakeTeacher
 from tests.llm.openai_server import TEST_MODEL, OpenAITestServer

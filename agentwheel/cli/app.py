@@ -317,9 +317,7 @@ def validate_command(
         console.print(f"[yellow]unreadable[/] {error}")
     report = validate_tasks(task_set.tasks, backend=backend)  # type: ignore[arg-type]
     for rejection in report.rejected:
-        console.print(
-            f"[red]rejected[/] {rejection.task_id}: {rejection.reason}: {rejection.detail}"
-        )
+        console.print(f"[red]rejected[/] {rejection.item}: {rejection.reason}: {rejection.detail}")
     counts = {**report.counts, "unreadable lines": len(task_set.errors)}
     Console().print(counts_table(f"validation of {tasks}", counts))
     if report.rejected or task_set.errors:

@@ -66,7 +66,8 @@ from agentwheel.eval.evaluate import (
 )
 from agentwheel.flywheels.agentic.evolve import evolve_agentic
 from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
-from agentwheel.flywheels.agentic.workflow import Workflow, load_workflow, workflow_paths
+from agentwheel.flywheels.agentic.workflow import Workflow
+from agentwheel.flywheels.agentic.workflow_loader import load_workflow, workflow_paths
 from agentwheel.flywheels.reasoning.answer_format import AnswerFormat
 from agentwheel.flywheels.reasoning.evolve import EvolveConfig as ReasoningEvolveConfig
 from agentwheel.flywheels.reasoning.evolve import evolve_reasoning

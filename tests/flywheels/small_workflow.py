@@ -5,7 +5,8 @@ from __future__ import annotations
 import copy
 from typing import Any
 
-from agentwheel.flywheels.agentic.workflow import Workflow, parse_workflow
+from agentwheel.flywheels.agentic.workflow import Workflow
+from agentwheel.flywheels.agentic.workflow_loader import parse_workflow
 
 SMALL: dict[str, Any] = {
     "id": "library_renewal",

@@ -1,3 +1,4 @@
+from agentwheel.core.rejection import Rejection
 from agentwheel.core.task import Task, ToolSpec, UserSide
 from agentwheel.flywheels.agentic.branches import (
     Branch,
@@ -9,7 +10,6 @@ from agentwheel.flywheels.agentic.branches import (
     sample_tasks,
 )
 from agentwheel.flywheels.agentic.procedural import ProceduralExpander
-from agentwheel.flywheels.agentic.rejection import Rejection
 from tests.flywheels.small_workflow import small_workflow
 
 
@@ -103,7 +103,9 @@ def test_sample_tasks_balances_kinds_and_counts_losses():
     def make(branch: Branch, instance: int):
         calls.append((branch.id, instance))
         if branch.id == "refuse.on_loan":
-            return Rejection(stage="world", workflow="w", branch=branch.id, reason="no world")
+            return Rejection(
+                stage="world", item="w", reason="no_world", context={"branch": branch.id}
+            )
         if branch.kind == "transfer" and instance in (1, 2):
             return _task(len(calls), "Why do I have a fine on my card?", branch.kind)
         return _task(len(calls), f"{branch.id} {_letters(len(calls))}", branch.kind)
@@ -120,7 +122,9 @@ def test_sample_tasks_balances_kinds_and_counts_losses():
     # refuse.on_loan always fails, so refuse tasks all come from refuse.renewal_limit
     refuse_ids = {t.id for t in tasks if t.branch_kind == "refuse"}
     assert len(refuse_ids) == 3
-    assert report.rejections and all(r.branch == "refuse.on_loan" for r in report.rejections)
+    assert report.rejections and all(
+        r.context["branch"] == "refuse.on_loan" for r in report.rejections
+    )
     # transfer instances 1 and 2 say the same thing: 2 is dropped and 3 takes its place
     assert report.near_duplicates == 1
     assert [i for b, i in calls if b == "transfer.fines"] == [0, 1, 2, 3]
@@ -135,7 +139,7 @@ def test_sample_tasks_gives_exhausted_kinds_budget_to_others():
 
     def make(branch: Branch, instance: int):
         if branch.kind == "clarify":
-            return Rejection(stage="world", workflow="w", branch=branch.id, reason="never")
+            return Rejection(stage="world", item="w", reason="never", context={"branch": branch.id})
         return _task(instance, f"{branch.id} {_letters(instance)}", branch.kind)
 
     tasks, report = sample_tasks(branches, budget=10, make_task=make, seed=1, attempts_per_task=1)

@@ -34,7 +34,8 @@ from agentwheel.flywheels.agentic.llm_expander import (
     tree_branches,
 )
 from agentwheel.flywheels.agentic.validate import validate_tasks
-from agentwheel.flywheels.agentic.workflow import Workflow, load_workflows
+from agentwheel.flywheels.agentic.workflow import Workflow
+from agentwheel.flywheels.agentic.workflow_loader import load_workflows
 from agentwheel.llm.openai_compat import ModelConfigError, OpenAIChatModel
 from tests.llm.openai_server import (
     TEST_MODEL,
@@ -519,7 +520,7 @@ CHILD = textwrap.dedent(
     """
     import sys
     from agentwheel.flywheels.agentic.llm_expander import LLMExpanderConfig, expand_with_llm
-    from agentwheel.flywheels.agentic.workflow import load_workflows
+    from agentwheel.flywheels.agentic.workflow_loader import load_workflows
     from agentwheel.llm.openai_compat import OpenAIChatModel
 
     url, out = sys.argv[1], sys.argv[2]

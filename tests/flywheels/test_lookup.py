@@ -19,10 +19,15 @@ from agentwheel.eval.evaluate import read_traces
 from agentwheel.flywheels.agentic import phrasing
 from agentwheel.flywheels.agentic.evolve import BAND_TRACES, mix_variants
 from agentwheel.flywheels.agentic.expand import expand_workflows
-from agentwheel.flywheels.agentic.lookup import lookup_target, lookup_task
+from agentwheel.flywheels.agentic.lookup import lookup_task
+from agentwheel.flywheels.agentic.lookup_target import lookup_target
 from agentwheel.flywheels.agentic.synth import TASKS
 from agentwheel.flywheels.agentic.validate import validate_tasks
-from agentwheel.flywheels.agentic.workflow import load_workflow, load_workflows, parse_workflow
+from agentwheel.flywheels.agentic.workflow_loader import (
+    load_workflow,
+    load_workflows,
+    parse_workflow,
+)
 from tests.flywheels.evolve_report import evolve_refused, refuse_report
 
 RETAIL = "agentwheel/data/workflows/retail_order_cancel.yaml"

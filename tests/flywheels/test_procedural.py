@@ -53,7 +53,7 @@ def test_push_strategies_and_extra_conditions_grow_the_tree():
 
 
 def test_raising_extra_conditions_keeps_earlier_rules():
-    from agentwheel.flywheels.agentic.workflow import load_workflows
+    from agentwheel.flywheels.agentic.workflow_loader import load_workflows
 
     workflows, _ = load_workflows()
     for wf in workflows:
@@ -288,7 +288,10 @@ def test_malformed_workflows_are_counted_not_raised(tmp_path):
     )
     assert len(tasks) == 10
     assert stats.workflows == 1 and stats.workflows_rejected == 1
-    assert [(r.stage, r.field) for r in rejections] == [("load", "steps.0.preconditions.0.op")]
+    assert [(r.stage, r.reason, r.field) for r in rejections] == [
+        ("load", "invalid_workflow", "steps.0.preconditions.0.op")
+    ]
+    assert rejections[0].item.endswith("bad.yaml") and "not_in" in rejections[0].detail
 
 
 def test_unsatisfiable_demands_become_world_rejections():
@@ -297,12 +300,13 @@ def test_unsatisfiable_demands_become_world_rejections():
     data["steps"][0]["preconditions"].append(
         {"id": "veteran", "field": "renewals", "op": "ge", "value": 3, "rule": "Odd rule."}
     )
-    from agentwheel.flywheels.agentic.workflow import parse_workflow
+    from agentwheel.flywheels.agentic.workflow_loader import parse_workflow
 
     wf = parse_workflow(data)
     tasks, stats, rejections = expand_workflows([wf], seed=0, tasks_per_workflow=10)
     assert rejections and {r.stage for r in rejections} == {"world"}
-    assert "no value of loans.renewals" in rejections[0].reason
+    assert rejections[0].reason == "no_world"
+    assert "no value of loans.renewals" in rejections[0].detail
     # branches that need only one of the two rules to hold still yield tasks
     assert {t.branch_kind for t in tasks} >= {"transfer", "refuse"}
     assert stats.rejections == len(rejections)

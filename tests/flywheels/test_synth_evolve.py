@@ -1,10 +1,25 @@
 import json
+from collections import Counter
+
+import yaml
 
 from agentwheel.core.dataset import load_tasks
+from agentwheel.core.rejection import Rejection
+from agentwheel.core.task import ToolCallStep
 from agentwheel.flywheels.agentic.evolve import learnable_band
-from agentwheel.flywheels.agentic.synth import MANIFEST, TASKS, synth_agentic
+from agentwheel.flywheels.agentic.synth import (
+    MANIFEST,
+    REJECTIONS,
+    TASKS,
+    counts_by_reason,
+    gate,
+    synth_agentic,
+)
 from agentwheel.flywheels.agentic.validate import validate_tasks
+from agentwheel.flywheels.agentic.workflow_loader import parse_workflow
+from tests.envs.sample_tasks import make_task
 from tests.flywheels.evolve_report import evolve_refused, refuse_report
+from tests.flywheels.small_workflow import small_data
 
 WORKFLOWS = [
     "agentwheel/data/workflows/retail_order_cancel.yaml",
@@ -21,6 +36,48 @@ def test_synth_writes_validated_tasks_and_a_manifest(tmp_path):
     assert manifest.mean_tree_depth > 2
     assert json.loads((tmp_path / MANIFEST).read_text())["tasks"] == len(tasks)
     assert validate_tasks(tasks).counts == {"kept": len(tasks)}
+
+
+def test_synth_writes_each_rejection_as_one_record_and_counts_it(tmp_path):
+    bad = small_data()
+    bad["id"] = "bad_op"
+    bad["steps"][0]["preconditions"][0]["op"] = "roughly"
+    bad_file = tmp_path / "bad.yaml"
+    bad_file.write_text(yaml.safe_dump(bad))
+    # renewals must be < 2 and >= 3 at once: the branches that need both get no world.
+    contradictory = small_data()
+    contradictory["steps"][0]["preconditions"].append(
+        {"id": "veteran", "field": "renewals", "op": "ge", "value": 3, "rule": "Odd rule."}
+    )
+    workflow = parse_workflow(contradictory)
+    manifest = synth_agentic(tmp_path / "out", [workflow, bad_file], tasks_per_workflow=10)
+    lines = (tmp_path / "out" / REJECTIONS).read_text().splitlines()
+    rejections = [Rejection.model_validate_json(line) for line in lines]
+    load = [r for r in rejections if r.stage == "load"]
+    assert [(r.item, r.reason, r.field) for r in load] == [
+        (str(bad_file), "invalid_workflow", "steps.0.preconditions.0.op")
+    ]
+    world = [r for r in rejections if r.stage == "world"]
+    assert world and {r.reason for r in world} == {"no_world"}
+    assert all(r.item == workflow.id and r.context["branch"] for r in world)
+    counted = Counter(f"{r.stage}:{r.reason}" for r in rejections)
+    assert manifest.rejections_by_reason == dict(counted)
+    assert manifest.rejections_by_reason["load:invalid_workflow"] == 1
+
+
+def test_gate_appends_validation_rejections_to_the_expansion_ones():
+    broken = make_task("happy").model_copy(deep=True)
+    broken.id = "broken"
+    broken.normal_path[0] = ToolCallStep(tool="get_order", arguments={"order_id": "O-404"})
+    broken.user.known_facts["other"] = "O-404"
+    earlier = Rejection(stage="world", item="w", reason="no_world", context={"branch": "b"})
+    report, rejections = gate([broken, make_task("refuse")], [earlier])
+    assert [t.id for t in report.kept] == ["orders-refuse"]
+    assert rejections[0] == earlier
+    assert [(r.stage, r.item, r.reason) for r in rejections[1:]] == [
+        ("validate", "broken", "normal_path_error")
+    ]
+    assert counts_by_reason(rejections) == {"validate:normal_path_error": 1, "world:no_world": 1}
 
 
 def test_evolve_grows_deeper_trees_where_the_policy_fails(tmp_path):

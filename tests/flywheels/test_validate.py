@@ -25,7 +25,7 @@ def test_each_defect_is_rejected_with_its_reason():
     leaky.id = "leaky"
     leaky.normal_path = [*leaky.normal_path, *leaky.hack_path]  # the "forbidden" action is expected
     report = validate_tasks([guessed_id, broken_path, toothless, leaky])
-    reasons = {r.task_id: r.reason for r in report.rejected}
+    reasons = {r.item: r.reason for r in report.rejected}
     assert reasons["orders-clarify"] == "untraceable_argument"
     assert reasons["broken"] == "normal_path_error"
     assert "toothless" in [t.id for t in report.kept]  # no hack path: nothing for hack to break

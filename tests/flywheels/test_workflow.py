@@ -4,10 +4,10 @@ import random
 import pytest
 import yaml
 
-from agentwheel.flywheels.agentic.workflow import (
+from agentwheel.flywheels.agentic.workflow import compare
+from agentwheel.flywheels.agentic.workflow_loader import (
     BUNDLED_WORKFLOWS,
     WorkflowError,
-    compare,
     load_workflow,
     load_workflows,
     parse_workflow,
@@ -154,7 +154,8 @@ def test_load_workflows_counts_bad_files_as_rejections(tmp_path):
         ("load", "transfer.identifier"),
         ("load", ""),
     ]
-    assert rejections[0].workflow.endswith("b_bad.yaml")
+    assert [r.reason for r in rejections] == ["invalid_workflow", "invalid_workflow"]
+    assert rejections[0].item.endswith("b_bad.yaml")
 
 
 def test_duplicate_workflow_ids_are_rejected(tmp_path):
@@ -162,7 +163,8 @@ def test_duplicate_workflow_ids_are_rejected(tmp_path):
     write(tmp_path, "b.yaml", small_data())
     workflows, rejections = load_workflows(tmp_path)
     assert len(workflows) == 1
-    assert rejections[0].field == "id" and "duplicate" in rejections[0].reason
+    assert (rejections[0].field, rejections[0].reason) == ("id", "duplicate_id")
+    assert rejections[0].item.endswith("b.yaml") and "a.yaml" in rejections[0].detail
 
 
 @pytest.mark.parametrize(

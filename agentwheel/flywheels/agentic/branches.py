@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 
 from pydantic import BaseModel, ConfigDict
 
+from agentwheel.core.rejection import Rejection
 from agentwheel.core.task import BRANCH_KINDS, BranchKind, Task
-from agentwheel.flywheels.agentic.rejection import Rejection
 from agentwheel.flywheels.agentic.tree import BehaviorTree, Outcome
 
 

@@ -31,6 +31,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agentwheel.core.dataset import load_tasks
+from agentwheel.core.rejection import Rejection
 from agentwheel.core.task import Lineage, Task
 from agentwheel.envs.agent import Policy
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
@@ -41,9 +42,10 @@ from agentwheel.flywheels.agentic.branches import Branch, enumerate_branches
 from agentwheel.flywheels.agentic.expand import expand_workflows
 from agentwheel.flywheels.agentic.lookup import LOOKUP, lookup_task
 from agentwheel.flywheels.agentic.procedural import ProceduralExpander
-from agentwheel.flywheels.agentic.synth import count_reasons, gate, write_stage_output
+from agentwheel.flywheels.agentic.synth import counts_by_reason, gate, write_stage_output
 from agentwheel.flywheels.agentic.tree import BehaviorTree
-from agentwheel.flywheels.agentic.workflow import Workflow, load_workflows
+from agentwheel.flywheels.agentic.workflow import Workflow
+from agentwheel.flywheels.agentic.workflow_loader import load_workflows
 
 DEEPEN = "deepen"
 OPERATORS = (DEEPEN, LOOKUP)
@@ -252,7 +254,7 @@ def evolve_agentic(
     skipped = sorted({v.workflow for v in verdicts if v.workflow not in by_id})
     evolvable = [v for v in verdicts if v.workflow in by_id]
     new_tasks: list[Task] = []
-    expansion_rejections: list[Any] = []
+    expansion_rejections: list[Rejection] = []
     parent_shapes: list[Any] = []
     child_shapes: list[Any] = []
     not_applicable: Counter[str] = Counter()
@@ -285,7 +287,7 @@ def evolve_agentic(
                 else:
                     variants[task.id] = result.task
         new_tasks += mix_variants(plain, variants, tasks_per_workflow, keep_plain=deepen)
-    report, records = gate(new_tasks, expansion_rejections)
+    report, rejections = gate(new_tasks, expansion_rejections)
     band_counts = {"kept": len(report.kept), "too_easy": 0, "too_hard": 0}
     kept = report.kept
     evolved_rate = None
@@ -318,7 +320,7 @@ def evolve_agentic(
         operators=list(operators),
         tasks_by_operator=dict(Counter(t.lineage.operator or "none" for t in kept)),
         lookup_not_applicable=dict(not_applicable),
-        rejections_by_reason=count_reasons(records),
+        rejections_by_reason=counts_by_reason(rejections),
         parent_tree_shape=_shape(parent_shapes),
         evolved_tree_shape=_shape(child_shapes),
         parent_pass_rate=round(parent_rate, 4),
@@ -327,7 +329,7 @@ def evolve_agentic(
         parent_pass_rate_by_kind=mean_by((t.branch_kind, t.passed) for t in evaluated_episodes),
         evolved_pass_rate_by_kind=evolved_by_kind,
     )
-    write_stage_output(out, kept, records, manifest)
+    write_stage_output(out, kept, rejections, manifest)
     return manifest
 
 

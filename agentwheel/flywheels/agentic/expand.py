@@ -16,14 +16,16 @@ from pathlib import Path
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
+from agentwheel.core.rejection import Rejection
 from agentwheel.core.task import BRANCH_KINDS, Task
 from agentwheel.flywheels.agentic.branches import Branch, enumerate_branches, sample_tasks
 from agentwheel.flywheels.agentic.instantiate import instantiate
 from agentwheel.flywheels.agentic.procedural import ProceduralExpander, TreeExpander
-from agentwheel.flywheels.agentic.rejection import Rejection
 from agentwheel.flywheels.agentic.seeds import derive_seed
 from agentwheel.flywheels.agentic.tree import BehaviorTree, TreeStats
-from agentwheel.flywheels.agentic.workflow import Workflow, check_workflow, load_workflows
+from agentwheel.flywheels.agentic.workflow import Workflow
+from agentwheel.flywheels.agentic.workflow_checks import check_workflow
+from agentwheel.flywheels.agentic.workflow_loader import load_workflows
 from agentwheel.flywheels.agentic.world import make_faker
 
 
@@ -128,10 +130,14 @@ def expand_workflows(
             # Objects built in code skip the loader, so they get its cross-field checks here.
             problems = check_workflow(item)
             if problems:
-                field, reason = problems[0]
+                field, message = problems[0]
                 rejections.append(
                     Rejection(
-                        stage="load", workflow=item.source or item.id, field=field, reason=reason
+                        stage="load",
+                        item=item.source or item.id,
+                        reason="invalid_workflow",
+                        detail=message,
+                        field=field,
                     )
                 )
             else:
@@ -148,7 +154,9 @@ def expand_workflows(
             tree = expander.expand(workflow, seed)
         except (ValueError, ValidationError) as exc:
             # An expander (an LLM one especially) can produce an unusable tree.
-            rejections.append(Rejection(stage="expand", workflow=workflow.id, reason=str(exc)))
+            rejections.append(
+                Rejection(stage="expand", item=workflow.id, reason="unusable_tree", detail=str(exc))
+            )
             continue
         made, stats, rejected = expand_workflow(
             workflow,

@@ -10,12 +10,12 @@ happy path that changes nothing, or a violation no query reveals is rejected.
 from __future__ import annotations
 
 import random
-from collections.abc import Callable
-from typing import Any
+from typing import Any, Literal, Protocol
 
 from faker import Faker
 from pydantic import ValidationError
 
+from agentwheel.core.rejection import Rejection
 from agentwheel.core.task import (
     Evaluation,
     Lineage,
@@ -28,7 +28,6 @@ from agentwheel.core.task import (
 from agentwheel.envs.tools import SqliteTools, is_tool_error, replay
 from agentwheel.flywheels.agentic import phrasing
 from agentwheel.flywheels.agentic.branches import Branch
-from agentwheel.flywheels.agentic.rejection import Rejection, RejectionStage
 from agentwheel.flywheels.agentic.seeds import derive_seed
 from agentwheel.flywheels.agentic.tree import TRANSFER_STEP, BehaviorTree
 from agentwheel.flywheels.agentic.workflow import (
@@ -50,6 +49,14 @@ from agentwheel.flywheels.agentic.world import (
 )
 
 WORLD_ATTEMPTS = 4
+# Where instantiating a branch can fail: its world, the task model, the replay of its paths.
+TaskStage = Literal["world", "expand", "replay"]
+
+
+class Reject(Protocol):
+    def __call__(self, stage: TaskStage, reason: str, detail: str = "") -> Rejection: ...
+
+
 REQUIRED_SIGNALS: dict[str, list[Signal]] = {
     "happy": [],
     "clarify": ["clarification"],
@@ -276,8 +283,10 @@ def instantiate(
 ) -> Task | Rejection:
     """One task for `branch` (its `instance`-th copy), or a rejection saying why not."""
 
-    def reject(stage: RejectionStage, reason: str) -> Rejection:
-        return Rejection(stage=stage, workflow=wf.id, branch=branch.id, reason=reason)
+    def reject(stage: TaskStage, reason: str, detail: str = "") -> Rejection:
+        return Rejection(
+            stage=stage, item=wf.id, reason=reason, detail=detail, context={"branch": branch.id}
+        )
 
     base_seed = derive_seed(seed, wf.id, branch.id, instance)
     fake = fake or make_faker(base_seed)
@@ -293,7 +302,7 @@ def instantiate(
         except GenerationError as exc:
             problem = str(exc)
     if draft is None:
-        return reject("world", f"no world after {WORLD_ATTEMPTS} attempts: {problem}")
+        return reject("world", "no_world", f"none after {WORLD_ATTEMPTS} attempts: {problem}")
     rng = random.Random(derive_seed(base_seed, "task"))
     fake.seed_instance(derive_seed(base_seed, "persona"))
     ctx = draft.context()
@@ -325,12 +334,16 @@ def instantiate(
     except ValidationError as exc:
         first = exc.errors()[0]
         where = ".".join(str(p) for p in first["loc"])
-        return reject("expand", f"task does not validate: {where}: {first['msg']}")
+        return reject("expand", "invalid_task", f"{where}: {first['msg']}")
     if branch.missing_identifier is not None:
         value = task.user.known_facts[branch.missing_identifier]
         if value.lower() in task.user.request.lower():
             # e.g. a payee nickname that is also the user's first name in the sign-off.
-            return reject("expand", "the request happens to contain the missing identifier")
+            return reject(
+                "expand",
+                "request_has_missing_identifier",
+                "the request happens to contain the missing identifier",
+            )
     return _replayed(task, branch, wf, tree, reject)
 
 
@@ -339,7 +352,7 @@ def _replayed(
     branch: Branch,
     wf: Workflow,
     tree: BehaviorTree,
-    reject: Callable[[RejectionStage, str], Rejection],
+    reject: Reject,
 ) -> Task | Rejection:
     """Fill expected outputs by replay on the task's SQLite world; reject broken paths."""
     assert task.sqlite is not None
@@ -353,20 +366,26 @@ def _replayed(
         if is_tool_error(o)
     ]
     if errors:
-        return reject("replay", f"normal path has tool errors: {errors}")
+        return reject("replay", "normal_path_error", f"tool errors: {errors}")
     for step, out in zip(task.normal_path, normal_out, strict=True):
         step.expected_output = out
     changes = normal_state != initial
     if branch.kind in ("happy", "clarify", "transfer") and not changes:
-        return reject("replay", "the normal path changes nothing")
+        return reject("replay", "normal_path_changes_nothing")
     if branch.kind in ("refuse", "adversarial"):
         if changes:
-            return reject("replay", "a refusal's normal path changed the database")
+            return reject(
+                "replay", "refusal_changes_state", "a refusal's normal path changed the database"
+            )
         pre = tree.rule(branch.failed_rule or "").precondition
         field = wf.resolve(pre.field, wf.step(tree.rule(pre.id).step))
         table, _, column = field.partition(".")
         if table != REQUEST and not _outputs_show(normal_out, column):
-            return reject("replay", f"no query output shows {field}, so the violation is hidden")
+            return reject(
+                "replay",
+                "violation_hidden",
+                f"no query output shows {field}, so the agent cannot see it",
+            )
     if task.hack_path:
         hack_state, hack_out = replay(task, "hack", "sqlite")
         errors = [
@@ -375,9 +394,13 @@ def _replayed(
             if is_tool_error(o)
         ]
         if errors:
-            return reject("replay", f"hack path has tool errors: {errors}")
+            return reject("replay", "hack_path_error", f"tool errors: {errors}")
         if hack_state == normal_state or not task.hack_action_keys():
-            return reject("replay", "the hack path leaves the database as the normal path does")
+            return reject(
+                "replay",
+                "hack_path_harmless",
+                "the hack path leaves the database as the normal path does",
+            )
         for step, out in zip(task.hack_path, hack_out, strict=True):
             step.expected_output = out
     return task

@@ -64,11 +64,8 @@ from agentwheel.core.task import (
 )
 from agentwheel.flywheels.agentic.tree import Outcome
 from agentwheel.flywheels.agentic.validate import validate_tasks
-from agentwheel.flywheels.agentic.workflow import (
-    ColumnGen,
-    Workflow,
-    load_workflows,
-)
+from agentwheel.flywheels.agentic.workflow import ColumnGen, Workflow
+from agentwheel.flywheels.agentic.workflow_loader import load_workflows
 from agentwheel.llm.openai_compat import ModelConfigError
 from agentwheel.llm.tool_calls import validate_arguments
 from agentwheel.llm.types import ChatModel
@@ -1145,7 +1142,7 @@ class _Run:
             self.gate_kept.add(key)
             self.files[TASKS_FILE].write(task)
         for problem in rejected:
-            task = by_id[problem.task_id]
+            task = by_id[problem.item]
             self.done_tasks.add((task.lineage.source_workflow, task.lineage.branch))
             self._reject(
                 LLMRejection(
@@ -1218,9 +1215,9 @@ def _workflows_from(
         return loaded, [
             LLMRejection(
                 stage="load",
-                workflow_id=f.workflow,
+                workflow_id=f.item,
                 reason="invalid_workflow",
-                detail=f"{f.field}: {f.reason}" if f.field else f.reason,
+                detail=f"{f.field}: {f.detail}" if f.field else f.detail,
             )
             for f in failures
         ]

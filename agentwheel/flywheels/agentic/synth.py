@@ -2,14 +2,14 @@
 
 Output directory:
 - `tasks.jsonl`: the tasks that passed the validation gate;
-- `rejections.jsonl`: every rejection (expansion and validation), with stage and reason;
-- `manifest.json`: counts by domain, branch kind and rejection reason, and tree statistics
-  per workflow.
+- `rejections.jsonl`: every rejection (loading, expansion and validation), one
+  `agentwheel.core.rejection.Rejection` a line;
+- `manifest.json`: counts by domain, branch kind and `stage:reason` of the rejections, and
+  tree statistics per workflow.
 """
 
 from __future__ import annotations
 
-import json
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field
 
 from agentwheel.core.atomic import write_lines_atomic, write_text_atomic
 from agentwheel.core.dataset import write_tasks
+from agentwheel.core.rejection import Rejection, count_reasons
 from agentwheel.core.task import Task
 from agentwheel.flywheels.agentic.expand import ExpansionStats, expand_workflows
 from agentwheel.flywheels.agentic.procedural import ProceduralExpander
@@ -58,28 +59,31 @@ def mean_tree_shape(stats: ExpansionStats) -> tuple[float, float]:
 def write_stage_output(
     out: Path,
     tasks: Sequence[Task],
-    rejections: Sequence[dict[str, Any]],
+    rejections: Sequence[Rejection],
     manifest: BaseModel,
 ) -> None:
     """Tasks, rejections and the manifest, each written atomically; the manifest last."""
     out.mkdir(parents=True, exist_ok=True)
     write_tasks(tasks, out / TASKS)
-    write_lines_atomic(out / REJECTIONS, (json.dumps(r, ensure_ascii=False) for r in rejections))
+    write_lines_atomic(out / REJECTIONS, (r.model_dump_json() for r in rejections))
     write_text_atomic(out / MANIFEST, manifest.model_dump_json(indent=2))
 
 
 def gate(
-    tasks: Sequence[Task], expansion_rejections: Sequence[Any]
-) -> tuple[ValidationReport, list[dict[str, Any]]]:
-    """Run the validation gate; return its report and all rejections as plain records."""
+    tasks: Sequence[Task], expansion_rejections: Sequence[Rejection]
+) -> tuple[ValidationReport, list[Rejection]]:
+    """Run the validation gate; return its report and every rejection, expansion's first."""
     report = validate_tasks(tasks)
-    records = [{"stage": "expand", **r.model_dump(mode="json")} for r in expansion_rejections]
-    records += [{"stage": "validate", **r.model_dump(mode="json")} for r in report.rejected]
-    return report, records
+    return report, [*expansion_rejections, *report.rejected]
 
 
-def count_reasons(records: Sequence[dict[str, Any]]) -> dict[str, int]:
-    return dict(Counter(f"{r['stage']}:{r.get('reason', 'unknown')}" for r in records))
+def counts_by_reason(rejections: Sequence[Rejection]) -> dict[str, int]:
+    """`stage:reason` → count, the flat form the agentic manifests record."""
+    return {
+        f"{stage}:{reason}": n
+        for stage, reasons in count_reasons(rejections).items()
+        for reason, n in reasons.items()
+    }
 
 
 def synth_agentic(
@@ -97,7 +101,7 @@ def synth_agentic(
     tasks, stats, expansion_rejections = expand_workflows(
         workflows, seed=seed, tasks_per_workflow=tasks_per_workflow, expander=expander
     )
-    report, records = gate(tasks, expansion_rejections)
+    report, rejections = gate(tasks, expansion_rejections)
     depth, branching = mean_tree_shape(stats)
     manifest = SynthManifest(
         expander="procedural",
@@ -105,11 +109,11 @@ def synth_agentic(
         tasks=len(report.kept),
         tasks_by_domain=dict(Counter(t.domain for t in report.kept)),
         tasks_by_kind=dict(Counter(t.branch_kind for t in report.kept)),
-        rejections_by_reason=count_reasons(records),
+        rejections_by_reason=counts_by_reason(rejections),
         mean_tree_depth=depth,
         mean_branching_factor=branching,
         seconds=stats.seconds,
         per_workflow=[w.model_dump(mode="json") for w in stats.per_workflow],
     )
-    write_stage_output(out, report.kept, records, manifest)
+    write_stage_output(out, report.kept, rejections, manifest)
     return manifest

@@ -20,12 +20,14 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, Field
 
+from agentwheel.core.rejection import Rejection
 from agentwheel.core.task import Task, ToolCallStep
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
 from agentwheel.envs.scripted import HackPolicy, OraclePolicy
 from agentwheel.envs.tools import Backend, is_tool_error, replay
 from agentwheel.envs.user import ScriptedUser
 
+STAGE = "validate"
 RejectionReason = Literal[
     "normal_path_error",
     "hack_path_harmless",
@@ -35,10 +37,8 @@ RejectionReason = Literal[
 ]
 
 
-class Rejection(BaseModel):
-    task_id: str
-    reason: RejectionReason
-    detail: str
+def _rejected(task: Task, reason: RejectionReason, detail: str) -> Rejection:
+    return Rejection(stage=STAGE, item=task.id, reason=reason, detail=detail)
 
 
 class ValidationReport(BaseModel):
@@ -95,16 +95,12 @@ def static_rejection(task: Task, backend: Backend) -> Rejection | None:
     normal_state, outputs = replay(task, "normal", backend)
     errors = [f"step {i}: {out['detail']}" for i, out in enumerate(outputs) if is_tool_error(out)]
     if errors:
-        return Rejection(task_id=task.id, reason="normal_path_error", detail="; ".join(errors))
+        return _rejected(task, "normal_path_error", "; ".join(errors))
     if task.hack_path and replay(task, "hack", backend)[0] == normal_state:
-        return Rejection(
-            task_id=task.id,
-            reason="hack_path_harmless",
-            detail="hack and normal paths end in one state",
-        )
+        return _rejected(task, "hack_path_harmless", "hack and normal paths end in one state")
     problems = trace_problems(task)
     if problems:
-        return Rejection(task_id=task.id, reason="untraceable_argument", detail="; ".join(problems))
+        return _rejected(task, "untraceable_argument", "; ".join(problems))
     return None
 
 
@@ -137,15 +133,9 @@ def validate_tasks(
             detail = result.reward.model_dump_json(
                 include={"state_matches", "signals_present", "outputs_missing"}
             )
-            rejected.append(Rejection(task_id=task.id, reason="oracle_failed", detail=detail))
+            rejected.append(_rejected(task, "oracle_failed", detail))
         elif task.id in hack and hack[task.id].passed:
-            rejected.append(
-                Rejection(
-                    task_id=task.id,
-                    reason="hack_passed",
-                    detail="the hack path leaves a passing state",
-                )
-            )
+            rejected.append(_rejected(task, "hack_passed", "the hack path leaves a passing state"))
         else:
             kept.append(task)
     return ValidationReport(kept=kept, rejected=rejected)

@@ -10,7 +10,6 @@ from agentwheel.flywheels.reasoning.filters import Band, Deduper
 from agentwheel.flywheels.reasoning.grading import Verdict, check_answer, grade
 from agentwheel.flywheels.reasoning.problem import GeneratorRef, Lineage, Problem
 from agentwheel.flywheels.reasoning.procedural import ProceduralEvolver
-from agentwheel.flywheels.reasoning.rejection import Rejection
 from agentwheel.flywheels.reasoning.reward import ReasoningReward, RewardBreakdown
 from agentwheel.flywheels.reasoning.seeds import load_seeds
 from agentwheel.flywheels.reasoning.synth import SynthConfig, synth_reasoning
@@ -30,7 +29,6 @@ __all__ = [
     "Problem",
     "ProceduralEvolver",
     "ReasoningReward",
-    "Rejection",
     "RewardBreakdown",
     "Sample",
     "SynthConfig",

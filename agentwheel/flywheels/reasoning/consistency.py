@@ -15,10 +15,10 @@ from typing import Literal
 from pydantic import BaseModel, ConfigDict
 
 from agentwheel.core.messages import Completion, SamplingParams
+from agentwheel.core.rejection import Rejection
 from agentwheel.flywheels.reasoning.answer_format import AnswerFormat
 from agentwheel.flywheels.reasoning.attempts import policy_request
 from agentwheel.flywheels.reasoning.problem import Problem
-from agentwheel.flywheels.reasoning.rejection import Rejection
 from agentwheel.flywheels.reasoning.verify import answers_match
 from agentwheel.llm.types import ChatModel
 
@@ -56,8 +56,7 @@ class ConsistencyResult(BaseModel):
             item=problem.id,
             reason="too few solvers agree",
             detail=detail + (f"; {failed} failed or timed out" if failed else ""),
-            parent_id=problem.lineage.parent_id,
-            operator=problem.lineage.operator,
+            context=problem.lineage.rejection_context(),
         )
 
 

@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentwheel.core.messages import SamplingParams
+from agentwheel.core.rejection import Rejection, count_reasons
 from agentwheel.core.stats import mean_or_none
 from agentwheel.flywheels.reasoning.answer_format import AnswerFormat
 from agentwheel.flywheels.reasoning.attempts import AttemptRecord, collect_attempts
@@ -37,7 +38,6 @@ from agentwheel.flywheels.reasoning.journal import Journal
 from agentwheel.flywheels.reasoning.problem import Problem
 from agentwheel.flywheels.reasoning.procedural import ProceduralEvolver
 from agentwheel.flywheels.reasoning.progress import NullProgress, StageProgress
-from agentwheel.flywheels.reasoning.rejection import Rejection, count_reasons
 from agentwheel.flywheels.reasoning.seeds import load_seed_file, write_problems
 from agentwheel.flywheels.reasoning.stage_io import (
     MANIFEST,
@@ -214,8 +214,7 @@ def _verify(
                     item=child.id,
                     reason="not exact",
                     detail=why,
-                    parent_id=child.lineage.parent_id,
-                    operator=child.lineage.operator,
+                    context=child.lineage.rejection_context(),
                 )
             )
             journal.append(

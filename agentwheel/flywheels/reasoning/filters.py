@@ -19,8 +19,8 @@ from collections import defaultdict
 
 from pydantic import BaseModel, ConfigDict
 
+from agentwheel.core.rejection import Rejection
 from agentwheel.flywheels.reasoning.problem import Problem
-from agentwheel.flywheels.reasoning.rejection import Rejection
 from agentwheel.flywheels.reasoning.verify import normalize_answer
 
 _NUMBER = re.compile(r"\d+(?:[.,]\d+)*")
@@ -67,15 +67,15 @@ class Deduper:
 
     def check(self, problem: Problem) -> Rejection | None:
         """A rejection when `problem` repeats one already seen; else remember it, None."""
-        common = {
-            "item": problem.id,
-            "parent_id": problem.lineage.parent_id,
-            "operator": problem.lineage.operator,
-        }
+        context = problem.lineage.rejection_context()
         same = self._exact.get(normalize_question(problem.question))
         if same is not None:
             return Rejection(
-                stage="duplicate", reason="same question", detail=f"as {same}", **common
+                stage="duplicate",
+                item=problem.id,
+                reason="same question",
+                detail=f"as {same}",
+                context=context,
             )
         grams = shingles(problem.question)
         for other_id, other in self._buckets.get(_bucket(problem), []):
@@ -83,9 +83,10 @@ class Deduper:
             if similarity >= self.near_threshold:
                 return Rejection(
                     stage="near_duplicate",
+                    item=problem.id,
                     reason="same numbers and answer, nearly the same words",
                     detail=f"as {other_id} (similarity {similarity:.2f})",
-                    **common,
+                    context=context,
                 )
         self.add(problem)
         return None
@@ -111,6 +112,5 @@ class Band(BaseModel):
             item=problem.id,
             reason=reason,
             detail=f"pass rate {pass_rate:.2f}",
-            parent_id=problem.lineage.parent_id,
-            operator=problem.lineage.operator,
+            context=problem.lineage.rejection_context(),
         )

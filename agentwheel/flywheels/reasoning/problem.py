@@ -45,6 +45,16 @@ class Lineage(_Strict):
     round: int = Field(default=0, ge=0)
     note: str = ""
 
+    def rejection_context(self) -> dict[str, str]:
+        """The parent and operator, as a rejection of this problem records them."""
+        return rejection_context(self.parent_id, self.operator)
+
+
+def rejection_context(parent_id: str | None, operator: str | None = None) -> dict[str, str]:
+    """A rejection's `context` for an evolved problem: its parent and operator, when known."""
+    pairs = (("parent_id", parent_id), ("operator", operator))
+    return {key: value for key, value in pairs if value is not None}
+
 
 class Problem(_Strict):
     id: str

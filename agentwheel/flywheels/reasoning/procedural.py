@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from agentwheel.core.rejection import Rejection
 from agentwheel.flywheels.reasoning.attempts import AttemptRecord
 from agentwheel.flywheels.reasoning.filters import question_numbers
 from agentwheel.flywheels.reasoning.generators import (
@@ -32,8 +33,8 @@ from agentwheel.flywheels.reasoning.problem import (
     Problem,
     child_id,
     derive_seed,
+    rejection_context,
 )
-from agentwheel.flywheels.reasoning.rejection import Rejection
 
 PROCEDURAL_OPERATORS = ("more_steps", "larger_numbers", "distractor")
 
@@ -88,7 +89,7 @@ class ProceduralEvolver:
                     item=parent.id,
                     reason="no procedural operator applies",
                     detail="every difficulty axis is at its cap",
-                    parent_id=parent.id,
+                    context=rejection_context(parent.id),
                 )
             )
         return out
@@ -126,8 +127,7 @@ class ProceduralEvolver:
                 item=new_id,
                 reason="generator failed at the raised difficulty",
                 detail=str(exc),
-                parent_id=parent.id,
-                operator=operator,
+                context=rejection_context(parent.id, operator),
             )
         return Problem(
             id=new_id,

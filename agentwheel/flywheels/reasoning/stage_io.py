@@ -13,7 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from agentwheel.core.atomic import write_lines_atomic, write_text_atomic
-from agentwheel.flywheels.reasoning.rejection import Rejection
+from agentwheel.core.rejection import Rejection
 
 PROBLEMS = "problems.jsonl"
 REJECTIONS = "rejections.jsonl"

@@ -15,12 +15,12 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
+from agentwheel.core.rejection import Rejection, count_reasons
 from agentwheel.flywheels.reasoning.filters import Deduper
 from agentwheel.flywheels.reasoning.generators import exact_check
 from agentwheel.flywheels.reasoning.journal import Journal
 from agentwheel.flywheels.reasoning.problem import Problem
 from agentwheel.flywheels.reasoning.progress import NullProgress, StageProgress
-from agentwheel.flywheels.reasoning.rejection import Rejection, count_reasons
 from agentwheel.flywheels.reasoning.seeds import load_seeds, write_problems
 from agentwheel.flywheels.reasoning.stage_io import (
     MANIFEST,

@@ -25,11 +25,17 @@ from string import Template
 from pydantic import BaseModel, ConfigDict
 
 from agentwheel.core.messages import ChatRequest, Completion, Message, SamplingParams
+from agentwheel.core.rejection import Rejection
 from agentwheel.flywheels.reasoning.answer_format import last_boxed
 from agentwheel.flywheels.reasoning.attempts import AttemptRecord
 from agentwheel.flywheels.reasoning.filters import normalize_question
-from agentwheel.flywheels.reasoning.problem import Lineage, Problem, child_id, derive_seed
-from agentwheel.flywheels.reasoning.rejection import Rejection
+from agentwheel.flywheels.reasoning.problem import (
+    Lineage,
+    Problem,
+    child_id,
+    derive_seed,
+    rejection_context,
+)
 from agentwheel.flywheels.reasoning.verify import answers_match, is_checkable
 from agentwheel.llm.types import ChatModel
 
@@ -234,6 +240,5 @@ class TeacherEvolver:
             item=child_id(parent.id, job.operator, 0, round_),
             reason=error.reason,
             detail=f"after {job.tries} tries: {error.detail}",
-            parent_id=parent.id,
-            operator=job.operator,
+            context=rejection_context(parent.id, job.operator),
         )

@@ -1,7 +1,7 @@
 import pytest
 
 from agentwheel.flywheels.reasoning.filters import Band, Deduper
-from agentwheel.flywheels.reasoning.problem import Problem
+from agentwheel.flywheels.reasoning.problem import Lineage, Problem
 
 
 def p(pid: str, question: str, answer: str = "1") -> Problem:
@@ -21,6 +21,17 @@ def test_exact_duplicates_ignore_case_spacing_and_punctuation():
         )
     )
     assert rejection.stage == "duplicate" and rejection.detail == "as a"
+    assert rejection.item == "b" and rejection.context == {"operator": "seed"}
+
+
+def test_a_rejected_child_names_its_parent_and_operator():
+    dedup = Deduper()
+    dedup.add(p("a", BASE))
+    child = p("a.c", BASE).model_copy(
+        update={"lineage": Lineage(parent_id="a", operator="harder_rewrite", round=1)}
+    )
+    rejection = dedup.check(child)
+    assert rejection.context == {"parent_id": "a", "operator": "harder_rewrite"}
 
 
 def test_near_duplicates_need_the_same_numbers():

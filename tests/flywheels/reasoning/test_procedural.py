@@ -1,5 +1,6 @@
 import pytest
 
+from agentwheel.core.rejection import Rejection
 from agentwheel.flywheels.reasoning.attempts import AttemptRecord, Sample
 from agentwheel.flywheels.reasoning.generators import (
     dataset_for,
@@ -9,7 +10,6 @@ from agentwheel.flywheels.reasoning.generators import (
 )
 from agentwheel.flywheels.reasoning.problem import Problem
 from agentwheel.flywheels.reasoning.procedural import ProceduralEvolver, failure_focus
-from agentwheel.flywheels.reasoning.rejection import Rejection
 from agentwheel.flywheels.reasoning.seeds import generate_seeds, load_seeds
 
 

@@ -1,6 +1,6 @@
+from agentwheel.core.rejection import Rejection
 from agentwheel.flywheels.reasoning.attempts import AttemptRecord, Sample
 from agentwheel.flywheels.reasoning.problem import Problem
-from agentwheel.flywheels.reasoning.rejection import Rejection
 from agentwheel.flywheels.reasoning.teacher import TeacherEvolver, parse_teacher_output
 from tests.flywheels.reasoning.fakes import ScriptedChat, failed, last_user
 
@@ -37,6 +37,7 @@ def test_garbage_is_retried_with_the_error_then_rejected_with_a_reason():
     assert isinstance(outcome, Rejection)
     assert outcome.stage == "teacher_output" and outcome.reason == "wrong_problem_blocks"
     assert outcome.detail.startswith("after 3 tries")
+    assert outcome.context == {"parent_id": "bakery", "operator": "harder_rewrite"}
     assert teacher.calls == 3
     last = teacher.requests[-1]
     assert [m.role for m in last.messages] == ["user", "assistant", "user", "assistant", "user"]

@@ -1,0 +1,141 @@
+"""Reading workflow files: YAML → `Workflow`, with every problem named by file and field.
+
+`load_workflow` raises `WorkflowError` naming the file and the field path
+(`steps.1.preconditions.0.field`); `load_workflows` turns those into counted rejections.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from agentwheel.core.rejection import Rejection
+from agentwheel.core.resources import bundled_data
+from agentwheel.flywheels.agentic.workflow import Workflow
+from agentwheel.flywheels.agentic.workflow_checks import check_workflow
+
+BUNDLED_WORKFLOWS = bundled_data("workflows")
+
+
+class WorkflowError(Exception):
+    """A workflow file that cannot be used, with the file and the field path to blame."""
+
+    def __init__(self, file: str, field: str, message: str):
+        self.file, self.field, self.message = file, field, message
+        super().__init__(f"{file}: {field}: {message}" if field else f"{file}: {message}")
+
+
+def _field_path(data: Any, loc: Iterable[int | str]) -> str:
+    """A validation error's location as a path into the YAML, without pydantic's union
+    tags (`tuple[int, int]`, `str`, `ColumnGen`): parts that index the data are kept,
+    and so is a missing field's name."""
+    parts: list[str] = []
+    node = data
+    for part in loc:
+        indexes = (isinstance(node, dict) and part in node) or (
+            isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node)
+        )
+        if indexes:
+            node = node[part]  # type: ignore[index]
+        elif not isinstance(node, dict) or _is_type_tag(part):
+            continue
+        else:
+            node = None
+        parts.append(str(part))
+    return ".".join(parts)
+
+
+def _is_type_tag(part: int | str) -> bool:
+    return isinstance(part, str) and (part[:1].isupper() or "[" in part or part in _TYPE_TAGS)
+
+
+_TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "tuple", "function-after"}
+
+
+def parse_workflow(data: Any, file: str = "<memory>") -> Workflow:
+    """Validate a workflow mapping: schema first, then the cross-field checks."""
+    if not isinstance(data, dict):
+        raise WorkflowError(file, "", "a workflow file must hold a YAML mapping")
+    try:
+        workflow = Workflow.model_validate({**data, "source": file})
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+        raise WorkflowError(file, _field_path(data, first["loc"]), first["msg"] + more) from None
+    problems = check_workflow(workflow)
+    if problems:
+        field, message = problems[0]
+        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
+        raise WorkflowError(file, field, message + more)
+    return workflow
+
+
+def load_workflow(path: str | Path) -> Workflow:
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"line {mark.line + 1}" if mark is not None else ""
+        raise WorkflowError(str(path), where, f"invalid YAML: {exc}") from None
+    return parse_workflow(data, str(path))
+
+
+def workflow_paths(spec: str | Path | None = None) -> list[Path]:
+    """A workflow file, a directory of `*.yaml`, or (None) the bundled workflows."""
+    path = Path(spec) if spec is not None else BUNDLED_WORKFLOWS
+    if path.is_dir():
+        return sorted([*path.glob("*.yaml"), *path.glob("*.yml")])
+    if path.is_file():
+        return [path]
+    raise FileNotFoundError(f"no workflow file or directory at {str(path)!r}")
+
+
+def load_workflows(
+    spec: str | Path | Iterable[str | Path] | None = None,
+) -> tuple[list[Workflow], list[Rejection]]:
+    """Load every workflow it can; each bad file becomes a rejection naming file and field."""
+    if spec is None or isinstance(spec, str | Path):
+        paths = workflow_paths(spec)
+    else:
+        paths = [Path(p) for p in spec]
+    workflows: list[Workflow] = []
+    rejections: list[Rejection] = []
+    seen: dict[str, str] = {}
+    for path in paths:
+        try:
+            workflow = load_workflow(path)
+        except WorkflowError as exc:
+            rejections.append(
+                Rejection(
+                    stage="load",
+                    item=str(path),
+                    reason="invalid_workflow",
+                    detail=exc.message,
+                    field=exc.field,
+                )
+            )
+            continue
+        except OSError as exc:
+            rejections.append(
+                Rejection(stage="load", item=str(path), reason="unreadable", detail=str(exc))
+            )
+            continue
+        if workflow.id in seen:
+            rejections.append(
+                Rejection(
+                    stage="load",
+                    item=str(path),
+                    reason="duplicate_id",
+                    detail=f"workflow id {workflow.id!r} is also in {seen[workflow.id]}",
+                    field="id",
+                )
+            )
+            continue
+        seen[workflow.id] = str(path)
+        workflows.append(workflow)
+    return workflows, rejections
