@@ -7,7 +7,7 @@ the reward can tell whether a hack-path action ran. Their state is summarised by
 - `MockTools`: outputs come from the task's expected outputs, keyed by tool and canonical
   arguments (as the paper's environment). An off-script call gets a typed `no_result`
   error, or an answer from an optional `ToolSimulator`, cached so the same call always
-  sees the same facts within an episode. State = the multiset of action calls that took effect.
+  sees the same facts within an episode. State = the action calls that took effect.
 - `SqliteTools`: each episode gets its own in-memory database built from the task's
   tables; tools run parameterized SQL under an authorizer that allows only reads and
   writes of those tables; outputs are computed; state = a hash of every table's content.
