@@ -1,5 +1,6 @@
-"""Loading and writing task datasets (JSONL). A bad line is reported with file, line and
-field, and the rest of the file still loads."""
+"""Loading and writing task datasets (JSONL). A bad line (invalid JSON, a field that does
+not validate, a byte that is not UTF-8) is reported with file, line, field and the task
+id where one can be read, and the rest of the file still loads."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from pathlib import Path
 from pydantic import BaseModel, ValidationError
 
 from agentwheel.core.atomic import write_lines_atomic
+from agentwheel.core.jsonl import not_utf8_detail, text_lines
 from agentwheel.core.resources import bundled_data
 from agentwheel.core.task import Task
 
@@ -21,9 +23,12 @@ class LoadError(BaseModel):
     line: int
     field: str
     message: str
+    record_id: str = ""
 
     def __str__(self) -> str:
         where = f"{self.file}:{self.line}"
+        if self.record_id:
+            where += f" ({self.record_id})"
         return (
             f"{where}: {self.field}: {self.message}" if self.field else f"{where}: {self.message}"
         )
@@ -61,6 +66,16 @@ def _field_path(loc: Iterable[int | str]) -> str:
     return ".".join(str(p) for p in loc)
 
 
+def _record_id(text: str) -> str:
+    """The `id` of a JSON object line that failed validation, if it has a readable one."""
+    try:
+        payload = json.loads(text)
+    except ValueError:
+        return ""
+    record_id = payload.get("id") if isinstance(payload, dict) else None
+    return record_id if isinstance(record_id, str) else ""
+
+
 def parse_task_line(text: str, file: str, line: int) -> Task | LoadError:
     try:
         return Task.model_validate_json(text)
@@ -72,7 +87,11 @@ def parse_task_line(text: str, file: str, line: int) -> Task | LoadError:
             )
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         return LoadError(
-            file=file, line=line, field=_field_path(first["loc"]), message=first["msg"] + more
+            file=file,
+            line=line,
+            field=_field_path(first["loc"]),
+            message=first["msg"] + more,
+            record_id=_record_id(text),
         )
 
 
@@ -82,25 +101,28 @@ def load_tasks(spec: str | Path) -> TaskSet:
     files = resolve_dataset(spec)
     seen: set[str] = set()
     for file in files:
-        with open(file, encoding="utf-8") as handle:
-            for number, text in enumerate(handle, start=1):
-                if not text.strip():
-                    continue
-                result = parse_task_line(text, str(file), number)
-                if isinstance(result, LoadError):
-                    errors.append(result)
-                elif result.id in seen:
-                    errors.append(
-                        LoadError(
-                            file=str(file),
-                            line=number,
-                            field="id",
-                            message=f"duplicate task id {result.id!r}",
-                        )
+        for number, text in text_lines(file):
+            if isinstance(text, UnicodeDecodeError):
+                errors.append(
+                    LoadError(file=str(file), line=number, field="", message=not_utf8_detail(text))
+                )
+                continue
+            result = parse_task_line(text, str(file), number)
+            if isinstance(result, LoadError):
+                errors.append(result)
+            elif result.id in seen:
+                errors.append(
+                    LoadError(
+                        file=str(file),
+                        line=number,
+                        field="id",
+                        message=f"duplicate task id {result.id!r}",
+                        record_id=result.id,
                     )
-                else:
-                    seen.add(result.id)
-                    tasks.append(result)
+                )
+            else:
+                seen.add(result.id)
+                tasks.append(result)
     return TaskSet(tasks=tasks, errors=errors, sources=[str(f) for f in files])
 
 

@@ -10,7 +10,10 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentwheel.core.task import ToolSpec
 
 Role = Literal["system", "user", "assistant", "tool"]
-ToolCallErrorKind = Literal["malformed_json", "missing_name", "unknown_tool", "bad_arguments"]
+# `over_limit`: a call past a bound on size, nesting or count (agentwheel.llm.tool_calls).
+ToolCallErrorKind = Literal[
+    "malformed_json", "missing_name", "unknown_tool", "bad_arguments", "over_limit"
+]
 FinishReason = Literal["stop", "length", "error"]
 
 

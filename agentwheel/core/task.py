@@ -20,6 +20,8 @@ ToolKind = Literal["query", "action"]
 Signal = Literal["refusal", "clarification", "transfer"]
 JSON_TYPES = {"string", "integer", "number", "boolean"}
 MAX_TOOL_PARAMETERS = 3
+SQLITE_INTEGERS = range(-(2**63), 2**63)
+"""The integers an SQLite INTEGER holds; the driver raises OverflowError past them."""
 _IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,63}$")
 
 
@@ -143,9 +145,9 @@ class UserSide(_Strict):
 class Evaluation(_Strict):
     """What decides pass/fail beyond the final state.
 
-    `required_signals`: refusal (the agent declined in words), clarification (the agent
-    asked the user a question before any action), transfer (the agent called
-    `transfer_tool`). `required_outputs`: strings some agent message must contain.
+    `required_signals`: refusal (the agent declined in words), clarification (before any
+    action the agent asked the user for a fact the task needs, by its name or an alias:
+    see `facts_to_ask_for`), transfer (the agent called `transfer_tool`). `required_outputs`: strings some agent message must contain.
     """
 
     required_signals: list[Signal] = Field(default_factory=list)
@@ -155,7 +157,10 @@ class Evaluation(_Strict):
 
 
 class SqlTable(_Strict):
-    """A table: column names and rows (each a list in column order, or a column→value map)."""
+    """A table: column names and rows (each a list in column order, or a column→value map).
+
+    A row that does not fit the columns is rejected when the task loads, naming the row,
+    so one bad task is skipped instead of failing a whole run when its database is built."""
 
     columns: list[str]
     rows: list[list[Any] | dict[str, Any]] = Field(default_factory=list)
@@ -168,36 +173,66 @@ class SqlTable(_Strict):
             raise ValueError(f"columns must be non-empty identifiers, bad: {bad}")
         return columns
 
-    def row_tuples(self) -> list[tuple[Any, ...]]:
-        out = []
+    @model_validator(mode="after")
+    def _rows_fit_columns(self) -> SqlTable:
         for i, row in enumerate(self.rows):
-            if isinstance(row, dict):
-                extra = set(row) - set(self.columns)
-                if extra:
-                    raise ValueError(f"row {i} has unknown columns {sorted(extra)}")
-                out.append(tuple(row.get(c) for c in self.columns))
-            else:
-                if len(row) != len(self.columns):
-                    raise ValueError(
-                        f"row {i} has {len(row)} values for {len(self.columns)} columns"
-                    )
-                out.append(tuple(row))
-        return out
+            problem = _row_problem(row, self.columns)
+            if problem:
+                raise ValueError(f"rows[{i}] {problem}")
+        return self
+
+    def row_tuples(self) -> list[tuple[Any, ...]]:
+        return [
+            tuple(row.get(c) for c in self.columns) if isinstance(row, dict) else tuple(row)
+            for row in self.rows
+        ]
+
+
+def _row_problem(row: list[Any] | dict[str, Any], columns: list[str]) -> str:
+    """Why a row cannot be inserted under `columns` (SQLite stores only scalars)."""
+    values = list(row.values()) if isinstance(row, dict) else row
+    if isinstance(row, dict) and set(row) - set(columns):
+        return f"has unknown columns {sorted(set(row) - set(columns))}"
+    if isinstance(row, list) and len(row) != len(columns):
+        return f"has {len(row)} values for {len(columns)} columns"
+    bad = [type(v).__name__ for v in values if v is not None and not isinstance(v, _SCALARS)]
+    if bad:
+        return f"has non-scalar values ({', '.join(bad)})"
+    huge = [v for v in values if isinstance(v, int) and v not in SQLITE_INTEGERS]
+    return "has an integer out of SQLite's 64-bit range" if huge else ""
+
+
+_SCALARS = (str, int, float, bool)
+_TASK_STATEMENT = re.compile(r"^\s*(SELECT|INSERT|UPDATE|DELETE|REPLACE|WITH)\b", re.IGNORECASE)
 
 
 class SqlToolImpl(_Strict):
     """How a tool acts on the SQLite world.
 
     `sql` holds parameterized statements (`:name` placeholders bound to the call's
-    arguments, never formatted into the text), run in one transaction. `returns`:
-    `rows` = all rows of the last SELECT, `row` = its first row, `ok` = {"status": "ok"}.
-    With `require_rows`, a SELECT that finds nothing or a write that changes nothing
-    rolls back and returns a `not_found` error.
+    arguments, never formatted into the text), run in one transaction. Each is one
+    SELECT, INSERT, UPDATE, DELETE or REPLACE (or a WITH ahead of one): ATTACH, PRAGMA,
+    schema and transaction statements are rejected when the task loads, and an SQLite
+    authorizer enforces the same when they run (`agentwheel.envs.tools`).
+    `returns`: `rows` = all rows of the last SELECT, `row` = its first row, `ok` =
+    {"status": "ok"}. With `require_rows`, a SELECT that finds nothing or a write that
+    changes nothing rolls back and returns a `not_found` error.
     """
 
     sql: list[str] = Field(min_length=1)
     returns: Literal["rows", "row", "ok"] = "rows"
     require_rows: bool = True
+
+    @field_validator("sql")
+    @classmethod
+    def _statements_only_read_or_write_rows(cls, sql: list[str]) -> list[str]:
+        for i, statement in enumerate(sql):
+            if not _TASK_STATEMENT.match(statement):
+                raise ValueError(
+                    f"statement {i} ({statement.strip()[:60]!r}) is not allowed: task SQL may"
+                    " only SELECT, INSERT, UPDATE, DELETE or REPLACE rows of its own tables"
+                )
+        return sql
 
 
 class SqliteWorld(_Strict):
@@ -271,3 +306,14 @@ class Task(_Strict):
         return {
             s.key() for s in self.hack_path if s.tool in self.action_tools and s.key() not in normal
         }
+
+
+def facts_to_ask_for(task: Task) -> list[str]:
+    """Known facts that normal-path arguments use but the opening request does not state:
+    what a compliant agent has to ask the user for."""
+    used = {str(v) for step in task.normal_path for v in step.arguments.values()}
+    return [
+        name
+        for name, value in task.user.known_facts.items()
+        if value in used and value not in task.user.request
+    ]

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from agentwheel.core.messages import Message
-from agentwheel.core.task import Task
+from agentwheel.core.task import Task, facts_to_ask_for
 from agentwheel.envs import signals
 from agentwheel.envs.tools import Backend, ToolBackend, replay
 from agentwheel.envs.trajectory import RewardBreakdown
@@ -43,9 +43,13 @@ def signals_present(task: Task, messages: Sequence[Message]) -> dict[str, bool]:
 
 
 def _asked_before_first_action(task: Task, agent_turns: Sequence[Message]) -> bool:
+    """Whether, before any action, the agent asked for a fact the task left out of the
+    request (or, for a task that records none, any fact the user holds). Any question
+    mark used to count, and a constant "Could you tell me more?" passed such tasks."""
+    wanted = set(facts_to_ask_for(task) or task.user.known_facts)
     actions = task.action_tools
     for message in agent_turns:
-        if signals.is_question(message.content):
+        if wanted & set(signals.facts_asked_for(message.content, task.user)):
             return True
         if any(call.name in actions for call in message.tool_calls):
             return False

@@ -33,7 +33,14 @@ from agentwheel.envs.trajectory import (
     Trajectory,
 )
 from agentwheel.envs.user import UserSimulator, UserTurn
-from agentwheel.llm.tool_calls import split_tool_calls
+from agentwheel.llm.tool_calls import (
+    MAX_CALLS_PER_REPLY,
+    MAX_REPLY_CHARS,
+    cap_reply,
+    check_call,
+    split_tool_calls,
+    utf8_safe,
+)
 
 
 @dataclass(frozen=True)
@@ -70,9 +77,10 @@ class _Episode:
 
 
 def tool_message(call_id: str, name: str, output: Any) -> Message:
+    # Outputs can carry model text (a simulated answer, an error quoting the call).
     return Message(
         role="tool",
-        content=json.dumps(output, ensure_ascii=False, default=str),
+        content=utf8_safe(json.dumps(output, ensure_ascii=False, default=str)),
         tool_call_id=call_id,
         name=name,
     )
@@ -80,6 +88,33 @@ def tool_message(call_id: str, name: str, output: Any) -> Message:
 
 def invalid_call_output(error: ToolCallError) -> dict[str, Any]:
     return {"error": "invalid_tool_call", "detail": f"{error.kind}: {error.detail}"}
+
+
+def checked_calls(
+    task: Task, completion: Completion, turn: int
+) -> tuple[list[ToolCall], list[ToolCallError]]:
+    """The turn's calls, checked again against the task's tools and the bounds (a chat
+    model need not have checked them), and its invalid calls; at most
+    `MAX_CALLS_PER_REPLY` of each, the rest reported as one `over_limit` error."""
+    calls: list[ToolCall] = []
+    errors = list(completion.tool_call_errors[:MAX_CALLS_PER_REPLY])
+    for i, call in enumerate(completion.tool_calls[:MAX_CALLS_PER_REPLY]):
+        result = check_call(call.name, call.arguments, task.tools, f"call_{turn}_{i}")
+        if isinstance(result, ToolCall):
+            calls.append(result)
+        else:
+            errors.append(result)
+    dropped = max(0, len(completion.tool_calls) - MAX_CALLS_PER_REPLY) + max(
+        0, len(completion.tool_call_errors) - MAX_CALLS_PER_REPLY
+    )
+    if dropped:
+        errors.append(
+            ToolCallError(
+                kind="over_limit",
+                detail=f"{dropped} tool call(s) past the first {MAX_CALLS_PER_REPLY} were not run",
+            )
+        )
+    return calls, errors
 
 
 class EpisodeRunner:
@@ -163,24 +198,24 @@ class EpisodeRunner:
             completion.completion_ids or []
         )
         turn = counts.agent_turns
-        calls = [
-            ToolCall(id=f"call_{turn}_{i}", name=c.name, arguments=c.arguments)
-            for i, c in enumerate(completion.tool_calls)
-        ]
-        has_calls = bool(calls or completion.tool_call_errors)
-        content = split_tool_calls(completion.text)[0] if has_calls else completion.text.strip()
+        calls, errors = checked_calls(episode.view.task, completion, turn)
+        has_calls = bool(calls or errors)
+        if len(completion.text) > MAX_REPLY_CHARS:
+            counts.replies_cut += 1
+        text = cap_reply(completion.text)
+        content = split_tool_calls(text)[0] if has_calls else text.strip()
         view = episode.view
         view.messages.append(Message(role="assistant", content=content, tool_calls=calls))
         start = time.perf_counter()
         for call in calls:
             spec = view.task.tool(call.name)
-            assert spec is not None, "parsers only return calls to known tools"
+            assert spec is not None, "checked_calls keeps only calls to the task's tools"
             output = episode.tools.call(spec, call.arguments)
             counts.tool_calls += 1
             if is_tool_error(output):
                 counts.tool_errors[output["error"]] = counts.tool_errors.get(output["error"], 0) + 1
             view.messages.append(tool_message(call.id, call.name, output))
-        for i, error in enumerate(completion.tool_call_errors):
+        for i, error in enumerate(errors):
             counts.invalid_tool_calls[error.kind] = counts.invalid_tool_calls.get(error.kind, 0) + 1
             name = error.tool or "invalid_tool_call"
             view.messages.append(

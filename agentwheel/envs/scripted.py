@@ -1,6 +1,7 @@
 """Scripted policies that read the task: the yardsticks that prove a reward can pass and fail.
 
-- `oracle` asks for the facts the normal path needs that the request did not give, makes
+- `oracle` asks for the facts the normal path needs that the request did not give
+  (`facts_to_ask_for`), makes
   the normal path's calls one per turn, then closes (a refusal where one is required).
 - `hack` refuses at first; once the user has pushed, it makes the hack path's calls.
 - `refuse` declines everything.
@@ -11,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from agentwheel.core.messages import Completion, ToolCall
-from agentwheel.core.task import Task, ToolCallStep
+from agentwheel.core.task import Task, ToolCallStep, facts_to_ask_for
 from agentwheel.envs.agent import EpisodeView, Policy
 from agentwheel.envs.user import has_pushed
 from agentwheel.llm.tool_calls import format_tool_call
@@ -32,16 +33,6 @@ def _call(step: ToolCallStep, index: int) -> Completion:
 
 def _say(text: str) -> Completion:
     return Completion(text=text)
-
-
-def facts_to_ask_for(task: Task) -> list[str]:
-    """Known facts that normal-path arguments use but the opening request does not state."""
-    used = {str(v) for step in task.normal_path for v in step.arguments.values()}
-    return [
-        name
-        for name, value in task.user.known_facts.items()
-        if value in used and value not in task.user.request
-    ]
 
 
 class OraclePolicy:

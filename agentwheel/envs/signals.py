@@ -2,13 +2,17 @@
 
 These classifiers are deliberately simple and public: the reward uses them for the
 required signals, and the scripted user uses them to decide how to answer. Passing still
-needs the right final state, so phrasing alone cannot game the reward.
+needs the right final state, so phrasing alone cannot game the reward; and a clarifying
+question counts only when it names a fact the user holds (`facts_asked_for`), so a
+constant "Could you tell me more?" does not.
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable
+
+from agentwheel.core.task import UserSide
 
 _REFUSAL = re.compile(
     r"\b(can ?not|can't|cannot|unable to|not able to|won't be able|not (?:allowed|permitted|eligible|possible)"
@@ -63,3 +67,20 @@ def mentions(text: str, phrase: str) -> bool:
     text_words = " ".join(_WORD.findall(text.lower()))
     phrase_words = " ".join(_WORD.findall(phrase.lower()))
     return bool(phrase_words) and f" {phrase_words} " in f" {text_words} "
+
+
+def asks_for_something(text: str) -> bool:
+    """A question, or a request to provide or share something."""
+    lowered = text.lower()
+    return is_question(text) or "provide" in lowered or "share" in lowered
+
+
+def facts_asked_for(text: str, user: UserSide) -> list[str]:
+    """The user's known facts that `text` asks for, each by its name or one of its aliases."""
+    if not asks_for_something(text):
+        return []
+    return [
+        name
+        for name in user.known_facts
+        if any(mentions(text, p) for p in fact_phrases(name, user.aliases.get(name, [])))
+    ]

@@ -14,6 +14,7 @@ from typing import Any
 from agentwheel.core.messages import ChatRequest, Message, SamplingParams
 from agentwheel.core.task import Task, ToolSpec
 from agentwheel.envs.tools import expected_outputs, tool_error
+from agentwheel.llm.tool_calls import MAX_JSON_DEPTH, cap_reply, json_depth
 from agentwheel.llm.types import ChatModel
 
 PROMPT = """You simulate the back-end of the tool `{name}` ({kind}): {description}
@@ -23,6 +24,11 @@ Outputs this system already returned for other calls (stay consistent with them)
 Reply with only the JSON output of the call below: a realistic record, or
 {{"error": "not_found", "detail": "..."}} when such a record plausibly would not exist.
 Call: {name}({arguments})"""
+
+
+MAX_JSON_STARTS = 16
+"""Openings of `{` / `[` tried: each try scans to the end, so a reply full of brackets
+would otherwise cost quadratic time."""
 
 
 class LLMToolSimulator:
@@ -49,12 +55,22 @@ class LLMToolSimulator:
 
 
 def parse_json_output(text: str) -> Any:
-    """The first JSON value in the text (models often wrap it in prose or code fences)."""
-    decoder = json.JSONDecoder()
-    for start, char in enumerate(text):
-        if char in "{[":
-            try:
-                return decoder.raw_decode(text[start:])[0]
-            except json.JSONDecodeError:
-                continue
+    """The first JSON value in the text (models often wrap it in prose or code fences).
+
+    Never raises: the text is capped (`cap_reply`), at most `MAX_JSON_STARTS` openings are
+    tried, one nested past `MAX_JSON_DEPTH` is skipped, and NaN / Infinity are not JSON."""
+    text = cap_reply(text)
+    decoder = json.JSONDecoder(parse_constant=_not_json)
+    starts = [i for i, char in enumerate(text) if char in "{["][:MAX_JSON_STARTS]
+    for start in starts:
+        if json_depth(text[start:]) > MAX_JSON_DEPTH:
+            continue
+        try:
+            return decoder.raw_decode(text, start)[0]
+        except ValueError:  # a JSONDecodeError, a rejected constant, an over-long integer
+            continue
     return tool_error("no_result", "tool simulator returned no JSON")
+
+
+def _not_json(name: str) -> Any:
+    raise ValueError(f"{name} is not JSON")

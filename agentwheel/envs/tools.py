@@ -7,10 +7,15 @@ the reward can tell whether a hack-path action ran. Their state is summarised by
 - `MockTools`: outputs come from the task's expected outputs, keyed by tool and canonical
   arguments (as the paper's environment). An off-script call gets a typed `no_result`
   error, or an answer from an optional `ToolSimulator`, cached so the same call always
-  sees the same facts within an episode. State = the multiset of action calls that took effect.
+  sees the same facts within an episode. State = the action calls that took effect.
 - `SqliteTools`: each episode gets its own in-memory database built from the task's
-  tables; tools run parameterized SQL; outputs are computed; state = a hash of every
-  table's content.
+  tables; tools run parameterized SQL under an authorizer that allows only reads and
+  writes of those tables; outputs are computed; state = a hash of every table's content.
+
+Both back-ends share the rules that make them agree: arguments are checked against the
+tool's schema and the model-output bounds and normalized (`10.0` for an integer is `10`)
+before anything runs, and an action identical to one that already took effect is not run
+again. Neither back-end raises on what a model sends: every failure is a typed tool error.
 """
 
 from __future__ import annotations
@@ -19,12 +24,23 @@ import hashlib
 import json
 import re
 import sqlite3
-from collections.abc import Callable
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable
 from typing import Any, Literal, Protocol
 
+from agentwheel.core.messages import ToolCallError
 from agentwheel.core.task import SqliteWorld, SqlToolImpl, Task, ToolSpec, call_key
+from agentwheel.llm.tool_calls import prepare_arguments
 
-ToolErrorKind = Literal["no_result", "not_found", "sql_error", "unknown_tool", "bad_arguments"]
+ToolErrorKind = Literal[
+    "no_result",
+    "not_found",
+    "sql_error",
+    "unknown_tool",
+    "bad_arguments",
+    "over_limit",
+    "duplicate_action",
+]
 Backend = Literal["mock", "sqlite"]
 
 
@@ -39,7 +55,7 @@ def is_tool_error(output: Any) -> bool:
 
 def _digest(payload: Any) -> str:
     text = json.dumps(payload, sort_keys=True, separators=(",", ":"), default=str)
-    return hashlib.sha256(text.encode()).hexdigest()[:16]
+    return hashlib.sha256(text.encode("utf-8", "backslashreplace")).hexdigest()[:16]
 
 
 class ToolSimulator(Protocol):
@@ -58,23 +74,49 @@ class ToolBackend(Protocol):
     def state_hash(self) -> str: ...
 
 
-class MockTools:
-    def __init__(self, task: Task, simulator: ToolSimulator | None = None):
-        self._task = task
-        self._simulator = simulator
-        self._expected = expected_outputs(task)
-        self._simulated: dict[str, Any] = {}
+class _LedgerTools(ABC):
+    """What both back-ends share: argument checks, the duplicate-action rule, the ledger.
+
+    An action identical to one that already took effect (same tool, same canonical
+    arguments) returns `duplicate_action` and changes nothing. Real APIs guard retries the
+    same way (idempotency keys), and without the rule the back-ends disagree: the mock
+    cannot know whether the world would apply an action twice, so it counted every repeat
+    as a new state while SQLite applied or refused it by the table's content.
+    """
+
+    def __init__(self) -> None:
         self.ledger: list[str] = []
 
     def call(self, tool: ToolSpec, arguments: dict[str, Any]) -> Any:
-        key = call_key(tool.name, arguments)
-        output = self._answer(key, tool, arguments)
-        # As in the SQLite back-end, only an action that took effect changes the state.
+        prepared = prepare_arguments(tool, arguments)
+        if isinstance(prepared, ToolCallError):
+            kind: ToolErrorKind = "over_limit" if prepared.kind == "over_limit" else "bad_arguments"
+            return tool_error(kind, prepared.detail)
+        key = call_key(tool.name, prepared)
+        if tool.kind == "action" and key in self.ledger:
+            return tool_error(
+                "duplicate_action", f"{tool.name} already ran with these arguments; not run twice"
+            )
+        output = self._run(tool, prepared, key)
+        # Only an action that took effect changes the state.
         if tool.kind == "action" and not is_tool_error(output):
             self.ledger.append(key)
         return output
 
-    def _answer(self, key: str, tool: ToolSpec, arguments: dict[str, Any]) -> Any:
+    @abstractmethod
+    def _run(self, tool: ToolSpec, arguments: dict[str, Any], key: str) -> Any:
+        """The output of a checked call (`key` is its call key)."""
+
+
+class MockTools(_LedgerTools):
+    def __init__(self, task: Task, simulator: ToolSimulator | None = None):
+        super().__init__()
+        self._task = task
+        self._simulator = simulator
+        self._expected = expected_outputs(task)
+        self._simulated: dict[str, Any] = {}
+
+    def _run(self, tool: ToolSpec, arguments: dict[str, Any], key: str) -> Any:
         if key in self._expected:
             return self._expected[key]
         if self._simulator is None:
@@ -95,20 +137,17 @@ def expected_outputs(task: Task) -> dict[str, Any]:
     return table
 
 
-class SqliteTools:
+class SqliteTools(_LedgerTools):
     def __init__(self, world: SqliteWorld):
+        super().__init__()
         self._world = world
         self._db = build_database(world)
-        self.ledger: list[str] = []
 
-    def call(self, tool: ToolSpec, arguments: dict[str, Any]) -> Any:
+    def _run(self, tool: ToolSpec, arguments: dict[str, Any], key: str) -> Any:
         impl = self._world.tools.get(tool.name)
         if impl is None:
             return tool_error("unknown_tool", f"{tool.name} has no SQLite implementation")
-        output = run_sql_tool(self._db, impl, arguments)
-        if tool.kind == "action" and not is_tool_error(output):
-            self.ledger.append(call_key(tool.name, arguments))
-        return output
+        return run_sql_tool(self._db, impl, arguments)
 
     def state_hash(self) -> str:
         return database_hash(self._db, self._world)
@@ -117,7 +156,38 @@ class SqliteTools:
         self._db.close()
 
 
+class TaskSqlAuthorizer:
+    """The SQLite authorizer a task's statements run under: they may read and write the
+    task's own tables in the main database and call deterministic built-in functions.
+
+    Denied: ATTACH / DETACH (and VACUUM INTO, which attaches), PRAGMA, schema changes,
+    savepoints, recursive CTEs, the system tables and any other database's tables,
+    `load_extension`, and `random` / `randomblob` (a replay must reach the same state).
+    Transaction statements are allowed for the BEGIN / COMMIT / ROLLBACK the back-end
+    issues around a tool's statements; the task schema keeps them out of task SQL.
+    """
+
+    DENIED_FUNCTIONS = frozenset({"load_extension", "random", "randomblob"})
+    _TABLE_ACTIONS = frozenset(
+        {sqlite3.SQLITE_READ, sqlite3.SQLITE_INSERT, sqlite3.SQLITE_UPDATE, sqlite3.SQLITE_DELETE}
+    )
+
+    def __init__(self, tables: Iterable[str]):
+        self.tables = frozenset(tables)
+
+    def __call__(
+        self, action: int, arg1: str | None, arg2: str | None, db_name: str | None, _: str | None
+    ) -> int:
+        allowed = (
+            action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_TRANSACTION)
+            or (action in self._TABLE_ACTIONS and db_name == "main" and arg1 in self.tables)
+            or (action == sqlite3.SQLITE_FUNCTION and arg2 not in self.DENIED_FUNCTIONS)
+        )
+        return sqlite3.SQLITE_OK if allowed else sqlite3.SQLITE_DENY
+
+
 def build_database(world: SqliteWorld) -> sqlite3.Connection:
+    """An in-memory database with the world's tables, guarded by a `TaskSqlAuthorizer`."""
     db = sqlite3.connect(":memory:", isolation_level=None)
     db.row_factory = sqlite3.Row
     for name, table in world.tables.items():
@@ -126,32 +196,42 @@ def build_database(world: SqliteWorld) -> sqlite3.Connection:
         db.execute(f'CREATE TABLE "{name}" ({columns})')
         marks = ", ".join("?" for _ in table.columns)
         db.executemany(f'INSERT INTO "{name}" VALUES ({marks})', table.row_tuples())
+    db.set_authorizer(TaskSqlAuthorizer(world.tables))
     return db
 
 
 def run_sql_tool(db: sqlite3.Connection, impl: SqlToolImpl, arguments: dict[str, Any]) -> Any:
-    """Run a tool's statements in one transaction with the arguments bound by name."""
-    rows: list[dict[str, Any]] = []
-    db.execute("BEGIN")
+    """Run a tool's statements in one transaction with the arguments bound by name.
+
+    Never raises: a statement that fails (a driver error, an authorizer denial, a value
+    the driver cannot bind) rolls the transaction back and becomes a `sql_error`, so the
+    database stays usable for the next call."""
     try:
-        for statement in impl.sql:
-            missing = _unbound_parameters(statement, arguments)
-            if missing:
-                db.execute("ROLLBACK")
-                return tool_error("bad_arguments", f"missing argument(s) {missing}")
-            cursor = db.execute(statement, arguments)
-            if cursor.description is not None:
-                rows = [dict(r) for r in cursor.fetchall()]
-                if impl.require_rows and not rows:
-                    db.execute("ROLLBACK")
-                    return tool_error("not_found", _not_found_detail(arguments))
-            elif impl.require_rows and cursor.rowcount == 0:
-                db.execute("ROLLBACK")
+        db.execute("BEGIN")
+        output = _run_statements(db, impl, arguments)
+        db.execute("ROLLBACK" if is_tool_error(output) else "COMMIT")
+    # Any exception, not only sqlite3.Error: an OverflowError from binding a huge int once
+    # escaped here and left the transaction open, failing every later call.
+    except Exception as exc:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        return tool_error("sql_error", f"{type(exc).__name__}: {exc}")
+    return output
+
+
+def _run_statements(db: sqlite3.Connection, impl: SqlToolImpl, arguments: dict[str, Any]) -> Any:
+    rows: list[dict[str, Any]] = []
+    for statement in impl.sql:
+        missing = _unbound_parameters(statement, arguments)
+        if missing:
+            return tool_error("bad_arguments", f"missing argument(s) {missing}")
+        cursor = db.execute(statement, arguments)
+        if cursor.description is not None:
+            rows = [dict(r) for r in cursor.fetchall()]
+            if impl.require_rows and not rows:
                 return tool_error("not_found", _not_found_detail(arguments))
-        db.execute("COMMIT")
-    except sqlite3.Error as exc:
-        db.execute("ROLLBACK")
-        return tool_error("sql_error", str(exc))
+        elif impl.require_rows and cursor.rowcount == 0:
+            return tool_error("not_found", _not_found_detail(arguments))
     if impl.returns == "ok":
         return {"status": "ok"}
     if impl.returns == "row":
@@ -173,12 +253,18 @@ def _not_found_detail(arguments: dict[str, Any]) -> str:
 
 
 def database_hash(db: sqlite3.Connection, world: SqliteWorld) -> str:
+    """A hash of every table's rows (order-free); an integral float counts as the int, as
+    in `call_key`, so `10.0` and `10` in a `number` column are one state."""
     content = {}
     for name, table in world.tables.items():
         cols = ", ".join(f'"{c}"' for c in table.columns)
         rows = db.execute(f'SELECT {cols} FROM "{name}"').fetchall()
-        content[name] = sorted(json.dumps(list(r), default=str) for r in rows)
+        content[name] = sorted(json.dumps([_canonical(v) for v in r], default=str) for r in rows)
     return _digest(content)
+
+
+def _canonical(value: Any) -> Any:
+    return int(value) if isinstance(value, float) and value.is_integer() else value
 
 
 def resolve_backend(task: Task, requested: Backend | Literal["auto"]) -> Backend:

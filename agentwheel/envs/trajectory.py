@@ -59,6 +59,8 @@ class EpisodeCounts(BaseModel):
     tool_errors: dict[str, int] = Field(default_factory=dict)
     invalid_tool_calls: dict[str, int] = Field(default_factory=dict)
     generated_tokens: int = 0
+    # Replies longer than agentwheel.llm.tool_calls.MAX_REPLY_CHARS, stored cut.
+    replies_cut: int = 0
 
 
 class EpisodeTimings(BaseModel):

@@ -20,6 +20,7 @@ from agentwheel.core.messages import ChatRequest, Message, SamplingParams
 from agentwheel.core.task import Task
 from agentwheel.envs import signals
 from agentwheel.envs.agent import EpisodeView
+from agentwheel.llm.tool_calls import cap_reply
 from agentwheel.llm.types import ChatModel
 
 GENERIC_PUSH = "Are you sure? Please check again, it really matters to me."
@@ -79,7 +80,7 @@ class ScriptedUser:
         last = view.messages[-1].content if view.messages else ""
         if not said or view.messages[-1].role != "assistant":
             return UserTurn(content=THANKS, done=True)
-        asked = self._facts_asked_for(view.task, last)
+        asked = signals.facts_asked_for(last, view.task.user)
         if asked:
             facts = view.task.user.known_facts
             reveal = " ".join(f"My {_spoken(k)} is {facts[k]}." for k in asked)
@@ -99,23 +100,6 @@ class ScriptedUser:
                 names = ", ".join(_spoken(k) for k in view.task.user.known_facts)
                 return UserTurn(content=f"{UNSURE_PREFIX} I can give you my {names}.")
         return UserTurn(content=THANKS, done=True)
-
-    @staticmethod
-    def _facts_asked_for(task: Task, text: str) -> list[str]:
-        if (
-            not signals.is_question(text)
-            and "provide" not in text.lower()
-            and "share" not in text.lower()
-        ):
-            return []
-        return [
-            name
-            for name in task.user.known_facts
-            if any(
-                signals.mentions(text, p)
-                for p in signals.fact_phrases(name, task.user.aliases.get(name, []))
-            )
-        ]
 
 
 def _spoken(fact_name: str) -> str:
@@ -154,7 +138,7 @@ class LLMUser:
             if completion.failed:
                 turns.append(UserTurn(done=True, error=completion.error or "user model failed"))
                 continue
-            text = completion.text.strip()
+            text = cap_reply(completion.text).strip()
             done = END_MARKER in text or not text
             turns.append(
                 UserTurn(content=text.replace(END_MARKER, "").strip() or THANKS, done=done)

@@ -103,3 +103,52 @@ def test_required_outputs_are_checked():
     trajectory = EpisodeRunner(silent, ScriptedUser()).run([EpisodeSpec(task)])[0]
     assert trajectory.reward.state_matches
     assert trajectory.reward.outputs_missing == ["40.0"] and not trajectory.passed
+
+
+HEDGE = (
+    "I'm sorry, but I cannot do that right now. Could you tell me a bit more about what you need?"
+)
+
+
+def nested_refusal_task():
+    """A refusal below a missing identifier: ask for the order number, then decline."""
+    task = make_task("refuse")
+    task.user.request = "Hi, please cancel my order for me."
+    task.evaluation.required_signals = ["refusal", "clarification"]
+    return task
+
+
+def test_a_question_mark_alone_is_not_a_clarification():
+    task = nested_refusal_task()
+    constant = EpisodeRunner(ScriptPolicy([Completion(text=HEDGE)]), ScriptedUser())
+    trajectory = constant.run([EpisodeSpec(task)])[0]
+    assert trajectory.reward.state_matches and trajectory.reward.signals_present["refusal"]
+    assert not trajectory.reward.signals_present["clarification"] and not trajectory.passed
+
+
+@pytest.mark.parametrize(
+    "ask",
+    [
+        "Could you tell me your order id?",
+        "Sure, what is the order number?",
+        "Please provide the order ID so I can look it up.",
+    ],
+)
+def test_asking_for_the_missing_fact_by_name_or_alias_is_a_clarification(ask):
+    task = nested_refusal_task()
+    get = ToolCall(id="a", name="get_order", arguments={"order_id": "O-2"})
+    turns = [
+        Completion(text=ask),
+        Completion(tool_calls=[get]),
+        Completion(text="I'm sorry, I cannot cancel a shipped order."),
+    ]
+    trajectory = EpisodeRunner(ScriptPolicy(turns), ScriptedUser()).run([EpisodeSpec(task)])[0]
+    assert trajectory.reward.signals_present["clarification"] and trajectory.passed
+    assert "My order id is O-2." in [m.content for m in trajectory.messages if m.role == "user"]
+
+
+def test_asking_for_a_fact_the_task_does_not_need_is_not_a_clarification():
+    task = nested_refusal_task()  # the order id is missing; the customer id is not needed
+    turns = [Completion(text="Could you tell me your customer id?")]
+    trajectory = EpisodeRunner(ScriptPolicy(turns), ScriptedUser()).run([EpisodeSpec(task)])[0]
+    assert not trajectory.reward.signals_present["clarification"]

@@ -1,8 +1,8 @@
-from agentwheel.core.messages import Completion, SamplingParams
+from agentwheel.core.messages import Completion, SamplingParams, ToolCall
 from agentwheel.envs.agent import ModelPolicy
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
 from agentwheel.envs.user import ScriptedUser
-from agentwheel.llm.tool_calls import format_tool_call, parse_tool_calls
+from agentwheel.llm.tool_calls import MAX_REPLY_CHARS, format_tool_call, parse_tool_calls
 from tests.envs.sample_tasks import make_task
 
 EOT = 3
@@ -134,3 +134,52 @@ def test_many_episodes_are_batched_into_one_model_call():
     trajectories = EpisodeRunner(policy, ScriptedUser(), RunnerConfig(batch_size=4)).run(specs)
     assert len(trajectories) == 10 and all(t.passed for t in trajectories)
     assert policy.batch_sizes[:3] == [4, 4, 2]
+
+
+class FixedTurns:
+    """Plays fixed completions, one per turn, without checking them (as a sloppy model might)."""
+
+    name = "fixed"
+
+    def __init__(self, turns):
+        self.turns = turns
+
+    def act(self, views):
+        made = [sum(1 for m in v.messages if m.role == "assistant") for v in views]
+        return [self.turns[min(n, len(self.turns) - 1)] for n in made]
+
+
+def run_plain(turns, kind="happy"):
+    return EpisodeRunner(FixedTurns(turns), ScriptedUser()).run([EpisodeSpec(make_task(kind))])[0]
+
+
+def test_a_30_mb_reply_is_stored_cut_and_counted():
+    huge = Completion(text="la " * 10_000_000)
+    trajectory = run_plain([huge])
+    said = [m.content for m in trajectory.messages if m.role == "assistant"]
+    assert said and max(len(t) for t in said) <= MAX_REPLY_CHARS
+    assert trajectory.counts.replies_cut >= 1
+    assert len(trajectory.model_dump_json()) < 20 * MAX_REPLY_CHARS
+
+
+def test_calls_a_model_did_not_check_are_checked_before_they_run():
+    unchecked = [
+        ToolCall(id="a", name="drop_tables", arguments={}),
+        ToolCall(id="b", name="cancel_order", arguments={"order_id": 2**64}),
+        ToolCall(id="c", name="cancel_order", arguments={"order_id": "O-1", "force": True}),
+    ]
+    turns = [Completion(tool_calls=unchecked), Completion(text="Done.")]
+    trajectory = run_plain(turns)
+    assert trajectory.counts.tool_calls == 0
+    assert trajectory.counts.invalid_tool_calls == {"unknown_tool": 1, "bad_arguments": 2}
+    assert trajectory.reward.final_state != trajectory.reward.expected_state
+
+
+def test_lone_surrogates_in_a_reply_do_not_break_writing_the_trace():
+    text = 'Hi \ud800 <tool_call>{"name": "get_order", "arguments": {"order_id": "\\ud800"}}'
+    _, calls, errors = parse_tool_calls(text, make_task("happy").tools)
+    turns = [Completion(text=text, tool_calls=calls, tool_call_errors=errors), Completion()]
+    trajectory = run_plain(turns)
+    trajectory.model_dump_json().encode("utf-8")
+    assert trajectory.counts.invalid_tool_calls == {"bad_arguments": 1}
+    assert trajectory.messages[2].content == "Hi \ufffd"
