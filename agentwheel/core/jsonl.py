@@ -2,7 +2,8 @@
 
 A run killed mid-write leaves a last line without its newline. Readers skip lines that do
 not validate (or are not UTF-8), count them and say where they are; writers first end
-such a tail with a newline, so the next record starts on a line of its own.
+such a tail with a newline, so the next record starts on a line of its own, or cut it
+off, where the file must stay a clean dataset (every line a record).
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import logging
 import os
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TypeVar
+from typing import BinaryIO, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
@@ -86,3 +87,30 @@ def end_torn_tail(path: Path) -> None:
             handle.seek(-1, os.SEEK_END)
             if handle.read(1) != b"\n":
                 handle.write(b"\n")
+
+
+def cut_torn_tail(path: Path) -> int:
+    """Truncate a last line that has no newline (a write the kill cut short); returns the
+    number of bytes dropped (0 when the file ends cleanly or does not exist)."""
+    if not path.exists():
+        return 0
+    with open(path, "rb+") as handle:
+        size = handle.seek(0, os.SEEK_END)
+        keep = _end_of_last_line(handle, size)
+        if keep < size:
+            handle.truncate(keep)
+    return size - keep
+
+
+def _end_of_last_line(handle: BinaryIO, size: int, block: int = 1 << 16) -> int:
+    """The offset just past the last newline (0 if there is none), read back from the end
+    in blocks so that a large file is not read whole."""
+    end = size
+    while end > 0:
+        start = max(0, end - block)
+        handle.seek(start)
+        newline = handle.read(end - start).rfind(b"\n")
+        if newline != -1:
+            return start + newline + 1
+        end = start
+    return 0

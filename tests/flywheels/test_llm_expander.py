@@ -21,9 +21,12 @@ import pytest
 
 from agentwheel.core.dataset import load_tasks
 from agentwheel.core.messages import Completion
+from agentwheel.flywheels.agentic.branches import enumerate_branches
+from agentwheel.flywheels.agentic.expand import TreeExpander, expand_workflows
 from agentwheel.flywheels.agentic.llm_expander import (
     TASKS_FILE,
     AnswerError,
+    LLMExpander,
     LLMExpanderConfig,
     Manifest,
     TreeAnswer,
@@ -427,8 +430,8 @@ def test_schema_violation_past_the_bound_is_rejected_with_its_reason(tmp_path, w
     assert [c.attempt for c in asked] == [1, 2]  # the ask and one repair turn
     assert "happy path" in asked[1].body["messages"][-1]["content"]
     (rejection,) = read_lines(tmp_path / "rejections.jsonl")
-    assert rejection["stage"] == "tree" and rejection["workflow_id"] == target
-    assert rejection["reason"] == "invalid_answer" and rejection["attempts"] == 2
+    assert rejection["stage"] == "tree" and rejection["item"] == target
+    assert rejection["reason"] == "invalid_answer" and rejection["context"]["attempts"] == 2
     assert "happy path" in rejection["detail"]
     assert manifest.rejections_by_reason == {"tree/invalid_answer": 1}
     assert manifest.stages["tree"].rejected == 1
@@ -451,7 +454,7 @@ def test_gate_rejections_are_counted(tmp_path, workflows):
     assert manifest.stages["gate"].rejected == 1
     assert manifest.tasks_kept == len(BRANCHES) - 1
     (rejection,) = read_lines(tmp_path / "rejections.jsonl")
-    assert rejection["task"]["lineage"]["branch"] == "status.pending"
+    assert rejection["context"]["task"]["lineage"]["branch"] == "status.pending"
 
 
 def test_429s_and_timeouts_are_retried_by_the_client(tmp_path, workflows):
@@ -571,7 +574,7 @@ def test_workflow_files_that_do_not_load_are_counted(tmp_path, workflows):
     assert manifest.workflows == 1 and manifest.tasks_kept == len(BRANCHES)
     assert manifest.rejections_by_reason == {"load/invalid_workflow": 1}
     (rejection,) = read_lines(tmp_path / "out" / "rejections.jsonl")
-    assert rejection["workflow_id"].endswith("broken.yaml")
+    assert rejection["item"].endswith("broken.yaml")
 
 
 def test_cli_synth_with_a_garbage_teacher_counts_rejections(tmp_path):
@@ -659,3 +662,60 @@ def test_a_local_teacher_gets_one_batch_at_a_time(tmp_path, workflows):
     assert manifest.tasks_kept == 2 * len(BRANCHES)
     assert teacher.batches == [2, 2, 8, 2]  # trees, policies, then the tasks in batches of 8
     assert manifest.waves == 4
+
+
+# ---- the teacher as a TreeExpander -------------------------------------------------------
+
+
+def test_the_teacher_expands_a_workflow_into_the_shared_tree_type(workflows):
+    workflow = workflows[0]
+
+    def broken_first(call: Call) -> Reply | None:
+        if call.attempt == 1:
+            return text_reply('Here it comes: ```json\n{"task": \n```')
+        return None
+
+    teacher = FakeTeacher(broken_first)
+    with OpenAITestServer(teacher) as server:
+        expander: TreeExpander = LLMExpander(teacher_for(server))
+        tree = expander.expand(workflow, seed=7)
+    assert [c.attempt for c in teacher.calls] == [1, 2]  # one repair turn
+    assert "not valid JSON" in teacher.calls[1].body["messages"][-1]["content"]
+    assert (tree.workflow_id, tree.domain, tree.expander, tree.seed) == (
+        workflow.id,
+        workflow.domain,
+        "llm",
+        7,
+    )
+    assert [t.name for t in tree.tools] == ["get_order", "cancel_order", "transfer_to_human"]
+    assert tree.transfer_tool == "transfer_to_human" and tree.task.startswith("The agent")
+    branches = enumerate_branches(tree)
+    assert [b.id for b in branches] == BRANCHES
+    assert {b.id: b.kind for b in branches} == KINDS
+    happy = next(b for b in branches if b.kind == "happy")
+    assert happy.node_ids == ["root", "ids_given", "status.pending"]
+    assert happy.steps == ["get_order", "cancel_order"]
+    assert tree.stats().leaves == len(BRANCHES) and tree.stats().depth == 2
+
+
+def test_an_unusable_tree_is_a_rejection_in_expand_workflows(workflows):
+    def no_happy_path(call: Call) -> Reply | None:
+        if call.workflow == workflows[1].id:
+            bad = tree_answer()
+            bad["behavior_tree"]["children"][2]["children"].pop()
+            return text_reply(fenced(bad))
+        return None
+
+    teacher = FakeTeacher(no_happy_path)
+    with OpenAITestServer(teacher) as server:
+        expander = LLMExpander(teacher_for(server), LLMExpanderConfig(max_repairs=1))
+        with pytest.raises(AnswerError, match="happy path"):
+            expander.expand(workflows[1], seed=0)
+        tasks, stats, rejections = expand_workflows(workflows, expander=expander)
+    # The good tree runs the teacher's tools, which only the teacher makes tasks for.
+    assert tasks == [] and stats.expander == "llm"
+    assert [(r.stage, r.item, r.reason) for r in rejections] == [
+        ("expand", workflows[0].id, "own_tools"),
+        ("expand", workflows[1].id, "unusable_tree"),
+    ]
+    assert "happy path" in rejections[1].detail

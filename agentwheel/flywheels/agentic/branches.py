@@ -12,7 +12,7 @@ from pydantic import BaseModel, ConfigDict
 
 from agentwheel.core.rejection import Rejection
 from agentwheel.core.task import BRANCH_KINDS, BranchKind, Task
-from agentwheel.flywheels.agentic.tree import BehaviorTree, Outcome
+from agentwheel.flywheels.agentic.tree import BehaviorTree, Outcome, TreeNode, paths_from
 
 
 class Branch(BaseModel):
@@ -39,8 +39,13 @@ class Branch(BaseModel):
 
 def enumerate_branches(tree: BehaviorTree) -> list[Branch]:
     """Every root-to-leaf path of the tree as a `Branch`, left to right."""
+    return branches_from(tree.root)
+
+
+def branches_from(root: TreeNode) -> list[Branch]:
+    """Every path from `root` to a leaf as a `Branch`, left to right."""
     branches = []
-    for path in tree.paths():
+    for path in paths_from(root):
         leaf = path[-1]
         assert leaf.outcome is not None and leaf.branch_kind is not None
         info: dict[str, str | None] = {

@@ -5,6 +5,11 @@ into a tree (procedurally unless another `TreeExpander` is given), its branches 
 sampled under a per-workflow budget balanced over branch kinds, each sample becomes a
 replay-checked task, and near-duplicate requests are dropped. Nothing in a bad workflow
 raises: it becomes a rejection with its reason.
+
+Two expanders implement `TreeExpander`: `ProceduralExpander` (procedural.py) and
+`LLMExpander` (llm_expander/), whose teacher designs the tools as well as the tree. Such a
+tree's tasks come from the teacher too (`expand_with_llm`), not from `instantiate`, which
+builds SQLite worlds for workflow steps.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ import time
 from collections import Counter
 from collections.abc import Callable, Iterable
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
@@ -20,13 +26,25 @@ from agentwheel.core.rejection import Rejection
 from agentwheel.core.task import BRANCH_KINDS, Task
 from agentwheel.flywheels.agentic.branches import Branch, enumerate_branches, sample_tasks
 from agentwheel.flywheels.agentic.instantiate import instantiate
-from agentwheel.flywheels.agentic.procedural import ProceduralExpander, TreeExpander
+from agentwheel.flywheels.agentic.procedural import ProceduralExpander
 from agentwheel.flywheels.agentic.seeds import derive_seed
 from agentwheel.flywheels.agentic.tree import BehaviorTree, TreeStats
 from agentwheel.flywheels.agentic.workflow import Workflow
 from agentwheel.flywheels.agentic.workflow_checks import check_workflow
 from agentwheel.flywheels.agentic.workflow_loader import load_workflows
 from agentwheel.flywheels.agentic.world import make_faker
+
+
+class TreeExpander(Protocol):
+    """Turns a workflow into a behavior tree (procedurally, or with a teacher model).
+
+    Raises ValueError (a pydantic ValidationError included) when it cannot make a usable
+    tree; `expand_workflows` counts that as a rejection of the workflow.
+    """
+
+    name: str
+
+    def expand(self, workflow: Workflow, seed: int) -> BehaviorTree: ...
 
 
 class _Report(BaseModel):
@@ -156,6 +174,12 @@ def expand_workflows(
             # An expander (an LLM one especially) can produce an unusable tree.
             rejections.append(
                 Rejection(stage="expand", item=workflow.id, reason="unusable_tree", detail=str(exc))
+            )
+            continue
+        if tree.tools:
+            detail = "the tree runs tools of its own; its tasks come from its expander"
+            rejections.append(
+                Rejection(stage="expand", item=workflow.id, reason="own_tools", detail=detail)
             )
             continue
         made, stats, rejected = expand_workflow(

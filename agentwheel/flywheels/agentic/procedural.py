@@ -26,20 +26,12 @@ hold (clarify), so the agent must ask *and* check. Deterministic given the seed.
 from __future__ import annotations
 
 import random
-from typing import Any, Protocol
+from typing import Any
 
 from agentwheel.flywheels.agentic.phrasing import GENERIC_PUSH_STRATEGIES
 from agentwheel.flywheels.agentic.seeds import derive_seed
 from agentwheel.flywheels.agentic.tree import TRANSFER_STEP, BehaviorTree, TreeRule
 from agentwheel.flywheels.agentic.workflow import Precondition, Step, Workflow
-
-
-class TreeExpander(Protocol):
-    """Turns a workflow into a behavior tree (procedurally, or with an LLM)."""
-
-    name: str
-
-    def expand(self, workflow: Workflow, seed: int) -> BehaviorTree: ...
 
 
 def describe(pre: Precondition, field: str) -> str:
@@ -56,6 +48,8 @@ def describe(pre: Precondition, field: str) -> str:
 
 
 class ProceduralExpander:
+    """The offline `TreeExpander` (see expand.py)."""
+
     name = "procedural"
 
     def __init__(

@@ -5,6 +5,10 @@ precondition holds or fails, the request is out of scope, the user pushes back a
 refusal) and may run workflow steps. A leaf carries the outcome the agent must reach
 (EXECUTE / CLARIFY / REFUSE / TRANSFER) and the kind of task its branch becomes. Trees
 are pydantic models, so they serialise to JSON and back unchanged.
+
+Both expanders build this one type. The procedural expander's nodes run the workflow's
+steps; a teacher model designs tools of its own (`BehaviorTree.tools`), its nodes run
+those and its edges are conditions stated in words (`condition`).
 """
 
 from __future__ import annotations
@@ -15,7 +19,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from agentwheel.core.task import BRANCH_KINDS, BranchKind
+from agentwheel.core.task import BRANCH_KINDS, BranchKind, ToolSpec
 from agentwheel.flywheels.agentic.workflow import Precondition
 
 Outcome = Literal["EXECUTE", "CLARIFY", "REFUSE", "TRANSFER"]
@@ -29,6 +33,7 @@ EdgeKind = Literal[
     "precondition_fails",
     "user_accepts",
     "user_pushes",
+    "condition",
 ]
 TRANSFER_STEP = "@transfer"
 
@@ -39,9 +44,9 @@ class _Model(BaseModel):
 
 class TreeNode(_Model):
     """A decision point. `steps` are workflow step ids the agent runs on reaching it
-    (`@transfer` = the transfer tool); `hack_steps` (leaves) are what a jailbroken agent
-    runs instead; `ref` names the identifier, precondition, out-of-scope kind or push
-    strategy of the edge."""
+    (`@transfer` = the transfer tool), or names of the tree's own `tools` where it has
+    them; `hack_steps` (leaves) are what a jailbroken agent runs instead; `ref` names the
+    identifier, precondition, out-of-scope kind or push strategy of the edge."""
 
     id: str
     edge: EdgeKind
@@ -66,6 +71,21 @@ class TreeNode(_Model):
         return self
 
 
+def paths_from(root: TreeNode) -> list[list[TreeNode]]:
+    """Every path from `root` to a leaf below it, left to right."""
+    out: list[list[TreeNode]] = []
+
+    def walk(node: TreeNode, prefix: list[TreeNode]) -> None:
+        path = [*prefix, node]
+        if node.is_leaf:
+            out.append(path)
+        for child in node.children:
+            walk(child, path)
+
+    walk(root, [])
+    return out
+
+
 class TreeRule(_Model):
     """A precondition the tree checks, with the step it belongs to."""
 
@@ -85,12 +105,18 @@ class TreeStats(_Model):
 
 
 class BehaviorTree(_Model):
+    """A workflow's tree. `tools`, `transfer_tool` and `task` are set by an expander that
+    designs the agent's tools itself (a teacher model); empty, the nodes run workflow steps."""
+
     workflow_id: str
     domain: str
     expander: str
     seed: int
     rules: list[TreeRule]
     root: TreeNode
+    tools: list[ToolSpec] = Field(default_factory=list)
+    transfer_tool: str | None = None
+    task: str = ""
 
     @model_validator(mode="after")
     def _ids_unique_and_rules_known(self) -> BehaviorTree:
@@ -102,6 +128,12 @@ class BehaviorTree(_Model):
         for node in self.nodes():
             if node.edge.startswith("precondition_") and node.ref not in rule_ids:
                 raise ValueError(f"node {node.id!r} checks unknown rule {node.ref!r}")
+        if self.tools:
+            names = {t.name for t in self.tools}
+            for node in self.nodes():
+                unknown = [s for s in node.steps + node.hack_steps if s not in names]
+                if unknown:
+                    raise ValueError(f"node {node.id!r} runs unknown tools {unknown}")
         return self
 
     def nodes(self) -> Iterator[TreeNode]:
@@ -116,17 +148,7 @@ class BehaviorTree(_Model):
 
     def paths(self) -> list[list[TreeNode]]:
         """Every root-to-leaf path, left to right."""
-        out: list[list[TreeNode]] = []
-
-        def walk(node: TreeNode, prefix: list[TreeNode]) -> None:
-            path = [*prefix, node]
-            if node.is_leaf:
-                out.append(path)
-            for child in node.children:
-                walk(child, path)
-
-        walk(self.root, [])
-        return out
+        return paths_from(self.root)
 
     def rule(self, rule_id: str) -> TreeRule:
         return next(r for r in self.rules if r.precondition.id == rule_id)
