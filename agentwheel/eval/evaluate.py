@@ -21,7 +21,7 @@ from pydantic import BaseModel
 
 from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.dataset import LoadError
-from agentwheel.core.jsonl import end_torn_tail, read_models
+from agentwheel.core.jsonl import end_torn_tail, read_jsonl
 from agentwheel.core.stats import mean
 from agentwheel.core.task import BRANCH_KINDS, Task
 from agentwheel.envs.agent import Policy
@@ -43,13 +43,18 @@ class ResumeMismatch(ValueError):
 
 class ResumeState(BaseModel):
     done: list[Trajectory]
-    corrupt_lines: int = 0
+    skipped: list[str] = []  # `file:line: why` of each unreadable line
+
+    @property
+    def corrupt_lines(self) -> int:
+        return len(self.skipped)
 
 
 def read_traces(path: Path) -> ResumeState:
-    """Finished trajectories on disk; a torn last line (killed mid-write) is skipped and counted."""
-    done, corrupt = read_models(path, Trajectory)
-    return ResumeState(done=done, corrupt_lines=corrupt)
+    """Finished trajectories on disk; a line that is not one (torn by a kill, not UTF-8) is
+    skipped and reported with its file and line."""
+    done, rejections = read_jsonl(path, Trajectory, stage="traces")
+    return ResumeState(done=done, skipped=[f"{r.item}: {r.detail or r.reason}" for r in rejections])
 
 
 class TraceWriter:
@@ -223,6 +228,7 @@ def run_eval(
             "resumed_episodes": len(done),
             "retried_failed_episodes": retried,
             "corrupt_trace_lines": state.corrupt_lines,
+            "skipped_trace_lines": state.skipped[:20],
             "wall_seconds": round(wall, 3),
         },
         load_errors=load_errors,

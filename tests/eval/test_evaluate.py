@@ -69,6 +69,7 @@ def test_interrupted_run_resumes_without_redoing_finished_episodes(tmp_path):
     )
     assert len(fresh) == 7 and summary["resumed_episodes"] == 3
     assert summary["corrupt_trace_lines"] == 1
+    assert summary["skipped_trace_lines"][0].startswith(f"{tmp_path / TRACES}:4: ")
     assert summary["n_episodes"] == 10 and summary["pass_hat_k"]["2"] == 1.0
     keys = [(t.task_id, t.trial) for t in read_traces(tmp_path / TRACES).done]
     assert len(keys) == len(set(keys)) == 10
