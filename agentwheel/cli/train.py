@@ -30,7 +30,8 @@ from rich.table import Table
 
 from agentwheel.core.resources import bundled_config
 from agentwheel.train.config import describe
-from agentwheel.train.schedule import ScheduleConfig, load_config, run_schedule
+from agentwheel.train.schedule import run_schedule
+from agentwheel.train.schedule_config import ScheduleConfig, load_config
 
 console = Console(stderr=True)
 DEMO_CONFIG = bundled_config("demo")

@@ -39,6 +39,9 @@ class ReasoningBatch(RolloutBatch):
             "rollout_correct_mean": sum(correct) / n,
         }
 
+    def graded_rewards(self) -> list[list[float]]:
+        return self.rewards
+
 
 def token_renderer(model: ChatModel) -> Renderer:
     if model.renderer is None:

@@ -97,6 +97,11 @@ class RolloutBatch:
             "rollout_episodes": len(self.trajectories),
         }
 
+    def graded_rewards(self) -> list[list[float]] | None:
+        """Rewards parallel to `groups` when they are not the trajectories' own pass/fail
+        (None here: an agentic episode's reward is its environment's verdict)."""
+        return None
+
 
 def collect_groups(
     policy_for_attempt: Callable[[int], Policy],

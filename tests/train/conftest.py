@@ -43,7 +43,8 @@ def require_bundled_gguf() -> None:
 
 def tiny_chat_model(seed: int = 0) -> HFChatModel:
     """The schedule's `tiny` model: a random-weight Llama with SmolLM2's tokenizer."""
-    from agentwheel.train.schedule import ModelSettings, build_tiny_model
+    from agentwheel.train.model_factory import build_tiny_model
+    from agentwheel.train.schedule_config import ModelSettings
 
     require_bundled_gguf()
     return build_tiny_model(ModelSettings(spec="tiny"), seed=seed)

@@ -11,12 +11,9 @@ import torch
 from agentwheel.core.messages import ChatRequest, Message, SamplingParams
 from agentwheel.train.generation import GenerationSettings, Generator
 from agentwheel.train.model import copy_named_weights, merged_copy, merged_state_dict
-from agentwheel.train.schedule import (
-    ScheduleRun,
-    apply_overrides,
-    load_config,
-    read_metrics,
-)
+from agentwheel.train.report import read_metrics
+from agentwheel.train.schedule import ScheduleRun
+from agentwheel.train.schedule_config import apply_overrides, load_config
 from tests.train.conftest import require_bundled_gguf, tiny_chat_model
 
 TINY = Path(__file__).parents[2] / "agentwheel" / "configs" / "tiny.yaml"

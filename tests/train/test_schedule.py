@@ -7,14 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from agentwheel.train.report import write_report
-from agentwheel.train.schedule import (
-    ScheduleConfig,
-    apply_overrides,
-    load_config,
-    read_metrics,
-    run_schedule,
-)
+from agentwheel.train.report import read_metrics, write_report
+from agentwheel.train.schedule import run_schedule
+from agentwheel.train.schedule_config import ScheduleConfig, apply_overrides, load_config
 from tests.train.conftest import require_bundled_gguf
 
 TINY = Path(__file__).parents[2] / "agentwheel" / "configs" / "tiny.yaml"
@@ -246,7 +241,7 @@ def test_metrics_go_to_jsonl_tensorboard_and_wandb(tmp_path, monkeypatch):
     import sys
     import types
 
-    from agentwheel.train.schedule import MetricsLog
+    from agentwheel.train.metrics_log import MetricsLog
 
     logged: list[tuple[dict, int]] = []
     run = types.SimpleNamespace(
@@ -276,7 +271,7 @@ def test_a_thin_learnable_band_is_topped_up_from_the_pool():
     import numpy as np
 
     from agentwheel.flywheels.agentic.expand import expand_workflows
-    from agentwheel.train.schedule import band_topped_up
+    from agentwheel.train.rounds.agentic import band_topped_up
 
     pool, _, _ = expand_workflows(
         "agentwheel/data/workflows/retail_order_cancel.yaml", tasks_per_workflow=8

@@ -14,10 +14,10 @@ from agentwheel.train.sft_data import oracle_episodes, oracle_sft_data
 @pytest.fixture(scope="module")
 def renderer():
     from agentwheel.llm.default_model import DefaultModelMissing
-    from agentwheel.train.schedule import _smollm2_tokenizer
+    from agentwheel.train.model_factory import smollm2_tokenizer
 
     try:
-        tokenizer = _smollm2_tokenizer()
+        tokenizer = smollm2_tokenizer()
     except DefaultModelMissing as exc:
         pytest.skip(str(exc))
     return ChatTemplateRenderer(tokenizer, tool_chat_template())

@@ -1,0 +1,216 @@
+"""The phases around the RL rounds: data (train pool and held-out set), held-out eval, and
+the SFT warm start. Each is a function of the run; the driver (schedule.py) orders them."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from agentwheel.core.atomic import write_text_atomic
+from agentwheel.core.dataset import load_tasks, write_tasks
+from agentwheel.core.messages import SamplingParams
+from agentwheel.core.task import Task
+from agentwheel.envs.agent import ModelPolicy
+from agentwheel.envs.user import ScriptedUser
+from agentwheel.eval.evaluate import TRACES, read_traces, run_eval
+from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
+from agentwheel.flywheels.agentic.workflow import Workflow
+from agentwheel.flywheels.agentic.workflow_loader import load_workflow, workflow_paths
+from agentwheel.train.model import is_lora
+from agentwheel.train.sft import SFTTrainer
+from agentwheel.train.sft_data import oracle_sft_data
+
+if TYPE_CHECKING:
+    from agentwheel.train.run_context import RunContext
+    from agentwheel.train.schedule_config import DataSettings
+
+# -- data
+
+
+def split_workflows(data: DataSettings) -> tuple[list[Workflow], list[Workflow]]:
+    """(train workflows, held-out workflows); unknown ids are an error that lists the known."""
+    by_id = {w.id: w for w in map(load_workflow, workflow_paths(data.workflows_dir))}
+    missing = sorted(set(data.held_out_workflows + (data.train_workflows or [])) - set(by_id))
+    if missing:
+        raise ValueError(f"unknown workflow ids: {missing}; known: {sorted(by_id)}")
+    held = [by_id[w] for w in data.held_out_workflows]
+    train_ids = data.train_workflows or [w for w in by_id if w not in data.held_out_workflows]
+    return [by_id[w] for w in train_ids], held
+
+
+def train_workflow_paths(data: DataSettings) -> list[Path]:
+    """The YAML files of the train workflows (what the agentic flywheel evolves from)."""
+    train, _ = split_workflows(data)
+    ids = {w.id for w in train}
+    return [p for p in workflow_paths(data.workflows_dir) if load_workflow(p).id in ids]
+
+
+def phase_data(run: RunContext) -> None:
+    """The train pool (train workflows) and the held-out set (held-out workflows, plus new
+    tasks of the train workflows when `held_out_seen_tasks` asks for them)."""
+    data, seed = run.config.data, run.config.seed
+    train, held = split_workflows(data)
+    synth_agentic(
+        run.dir / "data" / "train",
+        train,
+        seed=seed,
+        tasks_per_workflow=data.tasks_per_workflow,
+        extra_conditions=data.extra_conditions,
+    )
+    held_dir = run.dir / "data" / "held_out" / "synth"
+    # A different seed: held-out trees come from other workflows anyway, but their
+    # sampled branches should not mirror the pool's.
+    synth_agentic(held_dir, held, seed=seed + 7919, tasks_per_workflow=data.held_out_tasks)
+    tasks = load_tasks(held_dir / TASKS).tasks
+    order = np.random.default_rng([seed, 1]).permutation(len(tasks))
+    chosen = [tasks[int(i)] for i in order[: data.held_out_tasks]]
+    pool = load_tasks(run.train_tasks_path()).tasks
+    seen = _held_out_seen(run, train, pool) if data.held_out_seen_tasks else []
+    write_tasks([*chosen, *seen], run.held_out_path())
+    if not pool or not chosen:
+        raise ValueError(f"empty data: {len(pool)} train tasks, {len(chosen)} held-out tasks")
+    run.log(
+        f"data: {len(pool)} train-pool tasks; held out: {len(chosen)} tasks of unseen "
+        f"workflows, {len(seen)} new tasks of the train workflows"
+    )
+
+
+def _held_out_seen(run: RunContext, train: list[Workflow], pool: list[Task]) -> list[Task]:
+    """New tasks of the train workflows: synthesized with another seed, and dropped
+    when their request or user facts match any train-pool task's."""
+    n, seed = run.config.data.held_out_seen_tasks, run.config.seed
+    out = run.dir / "data" / "held_out" / "synth_seen"
+    per_workflow = -(-n // len(train)) + 1
+    synth_agentic(out, train, seed=seed + 104_729, tasks_per_workflow=per_workflow)
+    trained = {_fingerprint(t) for t in pool}
+    fresh = [t for t in load_tasks(out / TASKS).tasks if _fingerprint(t) not in trained]
+    order = np.random.default_rng([seed, 2]).permutation(len(fresh))
+    return [
+        fresh[int(i)].model_copy(update={"id": f"heldout.{fresh[int(i)].id}"}) for i in order[:n]
+    ]
+
+
+def _fingerprint(task: Task) -> str:
+    """What makes two tasks the same test for a model: the request and the user's facts."""
+    facts = sorted(f"{k}={v}" for k, v in task.user.known_facts.items())
+    return "\x1f".join([task.user.request, *facts])
+
+
+# -- evaluation
+
+
+def phase_eval(run: RunContext, name: str, round_: int) -> float:
+    """Held-out pass^k of the current policy, recorded as an `eval` metrics line."""
+    run.model.model.eval()
+    out = run.dir / "evals" / name
+    tasks = load_tasks(run.held_out_path()).tasks
+    summary = run_eval(
+        tasks,
+        _eval_policy(run),
+        ScriptedUser(),
+        run.config.eval.k,
+        out,
+        run.runner_config,
+        resume=True,
+        meta={"tasks": str(run.held_out_path()), "stage": name},
+    )
+    pass1 = float(summary["pass_hat_k"]["1"])
+    run.state.evals[name] = pass1
+    unseen = {w.id for w in split_workflows(run.config.data)[1]}
+    split = _pass1_by_workflow_split(out / TRACES, tasks, unseen)
+    run.record(
+        {
+            "stage": "eval",
+            "eval": name,
+            "round": round_,
+            "step": run.state.global_step,
+            "held_out_pass1": pass1,
+            **split,
+            "mean_generated_tokens": summary["mean_generated_tokens"],
+            "invalid_tool_calls": sum(summary["invalid_tool_calls"].values()),
+        },
+        run.state.global_step,
+    )
+    run.log(f"eval {name}: held-out pass^1 = {pass1:.3f} ({summary['n_tasks']} tasks)")
+    return pass1
+
+
+def _eval_policy(run: RunContext) -> ModelPolicy:
+    cfg = run.config.eval
+    params = SamplingParams(
+        temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=run.config.seed
+    )
+    return ModelPolicy(run.generator.chat_model(), params, name=run.config.model.spec)
+
+
+def _pass1_by_workflow_split(
+    traces: Path, tasks: Sequence[Task], unseen_workflows: set[str]
+) -> dict[str, float | None]:
+    """pass^1 on the held-out tasks of unseen workflows and on the new tasks of the
+    train workflows (None for a part with no tasks)."""
+    unseen = {t.id for t in tasks if t.lineage.source_workflow in unseen_workflows}
+    outcomes: dict[str, list[bool]] = {"unseen": [], "seen": []}
+    for t in read_traces(traces).done:
+        outcomes["unseen" if t.task_id in unseen else "seen"].append(t.passed)
+    return {
+        f"held_out_pass1_{part}_workflows": (sum(v) / len(v) if v else None)
+        for part, v in outcomes.items()
+    }
+
+
+# -- SFT warm start
+
+
+def phase_sft(run: RunContext) -> None:
+    """SFT on oracle episodes of the train pool, checkpointed (and resumable) every step;
+    LoRA adapters are merged into the base afterwards."""
+    cfg = run.config.sft
+    trainer = SFTTrainer(run.model.model, cfg.train, pad_id=run.model.pad_id)
+    pool = load_tasks(run.train_tasks_path()).tasks
+    if cfg.max_tasks is not None:
+        pool = pool[: cfg.max_tasks]
+    # The oracle gets the default turn limit: the policy's may be too short for it.
+    data = oracle_sft_data(pool, run.model.renderer, cfg.train.max_seq_len, cfg.trials)
+    manifest = {
+        "sequences": len(data.sequences),
+        "rejected": data.rejected,
+        "trained_tokens": sum(s.num_trained_tokens for s in data.sequences),
+        "mean_length": sum(len(s) for s in data.sequences) / max(1, len(data.sequences)),
+    }
+    (run.dir / "sft").mkdir(exist_ok=True)
+    write_text_atomic(run.dir / "sft" / "manifest.json", json.dumps(manifest, indent=2))
+    if run.state.checkpoint.get("trainer") == "sft":
+        trainer.load(run.dir / "checkpoints" / "last")
+        run.log(f"resumed SFT at step {trainer.step_count}")
+    batches = -(-len(data.sequences) // cfg.train.batch_size) * cfg.train.epochs
+    total = min(batches, cfg.max_steps) if cfg.max_steps is not None else batches
+
+    def on_step(metrics: Any) -> None:
+        global_step = run.state.global_step + 1
+        position = {"epoch": trainer.epoch, "batch_in_epoch": trainer.batch_in_epoch}
+        run.checkpoint(trainer, "last", position)
+        run.state.checkpoint = {"trainer": "sft", "step": trainer.step_count}
+        run.state.position = {
+            "stage": "sft",
+            "round": 0,
+            "step": metrics.step,
+            "global_step": global_step,
+        }
+        record = {"stage": "sft", "round": 0, **metrics.as_dict(), "global_step": global_step}
+        run.step_done(record, "SFT", metrics.step, total)
+
+    # SFTTrainer.train advances batch_in_epoch before calling on_step, so the
+    # checkpoint holds the position after this batch.
+    trainer.train(data.sequences, max_steps=cfg.max_steps, on_step=on_step)
+    run.checkpoint(
+        trainer, "sft", {"epoch": trainer.epoch, "batch_in_epoch": trainer.batch_in_epoch}
+    )
+    run.state.checkpoint = {"trainer": "sft_done"}
+    if is_lora(trainer.model):
+        # GRPO trains its own adapters on the SFT policy: fold these into the base.
+        run.model.model = trainer.model.merge_and_unload()  # type: ignore[operator]
+    run.log(f"SFT: {trainer.step_count} steps on {len(data.sequences)} oracle sequences")

@@ -1,0 +1,176 @@
+"""Agentic RL rounds: multi-turn episodes with tools and a scripted user, rewarded by the
+environment's state check; the agentic flywheel evolves new tasks from the last rollouts.
+
+Files in the round directory: probe/ (when no earlier rollouts exist), evolve/,
+tasks.jsonl (the round's tasks), pool.jsonl (the pool grown by the band: where the next
+agentic round starts).
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+import numpy as np
+from pydantic import Field
+
+from agentwheel.core.dataset import load_tasks, write_tasks
+from agentwheel.core.task import Task
+from agentwheel.envs.user import ScriptedUser
+from agentwheel.eval.evaluate import SUMMARY, run_eval
+from agentwheel.flywheels.agentic.evolve import evolve_agentic
+from agentwheel.flywheels.agentic.synth import TASKS
+from agentwheel.train.phases import train_workflow_paths
+from agentwheel.train.rollout import RolloutBatch, TaskStream, collect_groups, rollout_seed
+from agentwheel.train.rounds.base import Band, RLRound, RoundKind
+
+if TYPE_CHECKING:
+    from agentwheel.train.run_context import RunContext
+
+Operator = Literal["deepen", "lookup"]
+
+
+def _every_operator() -> list[Operator]:
+    return ["deepen", "lookup"]
+
+
+class AgenticRound(RLRound):
+    """One agentic RL round: flywheel refresh, then GRPO on the learnable tasks."""
+
+    kind: Literal["agentic"] = "agentic"
+    evolve: bool = Field(True, description="Evolve tasks with the agentic flywheel first.")
+    evolve_tasks_per_workflow: int = Field(4, ge=1, description="New tasks per evolved tree.")
+    band_samples: int = Field(2, ge=1, description="Attempts per new task for the band.")
+    probe_tasks: int = Field(4, ge=1, description="Pool tasks probed when no rollouts exist.")
+    min_round_tasks: int | None = Field(
+        None,
+        ge=1,
+        description="A smaller learnable band is topped up with pool tasks to this many "
+        "(default: steps × batch_groups), so a thin band cannot starve the round.",
+    )
+    operators: list[Operator] = Field(
+        default_factory=_every_operator,
+        min_length=1,
+        description="How the flywheel makes new tasks (agentwheel/flywheels/agentic/evolve.py).",
+    )
+
+
+def band_topped_up(
+    band: list[Task], pool: list[Task], need: int, rng: np.random.Generator
+) -> tuple[list[Task], str]:
+    """The round's tasks: the learnable band, plus pool tasks drawn at random when the
+    band has fewer than `need` (one band task whose rollouts all fail would leave the
+    round without a single update)."""
+    if len(band) >= need:
+        return band, "learnable band of evolved tasks"
+    ids = {t.id for t in band}
+    rest = [t for t in pool if t.id not in ids]
+    picked = [rest[int(i)] for i in rng.permutation(len(rest))[: need - len(band)]]
+    return [*band, *picked], f"learnable band ({len(band)}) topped up with {len(picked)} pool tasks"
+
+
+class AgenticRounds(RoundKind[AgenticRound, Task]):
+    name = "agentic"
+    settings = AgenticRound
+
+    def pool(self, run: RunContext, round_: int, settings: AgenticRound) -> list[Task]:
+        """The last agentic round's grown pool, or the synthesized train pool."""
+        previous = run.previous_round(round_, self.name)
+        path = run.round_dir(previous) / "pool.jsonl" if previous else run.train_tasks_path()
+        return load_tasks(path).tasks
+
+    def evolve(
+        self, run: RunContext, round_: int, settings: AgenticRound, pool: list[Task]
+    ) -> Band[Task] | None:
+        """Evolve from the last agentic round's rollouts (or from a probe of the pool)."""
+        if not settings.evolve:
+            return None
+        source = self._evolve_source(run, round_, settings, pool)
+        out = run.round_dir(round_) / "evolve"
+        shutil.rmtree(out, ignore_errors=True)
+        manifest = evolve_agentic(
+            source,
+            run.rollout_policy(round_, 2_000_000),
+            out,
+            samples=settings.band_samples,
+            tasks_per_workflow=settings.evolve_tasks_per_workflow,
+            seed=rollout_seed(run.config.seed, round_),
+            workflows=train_workflow_paths(run.config.data),  # type: ignore[arg-type]
+            config=run.runner_config,
+            operators=settings.operators,
+        )
+        report = {
+            "evolve_source": str(source.relative_to(run.dir)),
+            "evolved_generated": manifest.generated,
+            "evolved_validated": manifest.validated,
+            "band": manifest.band,
+            "evolved_pass_rate": manifest.evolved_pass_rate,
+            "evolved_by_operator": manifest.tasks_by_operator,
+        }
+        return Band(load_tasks(out / TASKS).tasks, report)
+
+    def _evolve_source(
+        self, run: RunContext, round_: int, settings: AgenticRound, pool: list[Task]
+    ) -> Path:
+        """Rollouts the flywheel learns from: the last agentic round's, or (first round,
+        or none summarized) a fresh probe of `probe_tasks` pool tasks."""
+        previous = run.previous_round(round_, self.name)
+        source = run.round_dir(previous or 0) / "rollouts"
+        if previous is not None and (source / SUMMARY).exists():
+            return source
+        source = run.round_dir(round_) / "probe"
+        shutil.rmtree(source, ignore_errors=True)
+        rng = np.random.default_rng([run.config.seed, round_, 0])
+        probe = [pool[int(i)] for i in rng.permutation(len(pool))[: settings.probe_tasks]]
+        write_tasks(probe, source / "tasks.jsonl")
+        run_eval(
+            probe,
+            run.rollout_policy(round_, 1_000_000),
+            ScriptedUser(),
+            1,
+            source,
+            run.runner_config,
+            meta={"tasks": str(source / "tasks.jsonl"), "stage": f"probe-{round_}"},
+        )
+        return source
+
+    def train_on_band(
+        self,
+        run: RunContext,
+        round_: int,
+        settings: AgenticRound,
+        band: list[Task],
+        pool: list[Task],
+    ) -> tuple[list[Task], str]:
+        need = settings.min_round_tasks or settings.steps * settings.batch_groups
+        rng = np.random.default_rng([run.config.seed, round_, 1])
+        return band_topped_up(band, pool, need, rng)
+
+    def write_selection(
+        self, round_dir: Path, items: list[Task], pool: list[Task], band: list[Task]
+    ) -> None:
+        write_tasks(items, round_dir / "tasks.jsonl")
+        write_tasks([*pool, *band], round_dir / "pool.jsonl")
+
+    def selected_items(self, round_dir: Path) -> list[Task]:
+        return load_tasks(round_dir / "tasks.jsonl").tasks
+
+    def collect_groups(
+        self,
+        run: RunContext,
+        round_: int,
+        settings: AgenticRound,
+        stream: TaskStream[Task],
+        step: int,
+    ) -> RolloutBatch:
+        """Episodes against the scripted user; the reward is the environment's verdict."""
+        return collect_groups(
+            lambda attempt: run.rollout_policy(round_, step, attempt),
+            stream,
+            settings.batch_groups,
+            settings.group_size,
+            dynamic_sampling=run.config.grpo.dynamic_sampling,
+            max_attempts=settings.max_attempts,
+            runner_config=run.runner_config,
+        )

@@ -1,0 +1,172 @@
+"""What every phase of a run shares: the run directory and its config, the committed state,
+the metrics sinks, the policy and the engine it generates with, the GRPO trainer, and the
+bookkeeping that keeps them in step (record a step, checkpoint, commit, note).
+
+Phases (phases.py, rounds/) are functions of a `RunContext`; the driver (schedule.py)
+calls them in order.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from agentwheel.core.atomic import write_text_atomic
+from agentwheel.core.messages import SamplingParams
+from agentwheel.flywheels.agentic.synth import TASKS
+from agentwheel.train.checkpoint import TrainerState, load_checkpoint, save_checkpoint
+from agentwheel.train.generation import Generator
+from agentwheel.train.grpo import GRPOTrainer
+from agentwheel.train.metrics_log import MetricsLog
+from agentwheel.train.model_factory import build_model
+from agentwheel.train.rollout import TurnSeededPolicy, rollout_seed
+from agentwheel.train.run_state import RunState
+from agentwheel.train.schedule_config import ScheduleConfig
+
+StepHook = Callable[[dict[str, Any]], None]
+Progress = Callable[[str, int, int], None]  # (phase description, done, total)
+
+
+class RunContext:
+    """One run directory, opened fresh or (with `resume=True`) where its state left off."""
+
+    def __init__(
+        self,
+        config: ScheduleConfig,
+        run_dir: Path,
+        *,
+        resume: bool = False,
+        on_step: StepHook | None = None,
+        progress: Progress | None = None,
+        log: Callable[[str], None] = print,
+    ):
+        self.dir = Path(run_dir)
+        self.on_step = on_step
+        self.progress = progress
+        self.log = log
+        self.state = RunState.load(self.dir, resume)
+        self.dir.mkdir(parents=True, exist_ok=True)
+        self.config = config = self._saved_config(config) if resume else config
+        write_text_atomic(self.dir / "config.yaml", config.to_yaml())
+        self.metrics = MetricsLog(self.dir, config.tensorboard, config.wandb_project)
+        self.metrics.truncate(self.state.metrics_lines)
+        for note in self.metrics.notes:
+            if note not in self.state.notes:
+                self.state.notes.append(note)
+        self.model = build_model(config.model, config.seed)
+        latest = self.dir / "checkpoints" / "last"
+        if resume and self.state.checkpoint.get("trainer") not in (None, "sft") and latest.exists():
+            # The newest (merged) weights for evals and flywheel steps. An SFT phase that
+            # resumes loads its own checkpoint (with LoRA: adapters on the initial base).
+            load_checkpoint(latest, self.model.model)
+        self.runner_config = config.runner.runner_config()
+        self.grpo: GRPOTrainer | None = None
+        self.generator = Generator(
+            config.model.generation, self.model, self._trained_module, self._initial_model_dir
+        )
+
+    def _saved_config(self, config: ScheduleConfig) -> ScheduleConfig:
+        """A resumed run keeps the config it started with."""
+        path = self.dir / "config.yaml"
+        if not path.exists():
+            return config
+        saved = ScheduleConfig.model_validate(yaml.safe_load(path.read_text()))
+        if saved != config:
+            self.log("note: the config differs from the run's saved config; using the saved one")
+        return saved
+
+    # -- the model
+
+    def _trained_module(self) -> Any:
+        return self.grpo.model if self.grpo is not None else self.model.model
+
+    def _initial_model_dir(self) -> str:
+        """Where a separate engine (vLLM) loads the architecture from; weights follow."""
+        from agentwheel.llm.default_model import hf_spec_dir
+
+        return hf_spec_dir(self.config.model.spec)
+
+    def rollout_policy(self, *position: int) -> TurnSeededPolicy:
+        """The policy sampling agentic episodes at `position` (round, step, attempt, ...)."""
+        cfg = self.config.rollout
+        params = SamplingParams(
+            temperature=cfg.temperature,
+            max_new_tokens=cfg.max_new_tokens,
+            seed=rollout_seed(self.config.seed, *position),
+        )
+        return TurnSeededPolicy(self.generator.chat_model(), params, name=self.config.model.spec)
+
+    def grpo_trainer(self) -> GRPOTrainer:
+        """One GRPO trainer (one optimizer) for all rounds; its reference is the SFT policy."""
+        if self.grpo is None:
+            sft = self.dir / "checkpoints" / "sft"
+            if sft.exists():
+                load_checkpoint(sft, self.model.model)
+                self.generator.mark_stale()
+            self.grpo = GRPOTrainer(self.model.model, self.config.grpo, pad_id=self.model.pad_id)
+            if self.state.checkpoint.get("trainer") == "grpo":
+                state = load_checkpoint(
+                    self.dir / "checkpoints" / "last", self.grpo.model, self.grpo.optimizer
+                )
+                self.grpo.step_count = state.step
+                self.log(f"resumed GRPO at optimizer step {state.step}")
+        return self.grpo
+
+    def checkpoint(self, trainer: Any, name: str, position: dict[str, Any]) -> None:
+        """Save `trainer` as checkpoints/<name>; the generation engine is stale after it."""
+        self.generator.mark_stale()
+        save_checkpoint(
+            self.dir / "checkpoints" / name,
+            trainer.model,
+            trainer.optimizer,
+            TrainerState(step=trainer.step_count, data_position=position),
+            tokenizer=self.model.tokenizer,
+            config=trainer.config,
+        )
+
+    # -- the layout
+
+    def train_tasks_path(self) -> Path:
+        return self.dir / "data" / "train" / TASKS
+
+    def held_out_path(self) -> Path:
+        return self.dir / "data" / "held_out" / TASKS
+
+    def round_dir(self, round_: int) -> Path:
+        return self.dir / "rounds" / f"round-{round_}"
+
+    def previous_round(self, round_: int, kind: str) -> int | None:
+        """The latest round before `round_` of this kind (rounds may alternate kinds)."""
+        earlier = [r for r in range(1, round_) if self.config.rounds[r - 1].kind == kind]
+        return earlier[-1] if earlier else None
+
+    # -- bookkeeping
+
+    def commit(self) -> None:
+        self.state.commit(self.dir)
+
+    def finish(self, phase: str) -> None:
+        self.state.done.append(phase)
+        self.commit()
+
+    def record(self, record: dict[str, Any], global_step: int) -> None:
+        """One metrics line; committed with the next `commit`."""
+        self.metrics.write(record, global_step)
+        self.state.metrics_lines += 1
+
+    def step_done(self, record: dict[str, Any], phase: str, done: int, total: int) -> None:
+        """After an optimizer step is checkpointed: its metrics, the commit, the hooks."""
+        self.record(record, record["global_step"])
+        self.commit()
+        if self.progress is not None:
+            self.progress(phase, done, total)
+        if self.on_step is not None:
+            self.on_step(record)
+
+    def note(self, text: str) -> None:
+        """Something a reader of the run should know (a fallback, a skipped sink)."""
+        self.log(f"note: {text}")
+        self.state.notes.append(text)

@@ -1,0 +1,181 @@
+"""The schedule's config: one pydantic model per section, loaded from YAML, overridable on
+the CLI (`--set grpo.lr=2e-6`), printed at the start of a run and saved in its directory.
+
+Unknown keys are rejected at every level. A round's settings are the model of its kind
+(`kind: agentic | reasoning | ...`), looked up in the round-kind registry
+(agentwheel/train/rounds/registry.py).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    field_validator,
+    model_validator,
+)
+
+from agentwheel.envs.runner import RunnerConfig
+from agentwheel.train.config import GRPOConfig, SFTConfig
+from agentwheel.train.generation import GenerationSettings
+from agentwheel.train.rounds.base import RLRound
+from agentwheel.train.rounds.registry import parse_rounds
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+def _reject_unknown_fields(cls: type, value: Any) -> Any:
+    """Pydantic ignores unknown keys of a stdlib dataclass; a typo in a knob must fail."""
+    if isinstance(value, dict):
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(value) - known)
+        if unknown:
+            raise ValueError(f"unknown {cls.__name__} fields: {unknown}")
+    return value
+
+
+class ModelSettings(_Strict):
+    spec: str = Field("hf:default", description="tiny | hf:default | hf:<path or hub name>")
+    dtype: Literal["float32", "bfloat16"] = Field("float32", description="Weight dtype.")
+    device: str = Field("cpu", description="cpu | cuda")
+    max_batch_size: int = Field(8, description="Prompts per generate call.")
+    generation: GenerationSettings = Field(
+        default_factory=GenerationSettings,
+        description="What rollouts and evals generate with (see agentwheel/train/generation.py).",
+    )
+
+
+class DataSettings(_Strict):
+    workflows_dir: str | None = Field(None, description="Workflow YAML dir; None = bundled.")
+    train_workflows: list[str] | None = Field(
+        None, description="Workflow ids to train on; None = all but the held-out ones."
+    )
+    held_out_workflows: list[str] = Field(
+        min_length=1, description="Workflow ids never trained on: the held-out eval set."
+    )
+    tasks_per_workflow: int = Field(8, ge=1, description="Train-pool tasks per workflow.")
+    held_out_tasks: int = Field(
+        8, ge=1, description="Held-out tasks from the held-out workflows, evaluated each stage."
+    )
+    held_out_seen_tasks: int = Field(
+        0,
+        ge=0,
+        description="Also held out: new tasks of the train workflows (other data and "
+        "phrasing, never in the train pool).",
+    )
+    extra_conditions: int = Field(0, ge=0, description="Extra preconditions in the pool trees.")
+
+
+class SFTSettings(_Strict):
+    enabled: bool = True
+    trials: int = Field(1, ge=1, description="Oracle episodes per train-pool task.")
+    max_tasks: int | None = Field(None, description="Cap on the tasks used for SFT data.")
+    max_steps: int | None = Field(None, description="Stop after this many optimizer steps.")
+    train: SFTConfig = Field(default_factory=SFTConfig)
+
+    @field_validator("train", mode="before")
+    @classmethod
+    def _known_sft_fields(cls, value: Any) -> Any:
+        return _reject_unknown_fields(SFTConfig, value)
+
+
+class SamplingSettings(_Strict):
+    temperature: float = Field(1.0, gt=0, description="Rollout sampling temperature.")
+    max_new_tokens: int = Field(128, ge=1, description="Tokens per agent turn.")
+
+
+class RunnerSettings(_Strict):
+    max_agent_turns: int = 8
+    max_episode_tokens: int = 4096
+    batch_size: int = 32
+
+    def runner_config(self) -> RunnerConfig:
+        return RunnerConfig(
+            max_agent_turns=self.max_agent_turns,
+            max_episode_tokens=self.max_episode_tokens,
+            batch_size=self.batch_size,
+        )
+
+
+class EvalSettings(_Strict):
+    k: int = Field(1, ge=1, description="Trials per held-out task (pass^1..pass^k).")
+    temperature: float = Field(0.0, ge=0, description="0 = greedy.")
+    max_new_tokens: int = 128
+
+
+class ScheduleConfig(_Strict):
+    name: str = "run"
+    seed: int = 0
+    model: ModelSettings = Field(default_factory=ModelSettings)
+    data: DataSettings
+    sft: SFTSettings = Field(default_factory=SFTSettings)
+    grpo: GRPOConfig = Field(default_factory=GRPOConfig)
+    rollout: SamplingSettings = Field(default_factory=SamplingSettings)
+    runner: RunnerSettings = Field(default_factory=RunnerSettings)
+    # SerializeAsAny: dump each round with the fields of its kind, not only RLRound's.
+    rounds: list[SerializeAsAny[RLRound]] = Field(
+        default_factory=list, description="RL rounds in order; each names its `kind`."
+    )
+    eval: EvalSettings = Field(default_factory=EvalSettings)
+    tensorboard: bool = Field(True, description="Also log to TensorBoard when installed.")
+    wandb_project: str | None = Field(
+        None, description="Also log to this Weights & Biases project (needs `wandb` installed)."
+    )
+    plots: bool = Field(True, description="Write PNG plots when matplotlib is installed.")
+
+    @field_validator("grpo", mode="before")
+    @classmethod
+    def _known_grpo_fields(cls, value: Any) -> Any:
+        return _reject_unknown_fields(GRPOConfig, value)
+
+    @field_validator("rounds", mode="before")
+    @classmethod
+    def _rounds_of_registered_kinds(cls, value: Any) -> Any:
+        return parse_rounds(value) if isinstance(value, list) else value
+
+    @model_validator(mode="after")
+    def _held_out_is_held_out(self) -> ScheduleConfig:
+        overlap = set(self.data.train_workflows or []) & set(self.data.held_out_workflows)
+        if overlap:
+            raise ValueError(f"workflows both trained on and held out: {sorted(overlap)}")
+        return self
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
+
+
+def parse_override(text: str) -> tuple[list[str], Any]:
+    """`a.b.c=value` → (["a", "b", "c"], value parsed as YAML)."""
+    if "=" not in text:
+        raise ValueError(f"override {text!r} is not key.path=value")
+    key, raw = text.split("=", 1)
+    return key.strip().split("."), yaml.safe_load(raw)
+
+
+def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
+    """Set dotted keys in a raw config dict; list items by index (`rounds.0.steps=4`)."""
+    for text in overrides:
+        path, value = parse_override(text)
+        node: Any = raw
+        for part in path[:-1]:
+            node = node[int(part)] if isinstance(node, list) else node.setdefault(part, {})
+        if isinstance(node, list):
+            node[int(path[-1])] = value
+        else:
+            node[path[-1]] = value
+    return raw
+
+
+def load_config(path: str | Path, overrides: Sequence[str] = ()) -> ScheduleConfig:
+    raw = yaml.safe_load(Path(path).read_text()) or {}
+    return ScheduleConfig.model_validate(apply_overrides(raw, overrides))
