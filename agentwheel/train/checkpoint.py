@@ -140,6 +140,49 @@ def recover_checkpoint(path: str | Path) -> str | None:
     return note
 
 
+@dataclass
+class ResumePoint:
+    """The checkpoint a resumed run continues from: the run state saved with it, whether
+    it is the one before the newest (the newest was damaged), and what was done to get it."""
+
+    run_state: str | None = None
+    fell_back: bool = False
+    notes: list[str] = field(default_factory=list)
+
+
+def resume_point(path: str | Path) -> ResumePoint:
+    """Make `path` a checkpoint a run can resume from: put back the one an interrupted
+    commit left beside it; when it is damaged, move it aside (`<name>.damaged`) and put the
+    one before it in its place. Raises `CheckpointDamaged` when neither can be loaded."""
+    path = Path(path)
+    point = ResumePoint()
+    recovered = recover_checkpoint(path)
+    if recovered:
+        point.notes.append(recovered)
+    if not path.exists():
+        return point
+    try:
+        verify_checkpoint(path)
+    except CheckpointDamaged as damaged:
+        previous = previous_of(path)
+        try:
+            verify_checkpoint(previous)
+        except CheckpointDamaged:
+            raise CheckpointDamaged(
+                f"{damaged}; no earlier complete checkpoint is kept beside it "
+                "({previous.name}): start the run again in a new directory"
+            ) from damaged
+        aside = path.with_name(f"{path.name}.damaged")
+        if aside.exists():
+            shutil.rmtree(aside)
+        path.rename(aside)
+        previous.rename(path)
+        point.fell_back = True
+        point.notes.append(f"{damaged}; resuming from the checkpoint before it ({aside.name} kept)")
+    point.run_state = read_run_state(path)
+    return point
+
+
 def read_run_state(path: str | Path) -> str | None:
     """The run state saved with a complete checkpoint, if any."""
     file = Path(path) / RUN_STATE
@@ -202,9 +245,38 @@ def save_checkpoint(
     crash_point("checkpoint:between_renames")
     tmp.rename(path)
     crash_point("checkpoint:after_rename")
+    if old.exists():
+        # The one before stays as the fallback should this one turn out damaged.
+        previous = previous_of(path)
+        if previous.exists():
+            shutil.rmtree(previous)
+        old.rename(previous)
     for stale in _siblings(path):
         shutil.rmtree(stale, ignore_errors=True)
     return path
+
+
+def previous_of(path: Path) -> Path:
+    """Where the checkpoint that `path` replaced is kept."""
+    return path.with_name(f"{path.name}.previous")
+
+
+def verify_checkpoint(path: str | Path) -> None:
+    """Read every file a resume needs; raise `CheckpointDamaged` naming what is wrong."""
+    path = Path(path)
+    if not is_complete(path):
+        raise CheckpointDamaged(f"checkpoint {path} is incomplete (no {COMPLETE} marker)")
+    try:
+        folder = path / "adapter" if (path / "adapter").exists() else path / "model"
+        files = sorted(folder.glob("*.safetensors"))
+        if not files:
+            raise FileNotFoundError(f"no safetensors files in {folder}")
+        for file in files:
+            load_file(file)
+        torch.load(path / "trainer_state.pt", map_location="cpu", weights_only=True)
+        json.loads((path / "state.json").read_text())
+    except Exception as exc:  # safetensors, torch.load and json each raise their own types
+        raise CheckpointDamaged(f"checkpoint {path} cannot be loaded: {exc}") from exc
 
 
 def _sync_tree(directory: Path) -> None:

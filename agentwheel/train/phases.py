@@ -192,7 +192,6 @@ def phase_sft(run: RunContext) -> None:
     def on_step(metrics: Any) -> None:
         global_step = run.state.global_step + 1
         position = {"epoch": trainer.epoch, "batch_in_epoch": trainer.batch_in_epoch}
-        run.checkpoint(trainer, "last", position)
         run.state.checkpoint = {"trainer": "sft", "step": trainer.step_count}
         run.state.position = {
             "stage": "sft",
@@ -201,7 +200,7 @@ def phase_sft(run: RunContext) -> None:
             "global_step": global_step,
         }
         record = {"stage": "sft", "round": 0, **metrics.as_dict(), "global_step": global_step}
-        run.step_done(record, "SFT", metrics.step, total)
+        run.step_done(trainer, position, record, "SFT", metrics.step, total)
 
     # SFTTrainer.train advances batch_in_epoch before calling on_step, so the
     # checkpoint holds the position after this batch.

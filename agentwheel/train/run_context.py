@@ -17,7 +17,14 @@ import yaml
 from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.messages import SamplingParams
 from agentwheel.flywheels.agentic.synth import TASKS
-from agentwheel.train.checkpoint import TrainerState, load_checkpoint, save_checkpoint
+from agentwheel.train.checkpoint import (
+    TrainerState,
+    crash_point,
+    load_checkpoint,
+    recover_checkpoint,
+    resume_point,
+    save_checkpoint,
+)
 from agentwheel.train.generation import Generator
 from agentwheel.train.grpo import GRPOTrainer
 from agentwheel.train.metrics_log import MetricsLog
@@ -48,6 +55,8 @@ class RunContext:
         self.progress = progress
         self.log = log
         self.state = RunState.load(self.dir, resume)
+        if resume:
+            self._reconcile_with_checkpoints()
         self.dir.mkdir(parents=True, exist_ok=True)
         self.config = config = self._saved_config(config) if resume else config
         write_text_atomic(self.dir / "config.yaml", config.to_yaml())
@@ -67,6 +76,26 @@ class RunContext:
         self.generator = Generator(
             config.model.generation, self.model, self._trained_module, self._initial_model_dir
         )
+
+    def _reconcile_with_checkpoints(self) -> None:
+        """A step commits in its checkpoint first (with the run state inside) and in
+        state.json after: a kill between the two, inside the checkpoint's own commit, or a
+        damaged newest checkpoint all resume from the state saved with the checkpoint."""
+        recovered = recover_checkpoint(self.dir / "checkpoints" / "sft")
+        notes = [recovered] if recovered else []
+        point = resume_point(self.dir / "checkpoints" / "last")
+        notes += point.notes
+        if point.run_state is not None:
+            saved = RunState.model_validate_json(point.run_state)
+            if point.fell_back or saved.global_step > self.state.global_step:
+                notes.append(
+                    f"resumed from the run state saved with the checkpoint at global step "
+                    f"{saved.global_step} (state.json was at {self.state.global_step})"
+                )
+                saved.notes = self.state.notes
+                self.state = saved
+        for text in notes:
+            self.note(text)
 
     def _saved_config(self, config: ScheduleConfig) -> ScheduleConfig:
         """A resumed run keeps the config it started with."""
@@ -115,8 +144,11 @@ class RunContext:
                 self.log(f"resumed GRPO at optimizer step {state.step}")
         return self.grpo
 
-    def checkpoint(self, trainer: Any, name: str, position: dict[str, Any]) -> None:
-        """Save `trainer` as checkpoints/<name>; the generation engine is stale after it."""
+    def checkpoint(
+        self, trainer: Any, name: str, position: dict[str, Any], with_run_state: bool = False
+    ) -> None:
+        """Save `trainer` as checkpoints/<name> (with the run state as it will be committed,
+        when asked); the generation engine is stale after it."""
         self.generator.mark_stale()
         save_checkpoint(
             self.dir / "checkpoints" / name,
@@ -125,6 +157,7 @@ class RunContext:
             TrainerState(step=trainer.step_count, data_position=position),
             tokenizer=self.model.tokenizer,
             config=trainer.config,
+            run_state=self.state.model_dump_json(indent=2) if with_run_state else None,
         )
 
     # -- the layout
@@ -157,9 +190,21 @@ class RunContext:
         self.metrics.write(record, global_step)
         self.state.metrics_lines += 1
 
-    def step_done(self, record: dict[str, Any], phase: str, done: int, total: int) -> None:
-        """After an optimizer step is checkpointed: its metrics, the commit, the hooks."""
+    def step_done(
+        self,
+        trainer: Any,
+        data_position: dict[str, Any],
+        record: dict[str, Any],
+        phase: str,
+        done: int,
+        total: int,
+    ) -> None:
+        """After an optimizer step (with `state.position` and `state.checkpoint` already
+        set): its metrics line, then the checkpoint holding the run state, then state.json,
+        then the hooks. The checkpoint's rename is the step's commit point."""
         self.record(record, record["global_step"])
+        self.checkpoint(trainer, "last", data_position, with_run_state=True)
+        crash_point("step:after_checkpoint")
         self.commit()
         if self.progress is not None:
             self.progress(phase, done, total)

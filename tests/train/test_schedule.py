@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 
+from agentwheel.train.checkpoint import CRASH_POINT_ENV
 from agentwheel.train.report import read_metrics, write_report
 from agentwheel.train.schedule import run_schedule
 from agentwheel.train.schedule_config import ScheduleConfig, apply_overrides, load_config
@@ -285,3 +289,68 @@ def test_a_thin_learnable_band_is_topped_up_from_the_pool():
     assert [t.id for t in same] == [t.id for t in tasks]
     full, source = band_topped_up(pool[:5], pool, 4, np.random.default_rng(0))
     assert full == pool[:5] and source == "learnable band of evolved tasks"
+
+
+KILLABLE_RUN = """
+import sys
+import torch
+from agentwheel.train.schedule import run_schedule
+from agentwheel.train.schedule_config import load_config
+torch.set_num_threads(1)
+run_schedule(load_config(sys.argv[1]), sys.argv[2], resume=sys.argv[3] == "resume", log=lambda _: None)
+"""
+
+
+def run_killable(run_dir: Path, resume: bool, crash_at: str | None = None) -> int:
+    env = {k: v for k, v in os.environ.items() if k != CRASH_POINT_ENV}
+    if crash_at:
+        env[CRASH_POINT_ENV] = crash_at
+    args = [sys.executable, "-c", KILLABLE_RUN, str(TINY), str(run_dir)]
+    done = subprocess.run(
+        [*args, "resume" if resume else "fresh"], env=env, capture_output=True, text=True
+    )
+    assert done.returncode in (0, -9), done.stderr[-3000:]
+    return done.returncode
+
+
+# Where each successive process is SIGKILLed (the first pass of that point in it): the
+# tiny run checkpoints after SFT steps 1-2, as checkpoints/sft, after GRPO steps r1s1-r2s2.
+KILL_POINTS = [
+    "step:after_checkpoint",  # SFT step 1 in its checkpoint, state.json not yet updated
+    "checkpoint:between_renames",  # SFT step 2: step 1 moved aside, step 2 not yet in place
+    "checkpoint:before_complete",  # inside the final SFT checkpoint
+    # GRPO round 1 step 2 in its checkpoint, state.json still at step 1: resuming from
+    # state.json alone would apply step 2's update twice
+    "step:after_checkpoint@2",
+    "checkpoint:after_rename",  # GRPO round 2 step 1, renamed in, the old one still beside
+    "checkpoint:between_renames",  # GRPO round 2 step 2
+]
+
+
+@pytest.mark.slow
+def test_a_run_killed_anywhere_resumes_to_the_uninterrupted_metrics(config, full_run, tmp_path):
+    """SIGKILL a tiny run at each point (several per run, resuming in between), including
+    inside the checkpoint commit and between a checkpoint and state.json: the metrics of
+    the finished run equal the uninterrupted run's exactly."""
+    run_dir = tmp_path / "run"
+    kills = 0
+    for i, point in enumerate(KILL_POINTS):
+        kills += run_killable(run_dir, resume=i > 0, crash_at=point) == -9
+    assert run_killable(run_dir, resume=True) == 0
+    assert kills == len(KILL_POINTS)
+    assert _comparable(read_metrics(run_dir)) == _comparable(read_metrics(full_run))
+    leftovers = [p.name for p in (run_dir / "checkpoints").iterdir() if p.name.startswith(".")]
+    assert leftovers == []
+
+
+@pytest.mark.slow
+def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(config, full_run, tmp_path):
+    run_dir = tmp_path / "run"
+    assert run_killable(run_dir, resume=False, crash_at="step:after_checkpoint@4") == -9
+    weights = run_dir / "checkpoints" / "last" / "model" / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:1000])  # a disk that filled up, say
+    assert run_killable(run_dir, resume=True) == 0
+    assert _comparable(read_metrics(run_dir)) == _comparable(read_metrics(full_run))
+    state = json.loads((run_dir / "state.json").read_text())
+    assert any("resuming from the checkpoint before it" in n for n in state["notes"])
+    assert (run_dir / "checkpoints" / "last.damaged").exists()

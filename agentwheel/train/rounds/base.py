@@ -190,7 +190,6 @@ def grpo_steps(
                 "rollout_lines": lines,
                 "global_step": global_step,
             }
-            run.checkpoint(trainer, "last", position)
             run.state.checkpoint = {"trainer": "grpo", "step": trainer.step_count}
             run.state.position = position
             record = {
@@ -203,7 +202,9 @@ def grpo_steps(
                 "global_step": global_step,
                 **batch.metrics(),
             }
-            run.step_done(record, f"GRPO round {round_}", step + 1, settings.steps)
+            run.step_done(
+                trainer, position, record, f"GRPO round {round_}", step + 1, settings.steps
+            )
     finally:
         writer.close()
     summary = summarize(
