@@ -383,9 +383,8 @@ class OpenAIChatModel:
     async def _complete(
         self, client: ChatClient, request: ChatRequest, params: SamplingParams
     ) -> Completion:
-        body = self.payload(request, params)
         try:
-            json.dumps(body)
+            body = json.dumps(self.payload(request, params), ensure_ascii=False).encode()
         except (TypeError, ValueError) as exc:
             self.stats.record_failure("unserialisable_request")
             return self._error_completion(f"request is not JSON-serialisable: {exc}", tries=0)

@@ -8,6 +8,7 @@ import socket
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -116,6 +117,14 @@ def test_text_round_trip_sends_the_openai_payload(server):
         "name": "get_order",
     }
     assert model.stats.as_dict()["succeeded"] == 1
+
+
+def test_a_request_that_is_not_json_is_an_error_completion_and_not_sent(server):
+    model = make_model(server, extra_body={"logit_bias": {1, 2}})
+    [completion] = model.chat([ask("hi")], PARAMS)
+    assert completion.failed and "not JSON-serialisable" in (completion.error or "")
+    assert server.chat_bodies == []
+    assert model.stats.failures_by_reason == {"unserialisable_request": 1}
 
 
 def test_no_tools_key_without_tools_and_no_seed_when_unset(server):
@@ -365,10 +374,9 @@ def test_model_is_a_chat_model_loaded_from_a_spec(server):
 
 
 def test_server_lists_models_and_binds_loopback(server):
-    import httpx
-
-    response = httpx.get(f"{server.url}/models")
-    assert [m["id"] for m in response.json()["data"]] == [TEST_MODEL]
+    with urllib.request.urlopen(f"{server.url}/models", timeout=10) as response:
+        listing = json.load(response)
+    assert [m["id"] for m in listing["data"]] == [TEST_MODEL]
     assert server.url.startswith("http://127.0.0.1:")
 
 
