@@ -292,7 +292,7 @@ def workflows() -> list[Workflow]:
 
 
 def teacher_for(server: OpenAITestServer, **overrides: Any) -> OpenAIChatModel:
-    options = {"timeout_s": 2.0, "max_retries": 2, "backoff_s": 0.01, "concurrency": 8}
+    options = {"timeout_s": 2.0, "max_retries": 2, "concurrency": 8}
     return OpenAIChatModel(TEST_MODEL, server.url, **(options | overrides))
 
 
@@ -528,7 +528,7 @@ CHILD = textwrap.dedent(
 
     url, out = sys.argv[1], sys.argv[2]
     workflows = load_workflows()[0][:2]
-    model = OpenAIChatModel("test-model", url, concurrency=2, timeout_s=5, backoff_s=0.01)
+    model = OpenAIChatModel("test-model", url, concurrency=2, timeout_s=5)
     expand_with_llm(workflows, model, out, LLMExpanderConfig(batch_size=2))
     """
 )
