@@ -45,7 +45,9 @@ def wheel(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, set[str]]:
     env = {**os.environ, "PIP_NO_INDEX": "1", "PIP_DISABLE_PIP_VERSION_CHECK": "1"}
     pip = [sys.executable, "-m", "pip"]
     run(
-        [*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", "dist", "./source"], tmp, env
+        [*pip, "wheel", "-q", "--no-deps", "--no-build-isolation", "-w", "dist", "./source"],
+        tmp,
+        env,
     )
     (built,) = (tmp / "dist").glob("agentwheel-*.whl")
     return built, package_files(source)
