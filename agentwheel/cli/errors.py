@@ -30,7 +30,8 @@ class UserError(Exception):
 
 def fail(message: str) -> typer.Exit:
     """Print `error: <message>` on one line and return the exit to raise (code 1)."""
-    console.print(f"[bold red]error:[/] {escape(message)}", soft_wrap=True)
+    one_line = " ".join(message.split())  # messages from libraries may span lines
+    console.print(f"[bold red]error:[/] {escape(one_line)}", soft_wrap=True)
     return typer.Exit(1)
 
 
