@@ -10,14 +10,19 @@ import sys
 # instead of 15); passive waiting costs nothing when they are not. Set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
+from agentwheel.cli.errors import UserErrorGroup, fail, require_dir
+from agentwheel.core.dataset import TaskSet
+from agentwheel.core.jsonl import read_jsonl
 from agentwheel.core.messages import SamplingParams
+from agentwheel.core.rejection import Rejection
 from agentwheel.envs.runner import RunnerConfig
 from agentwheel.envs.trajectory import Trajectory
 
@@ -25,18 +30,33 @@ app = typer.Typer(
     help="Train small language models to be reliable tool-using agents.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=UserErrorGroup,
 )
 console = Console(stderr=True)
 
 
+def version_string() -> str:
+    from agentwheel import __version__
+
+    return f"agentwheel {__version__}"
+
+
+def _print_version(value: bool) -> None:
+    if value:
+        typer.echo(version_string())
+        raise typer.Exit()
+
+
 @app.callback()
-def _root() -> None:
+def _root(
+    version: Annotated[
+        bool,
+        typer.Option(
+            "--version", callback=_print_version, is_eager=True, help="Print the version and exit."
+        ),
+    ] = False,
+) -> None:
     """agentwheel: synthesize agentic tasks, evaluate and train small tool-using models."""
-
-
-def fail(message: str, code: int = 2) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(code)
 
 
 def pass_table(summary: dict[str, Any], title: str) -> Table:
@@ -78,7 +98,12 @@ def eval_command(
     resume: Annotated[
         bool, typer.Option(help="Continue a run in --out without redoing finished episodes.")
     ] = False,
-    backend: Annotated[str, typer.Option(help="auto (the task's own) | mock | sqlite")] = "auto",
+    backend: Annotated[
+        Literal["auto", "mock", "sqlite"],
+        typer.Option(
+            help="auto (the task's own) | mock | sqlite",
+        ),
+    ] = "auto",
     user: Annotated[str, typer.Option(help="scripted | llm:<model spec>")] = "scripted",
     tool_simulator: Annotated[
         str | None,
@@ -104,23 +129,13 @@ def eval_command(
     ] = None,
 ) -> None:
     """Run a policy on agentic tasks and report state-verified pass^k."""
-    from agentwheel.core.dataset import load_tasks
     from agentwheel.envs.tool_simulator import LLMToolSimulator
     from agentwheel.eval.evaluate import SUMMARY, ResumeMismatch, run_eval
     from agentwheel.llm.openai_compat import ModelConfigError
     from agentwheel.specs import SpecError, load_chat_model, load_policy, load_user
 
-    if backend not in ("auto", "mock", "sqlite"):
-        raise fail(f"--backend must be auto, mock or sqlite, got {backend!r}")
-    try:
-        task_set = load_tasks(tasks)
-    except FileNotFoundError as exc:
-        raise fail(str(exc)) from None
-    for error in task_set.errors:
-        console.print(f"[yellow]skipped[/] {error}")
+    task_set = read_task_set(tasks, "skipped")
     selected = task_set.tasks[:limit] if limit else task_set.tasks
-    if not selected:
-        raise fail(f"no valid tasks in {tasks!r} ({len(task_set.errors)} rejected lines)")
     if backend == "sqlite":
         no_world = [t.id for t in selected if t.sqlite is None]
         if no_world:
@@ -133,6 +148,7 @@ def eval_command(
         seed=seed,
     )
     out = out or Path("runs") / f"eval-{policy.replace(':', '-').replace('/', '_')}"
+    require_dir(out)
     try:
         agent = load_policy(policy, params, dtype, request_timeout, max_retries)
         simulator = load_user(user)
@@ -205,6 +221,22 @@ def eval_command(
     console.print(f"wrote {out / SUMMARY} and traces.jsonl")
 
 
+def read_task_set(tasks: str, skipped: str) -> TaskSet:
+    """The tasks named on the command line; unreadable lines are printed and skipped, and
+    a source with no valid task at all is an error."""
+    from agentwheel.core.dataset import load_tasks
+
+    task_set = load_tasks(tasks)
+    for error in task_set.errors:
+        console.print(f"[yellow]{skipped}[/] {escape(str(error))}", soft_wrap=True)
+    if not task_set.tasks:
+        raise fail(
+            f"no valid tasks in {tasks!r} ({len(task_set.errors)} unreadable lines, listed "
+            "above): pass a task JSONL file or directory, or a bundled name (fixtures)"
+        )
+    return task_set
+
+
 synth_app = typer.Typer(help="Synthesize training tasks.", no_args_is_help=True)
 evolve_app = typer.Typer(help="Run one flywheel step from a report.", no_args_is_help=True)
 app.add_typer(synth_app, name="synth")
@@ -228,7 +260,10 @@ def synth_agentic_command(
     workflows: Annotated[
         str, typer.Option(help="'bundled', a workflow YAML file, or a directory of them.")
     ] = "bundled",
-    expander: Annotated[str, typer.Option(help="procedural (offline) | llm")] = "procedural",
+    expander: Annotated[
+        Literal["procedural", "llm"],
+        typer.Option(help="procedural (offline) | llm"),
+    ] = "procedural",
     teacher: Annotated[
         str | None, typer.Option(help="Teacher model spec for --expander llm.")
     ] = None,
@@ -242,13 +277,12 @@ def synth_agentic_command(
     from agentwheel.flywheels.agentic.synth import synth_agentic
 
     source = None if workflows == "bundled" else workflows
+    require_dir(out)
     if expander == "llm":
         if not teacher:
-            raise fail("--expander llm needs --teacher <model spec>")
+            raise typer.BadParameter("needs --teacher <model spec>", param_hint="--expander llm")
         run_llm_expander(source, teacher, out, seed)
         return
-    if expander != "procedural":
-        raise fail(f"--expander must be procedural or llm, got {expander!r}")
     with console.status("expanding workflows and validating tasks"):
         manifest = synth_agentic(
             out,
@@ -256,6 +290,13 @@ def synth_agentic_command(
             seed=seed,
             tasks_per_workflow=tasks_per_workflow,
             extra_conditions=extra_conditions,
+        )
+    if manifest.tasks == 0:
+        rejections, _ = read_jsonl(out / "rejections.jsonl", Rejection)
+        first = str(rejections[0]) if rejections else "nothing to expand"
+        raise fail(
+            f"no valid tasks from --workflows {workflows}: {' '.join(first.split())} "
+            f"(every rejection: {out / 'rejections.jsonl'})"
         )
     shape = Table(title="behavior trees")
     for column in ("workflow", "domain", "depth", "leaves", "branching", "tasks"):
@@ -303,19 +344,16 @@ def validate_command(
     tasks: Annotated[
         str, typer.Argument(help="Task JSONL file or directory, or a bundled dataset name.")
     ],
-    backend: Annotated[str, typer.Option(help="auto | mock | sqlite")] = "auto",
+    backend: Annotated[
+        Literal["auto", "mock", "sqlite"],
+        typer.Option(help="auto | mock | sqlite"),
+    ] = "auto",
 ) -> None:
     """Check tasks: the oracle must pass, the hack policy must fail, arguments must be traceable."""
-    from agentwheel.core.dataset import load_tasks
     from agentwheel.flywheels.agentic.validate import validate_tasks
 
-    try:
-        task_set = load_tasks(tasks)
-    except FileNotFoundError as exc:
-        raise fail(str(exc)) from None
-    for error in task_set.errors:
-        console.print(f"[yellow]unreadable[/] {error}")
-    report = validate_tasks(task_set.tasks, backend=backend)  # type: ignore[arg-type]
+    task_set = read_task_set(tasks, "unreadable")
+    report = validate_tasks(task_set.tasks, backend=backend)
     for rejection in report.rejected:
         console.print(f"[red]rejected[/] {rejection.item}: {rejection.reason}: {rejection.detail}")
     counts = {**report.counts, "unreadable lines": len(task_set.errors)}
@@ -356,9 +394,12 @@ def evolve_agentic_command(
 
     if not (report / "summary.json").exists():
         raise fail(f"{report} has no summary.json: run `agentwheel eval --out {report}` first")
+    require_dir(out)
     chosen = [o.strip() for o in operators.split(",") if o.strip()]
     if not chosen or set(chosen) - set(OPERATORS):
-        raise fail(f"--operators must list some of {', '.join(OPERATORS)}, got {operators!r}")
+        raise typer.BadParameter(
+            f"list some of {', '.join(OPERATORS)}, got {operators!r}", param_hint="--operators"
+        )
     try:
         agent = load_policy(
             policy,
@@ -414,26 +455,23 @@ def export_command(
     ],
     out: Annotated[Path, typer.Option(help="Output .parquet file.")],
     format: Annotated[
-        str, typer.Option(help="parquet (Hugging Face datasets) | verl (verl RL layout)")
+        Literal["parquet", "verl"],
+        typer.Option(
+            help="parquet (Hugging Face datasets) | verl (verl RL layout)",
+        ),
     ] = "parquet",
     split: Annotated[str, typer.Option(help="Split name recorded in verl's extra_info.")] = "train",
 ) -> None:
     """Export tasks as parquet for Hugging Face datasets, or in verl's RL parquet layout."""
-    from agentwheel.core.dataset import load_tasks
     from agentwheel.export.datasets import export_parquet, export_verl
 
-    try:
-        task_set = load_tasks(tasks)
-    except FileNotFoundError as exc:
-        raise fail(str(exc)) from None
-    for error in task_set.errors:
-        console.print(f"[yellow]skipped[/] {error}")
+    if out.is_dir():
+        raise fail(f"--out {out} is a directory: pass a file name, e.g. {out / 'tasks.parquet'}")
+    task_set = read_task_set(tasks, "skipped")
     if format == "parquet":
         path = export_parquet(task_set.tasks, out)
-    elif format == "verl":
-        path = export_verl(task_set.tasks, out, split=split)
     else:
-        raise fail(f"--format must be parquet or verl, got {format!r}")
+        path = export_verl(task_set.tasks, out, split=split)
     console.print(f"wrote {len(task_set.tasks)} tasks to {path}")
 
 

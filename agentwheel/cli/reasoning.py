@@ -5,13 +5,14 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
+from agentwheel.cli.errors import UserErrorGroup, fail
 from agentwheel.core.messages import SamplingParams
 from agentwheel.flywheels.reasoning.answer_format import AnswerFormat
 from agentwheel.flywheels.reasoning.evolve import EvolveConfig, evolve_reasoning
@@ -25,13 +26,9 @@ app = typer.Typer(
     help="Reasoning flywheel: seed problems, evolve what the policy fails.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,
+    cls=UserErrorGroup,
 )
 console = Console(stderr=True)
-
-
-def _fail(message: str) -> typer.Exit:
-    console.print(f"[bold red]error:[/] {message}")
-    return typer.Exit(2)
 
 
 def _rejection_lines(manifest: dict[str, Any]) -> None:
@@ -63,7 +60,7 @@ def synth(
         with RichProgress(console) as progress:
             manifest = synth_reasoning(seeds, out, config, progress)
     except (FileNotFoundError, ValueError) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     counts = manifest["counts"]
     console.print(
         f"kept {counts['kept']} of {counts['loaded']} seeds "
@@ -124,7 +121,12 @@ def evolve(
     n: Annotated[int, typer.Option("-n", "--n", min=1, help="Policy samples per problem.")] = 4,
     max_new_tokens: Annotated[int, typer.Option(help="Token limit of a policy answer.")] = 256,
     temperature: Annotated[float, typer.Option(help="Policy sampling temperature.")] = 0.7,
-    answer_format: Annotated[str, typer.Option(help="boxed | hash | answer_tag")] = "boxed",
+    answer_format: Annotated[
+        Literal["boxed", "hash", "answer_tag"],
+        typer.Option(
+            help="boxed | hash | answer_tag",
+        ),
+    ] = "boxed",
     operators: Annotated[
         str, typer.Option(help=f"LLM operators, comma-separated ({','.join(LLM_OPERATORS)}).")
     ] = ",".join(LLM_OPERATORS),
@@ -150,8 +152,11 @@ def evolve(
     """One round: attempt, evolve failures, verify, keep the learnable band."""
     from agentwheel.specs import SpecError, load_chat_model
 
-    if answer_format not in ("boxed", "hash", "answer_tag"):
-        raise _fail(f"--answer-format must be boxed, hash or answer_tag, got {answer_format!r}")
+    if not (report / PROBLEMS).is_file():
+        raise fail(
+            f"--report {report} has no {PROBLEMS}: run `agentwheel synth reasoning --out "
+            f"{report}` (or a previous evolve round) first"
+        )
     try:
         config = EvolveConfig(
             n=n,
@@ -159,7 +164,7 @@ def evolve(
             policy_params=SamplingParams(
                 max_new_tokens=max_new_tokens, temperature=temperature, seed=seed
             ),
-            answer_format=AnswerFormat(name=answer_format),  # type: ignore[arg-type]
+            answer_format=AnswerFormat(name=answer_format),
             batch_size=batch_size,
             procedural_children=procedural_children,
             llm_operators=tuple(op.strip() for op in operators.split(",") if op.strip()),
@@ -169,15 +174,15 @@ def evolve(
             seed=seed,
         )
     except ValueError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     try:
         policy_model = load_chat_model(policy, dtype=dtype)
         teacher_model = load_chat_model(teacher, dtype=dtype) if teacher else None
         solver_models = [load_chat_model(s, dtype=dtype) for s in solver or []]
     except SpecError as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     except Exception as exc:  # a model that cannot be loaded is a user-facing error here
-        raise _fail(f"could not load a model: {exc}") from None
+        raise fail(f"could not load a model: {exc}") from None
     mode = f"teacher {teacher}" if teacher else "offline (procedural operators only)"
     console.print(f"evolve reasoning: {report} → {out}; policy {policy}; {mode}")
     console.print(escape(f"config: {config.model_dump_json()}"), soft_wrap=True)
@@ -187,7 +192,7 @@ def evolve(
                 report, policy_model, teacher_model, out, solver_models, config, progress
             )
     except (FileNotFoundError, ValueError, StageConfigMismatch) as exc:
-        raise _fail(str(exc)) from None
+        raise fail(str(exc)) from None
     Console().print(_pass_table(manifest))
     counts = manifest["counts"]
     console.print(escape(json.dumps(counts)), soft_wrap=True)

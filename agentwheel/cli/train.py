@@ -2,7 +2,7 @@
 
 Mount on the main app with `register(app)`:
 
-    agentwheel train --config configs/demo.yaml [--out runs/x] [--resume] [--set grpo.lr=2e-6]
+    agentwheel train --config demo|path.yaml [--out runs/x] [--resume] [--set grpo.lr=2e-6]
     agentwheel demo [--quick] [--out runs/demo] [--resume]
 """
 
@@ -28,10 +28,12 @@ from rich.progress import (
 )
 from rich.table import Table
 
-from agentwheel.core.resources import bundled_config
+from agentwheel.cli.config_file import load_schedule_config
+from agentwheel.cli.errors import UserErrorGroup, fail, require_dir
+from agentwheel.core.resources import bundled_config, bundled_config_names
 from agentwheel.train.config import describe
 from agentwheel.train.schedule import run_schedule
-from agentwheel.train.schedule_config import ScheduleConfig, load_config
+from agentwheel.train.schedule_config import ScheduleConfig
 
 console = Console(stderr=True)
 DEMO_CONFIG = bundled_config("demo")
@@ -66,6 +68,9 @@ def print_config(config: ScheduleConfig) -> None:
 
 
 def run_with_progress(config: ScheduleConfig, out: Path, resume: bool) -> None:
+    require_dir(out)
+    if (out / "state.json").exists() and not resume:
+        raise fail(f"{out} already holds a run: pass --resume to continue it, or another --out")
     print_config(config)
     bars: dict[str, TaskID] = {}
     with Progress(
@@ -95,7 +100,13 @@ def run_with_progress(config: ScheduleConfig, out: Path, resume: bool) -> None:
 
 
 def train_command(
-    config: Annotated[Path, typer.Option(help="Schedule YAML (configs/*.yaml).")],
+    config: Annotated[
+        str,
+        typer.Option(
+            help="Schedule YAML file, or a bundled config name "
+            f"({', '.join(bundled_config_names())})."
+        ),
+    ],
     out: Annotated[Path | None, typer.Option(help="Run directory; default runs/<name>.")] = None,
     resume: Annotated[
         bool, typer.Option(help="Continue the run in --out from its last checkpoint.")
@@ -106,7 +117,7 @@ def train_command(
     ] = None,
 ) -> None:
     """Base eval → SFT warm start → agentic RL rounds → held-out evals and report.md."""
-    schedule = load_config(config, set_ or [])
+    schedule = load_schedule_config(config, set_ or [])
     run_with_progress(schedule, out or Path("runs") / schedule.name, resume)
 
 
@@ -116,7 +127,7 @@ def demo_command(
     resume: Annotated[bool, typer.Option(help="Continue the run in --out.")] = False,
 ) -> None:
     """The CPU demo: SmolLM2-135M learns tool use by SFT then GRPO (configs/demo.yaml)."""
-    schedule = load_config(DEMO_CONFIG, QUICK_OVERRIDES if quick else ())
+    schedule = load_schedule_config(DEMO_CONFIG, QUICK_OVERRIDES if quick else ())
     run_with_progress(schedule, out or Path("runs") / schedule.name, resume)
 
 
@@ -126,5 +137,10 @@ def register(app: typer.Typer) -> None:
     app.command("demo")(demo_command)
 
 
-app = typer.Typer(help="Training schedules.", no_args_is_help=True, pretty_exceptions_enable=False)
+app = typer.Typer(
+    help="Training schedules.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    cls=UserErrorGroup,
+)
 register(app)

@@ -25,3 +25,17 @@ def bundled_config(name: str) -> Path:
 
 def bundled_config_names() -> list[str]:
     return sorted(p.stem for p in bundled("configs").glob("*.yaml"))
+
+
+def find_config(name_or_path: str | Path) -> Path:
+    """A schedule config: the file at `name_or_path` if there is one, else the bundled
+    config of that name (`tiny`, `demo.yaml`). The error lists the bundled names."""
+    path = Path(name_or_path)
+    if path.is_file():
+        return path
+    if path.name == str(name_or_path) and bundled_config(path.name).is_file():
+        return bundled_config(path.name)
+    raise FileNotFoundError(
+        f"no config file {str(name_or_path)!r} and no bundled config of that name "
+        f"(bundled: {', '.join(bundled_config_names())})"
+    )

@@ -159,9 +159,9 @@ def test_cli_gives_clear_errors_for_bad_specs(tmp_path):
     bad_policy = CliRunner().invoke(
         app, ["eval", "--tasks", str(data), "--policy", "gpt", "--out", str(tmp_path / "a")]
     )
-    assert bad_policy.exit_code == 2 and "unknown policy 'gpt'" in bad_policy.output
+    assert bad_policy.exit_code == 1 and "unknown policy 'gpt'" in bad_policy.output
     missing = CliRunner().invoke(app, ["eval", "--tasks", str(tmp_path / "nope.jsonl")])
-    assert missing.exit_code == 2 and "no dataset at" in missing.output
+    assert missing.exit_code == 1 and "no dataset at" in missing.output
 
 
 def test_cli_eval_against_a_timing_out_server_counts_failures(tmp_path):
@@ -206,7 +206,7 @@ def test_cli_eval_with_a_bad_key_says_so_and_keeps_nothing_half_written(tmp_path
                 str(tmp_path / "run"),
             ],
         )
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "401" in result.output or "auth" in result.output.lower()
     assert "sk-wrong-key" not in result.output
     assert "--resume" in result.output

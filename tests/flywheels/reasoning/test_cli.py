@@ -20,14 +20,15 @@ def test_synth_command_reports_a_bad_seeds_spec(tmp_path):
     result = runner.invoke(
         app, ["synth", "--seeds", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path)]
     )
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "no seed file" in result.output
 
 
 def test_evolve_command_reports_an_unknown_model_spec(tmp_path):
+    (tmp_path / "problems.jsonl").write_text("")
     result = runner.invoke(
         app,
         ["evolve", "--report", str(tmp_path), "--policy", "nonsense", "--out", str(tmp_path / "o")],
     )
-    assert result.exit_code == 2
+    assert result.exit_code == 1
     assert "unknown model spec" in result.output

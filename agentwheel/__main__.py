@@ -1,0 +1,5 @@
+"""`python -m agentwheel ...` runs the command line."""
+
+from agentwheel.cli import main
+
+main()

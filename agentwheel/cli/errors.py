@@ -1,0 +1,67 @@
+"""How the command line reports a user's mistake: one line that names the thing and the
+fix, exit code 1, no traceback. Click keeps exit code 2 for its own usage errors (an
+unknown option, a missing argument, a value of the wrong type or not among the choices).
+
+Commands raise `fail(...)` where they know the context; `UserErrorGroup` catches the
+mistakes that surface deeper down (a missing file, an unknown model spec) for every
+command. Set AGENTWHEEL_TRACEBACK=1 to see the traceback instead.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.markup import escape
+from typer.core import TyperGroup
+
+from agentwheel.specs import SpecError
+
+console = Console(stderr=True)
+
+
+class UserError(Exception):
+    """A mistake the user can fix; the message is the whole line shown to them."""
+
+
+def fail(message: str) -> typer.Exit:
+    """Print `error: <message>` on one line and return the exit to raise (code 1)."""
+    one_line = " ".join(message.split())  # messages from libraries may span lines
+    console.print(f"[bold red]error:[/] {escape(one_line)}", soft_wrap=True)
+    return typer.Exit(1)
+
+
+def require_dir(path: Path, option: str = "--out") -> None:
+    """An output directory may be missing (it is created) but must not be a file."""
+    if path.exists() and not path.is_dir():
+        raise fail(f"{option} {path} is a file: pass a directory (it is created if missing)")
+
+
+def describe(exc: BaseException) -> str | None:
+    """The one-line message for a user's mistake; None for anything else (a bug)."""
+    if isinstance(exc, UserError | SpecError):
+        return str(exc)
+    if isinstance(exc, FileNotFoundError | NotADirectoryError | IsADirectoryError):
+        if exc.filename is None:
+            return str(exc)
+        return f"{exc.strerror or 'cannot open'}: {exc.filename}"
+    if isinstance(exc, yaml.YAMLError):
+        return f"not valid YAML: {' '.join(str(exc).split())}"
+    return None
+
+
+class UserErrorGroup(TyperGroup):
+    """A typer group that turns a user's mistake raised by any of its commands into `fail`."""
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            message = describe(exc)
+            if message is None or os.environ.get("AGENTWHEEL_TRACEBACK"):
+                raise
+            raise fail(message) from None
