@@ -209,7 +209,7 @@ class HFChatModel:
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else self._renderer.end_of_turn_id
         self.kv_cache = PrefixKVCache(kv_cache_tokens)
-        self._reuse = (
+        self.prefix_reuse = (
             PrefixReusingGenerator(model, self.kv_cache)
             if kv_reuse and supports_prefix_reuse(model)
             else None
@@ -219,7 +219,7 @@ class HFChatModel:
     @property
     def kv_reuse(self) -> bool:
         """Whether prompts' keys/values are kept and reused between calls."""
-        return self._reuse is not None
+        return self.prefix_reuse is not None
 
     def release_kv_cache(self) -> None:
         """Drop every kept key/value state (they are rebuilt as prompts come in)."""
@@ -237,7 +237,7 @@ class HFChatModel:
         """One completion per request, in request order. `params.seed` seeds the whole call
         (sampled ids then depend on how the batch was chunked, not only on the request)."""
         results, prompts = prepare_prompts(self._renderer, requests, self.max_context, self.name)
-        if self._reuse is not None:
+        if self.prefix_reuse is not None:
             self._drop_stale_kv_cache()
         # Similar lengths share a chunk, so little compute goes to padding.
         prompts.sort(key=lambda item: len(item[1]))
@@ -268,7 +268,7 @@ class HFChatModel:
     ) -> list[tuple[list[int], list[float], FinishReason]]:
         width = max(len(p) for p in prompts)
         max_new_tokens = max(1, min(params.max_new_tokens, self.max_context - width))
-        if self._reuse is not None:
+        if self.prefix_reuse is not None:
             decoding = Decoding(
                 max_new_tokens=max_new_tokens,
                 stop_ids=self.stop_ids,
@@ -276,7 +276,7 @@ class HFChatModel:
                 temperature=params.temperature,
                 top_p=params.top_p,
             )
-            return self._reuse.generate(prompts, decoding)
+            return self.prefix_reuse.generate(prompts, decoding)
         input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
         for row, ids in enumerate(prompts):

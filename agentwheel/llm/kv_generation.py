@@ -20,6 +20,7 @@ into the prefix cache for the episode's next turn.
 from __future__ import annotations
 
 import inspect
+import itertools
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -155,7 +156,7 @@ class PrefixReusingGenerator:
         episodes, the prompt of a group of rollouts of one task)."""
         order = sorted(range(len(prompts)), key=lambda i: prompts[i])
         shared = [0] * len(prompts)
-        for a, b in zip(order, order[1:], strict=False):
+        for a, b in itertools.pairwise(order):
             length = _common_length(prompts[a], prompts[b])
             shared[a] = max(shared[a], length)
             shared[b] = max(shared[b], length)
@@ -309,4 +310,3 @@ class _Columns:
         cached = range(past - self.cached_lengths[row], past)
         fresh = range(past + new - self.new_lengths[row], past + new)
         return [*cached, *fresh]
-
