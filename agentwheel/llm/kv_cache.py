@@ -3,9 +3,14 @@
 An agent episode sends its whole conversation every turn, and each turn's prompt extends
 the previous one (token-in, token-out). `PrefixKVCache` keeps the attention keys and
 values a model computed for a sequence of ids, so the next request that starts with
-those ids only computes its new tokens. Lookup is by longest common prefix over all
-entries, which also lets episodes that open with the same system prompt and tools share
-it. Nothing has to tell the cache that an episode ended: an entry is dropped when a
+those ids only computes its new tokens. Within one call (`begin_call`), lookup is by
+longest common prefix, which lets episodes that open with the same system prompt and
+tools share it. Across calls an entry only serves a prompt that extends it (the
+episode's own earlier turns), never a merely shared beginning: a call's outputs then
+depend on its prompts and their own history, not on whatever else the cache holds, so a
+run resumed from a checkpoint generates what the uninterrupted run did (reused states
+differ from recomputed ones by float rounding). Nothing has to tell the cache that an
+episode ended: an entry is dropped when a
 longer sequence that extends it is added, and the least recently used entries are
 evicted once the cache holds more than `max_tokens` tokens.
 
@@ -31,6 +36,7 @@ LayerStates = list[tuple[torch.Tensor, torch.Tensor]]
 class CachedPrefix:
     ids: torch.Tensor  # (length,) int64, on the CPU
     layers: LayerStates
+    call: int  # the call that computed it
 
     @property
     def length(self) -> int:
@@ -55,6 +61,12 @@ class PrefixKVCache:
         self.max_tokens = max_tokens
         self._entries: OrderedDict[int, CachedPrefix] = OrderedDict()
         self._keys = itertools.count()
+        self.call = 0
+
+    def begin_call(self) -> None:
+        """Entries added from now on belong to a new call; older ones only serve prompts
+        that extend them."""
+        self.call += 1
 
     def __len__(self) -> int:
         return len(self._entries)
@@ -70,11 +82,15 @@ class PrefixKVCache:
     def match(self, ids: Sequence[int]) -> tuple[CachedPrefix | None, int]:
         """The entry sharing the longest prefix with `ids` and that prefix's length, at
         most `len(ids) - 1` so that at least one token is left to compute (its logits
-        are the next-token distribution). `(None, 0)` when nothing is shared."""
+        are the next-token distribution). Entries of earlier calls count only when `ids`
+        extends them. `(None, 0)` when nothing is shared."""
         query = torch.tensor(ids, dtype=torch.long)
         best: tuple[int, int] | None = None
         for key, entry in self._entries.items():
-            shared = min(common_prefix_length(entry.ids, query), len(ids) - 1)
+            shared = common_prefix_length(entry.ids, query)
+            if entry.call != self.call and shared < entry.length:
+                continue
+            shared = min(shared, len(ids) - 1)
             if shared > 0 and (best is None or shared > best[1]):
                 best = (key, shared)
         if best is None:
@@ -83,18 +99,22 @@ class PrefixKVCache:
         return self._entries[best[0]], best[1]
 
     def add(self, ids: Sequence[int], layers: LayerStates) -> None:
-        """Keep the states of `ids`, replacing entries that `ids` extends."""
+        """Keep the states of `ids`, replacing entries that `ids` extends. An entry of an
+        earlier call that extends `ids` is dropped too: only states of this call's
+        lineage may serve the prompts that follow."""
         new = torch.tensor(ids, dtype=torch.long)
         if new.numel() == 0 or new.numel() > self.max_tokens:
             return
         for key, entry in list(self._entries.items()):
             shared = common_prefix_length(entry.ids, new)
-            if shared == new.numel():
-                self._entries.move_to_end(key)  # already held, perhaps inside a longer entry
-                return
             if shared == entry.length:
                 del self._entries[key]
-        self._entries[next(self._keys)] = CachedPrefix(new, layers)
+            elif shared == new.numel():
+                if entry.call == self.call:
+                    self._entries.move_to_end(key)  # already held inside a longer entry
+                    return
+                del self._entries[key]
+        self._entries[next(self._keys)] = CachedPrefix(new, layers, self.call)
         total = self.tokens
         while total > self.max_tokens:
             _, evicted = self._entries.popitem(last=False)
@@ -106,8 +126,14 @@ class PrefixKVCache:
 
 @torch.no_grad()
 def weights_fingerprint(model: nn.Module) -> torch.Tensor:
-    """One float per parameter (its sum): changes whenever training or a weight copy
-    changes the weights, including copies through `.data` that bypass the version counter.
+    """Per parameter, its version counter and its sum: changes whenever an optimizer step
+    runs (even one that leaves the values as they were, so a run resumed from that step's
+    checkpoint starts from the same empty cache as the run that was not interrupted) and
+    whenever weights are copied in, also through `.data`, which bypasses the counter.
     Reads every weight once, which is small next to a generation call."""
-    sums = [p.detach().sum(dtype=torch.float32) for p in model.parameters()]
-    return torch.stack(sums).cpu() if sums else torch.zeros(0)
+    params = list(model.parameters())
+    if not params:
+        return torch.zeros(0, dtype=torch.float64)
+    versions = torch.tensor([p._version for p in params], dtype=torch.float64)
+    sums = torch.stack([p.detach().sum(dtype=torch.float32) for p in params]).cpu()
+    return torch.cat([versions, sums.double()])

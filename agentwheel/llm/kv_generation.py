@@ -138,6 +138,7 @@ class PrefixReusingGenerator:
 
     @torch.inference_mode()
     def generate(self, prompts: Sequence[list[int]], decoding: Decoding) -> list[Generated]:
+        self.cache.begin_call()
         self._share_common_prefixes(prompts)
         matches = [self.cache.match(ids) for ids in prompts]
         self.reused_tokens += sum(shared for _, shared in matches)

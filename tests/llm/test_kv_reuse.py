@@ -120,10 +120,11 @@ def test_a_prompt_that_does_not_extend_the_cached_one_falls_back(tiny_model, tok
         assert got.completion_ids == want.completion_ids
         assert got.logprobs == pytest.approx(want.logprobs, abs=1e-4)
         reused = reuse.prefix_reuse.reused_tokens - before
-        if prompt is edited:
-            assert reused == keep  # only the ids before the edit
-        elif prompt is unrelated:
-            assert reused == 0
+        # A prompt that does not extend a cached sequence is computed in full, even where
+        # it shares a beginning with one; `follow` extends the first turn's sequence.
+        assert reused == (
+            len(first) + len(done.completion_ids or []) - 1 if prompt is follow else 0
+        )
 
 
 def test_cached_states_of_finished_episodes_are_released(tiny_model, tokenizer):
@@ -167,6 +168,10 @@ def test_prefix_cache_matches_the_longest_shared_prefix_and_keeps_one_id_to_comp
     entry, shared = cache.match([1, 2, 3, 4, 5, 6, 7, 8])
     assert entry is not None and shared == 6
     assert [k.shape[1] for k, _ in entry.cropped(4)] == [4]
+    # In a later call, only prompts that extend the entry use it.
+    cache.begin_call()
+    assert cache.match([1, 2, 3, 9]) == (None, 0)
+    assert cache.match([1, 2, 3, 4, 5, 6, 7])[1] == 6
 
 
 def test_prefix_cache_keeps_an_antichain_and_evicts_least_recently_used():
