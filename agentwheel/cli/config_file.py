@@ -19,6 +19,7 @@ from pydantic import BaseModel, ValidationError
 from agentwheel.cli.errors import UserError
 from agentwheel.core.resources import find_config
 from agentwheel.flywheels.agentic.workflow_loader import load_workflows
+from agentwheel.train.config import KnobOutOfRange
 from agentwheel.train.model_factory import MODEL_FACTORIES
 from agentwheel.train.rounds.base import RLRound
 from agentwheel.train.rounds.registry import ROUND_KINDS
@@ -50,14 +51,68 @@ def load_schedule_config(name_or_path: str | Path, overrides: Sequence[str] = ()
         config = load_config(path, overrides)
     except ValidationError as exc:
         first = exc.errors()[0]
-        key = [str(part) for part in first["loc"]]
+        key, problem = located_problem(first)
         more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
         where = ".".join(key) or "the config"
         raise UserError(
-            f"bad config value {where} ({origin(key, path, overrides)}): {first['msg']}{more}"
+            f"bad config value {where} ({origin(key, path, overrides)}): {problem}{more}"
         ) from None
     check_names(config, path, overrides)
+    check_device(config, path, overrides)
     return config
+
+
+# Pydantic's range errors, as the bound they broke.
+BOUND_TEXT = {
+    "greater_than_equal": ">=",
+    "greater_than": ">",
+    "less_than_equal": "<=",
+    "less_than": "<",
+}
+BOUND_KEY = {
+    "greater_than_equal": "ge",
+    "greater_than": "gt",
+    "less_than_equal": "le",
+    "less_than": "lt",
+}
+
+
+def located_problem(error: Any) -> tuple[list[str], str]:
+    """The key a validation error is about and what is wrong with it: a value out of range
+    reads `must be >= 1, got -4`; a trainer knob (a dataclass checked in its own
+    `__post_init__`) is located at the knob, not at its dataclass."""
+    key = [str(part) for part in error["loc"]]
+    cause = error.get("ctx", {}).get("error")
+    if isinstance(cause, KnobOutOfRange):
+        return [*key, cause.field], str(cause)
+    kind = error["type"]
+    if kind in BOUND_TEXT:
+        bound = error["ctx"][BOUND_KEY[kind]]
+        return key, f"must be {BOUND_TEXT[kind]} {bound}, got {error['input']}"
+    if kind == "value_error" and cause is not None:
+        return key, str(cause)
+    return key, error["msg"]
+
+
+def check_device(config: ScheduleConfig, path: Path, overrides: Sequence[str]) -> None:
+    """`model.device` names a device this machine has (torch would fail later, or a
+    device index could be ignored)."""
+    device = config.model.device
+    here = available_devices()
+    if device in here or (device == "cuda" and "cuda:0" in here):
+        return
+    where = origin(["model", "device"], path, overrides)
+    raise UserError(
+        f"model.device {device!r} ({where}) does not exist: devices here: {', '.join(here)}"
+    )
+
+
+def available_devices() -> list[str]:
+    import torch
+
+    cuda = [f"cuda:{i}" for i in range(torch.cuda.device_count())]
+    mps = ["mps"] if torch.backends.mps.is_available() else []
+    return ["cpu", *cuda, *mps]
 
 
 def check_names(config: ScheduleConfig, path: Path, overrides: Sequence[str]) -> None:

@@ -63,12 +63,14 @@ class Message(BaseModel):
 
 
 class SamplingParams(BaseModel):
+    """How a chat model samples; values no back-end can honour are refused when built."""
+
     model_config = ConfigDict(frozen=True)
 
-    max_new_tokens: int = 256
-    temperature: float = 0.0
-    top_p: float = 1.0
-    seed: int | None = None
+    max_new_tokens: int = Field(256, ge=1)
+    temperature: float = Field(0.0, ge=0.0)  # 0 = greedy
+    top_p: float = Field(1.0, gt=0.0, le=1.0)
+    seed: int | None = Field(None, ge=0)  # numpy and torch seeding refuse negatives
 
 
 class ChatRequest(BaseModel):

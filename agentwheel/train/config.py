@@ -8,11 +8,38 @@ from __future__ import annotations
 
 import dataclasses
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 ComputeDtype = Literal["float32", "bfloat16"]
 OldLogprobs = Literal["sampling", "recompute"]
+
+# The ranges knobs are checked against, by the text that names them in an error.
+RANGES: dict[str, Callable[[float], bool]] = {
+    "> 0": lambda v: v > 0,
+    ">= 0": lambda v: v >= 0,
+    ">= 1": lambda v: v >= 1,
+    ">= 2": lambda v: v >= 2,
+    "[0, 1)": lambda v: 0 <= v < 1,
+}
+
+
+class KnobOutOfRange(ValueError):
+    """A knob outside its range; `field` names it (a config file's error points at it)."""
+
+    def __init__(self, field: str, value: Any, allowed: str):
+        super().__init__(f"{field} must be {allowed}, got {value}")
+        self.field = field
+
+
+def check_ranges(config: Any, ranges: dict[str, str]) -> None:
+    """Raise `KnobOutOfRange` for the first field of `config` outside its range in `ranges`
+    (field name → a key of `RANGES`)."""
+    for name, allowed in ranges.items():
+        value = getattr(config, name)
+        if not RANGES[allowed](value):
+            raise KnobOutOfRange(name, value, allowed)
 
 
 @dataclass(frozen=True)
@@ -31,6 +58,9 @@ class LoraSettings:
         "up_proj",
         "down_proj",
     )
+
+    def __post_init__(self) -> None:
+        check_ranges(self, {"rank": ">= 1", "alpha": "> 0", "dropout": "[0, 1)"})
 
 
 @dataclass(frozen=True)
@@ -59,12 +89,22 @@ class TrainConfig:
     seed: Annotated[int, "Seed for data order and torch/python/numpy RNGs."] = 0
 
     def __post_init__(self) -> None:
-        if self.lr <= 0:
-            raise ValueError(f"lr must be > 0, got {self.lr}")
-        if self.micro_batch_tokens <= 0 or self.max_seq_len <= 1:
-            raise ValueError("micro_batch_tokens must be > 0 and max_seq_len > 1")
-        if self.logprob_chunk_tokens <= 0:
-            raise ValueError("logprob_chunk_tokens must be > 0")
+        check_ranges(
+            self,
+            {
+                "lr": "> 0",
+                "warmup_steps": ">= 0",
+                "weight_decay": ">= 0",
+                "adam_beta1": "[0, 1)",
+                "adam_beta2": "[0, 1)",
+                "adam_eps": "> 0",
+                "max_grad_norm": "> 0",
+                "micro_batch_tokens": ">= 1",
+                "max_seq_len": ">= 2",
+                "logprob_chunk_tokens": ">= 1",
+                "seed": ">= 0",
+            },
+        )
         if self.compute_dtype not in ("float32", "bfloat16"):
             raise ValueError(f"compute_dtype must be float32 or bfloat16, got {self.compute_dtype}")
 
@@ -76,6 +116,10 @@ class SFTConfig(TrainConfig):
     lr: Annotated[float, "AdamW learning rate (after warm-up)."] = 1e-5
     batch_size: Annotated[int, "Sequences per optimizer step."] = 8
     epochs: Annotated[int, "Passes over the data set; each epoch has its own seeded order."] = 1
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        check_ranges(self, {"batch_size": ">= 1", "epochs": ">= 1"})
 
 
 @dataclass(frozen=True)
@@ -100,10 +144,10 @@ class GRPOConfig(TrainConfig):
 
     def __post_init__(self) -> None:
         super().__post_init__()
-        if not (0 <= self.clip_low < 1 and self.clip_high >= 0):
-            raise ValueError("need 0 <= clip_low < 1 and clip_high >= 0")
-        if self.kl_coef < 0 or self.temperature <= 0:
-            raise ValueError("need kl_coef >= 0 and temperature > 0")
+        check_ranges(
+            self,
+            {"clip_low": "[0, 1)", "clip_high": ">= 0", "kl_coef": ">= 0", "temperature": "> 0"},
+        )
 
 
 def describe(config: Any) -> list[tuple[str, Any, str]]:

@@ -43,7 +43,9 @@ class GenerationSettings(BaseModel):
     gpu_memory_utilization: float = Field(
         0.3, gt=0, le=1, description="vLLM: share of GPU memory for weights and KV cache."
     )
-    max_model_len: int | None = Field(None, description="vLLM: context length; None = model's.")
+    max_model_len: int | None = Field(
+        None, ge=1, description="vLLM: context length; None = model's."
+    )
 
 
 class Generator:

@@ -9,6 +9,7 @@ Unknown keys are rejected at every level. A round's settings are the model of it
 from __future__ import annotations
 
 import dataclasses
+import re
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, Literal
@@ -47,12 +48,21 @@ def _reject_unknown_fields(cls: type, value: Any) -> Any:
 class ModelSettings(_Strict):
     spec: str = Field("hf:default", description="tiny | hf:default | hf:<path or hub name>")
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="Weight dtype.")
-    device: str = Field("cpu", description="cpu | cuda")
-    max_batch_size: int = Field(8, description="Prompts per generate call.")
+    device: str = Field("cpu", description="cpu | cuda | cuda:<index> | mps")
+    max_batch_size: int = Field(8, ge=1, description="Prompts per generate call.")
     generation: GenerationSettings = Field(
         default_factory=GenerationSettings,
         description="What rollouts and evals generate with (see agentwheel/train/generation.py).",
     )
+
+    @field_validator("device")
+    @classmethod
+    def _a_torch_device(cls, value: str) -> str:
+        """A device torch can name; whether it exists is checked where a run starts
+        (agentwheel/cli/config_file.py), since a saved config may be read elsewhere."""
+        if not re.fullmatch(r"cpu|mps|cuda(:\d+)?", value):
+            raise ValueError(f"must be cpu, cuda, cuda:<index> or mps, got {value!r}")
+        return value
 
 
 class DataSettings(_Strict):
@@ -79,8 +89,8 @@ class DataSettings(_Strict):
 class SFTSettings(_Strict):
     enabled: bool = True
     trials: int = Field(1, ge=1, description="Oracle episodes per train-pool task.")
-    max_tasks: int | None = Field(None, description="Cap on the tasks used for SFT data.")
-    max_steps: int | None = Field(None, description="Stop after this many optimizer steps.")
+    max_tasks: int | None = Field(None, ge=1, description="Cap on the tasks used for SFT data.")
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
     train: SFTConfig = Field(default_factory=SFTConfig)
 
     @field_validator("train", mode="before")
@@ -95,9 +105,9 @@ class SamplingSettings(_Strict):
 
 
 class RunnerSettings(_Strict):
-    max_agent_turns: int = 8
-    max_episode_tokens: int = 4096
-    batch_size: int = 32
+    max_agent_turns: int = Field(8, ge=1, description="Agent turns before an episode is cut.")
+    max_episode_tokens: int = Field(4096, ge=1, description="Tokens before an episode is cut.")
+    batch_size: int = Field(32, ge=1, description="Episodes per batched model call.")
 
     def runner_config(self) -> RunnerConfig:
         return RunnerConfig(
@@ -110,12 +120,12 @@ class RunnerSettings(_Strict):
 class EvalSettings(_Strict):
     k: int = Field(1, ge=1, description="Trials per held-out task (pass^1..pass^k).")
     temperature: float = Field(0.0, ge=0, description="0 = greedy.")
-    max_new_tokens: int = 128
+    max_new_tokens: int = Field(128, ge=1, description="Tokens per agent turn.")
 
 
 class ScheduleConfig(_Strict):
     name: str = "run"
-    seed: int = 0
+    seed: int = Field(0, ge=0, description="Run seed (data, rollouts, trainers).")
     model: ModelSettings = Field(default_factory=ModelSettings)
     data: DataSettings
     sft: SFTSettings = Field(default_factory=SFTSettings)
