@@ -18,7 +18,8 @@ from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agentwheel.cli.errors import UserErrorGroup, fail, require_dir
+from agentwheel.cli.errors import UserErrorGroup, fail, in_range, require_dir
+from agentwheel.cli.eval_gate import gate_tasks
 from agentwheel.core.dataset import TaskSet
 from agentwheel.core.jsonl import read_jsonl
 from agentwheel.core.messages import SamplingParams
@@ -90,7 +91,10 @@ def eval_command(
         typer.Option(help="oracle | hack | refuse | hf:default | hf:<path> | openai:<model>@<url>"),
     ] = "oracle",
     k: Annotated[
-        int, typer.Option("-k", "--k", min=1, help="Trials per task; pass^1..pass^k are reported.")
+        int,
+        typer.Option(
+            "-k", "--k", callback=in_range(1), help="Trials per task; pass^1..pass^k are reported."
+        ),
     ] = 1,
     out: Annotated[
         Path | None, typer.Option(help="Run directory (summary.json, traces.jsonl).")
@@ -112,21 +116,46 @@ def eval_command(
         ),
     ] = None,
     temperature: Annotated[
-        float | None, typer.Option(help="Sampling temperature (default 0 for k=1, else 0.7).")
+        float | None,
+        typer.Option(
+            callback=in_range(0), help="Sampling temperature (default 0 for k=1, else 0.7)."
+        ),
     ] = None,
-    max_new_tokens: Annotated[int, typer.Option(help="Token limit of one agent turn.")] = 256,
-    max_turns: Annotated[int, typer.Option(help="Agent turns before an episode is cut.")] = 16,
-    batch_size: Annotated[int, typer.Option(help="Episodes per batched model call.")] = 32,
-    limit: Annotated[int | None, typer.Option(help="Evaluate only the first N tasks.")] = None,
-    seed: Annotated[int, typer.Option(help="Sampling seed.")] = 0,
+    max_new_tokens: Annotated[
+        int, typer.Option(callback=in_range(1), help="Token limit of one agent turn.")
+    ] = 256,
+    max_turns: Annotated[
+        int, typer.Option(callback=in_range(1), help="Agent turns before an episode is cut.")
+    ] = 16,
+    batch_size: Annotated[
+        int, typer.Option(callback=in_range(1), help="Episodes per batched model call.")
+    ] = 32,
+    limit: Annotated[
+        int | None, typer.Option(callback=in_range(1), help="Evaluate only the first N tasks.")
+    ] = None,
+    seed: Annotated[int, typer.Option(callback=in_range(0), help="Sampling seed.")] = 0,
     dtype: Annotated[str, typer.Option(help="float32 | bfloat16 for hf: policies.")] = "float32",
     request_timeout: Annotated[
-        float | None, typer.Option(help="Seconds per request to an openai: policy.")
+        float | None,
+        typer.Option(
+            callback=in_range(0, min_open=True),
+            help="Seconds per request to an openai: policy (> 0).",
+        ),
     ] = None,
     max_retries: Annotated[
         int | None,
-        typer.Option(help="Retries per request to an openai: policy (429/5xx/timeouts)."),
+        typer.Option(
+            callback=in_range(0),
+            help="Retries per request to an openai: policy (429/5xx/timeouts).",
+        ),
     ] = None,
+    validate: Annotated[
+        bool,
+        typer.Option(
+            help="Run the validation gate first and skip the tasks it rejects "
+            "(scripted replays: seconds)."
+        ),
+    ] = True,
 ) -> None:
     """Run a policy on agentic tasks and report state-verified pass^k."""
     from agentwheel.envs.tool_simulator import LLMToolSimulator
@@ -135,13 +164,16 @@ def eval_command(
     from agentwheel.specs import SpecError, load_chat_model, load_policy, load_user
 
     task_set = read_task_set(tasks, "skipped")
-    selected = task_set.tasks[:limit] if limit else task_set.tasks
+    selected = task_set.tasks[:limit] if limit is not None else task_set.tasks
     if backend == "sqlite":
         no_world = [t.id for t in selected if t.sqlite is None]
         if no_world:
             raise fail(
                 f"{len(no_world)} tasks have no SQLite world (e.g. {no_world[0]}); use --backend mock"
             )
+    skipped: list[dict[str, Any]] = []
+    if validate:
+        selected, skipped = gate_tasks(selected, backend, console)
     params = SamplingParams(
         max_new_tokens=max_new_tokens,
         temperature=temperature if temperature is not None else (0.0 if k == 1 else 0.7),
@@ -172,6 +204,7 @@ def eval_command(
         "user": user,
         "tool_simulator": tool_simulator,
         "sampling": params.model_dump(),
+        "skipped_invalid_tasks": skipped,
     }
     console.print(f"evaluating [bold]{policy}[/] on {len(selected)} tasks × {k} trials → {out}")
     with Progress(
@@ -267,11 +300,15 @@ def synth_agentic_command(
     teacher: Annotated[
         str | None, typer.Option(help="Teacher model spec for --expander llm.")
     ] = None,
-    tasks_per_workflow: Annotated[int, typer.Option(help="Task budget per workflow.")] = 40,
+    tasks_per_workflow: Annotated[
+        int, typer.Option(callback=in_range(1), help="Task budget per workflow.")
+    ] = 40,
     extra_conditions: Annotated[
-        int, typer.Option(help="Extra preconditions per tree (depth).")
+        int, typer.Option(callback=in_range(0), help="Extra preconditions per tree (depth).")
     ] = 0,
-    seed: Annotated[int, typer.Option(help="Seed for trees, data and phrasing.")] = 0,
+    seed: Annotated[
+        int, typer.Option(callback=in_range(0), help="Seed for trees, data and phrasing.")
+    ] = 0,
 ) -> None:
     """Expand workflows into behavior trees and validated, state-verifiable tasks."""
     from agentwheel.flywheels.agentic.synth import synth_agentic
@@ -371,15 +408,28 @@ def evolve_agentic_command(
     policy: Annotated[
         str, typer.Option(help="The current policy, for the learnable band.")
     ] = "hf:default",
-    samples: Annotated[int, typer.Option(help="Attempts per new task for the learnable band.")] = 4,
-    tasks_per_workflow: Annotated[int, typer.Option(help="Task budget per evolved tree.")] = 24,
+    samples: Annotated[
+        int,
+        typer.Option(callback=in_range(1), help="Attempts per new task for the learnable band."),
+    ] = 4,
+    tasks_per_workflow: Annotated[
+        int, typer.Option(callback=in_range(1), help="Task budget per evolved tree.")
+    ] = 24,
     band: Annotated[bool, typer.Option(help="Keep only tasks the policy sometimes passes.")] = True,
-    temperature: Annotated[float, typer.Option(help="Sampling temperature of the attempts.")] = 0.7,
-    max_new_tokens: Annotated[int, typer.Option(help="Token limit of one agent turn.")] = 256,
-    max_turns: Annotated[int, typer.Option(help="Agent turns before an episode is cut.")] = 16,
-    batch_size: Annotated[int, typer.Option(help="Episodes per batched model call.")] = 32,
+    temperature: Annotated[
+        float, typer.Option(callback=in_range(0), help="Sampling temperature of the attempts.")
+    ] = 0.7,
+    max_new_tokens: Annotated[
+        int, typer.Option(callback=in_range(1), help="Token limit of one agent turn.")
+    ] = 256,
+    max_turns: Annotated[
+        int, typer.Option(callback=in_range(1), help="Agent turns before an episode is cut.")
+    ] = 16,
+    batch_size: Annotated[
+        int, typer.Option(callback=in_range(1), help="Episodes per batched model call.")
+    ] = 32,
     dtype: Annotated[str, typer.Option(help="float32 | bfloat16 for hf: policies.")] = "float32",
-    seed: Annotated[int, typer.Option(help="Seed.")] = 0,
+    seed: Annotated[int, typer.Option(callback=in_range(0), help="Seed.")] = 0,
     operators: Annotated[
         str,
         typer.Option(
@@ -444,6 +494,11 @@ def evolve_agentic_command(
         console.print(
             f"note: the parents were evaluated with {manifest.report_policy}, the evolved "
             f"tasks with {manifest.policy}: their pass rates compare two policies"
+        )
+    if manifest.tasks == 0:
+        raise fail(
+            f"no tasks kept: {manifest.generated} generated, {manifest.validated} passed the "
+            f"gate, none kept by the learnable band (every count: {out / 'manifest.json'})"
         )
     console.print(f"{manifest.tasks} tasks → {out}")
 

@@ -10,6 +10,7 @@ command. Set AGENTWHEEL_TRACEBACK=1 to see the traceback instead.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -65,3 +66,26 @@ class UserErrorGroup(TyperGroup):
             if message is None or os.environ.get("AGENTWHEEL_TRACEBACK"):
                 raise
             raise fail(message) from None
+
+
+def in_range(
+    min: float | None = None, max: float | None = None, min_open: bool = False
+) -> Callable[[Any], Any]:
+    """An option callback that refuses a number outside [min, max] (min excluded when
+    `min_open`) as a usage error naming the value and the range; typer's own `min=` and
+    `max=` name only the bound. None (an option left unset) passes."""
+    if max is None:
+        text = f"x>{min}" if min_open else f"x>={min}"
+    else:
+        low = "" if min is None else (f"{min}<" if min_open else f"{min}<=")
+        text = f"{low}x<={max}"
+
+    def check(value: Any) -> Any:
+        if value is None:
+            return value
+        below = min is not None and (value <= min if min_open else value < min)
+        if below or (max is not None and value > max):
+            raise typer.BadParameter(f"{value} is not in the range {text}.")
+        return value
+
+    return check

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from agentwheel.cli.errors import UserErrorGroup, fail
+from agentwheel.cli.errors import UserErrorGroup, fail, in_range
 from agentwheel.core.messages import SamplingParams
 from agentwheel.flywheels.reasoning.answer_format import AnswerFormat
 from agentwheel.flywheels.reasoning.evolve import EvolveConfig, evolve_reasoning
@@ -49,8 +49,12 @@ def synth(
     out: Annotated[
         Path, typer.Option(help="Output directory (problems.jsonl, manifest.json).")
     ] = Path("runs/reasoning/seeds"),
-    limit: Annotated[int | None, typer.Option(help="Keep only the first N seeds.")] = None,
-    seed: Annotated[int, typer.Option(help="Seed for procedural generators.")] = 0,
+    limit: Annotated[
+        int | None, typer.Option(callback=in_range(1), help="Keep only the first N seeds.")
+    ] = None,
+    seed: Annotated[
+        int, typer.Option(callback=in_range(0), help="Seed for procedural generators.")
+    ] = 0,
 ) -> None:
     """Load seed problems, check every answer, drop duplicates."""
     config = SynthConfig(seed=seed, limit=limit)
@@ -67,6 +71,11 @@ def synth(
         f"({counts['kept_procedural']} procedural, {counts['load_errors']} bad records)"
     )
     _rejection_lines(manifest)
+    if counts["kept"] == 0:
+        raise fail(
+            f"no problems kept from --seeds {seeds} ({counts['loaded']} loaded, "
+            f"{counts['load_errors']} bad records; every count: {out / MANIFEST})"
+        )
     console.print(f"wrote {out / PROBLEMS} and {out / MANIFEST}")
 
 
@@ -116,11 +125,18 @@ def evolve(
         ),
     ] = None,
     min_agree: Annotated[
-        int | None, typer.Option(help="Solvers that must agree (default: majority).")
+        int | None,
+        typer.Option(callback=in_range(1), help="Solvers that must agree (default: majority)."),
     ] = None,
-    n: Annotated[int, typer.Option("-n", "--n", min=1, help="Policy samples per problem.")] = 4,
-    max_new_tokens: Annotated[int, typer.Option(help="Token limit of a policy answer.")] = 256,
-    temperature: Annotated[float, typer.Option(help="Policy sampling temperature.")] = 0.7,
+    n: Annotated[
+        int, typer.Option("-n", "--n", callback=in_range(1), help="Policy samples per problem.")
+    ] = 4,
+    max_new_tokens: Annotated[
+        int, typer.Option(callback=in_range(1), help="Token limit of a policy answer.")
+    ] = 256,
+    temperature: Annotated[
+        float, typer.Option(callback=in_range(0), help="Policy sampling temperature.")
+    ] = 0.7,
     answer_format: Annotated[
         Literal["boxed", "hash", "answer_tag"],
         typer.Option(
@@ -131,22 +147,31 @@ def evolve(
         str, typer.Option(help=f"LLM operators, comma-separated ({','.join(LLM_OPERATORS)}).")
     ] = ",".join(LLM_OPERATORS),
     procedural_children: Annotated[
-        int, typer.Option(help="Procedural children per failed parent (0: none).")
+        int,
+        typer.Option(callback=in_range(0), help="Procedural children per failed parent (0: none)."),
     ] = 2,
     band_low: Annotated[
-        float, typer.Option(help="Learnable band: pass rate strictly above.")
+        float,
+        typer.Option(callback=in_range(0, 1), help="Learnable band: pass rate strictly above."),
     ] = 0.0,
     band_high: Annotated[
-        float, typer.Option(help="Learnable band: pass rate strictly below.")
+        float,
+        typer.Option(callback=in_range(0, 1), help="Learnable band: pass rate strictly below."),
     ] = 1.0,
-    batch_size: Annotated[int, typer.Option(help="Requests per batched model call.")] = 32,
+    batch_size: Annotated[
+        int, typer.Option(callback=in_range(1), help="Requests per batched model call.")
+    ] = 32,
     limit: Annotated[
-        int | None, typer.Option(help="Use only the first N problems of the report.")
+        int | None,
+        typer.Option(callback=in_range(1), help="Use only the first N problems of the report."),
     ] = None,
     round_: Annotated[
-        int | None, typer.Option("--round", help="Round number of the children.")
+        int | None,
+        typer.Option("--round", callback=in_range(1), help="Round number of the children."),
     ] = None,
-    seed: Annotated[int, typer.Option(help="Run seed (sampling, operators).")] = 0,
+    seed: Annotated[
+        int, typer.Option(callback=in_range(0), help="Run seed (sampling, operators).")
+    ] = 0,
     dtype: Annotated[str, typer.Option(help="float32 | bfloat16 for hf: models.")] = "float32",
 ) -> None:
     """One round: attempt, evolve failures, verify, keep the learnable band."""
@@ -203,4 +228,9 @@ def evolve(
         f"{exact['procedural_kept_exact']}/{exact['procedural_kept']}"
     )
     _rejection_lines(manifest)
+    if counts["kept"] == 0:
+        raise fail(
+            f"no problems kept: none of the parents or children is in the learnable band "
+            f"({band_low} < pass rate < {band_high}) under {policy} (every count: {out / MANIFEST})"
+        )
     console.print(f"wrote {out / PROBLEMS} and {out / MANIFEST}")
