@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 
@@ -14,18 +13,14 @@ from typing import Annotated, Any, Literal
 
 import typer
 from rich.console import Console
-from rich.markup import escape
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
 from agentwheel.cli.errors import UserErrorGroup, fail, in_range, require_dir
-from agentwheel.cli.eval_gate import gate_tasks
-from agentwheel.core.dataset import TaskSet
+from agentwheel.cli.task_input import read_task_set
 from agentwheel.core.jsonl import read_jsonl
 from agentwheel.core.messages import SamplingParams
 from agentwheel.core.rejection import Rejection
 from agentwheel.envs.runner import RunnerConfig
-from agentwheel.envs.trajectory import Trajectory
 
 app = typer.Typer(
     help="Train small language models to be reliable tool-using agents.",
@@ -58,216 +53,6 @@ def _root(
     ] = False,
 ) -> None:
     """agentwheel: synthesize agentic tasks, evaluate and train small tool-using models."""
-
-
-def pass_table(summary: dict[str, Any], title: str) -> Table:
-    k = summary["k"]
-    table = Table(title=title)
-    table.add_column("slice")
-    table.add_column("tasks", justify="right")
-    for i in range(1, k + 1):
-        table.add_column(f"pass^{i}", justify="right")
-
-    def row(name: str, group: dict[str, Any], style: str = "") -> None:
-        values = [f"{group['pass_hat_k'][str(i)]:.3f}" for i in range(1, k + 1)]
-        table.add_row(name, str(group["n_tasks"]), *values, style=style)
-
-    row("overall", summary, style="bold")
-    for name, group in summary["by_domain"].items():
-        row(f"domain: {name}", group)
-    for name, group in summary["by_branch_kind"].items():
-        row(f"branch: {name}", group)
-    return table
-
-
-@app.command("eval")
-def eval_command(
-    tasks: Annotated[
-        str,
-        typer.Option(help="Task JSONL file or directory, or a bundled dataset name (fixtures)."),
-    ] = "fixtures",
-    policy: Annotated[
-        str,
-        typer.Option(help="oracle | hack | refuse | hf:default | hf:<path> | openai:<model>@<url>"),
-    ] = "oracle",
-    k: Annotated[
-        int,
-        typer.Option(
-            "-k", "--k", callback=in_range(1), help="Trials per task; pass^1..pass^k are reported."
-        ),
-    ] = 1,
-    out: Annotated[
-        Path | None, typer.Option(help="Run directory (summary.json, traces.jsonl).")
-    ] = None,
-    resume: Annotated[
-        bool, typer.Option(help="Continue a run in --out without redoing finished episodes.")
-    ] = False,
-    backend: Annotated[
-        Literal["auto", "mock", "sqlite"],
-        typer.Option(
-            help="auto (the task's own) | mock | sqlite",
-        ),
-    ] = "auto",
-    user: Annotated[str, typer.Option(help="scripted | llm:<model spec>")] = "scripted",
-    tool_simulator: Annotated[
-        str | None,
-        typer.Option(
-            help="Model spec that answers off-script mock calls (default: a typed no_result error)."
-        ),
-    ] = None,
-    temperature: Annotated[
-        float | None,
-        typer.Option(
-            callback=in_range(0), help="Sampling temperature (default 0 for k=1, else 0.7)."
-        ),
-    ] = None,
-    max_new_tokens: Annotated[
-        int, typer.Option(callback=in_range(1), help="Token limit of one agent turn.")
-    ] = 256,
-    max_turns: Annotated[
-        int, typer.Option(callback=in_range(1), help="Agent turns before an episode is cut.")
-    ] = 16,
-    batch_size: Annotated[
-        int, typer.Option(callback=in_range(1), help="Episodes per batched model call.")
-    ] = 32,
-    limit: Annotated[
-        int | None, typer.Option(callback=in_range(1), help="Evaluate only the first N tasks.")
-    ] = None,
-    seed: Annotated[int, typer.Option(callback=in_range(0), help="Sampling seed.")] = 0,
-    dtype: Annotated[str, typer.Option(help="float32 | bfloat16 for hf: policies.")] = "float32",
-    request_timeout: Annotated[
-        float | None,
-        typer.Option(
-            callback=in_range(0, min_open=True),
-            help="Seconds per request to an openai: policy (> 0).",
-        ),
-    ] = None,
-    max_retries: Annotated[
-        int | None,
-        typer.Option(
-            callback=in_range(0),
-            help="Retries per request to an openai: policy (429/5xx/timeouts).",
-        ),
-    ] = None,
-    validate: Annotated[
-        bool,
-        typer.Option(
-            help="Run the validation gate first and skip the tasks it rejects "
-            "(scripted replays: seconds)."
-        ),
-    ] = True,
-) -> None:
-    """Run a policy on agentic tasks and report state-verified pass^k."""
-    from agentwheel.envs.tool_simulator import LLMToolSimulator
-    from agentwheel.eval.evaluate import SUMMARY, ResumeMismatch, run_eval
-    from agentwheel.llm.openai_compat import ModelConfigError
-    from agentwheel.specs import SpecError, load_chat_model, load_policy, load_user
-
-    task_set = read_task_set(tasks, "skipped")
-    selected = task_set.tasks[:limit] if limit is not None else task_set.tasks
-    if backend == "sqlite":
-        no_world = [t.id for t in selected if t.sqlite is None]
-        if no_world:
-            raise fail(
-                f"{len(no_world)} tasks have no SQLite world (e.g. {no_world[0]}); use --backend mock"
-            )
-    skipped: list[dict[str, Any]] = []
-    if validate:
-        selected, skipped = gate_tasks(selected, backend, console)
-    params = SamplingParams(
-        max_new_tokens=max_new_tokens,
-        temperature=temperature if temperature is not None else (0.0 if k == 1 else 0.7),
-        seed=seed,
-    )
-    out = out or Path("runs") / f"eval-{policy.replace(':', '-').replace('/', '_')}"
-    require_dir(out)
-    try:
-        agent = load_policy(policy, params, dtype, request_timeout, max_retries)
-        simulator = load_user(user)
-        tool_sim = LLMToolSimulator(load_chat_model(tool_simulator)) if tool_simulator else None
-    except SpecError as exc:
-        raise fail(str(exc)) from None
-    except Exception as exc:  # a model that cannot be loaded is a user-facing error here
-        raise fail(f"could not load {policy!r}: {exc}") from None
-    # At most one batch in flight: episodes then finish (and reach disk) a batch at a time
-    # instead of all together at the end.
-    config = RunnerConfig(
-        max_agent_turns=max_turns,
-        batch_size=batch_size,
-        max_in_flight=batch_size,
-        backend=backend,  # type: ignore[arg-type]
-    )
-    meta = {
-        "policy": policy,
-        "tasks": tasks,
-        "backend": backend,
-        "user": user,
-        "tool_simulator": tool_simulator,
-        "sampling": params.model_dump(),
-        "skipped_invalid_tasks": skipped,
-    }
-    console.print(f"evaluating [bold]{policy}[/] on {len(selected)} tasks × {k} trials → {out}")
-    with Progress(
-        TextColumn("[progress.description]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("pass {task.fields[passed]}"),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
-        bar = progress.add_task("episodes", total=len(selected) * k, passed=0)
-        passed = 0
-
-        def tick(trajectory: Trajectory) -> None:
-            nonlocal passed
-            passed += trajectory.passed
-            progress.update(bar, advance=1, passed=passed)
-
-        try:
-            summary = run_eval(
-                selected,
-                agent,
-                simulator,
-                k,
-                out,
-                config,
-                resume=resume,
-                meta=meta,
-                load_errors=task_set.errors,
-                on_episode=tick,
-                tool_simulator=tool_sim,
-            )
-        except (FileExistsError, ResumeMismatch) as exc:
-            raise fail(str(exc)) from None
-        except KeyboardInterrupt:
-            console.print(f"interrupted: finished episodes are in {out}; rerun with --resume")
-            raise typer.Exit(130) from None
-        except ModelConfigError as exc:
-            raise fail(f"{exc}; finished episodes are in {out}, rerun with --resume") from None
-    if summary["resumed_episodes"]:
-        console.print(f"resumed: {summary['resumed_episodes']} episodes were already on disk")
-    Console().print(pass_table(summary, f"{policy} on {tasks}"))
-    problems = {**summary["terminations"], **summary["invalid_tool_calls"]}
-    problems.pop("user_ended", None)
-    if problems:
-        console.print(f"counted problems: {json.dumps(problems)}")
-    console.print(f"wrote {out / SUMMARY} and traces.jsonl")
-
-
-def read_task_set(tasks: str, skipped: str) -> TaskSet:
-    """The tasks named on the command line; unreadable lines are printed and skipped, and
-    a source with no valid task at all is an error."""
-    from agentwheel.core.dataset import load_tasks
-
-    task_set = load_tasks(tasks)
-    for error in task_set.errors:
-        console.print(f"[yellow]{skipped}[/] {escape(str(error))}", soft_wrap=True)
-    if not task_set.tasks:
-        raise fail(
-            f"no valid tasks in {tasks!r} ({len(task_set.errors)} unreadable lines, listed "
-            "above): pass a task JSONL file or directory, or a bundled name (fixtures)"
-        )
-    return task_set
 
 
 synth_app = typer.Typer(help="Synthesize training tasks.", no_args_is_help=True)
@@ -532,11 +317,13 @@ def export_command(
 
 def mount_other_commands() -> None:
     """Commands that live next to the code they drive."""
+    from agentwheel.cli import evaluate as evaluate_cli
     from agentwheel.cli import reasoning as reasoning_cli
     from agentwheel.cli import train as train_cli
 
     synth_app.command("reasoning")(reasoning_cli.synth)
     evolve_app.command("reasoning")(reasoning_cli.evolve)
+    evaluate_cli.register(app)
     train_cli.register(app)
 
 
