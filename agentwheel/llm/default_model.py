@@ -121,9 +121,10 @@ def ensure_default_model() -> Path:
 
 
 def load_default_model(
-    dtype: str = "float32", device: str = "cpu", max_batch_size: int = 8
+    dtype: str = "float32", device: str = "cpu", max_batch_size: int = 8, kv_reuse: bool = True
 ) -> HFChatModel:
-    """`hf:default`: SmolLM2-135M-Instruct with agentwheel's tool template."""
+    """`hf:default`: SmolLM2-135M-Instruct with agentwheel's tool template. `kv_reuse`: see
+    `HFChatModel` (False re-reads every prompt, the baseline for benchmarks and debugging)."""
     return load_hf_model(
         ensure_default_model(),
         dtype=dtype,
@@ -132,17 +133,24 @@ def load_default_model(
         # Always the current template, even if the cache was written by an older version.
         template=tool_chat_template(),
         max_batch_size=max_batch_size,
+        kv_reuse=kv_reuse,
     )
 
 
 def load_hf_spec(
-    spec: str, dtype: str = "float32", device: str = "cpu", max_batch_size: int = 8
+    spec: str,
+    dtype: str = "float32",
+    device: str = "cpu",
+    max_batch_size: int = 8,
+    kv_reuse: bool = True,
 ) -> HFChatModel:
     """`hf:default` (the bundled model) or `hf:<path or hub name>` (any causal LM)."""
     target = spec.removeprefix("hf:")
     if target == "default":
-        return load_default_model(dtype, device, max_batch_size)
-    return load_hf_model(target, dtype=dtype, device=device, max_batch_size=max_batch_size)
+        return load_default_model(dtype, device, max_batch_size, kv_reuse)
+    return load_hf_model(
+        target, dtype=dtype, device=device, max_batch_size=max_batch_size, kv_reuse=kv_reuse
+    )
 
 
 def hf_spec_dir(spec: str) -> str:

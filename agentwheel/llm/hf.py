@@ -6,6 +6,12 @@ batch by prompt length, left-pads chunks of at most `max_batch_size` prompts and
 included when it was generated) and the log-probability of each under the distribution
 it was sampled from: `log_softmax(logits / temperature)` (temperature 1 for greedy).
 `top_p` truncation is not reflected in those log-probs.
+
+With `kv_reuse` (the default, for models that support it) the keys/values of each prompt
+are kept after the call, and a later prompt that extends a kept one (an episode's next
+turn) or shares its beginning (the same system prompt and tools) only computes its new
+tokens: see `agentwheel.llm.kv_generation`. Outputs are those of re-reading the whole
+prompt, up to floating-point rounding. The cache is cleared whenever the weights change.
 """
 
 from __future__ import annotations
@@ -26,10 +32,14 @@ from transformers import (
 )
 
 from agentwheel.core.messages import ChatRequest, Completion, FinishReason, SamplingParams
+from agentwheel.llm.kv_cache import PrefixKVCache, weights_fingerprint
+from agentwheel.llm.kv_generation import Decoding, PrefixReusingGenerator, supports_prefix_reuse
 from agentwheel.llm.template import ChatTemplateRenderer, TemplateRenderError
 from agentwheel.llm.tool_calls import parse_tool_calls
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+# About 1.5 GB of keys/values for SmolLM2-135M in bfloat16 (23 KB per token).
+DEFAULT_KV_CACHE_TOKENS = 65536
 
 
 class ModelLoadError(RuntimeError):
@@ -164,6 +174,11 @@ class HFChatModel:
     `agentwheel.llm.template.choose_template`). `max_context` defaults to the model's
     `max_position_embeddings`; a prompt that does not fit comes back as an error
     completion, and a chunk's new tokens are capped so that its longest prompt fits.
+
+    `kv_reuse` keeps prompts' keys/values between calls (at most `kv_cache_tokens`
+    tokens, least recently used evicted first); it is ignored for models whose attention
+    cannot continue from a spliced cache (sliding windows, linear attention, flash
+    attention). `kv_reuse=False` re-reads every prompt through `model.generate`.
     """
 
     def __init__(
@@ -175,6 +190,8 @@ class HFChatModel:
         max_batch_size: int = 8,
         max_context: int | None = None,
         template_kwargs: Mapping[str, Any] | None = None,
+        kv_reuse: bool = True,
+        kv_cache_tokens: int = DEFAULT_KV_CACHE_TOKENS,
     ):
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -191,6 +208,22 @@ class HFChatModel:
         )
         pad = tokenizer.pad_token_id
         self.pad_id = int(pad) if pad is not None else self._renderer.end_of_turn_id
+        self.kv_cache = PrefixKVCache(kv_cache_tokens)
+        self.prefix_reuse = (
+            PrefixReusingGenerator(model, self.kv_cache)
+            if kv_reuse and supports_prefix_reuse(model)
+            else None
+        )
+        self._cached_weights: torch.Tensor | None = None
+
+    @property
+    def kv_reuse(self) -> bool:
+        """Whether prompts' keys/values are kept and reused between calls."""
+        return self.prefix_reuse is not None
+
+    def release_kv_cache(self) -> None:
+        """Drop every kept key/value state (they are rebuilt as prompts come in)."""
+        self.kv_cache.clear()
 
     @property
     def renderer(self) -> ChatTemplateRenderer:
@@ -204,6 +237,8 @@ class HFChatModel:
         """One completion per request, in request order. `params.seed` seeds the whole call
         (sampled ids then depend on how the batch was chunked, not only on the request)."""
         results, prompts = prepare_prompts(self._renderer, requests, self.max_context, self.name)
+        if self.prefix_reuse is not None:
+            self._drop_stale_kv_cache()
         # Similar lengths share a chunk, so little compute goes to padding.
         prompts.sort(key=lambda item: len(item[1]))
         with _seeded(params.seed, self.device):
@@ -219,11 +254,29 @@ class HFChatModel:
         assert all(r is not None for r in results)
         return [r for r in results if r is not None]
 
+    def _drop_stale_kv_cache(self) -> None:
+        """Cached states belong to the weights they were computed with; a training step or
+        a weight copy since the last call makes them wrong."""
+        fingerprint = weights_fingerprint(self.model)
+        if self._cached_weights is None or not torch.equal(fingerprint, self._cached_weights):
+            self.kv_cache.clear()
+        self._cached_weights = fingerprint
+
     @torch.inference_mode()
     def _generate(
         self, prompts: Sequence[list[int]], params: SamplingParams
     ) -> list[tuple[list[int], list[float], FinishReason]]:
         width = max(len(p) for p in prompts)
+        max_new_tokens = max(1, min(params.max_new_tokens, self.max_context - width))
+        if self.prefix_reuse is not None:
+            decoding = Decoding(
+                max_new_tokens=max_new_tokens,
+                stop_ids=self.stop_ids,
+                pad_id=self.pad_id,
+                temperature=params.temperature,
+                top_p=params.top_p,
+            )
+            return self.prefix_reuse.generate(prompts, decoding)
         input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
         attention_mask = torch.zeros((len(prompts), width), dtype=torch.long)
         for row, ids in enumerate(prompts):
@@ -245,7 +298,7 @@ class HFChatModel:
             }
         )
         config = GenerationConfig(
-            max_new_tokens=max(1, min(params.max_new_tokens, self.max_context - width)),
+            max_new_tokens=max_new_tokens,
             min_new_tokens=0,
             repetition_penalty=1.0,
             no_repeat_ngram_size=0,
@@ -286,6 +339,7 @@ def load_hf_model(
     name: str | None = None,
     template: str | None = None,
     max_batch_size: int = 8,
+    kv_reuse: bool = True,
 ) -> HFChatModel:
     """Load a causal LM and its tokenizer from a local directory or a hub name.
 
@@ -318,4 +372,5 @@ def load_hf_model(
         name=name or f"hf:{path_or_name}",
         template=template,
         max_batch_size=max_batch_size,
+        kv_reuse=kv_reuse,
     )

@@ -26,6 +26,11 @@ def test_the_readme_example_runs_and_prints_pass_1(tmp_path, monkeypatch, capsys
     assert name == "refuse" and 0.0 < refuse_pass < 1.0
 
 
+def test_the_readme_quotes_the_example_verbatim():
+    readme = (EXAMPLE.parents[1] / "README.md").read_text()
+    assert f"```python\n{EXAMPLE.read_text().rstrip()}\n```" in readme
+
+
 def test_every_public_name_resolves_and_is_listed():
     for name in agentwheel.__all__:
         assert getattr(agentwheel, name) is not None

@@ -80,11 +80,13 @@ def test_checkpoint_is_a_hugging_face_model_directory(tmp_path):
     assert all(
         torch.equal(a, b) for a, b in zip(params(loaded), params(trainer.model), strict=True)
     )
-    # Saving again over it replaces it atomically and leaves no temporary directories.
+    # Saving again over it replaces it atomically, keeps the one before as the fallback
+    # and leaves no temporary directories.
     trainer.step(dataset(2))
     trainer.save(path)
     assert json.loads((path / "state.json").read_text())["step"] == 2
-    assert [p.name for p in tmp_path.iterdir()] == ["ckpt"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["ckpt", "ckpt.previous"]
+    assert json.loads((tmp_path / "ckpt.previous" / "state.json").read_text())["step"] == 1
 
 
 def toy_groups(seed):

@@ -1,0 +1,313 @@
+"""Batched generation that continues from cached prefixes instead of re-reading prompts.
+
+Each prompt of a batch starts with `c_i` ids whose keys/values a `PrefixKVCache` holds
+(0 when none) and has `n_i` new ids to compute. The batch's cache is laid out in columns:
+
+    [ pad | cached_i (c_i) ][ pad | new_i (n_i) ][ generated ... ]
+      C = max c_i columns     N = max n_i columns
+
+Padding sits in the middle of a row, so the attention mask marks it out and every token
+gets its true position id (RoPE positions are those of the unpadded sequence, as in a
+full re-prefill). The cache is one preallocated buffer per layer that decoding writes
+into, rather than a tensor concatenated at every step. Decoding follows
+`model.generate`: float32 logits of the last position, temperature then top-p, softmax and
+one `torch.multinomial` over the whole batch per step (greedy: argmax), finished rows fed
+the pad id, so a seeded call draws the same random numbers as `generate` on the same
+batch. Afterwards each row's states (prompt plus generated ids, pads removed) go back
+into the prefix cache for the episode's next turn.
+"""
+
+from __future__ import annotations
+
+import inspect
+import itertools
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from transformers import DynamicCache, TemperatureLogitsWarper, TopPLogitsWarper
+from transformers.cache_utils import Cache, DynamicLayer
+
+from agentwheel.core.messages import FinishReason
+from agentwheel.llm.kv_cache import CachedPrefix, PrefixKVCache
+
+# A prefix at least this long shared by two prompts of a batch is computed once for both.
+MIN_SHARED_PREFIX = 16
+
+Generated = tuple[list[int], list[float], FinishReason]
+
+
+@dataclass(frozen=True)
+class Decoding:
+    max_new_tokens: int
+    stop_ids: Sequence[int]
+    pad_id: int
+    temperature: float  # <= 0: greedy
+    top_p: float = 1.0
+
+    @property
+    def greedy(self) -> bool:
+        return self.temperature <= 0
+
+
+def supports_prefix_reuse(model: Any) -> bool:
+    """Whether `model` can decode from a spliced cache: every layer attends to the whole
+    past (no sliding windows, no linear attention) through a mask-driven implementation."""
+    config = model.config
+    if getattr(config, "_attn_implementation", None) not in ("sdpa", "eager"):
+        return False
+    try:
+        layers = DynamicCache(config=config).layers
+    except (AttributeError, TypeError, ValueError):
+        return False
+    return bool(layers) and all(type(layer) is DynamicLayer for layer in layers)
+
+
+class _PreallocatedLayer(DynamicLayer):
+    """A full-attention cache layer over a buffer of fixed capacity: `update` writes the
+    new states in place. The first call allocates the buffer (its shape comes from the
+    states) and copies each row's cached prefix right-aligned into the first columns."""
+
+    def __init__(self, capacity: int, past: Sequence[tuple[torch.Tensor, torch.Tensor] | None]):
+        super().__init__()
+        self.capacity = capacity
+        self.past = past
+        self.past_width = max((k.shape[1] for k, _ in filter(None, past)), default=0)
+        # Counted before the buffer exists: the attention mask is sized from it first.
+        self.length = self.past_width
+
+    def update(
+        self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        if not self.is_initialized:
+            self._allocate(key_states)
+        end = self.length + key_states.shape[-2]
+        self.buffer_k[:, :, self.length : end] = key_states
+        self.buffer_v[:, :, self.length : end] = value_states
+        self.length = end
+        self.keys = self.buffer_k[:, :, :end]
+        self.values = self.buffer_v[:, :, :end]
+        return self.keys, self.values
+
+    def _allocate(self, states: torch.Tensor) -> None:
+        batch, heads, _, dim = states.shape
+        shape = (batch, heads, self.capacity, dim)
+        self.buffer_k = states.new_zeros(shape)
+        self.buffer_v = states.new_zeros(shape)
+        for row, cached in enumerate(self.past):
+            if cached is not None:
+                k, v = cached
+                start = self.past_width - k.shape[1]
+                self.buffer_k[row, :, start : self.past_width] = k
+                self.buffer_v[row, :, start : self.past_width] = v
+        self.past = []
+        self.device = states.device
+        self.is_initialized = True
+
+    def get_seq_length(self) -> int:
+        return self.length
+
+    def row_states(self, row: int, columns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.buffer_k[row][:, columns].clone(), self.buffer_v[row][:, columns].clone()
+
+
+def _cache_argument(model: Any) -> str:
+    """transformers 5 renamed `past_key_values` to `cache` in forward signatures."""
+    return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+
+
+class PrefixReusingGenerator:
+    """Generates for a batch of prompts, reusing and refilling a `PrefixKVCache`.
+
+    `reused_tokens` and `computed_tokens` count prompt ids served from the cache and
+    ids run through the model (prompt and generated), over the generator's lifetime.
+    """
+
+    def __init__(self, model: Any, cache: PrefixKVCache):
+        self.model = model
+        self.cache = cache
+        self.num_layers = int(model.config.get_text_config().num_hidden_layers)
+        self.cache_argument = _cache_argument(model)
+        self.reused_tokens = 0
+        self.computed_tokens = 0
+
+    @property
+    def device(self) -> torch.device:
+        return torch.device(self.model.device)
+
+    @torch.inference_mode()
+    def generate(self, prompts: Sequence[list[int]], decoding: Decoding) -> list[Generated]:
+        self.cache.begin_call()
+        self._share_common_prefixes(prompts)
+        matches = [self.cache.match(ids) for ids in prompts]
+        self.reused_tokens += sum(shared for _, shared in matches)
+        layers, logits, columns = self._prefill(prompts, matches, decoding.max_new_tokens)
+        results = self._decode(prompts, layers, logits, columns, decoding)
+        for row, (ids, (tokens, _, _)) in enumerate(zip(prompts, results, strict=True)):
+            # The last generated id was never fed back, so it has no states.
+            kept = columns[row] + columns.decode[: len(tokens) - 1]
+            states = [layer.row_states(row, torch.tensor(kept)) for layer in layers]
+            self.cache.add(ids + tokens[:-1], states)
+        return results
+
+    def _share_common_prefixes(self, prompts: Sequence[list[int]]) -> None:
+        """Compute once, and cache, each prefix that several prompts of the batch share
+        and the cache does not hold yet (the system prompt and tools of a batch of new
+        episodes, the prompt of a group of rollouts of one task)."""
+        order = sorted(range(len(prompts)), key=lambda i: prompts[i])
+        shared = [0] * len(prompts)
+        for a, b in itertools.pairwise(order):
+            length = _common_length(prompts[a], prompts[b])
+            shared[a] = max(shared[a], length)
+            shared[b] = max(shared[b], length)
+        wanted: dict[tuple[int, ...], None] = {}
+        for ids, length in zip(prompts, shared, strict=True):
+            length = min(length, len(ids) - 1)
+            if length >= MIN_SHARED_PREFIX and self.cache.match(ids)[1] < length:
+                wanted[tuple(ids[:length])] = None
+        if not wanted:
+            return
+        prefixes = [list(ids) for ids in wanted]
+        matches = [self.cache.match(ids) for ids in prefixes]
+        self.reused_tokens += sum(shared for _, shared in matches)
+        layers, _, columns = self._prefill(prefixes, matches, max_new_tokens=0)
+        for row, ids in enumerate(prefixes):
+            kept = torch.tensor(columns[row])
+            self.cache.add(ids, [layer.row_states(row, kept) for layer in layers])
+
+    def _prefill(
+        self,
+        prompts: Sequence[list[int]],
+        matches: Sequence[tuple[CachedPrefix | None, int]],
+        max_new_tokens: int,
+    ) -> tuple[list[_PreallocatedLayer], torch.Tensor, _Columns]:
+        cached = [entry.cropped(shared) if entry else None for entry, shared in matches]
+        cached_lengths = [shared for _, shared in matches]
+        new = [ids[shared:] for ids, shared in zip(prompts, cached_lengths, strict=True)]
+        columns = _Columns(cached_lengths, [len(ids) for ids in new])
+        capacity = columns.past_width + columns.new_width + max_new_tokens
+        layers = [
+            _PreallocatedLayer(capacity, [c[layer] if c else None for c in cached])
+            for layer in range(self.num_layers)
+        ]
+        rows, width = len(prompts), columns.new_width
+        input_ids = torch.full((rows, width), 0, dtype=torch.long)
+        positions = torch.zeros((rows, width), dtype=torch.long)
+        mask = torch.zeros((rows, columns.past_width + width), dtype=torch.long)
+        for row, (ids, shared) in enumerate(zip(new, cached_lengths, strict=True)):
+            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+            positions[row, width - len(ids) :] = torch.arange(shared, shared + len(ids))
+            mask[row, columns[row]] = 1
+        self.computed_tokens += sum(len(ids) for ids in new)
+        logits = self._forward(input_ids, positions, mask, layers, logits_to_keep=1)
+        return layers, logits, columns
+
+    def _forward(
+        self,
+        input_ids: torch.Tensor,
+        positions: torch.Tensor,
+        mask: torch.Tensor,
+        layers: list[_PreallocatedLayer],
+        logits_to_keep: int,
+    ) -> torch.Tensor:
+        out = self.model(
+            input_ids=input_ids.to(self.device),
+            position_ids=positions.to(self.device),
+            attention_mask=mask.to(self.device),
+            use_cache=True,
+            logits_to_keep=logits_to_keep,
+            **{self.cache_argument: Cache(layers=list(layers))},
+        )
+        return out.logits[:, -1].to(dtype=torch.float32)
+
+    def _decode(
+        self,
+        prompts: Sequence[list[int]],
+        layers: list[_PreallocatedLayer],
+        logits: torch.Tensor,
+        columns: _Columns,
+        decoding: Decoding,
+    ) -> list[Generated]:
+        rows = len(prompts)
+        warpers = _warpers(decoding)
+        stops = torch.tensor(list(decoding.stop_ids), device=logits.device)
+        live = torch.ones(rows, dtype=torch.bool, device=logits.device)
+        positions = torch.tensor([len(ids) for ids in prompts], dtype=torch.long)
+        mask = torch.zeros((rows, columns.past_width + columns.new_width), dtype=torch.long)
+        for row in range(rows):
+            mask[row, columns[row]] = 1
+        steps: list[torch.Tensor] = []
+        chosen: list[torch.Tensor] = []
+        temperature = 1.0 if decoding.greedy else decoding.temperature
+        for step in range(decoding.max_new_tokens):
+            if step > 0:
+                mask = torch.cat([mask, torch.ones((rows, 1), dtype=torch.long)], dim=1)
+                logits = self._forward(
+                    chosen[-1][:, None], positions[:, None] + step - 1, mask, layers, 1
+                )
+                self.computed_tokens += rows
+            if decoding.greedy:
+                tokens = torch.argmax(logits, dim=-1)
+            else:
+                scores = logits
+                for warp in warpers:
+                    scores = warp(None, scores)
+                tokens = torch.multinomial(torch.softmax(scores, dim=-1), 1).squeeze(1)
+            tokens = torch.where(live, tokens, decoding.pad_id)
+            logprobs = torch.log_softmax(logits / temperature, dim=-1)
+            steps.append(logprobs.gather(1, tokens[:, None]).squeeze(1).cpu())
+            chosen.append(tokens)
+            live &= ~torch.isin(tokens, stops)
+            if not live.any():
+                break
+        columns.decode = [columns.past_width + columns.new_width + i for i in range(len(chosen))]
+        return _trim(torch.stack(chosen, 1).cpu(), torch.stack(steps, 1), decoding.stop_ids)
+
+
+def _warpers(decoding: Decoding) -> list[Any]:
+    """`generate`'s sampling warpers for our settings, in its order."""
+    if decoding.greedy:
+        return []
+    warpers: list[Any] = []
+    if decoding.temperature != 1.0:
+        warpers.append(TemperatureLogitsWarper(decoding.temperature))
+    if decoding.top_p < 1.0:
+        warpers.append(TopPLogitsWarper(top_p=decoding.top_p))
+    return warpers
+
+
+def _trim(tokens: torch.Tensor, logprobs: torch.Tensor, stop_ids: Sequence[int]) -> list[Generated]:
+    stops = set(stop_ids)
+    results: list[Generated] = []
+    for row in range(tokens.shape[0]):
+        ids = tokens[row].tolist()
+        end = next((i + 1 for i, t in enumerate(ids) if t in stops), None)
+        finish: FinishReason = "stop" if end is not None else "length"
+        ids = ids[: end if end is not None else len(ids)]
+        results.append((ids, logprobs[row, : len(ids)].tolist(), finish))
+    return results
+
+
+def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
+    n = min(len(a), len(b))
+    return next((i for i in range(n) if a[i] != b[i]), n)
+
+
+class _Columns:
+    """Which cache columns hold each row's ids: its cached prefix right-aligned in the
+    first `past_width` columns, its new ids right-aligned in the next `new_width`, then
+    the generated ids (`decode`, the same columns for every row)."""
+
+    def __init__(self, cached_lengths: Sequence[int], new_lengths: Sequence[int]):
+        self.cached_lengths = list(cached_lengths)
+        self.new_lengths = list(new_lengths)
+        self.past_width = max(cached_lengths, default=0)
+        self.new_width = max(new_lengths, default=0)
+        self.decode: list[int] = []
+
+    def __getitem__(self, row: int) -> list[int]:
+        past, new = self.past_width, self.new_width
+        cached = range(past - self.cached_lengths[row], past)
+        fresh = range(past + new - self.new_lengths[row], past + new)
+        return [*cached, *fresh]

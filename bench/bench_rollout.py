@@ -1,0 +1,196 @@
+"""Rollout speed: one held-out eval, prompts re-read every turn vs keys/values kept.
+
+Both arms run the same greedy eval of the default model (scripted user, bundled fixture
+tasks) in one process and on one copy of the weights: the baseline is `HFChatModel` with
+`kv_reuse=False` (`model.generate` on every whole prompt), the other keeps each prompt's
+keys/values and shares common prefixes (`agentwheel.llm.kv_generation`). Each arm's
+model time is split into prefill (forward calls over several positions), decode (one
+position) and the rest (sampling, cache bookkeeping, rendering, parsing); environment and
+user time are reported apart. A smaller float32 run checks that greedy completions are
+identical token for token (in bfloat16 rounding may flip a near-tie, so there the check
+is pass^1 within one task).
+
+    python bench/bench_rollout.py [--limit 32] [--batch-size 32] [--f32-limit 8]
+"""
+
+from __future__ import annotations
+
+import argparse
+import functools
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from machine import write_result
+
+from agentwheel.core.dataset import load_tasks
+from agentwheel.core.messages import SamplingParams
+from agentwheel.core.task import Task
+from agentwheel.envs.agent import ModelPolicy
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.trajectory import Trajectory
+from agentwheel.envs.user import ScriptedUser
+from agentwheel.llm.default_model import load_hf_spec
+from agentwheel.llm.hf import HFChatModel
+
+
+class ForwardTimer:
+    """Wraps a module's `forward` to add up time and tokens of prefill and decode calls."""
+
+    def __init__(self, module: Any):
+        self.reset()
+        inner = module.forward
+
+        @functools.wraps(inner)
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            ids = kwargs["input_ids"] if "input_ids" in kwargs else args[0]
+            kind = "prefill" if ids.shape[1] > 1 else "decode"
+            start = time.perf_counter()
+            out = inner(*args, **kwargs)
+            self.seconds[kind] += time.perf_counter() - start
+            self.tokens[kind] += int(ids.numel())
+            return out
+
+        module.forward = timed
+
+    def reset(self) -> None:
+        self.seconds = {"prefill": 0.0, "decode": 0.0}
+        self.tokens = {"prefill": 0, "decode": 0}
+
+
+def mixed_tasks(tasks: list[Task], limit: int) -> list[Task]:
+    """`limit` tasks taking the domains in turn, so a batch mixes system prompts."""
+    by_domain: dict[str, list[Task]] = {}
+    for task in tasks:
+        by_domain.setdefault(task.domain, []).append(task)
+    queues = list(by_domain.values())
+    mixed = [q[i] for i in range(max(map(len, queues))) for q in queues if i < len(q)]
+    return mixed[:limit]
+
+
+def run_eval(
+    model: HFChatModel, timer: ForwardTimer, tasks: list[Task], args: argparse.Namespace
+) -> tuple[dict[str, Any], list[Trajectory]]:
+    policy = ModelPolicy(model, SamplingParams(max_new_tokens=args.max_new_tokens))
+    config = RunnerConfig(max_agent_turns=args.max_turns, batch_size=args.batch_size)
+    runner = EpisodeRunner(policy, ScriptedUser(), config)
+    model.release_kv_cache()
+    timer.reset()
+    start = time.perf_counter()
+    trajectories = sorted(runner.run([EpisodeSpec(t) for t in tasks]), key=lambda t: t.task_id)
+    wall = time.perf_counter() - start
+    model_s = sum(t.timings.model_s for t in trajectories)
+    n = len(trajectories)
+    row = {
+        "kv_reuse": model.kv_reuse,
+        "episodes": n,
+        "wall_s": round(wall, 2),
+        "episodes_per_s": round(n / wall, 4),
+        "pass_1": sum(t.passed for t in trajectories) / n,
+        "passed": sum(t.passed for t in trajectories),
+        "split_s": {
+            "prefill": round(timer.seconds["prefill"], 2),
+            "decode": round(timer.seconds["decode"], 2),
+            "model_other": round(model_s - sum(timer.seconds.values()), 2),
+            "env_and_user": round(sum(t.timings.env_s + t.timings.user_s for t in trajectories), 2),
+        },
+        "forward_tokens": dict(timer.tokens),
+        "mean_agent_turns": round(sum(t.counts.agent_turns for t in trajectories) / n, 2),
+        "mean_episode_tokens": round(sum(len(t.tokens.ids) for t in trajectories if t.tokens) / n),
+        "mean_generated_tokens": round(sum(t.counts.generated_tokens for t in trajectories) / n, 1),
+    }
+    return row, trajectories
+
+
+def identical_tokens(a: list[Trajectory], b: list[Trajectory]) -> tuple[int, int, float]:
+    """(episodes whose whole token trace is identical, episodes, largest log-prob gap
+    over the generated tokens of the identical ones)."""
+    same, gap = 0, 0.0
+    for x, y in zip(a, b, strict=True):
+        if x.task_id == y.task_id and x.tokens and y.tokens and x.tokens.ids == y.tokens.ids:
+            same += 1
+            pairs = zip(x.tokens.logprobs, y.tokens.logprobs, strict=True)
+            gap = max([gap, *(abs(p - q) for p, q in pairs)])
+    return same, len(a), gap
+
+
+def compare(dtype: str, tasks: list[Task], args: argparse.Namespace) -> dict[str, Any]:
+    baseline = load_hf_spec("hf:default", dtype=dtype, max_batch_size=args.batch_size)
+    baseline = HFChatModel(
+        baseline.model,
+        baseline.tokenizer,
+        name=baseline.name,
+        template=baseline.renderer.template,
+        max_batch_size=args.batch_size,
+        kv_reuse=False,
+    )
+    reuse = HFChatModel(
+        baseline.model,
+        baseline.tokenizer,
+        name=baseline.name,
+        template=baseline.renderer.template,
+        max_batch_size=args.batch_size,
+        kv_reuse=True,
+    )
+    timer = ForwardTimer(baseline.model)
+    rows: dict[str, list[dict[str, Any]]] = {"baseline": [], "kv_reuse": []}
+    traces: dict[str, list[Trajectory]] = {}
+    load = {"before": os.getloadavg()}
+    for _ in range(args.repeats):  # arms alternate, so load drifts hit both
+        for arm, model in (("baseline", baseline), ("kv_reuse", reuse)):
+            row, traces[arm] = run_eval(model, timer, tasks, args)
+            rows[arm].append(row)
+            print(f"  {dtype} {arm:>8}: {row}", flush=True)
+    load["after"] = os.getloadavg()
+    same, n, gap = identical_tokens(traces["baseline"], traces["kv_reuse"])
+    rate = {arm: sum(r["episodes_per_s"] for r in rs) / len(rs) for arm, rs in rows.items()}
+    return {
+        "dtype": dtype,
+        "tasks": len(tasks),
+        "load_average_1_5_15": load,
+        "arms": rows,
+        "episodes_per_s": {arm: round(r, 4) for arm, r in rate.items()},
+        "speedup": round(rate["kv_reuse"] / rate["baseline"], 3),
+        "pass_1": {arm: rs[-1]["pass_1"] for arm, rs in rows.items()},
+        "identical_episodes": f"{same}/{n}",
+        "greedy_identical": same == n,
+        "max_logprob_gap_identical_episodes": gap,
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tasks", default="fixtures")
+    parser.add_argument("--limit", type=int, default=32, help="tasks of the bfloat16 run")
+    parser.add_argument("--f32-limit", type=int, default=8, help="tasks of the float32 check")
+    parser.add_argument("--batch-size", type=int, default=32)
+    parser.add_argument("--max-turns", type=int, default=5)
+    parser.add_argument("--max-new-tokens", type=int, default=64)
+    parser.add_argument("--repeats", type=int, default=1)
+    args = parser.parse_args()
+    tasks = load_tasks(args.tasks).tasks
+    result: dict[str, Any] = {
+        "model": "hf:default",
+        "task_source": args.tasks,
+        "settings": {k: v for k, v in vars(args).items() if k != "tasks"},
+        "goal_speedup": 3.0,
+    }
+    runs = [("bfloat16", args.limit), ("float32", args.f32_limit)]
+    for dtype, limit in runs:
+        if limit > 0:
+            result[dtype] = compare(dtype, mixed_tasks(tasks, limit), args)
+            print(f"{dtype}: speedup {result[dtype]['speedup']}x", flush=True)
+    if "bfloat16" in result:
+        result["speedup"] = result["bfloat16"]["speedup"]
+    path = write_result("rollout_kv", result)
+    print(f"wrote {path}")
+
+
+if __name__ == "__main__":
+    main()
