@@ -3,40 +3,12 @@
 from __future__ import annotations
 
 import json
-import os
-import platform
-import sys
-from datetime import UTC, datetime
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
+from agentwheel.core.machine import cpu_model, machine_facts
 
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or "unknown"
-
-
-def machine_facts() -> dict[str, Any]:
-    versions: dict[str, str | None] = {}
-    for package in ("agentwheel", "torch", "transformers", "trl"):
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "when": datetime.now(UTC).isoformat(timespec="seconds"),
-        "platform": platform.platform(),
-        "cpu": cpu_model(),
-        "cores": os.cpu_count(),
-        "python": sys.version.split()[0],
-        "versions": versions,
-    }
+__all__ = ["cpu_model", "machine_facts", "write_result"]
 
 
 def write_result(name: str, result: dict[str, Any], out_dir: Path | None = None) -> Path:

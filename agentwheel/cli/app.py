@@ -319,12 +319,14 @@ def mount_other_commands() -> None:
     """Commands that live next to the code they drive."""
     from agentwheel.cli import evaluate as evaluate_cli
     from agentwheel.cli import reasoning as reasoning_cli
+    from agentwheel.cli import study as study_cli
     from agentwheel.cli import train as train_cli
 
     synth_app.command("reasoning")(reasoning_cli.synth)
     evolve_app.command("reasoning")(reasoning_cli.evolve)
     evaluate_cli.register(app)
     train_cli.register(app)
+    study_cli.register(app)
 
 
 mount_other_commands()

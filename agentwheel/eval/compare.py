@@ -37,3 +37,17 @@ def paired_bootstrap(
         ci95=(round(float(lo), 4), round(float(hi), 4)),
         n_tasks=len(tasks),
     )
+
+
+def bootstrap_ci(
+    scores: Mapping[str, float], resamples: int = 10_000, seed: int = 0
+) -> tuple[float, float]:
+    """95% percentile interval of the mean per-task score, from `resamples` bootstrap draws
+    of tasks with replacement."""
+    if not scores:
+        raise ValueError("no task scores")
+    values = np.array([scores[t] for t in sorted(scores)], dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    means = values[rng.integers(0, len(values), size=(resamples, len(values)))].mean(axis=1)
+    lo, hi = np.percentile(means, [2.5, 97.5])
+    return round(float(lo), 4), round(float(hi), 4)

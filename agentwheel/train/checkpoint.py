@@ -21,6 +21,7 @@ renames of a replacement leaves no directory under the final name but a complete
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import random
@@ -355,3 +356,44 @@ def _load_weights(model_dir: Path, model: nn.Module, device: torch.device) -> No
     untied = [k for k in result.missing_keys if params[k].data_ptr() not in loaded]
     if untied:
         raise ValueError(f"weights missing from {model_dir}: {untied[:5]}")
+
+
+def weights_digest(model: nn.Module) -> str:
+    """sha256 of every tensor of `model`'s state dict, by name: two models hash alike exactly
+    when they hold the same weights."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(tensor.detach().cpu().contiguous().view(torch.uint8).numpy().tobytes())
+    return digest.hexdigest()
+
+
+def keep_weights(source: str | Path, path: str | Path) -> Path:
+    """A lasting copy of checkpoint `source`'s weights at `path`, loadable with
+    `load_checkpoint(path, model)` (no optimizer: it is for evaluation, not resuming).
+    Files are hard links where the file system allows: `source` is only ever replaced
+    by renames, never written in place, so the copy keeps its content."""
+    source, path = Path(source), Path(path)
+    tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    shutil.copytree(
+        source,
+        tmp,
+        ignore=shutil.ignore_patterns("trainer_state.pt", RUN_STATE, COMPLETE),
+        copy_function=_link_or_copy,
+    )
+    readable = json.loads((source / "state.json").read_text())
+    torch.save(
+        {**readable, "optimizer": None, "rng": capture_rng_state()}, tmp / "trainer_state.pt"
+    )
+    (tmp / COMPLETE).write_text(f"{readable['step']}\n")
+    shutil.rmtree(path, ignore_errors=True)
+    tmp.rename(path)
+    return path
+
+
+def _link_or_copy(src: str, dst: str) -> None:
+    try:
+        os.link(src, dst)
+    except OSError:
+        shutil.copy2(src, dst)

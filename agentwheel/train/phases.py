@@ -49,9 +49,46 @@ def train_workflow_paths(data: DataSettings) -> list[Path]:
     return [p for p in workflow_paths(data.workflows_dir) if load_workflow(p).id in ids]
 
 
+class MissingBranchKinds(ValueError):
+    """The train pool or the held-out set lacks a branch kind the config requires."""
+
+
 def phase_data(run: RunContext) -> None:
     """The train pool (train workflows) and the held-out set (held-out workflows, plus new
-    tasks of the train workflows when `held_out_seen_tasks` asks for them)."""
+    tasks of the train workflows when `held_out_seen_tasks` asks for them), or both copied
+    from `data.reuse_from`; then the branch kinds `data.require_branch_kinds` asks for are
+    checked in each."""
+    if run.config.data.reuse_from is not None:
+        _reuse_data(run, Path(run.config.data.reuse_from))
+    else:
+        _synthesize_data(run)
+    required = run.config.data.require_branch_kinds
+    for name, path in (
+        ("train pool", run.train_tasks_path()),
+        ("held-out set", run.held_out_path()),
+    ):
+        present = {t.branch_kind for t in load_tasks(path).tasks}
+        missing = [k for k in required if k not in present]
+        if missing:
+            raise MissingBranchKinds(
+                f"the {name} has no {', '.join(missing)} tasks (it has {sorted(present)}): "
+                "raise data.tasks_per_workflow / data.held_out_tasks (synthesis spreads a "
+                "workflow's tasks over the five kinds) or drop them from "
+                "data.require_branch_kinds"
+            )
+
+
+def _reuse_data(run: RunContext, source: Path) -> None:
+    """The train pool and held-out set of another run, copied as they are."""
+    for path, name in ((run.train_tasks_path(), "train"), (run.held_out_path(), "held_out")):
+        tasks = load_tasks(source / name / TASKS).tasks
+        if not tasks:
+            raise ValueError(f"no tasks in {source / name / TASKS} (data.reuse_from)")
+        write_tasks(tasks, path)
+    run.log(f"data: reused from {source}")
+
+
+def _synthesize_data(run: RunContext) -> None:
     data, seed = run.config.data, run.config.seed
     train, held = split_workflows(data)
     synth_agentic(
@@ -86,21 +123,23 @@ def _held_out_seen(run: RunContext, train: list[Workflow], pool: list[Task]) -> 
     out = run.dir / "data" / "held_out" / "synth_seen"
     per_workflow = -(-n // len(train)) + 1
     synth_agentic(out, train, seed=seed + 104_729, tasks_per_workflow=per_workflow)
-    trained = {_fingerprint(t) for t in pool}
-    fresh = [t for t in load_tasks(out / TASKS).tasks if _fingerprint(t) not in trained]
+    trained = {task_fingerprint(t) for t in pool}
+    fresh = [t for t in load_tasks(out / TASKS).tasks if task_fingerprint(t) not in trained]
     order = np.random.default_rng([seed, 2]).permutation(len(fresh))
     return [
         fresh[int(i)].model_copy(update={"id": f"heldout.{fresh[int(i)].id}"}) for i in order[:n]
     ]
 
 
-def _fingerprint(task: Task) -> str:
+def task_fingerprint(task: Task) -> str:
     """What makes two tasks the same test for a model: the request and the user's facts."""
     facts = sorted(f"{k}={v}" for k, v in task.user.known_facts.items())
     return "\x1f".join([task.user.request, *facts])
 
 
 # -- evaluation
+
+KIND_PASS1 = "held_out_pass1_kind_"  # + a branch kind: a metrics key of an eval line
 
 
 def phase_eval(run: RunContext, name: str, round_: int) -> float:
@@ -122,6 +161,10 @@ def phase_eval(run: RunContext, name: str, round_: int) -> float:
     run.state.evals[name] = pass1
     unseen = {w.id for w in split_workflows(run.config.data)[1]}
     split = _pass1_by_workflow_split(out / TRACES, tasks, unseen)
+    by_kind = {
+        f"{KIND_PASS1}{kind}": float(part["pass_hat_k"]["1"])
+        for kind, part in summary["by_branch_kind"].items()
+    }
     run.record(
         {
             "stage": "eval",
@@ -130,6 +173,7 @@ def phase_eval(run: RunContext, name: str, round_: int) -> float:
             "step": run.state.global_step,
             "held_out_pass1": pass1,
             **split,
+            **by_kind,
             "mean_generated_tokens": summary["mean_generated_tokens"],
             "invalid_tool_calls": sum(summary["invalid_tool_calls"].values()),
         },

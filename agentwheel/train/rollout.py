@@ -18,7 +18,7 @@ import numpy as np
 
 from agentwheel.core.messages import Completion, SamplingParams
 from agentwheel.core.stats import mean
-from agentwheel.core.task import Task
+from agentwheel.core.task import BRANCH_KINDS, Task
 from agentwheel.envs.agent import EpisodeView, ModelPolicy, Policy
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
 from agentwheel.envs.trajectory import Trajectory
@@ -74,6 +74,34 @@ class TaskStream(Generic[T]):
         return out
 
 
+class StratifiedTaskStream(TaskStream[T]):
+    """Items drawn one stratum at a time (e.g. one branch kind at a time): every run of
+    as many draws as there are strata holds one item of each, strata in a seeded order per
+    run; within a stratum, items in a seeded order reshuffled on every pass. Like
+    `TaskStream`, the next draw is a function of (seed, drawn) alone."""
+
+    def __init__(self, tasks: Sequence[T], seed: int, stratum: Callable[[T], str]):
+        super().__init__(tasks, seed)
+        by_stratum: dict[str, list[T]] = {}
+        for task in self.tasks:
+            by_stratum.setdefault(stratum(task), []).append(task)
+        self.strata = [by_stratum[name] for name in sorted(by_stratum)]
+
+    def take(self, n: int) -> list[T]:
+        out = []
+        for _ in range(n):
+            cycle, slot = divmod(self.drawn, len(self.strata))
+            which = int(
+                np.random.default_rng([self.seed, 1, cycle]).permutation(len(self.strata))[slot]
+            )
+            items = self.strata[which]
+            epoch, index = divmod(cycle, len(items))
+            order = np.random.default_rng([self.seed, 2, which, epoch]).permutation(len(items))
+            out.append(items[int(order[index])])
+            self.drawn += 1
+        return out
+
+
 @dataclass
 class RolloutBatch:
     """The groups to train on, and what it took to get them."""
@@ -84,10 +112,12 @@ class RolloutBatch:
     tasks_drawn: int = 0
     groups_dropped: int = 0  # all-pass or all-fail groups
     exhausted: bool = False  # max_attempts hit before the batch was full
+    extra_metrics: dict[str, float | int] = field(default_factory=dict)  # a round kind's own
 
     def metrics(self) -> dict[str, float | int | bool]:
         rewards = [t.reward.value for t in self.trajectories]
         return {
+            **self.extra_metrics,
             "rollout_attempts": self.attempts,
             "rollout_tasks_drawn": self.tasks_drawn,
             "rollout_groups_dropped": self.groups_dropped,
@@ -95,6 +125,7 @@ class RolloutBatch:
             "rollout_exhausted": self.exhausted,
             "rollout_reward_mean": mean(rewards),
             "rollout_episodes": len(self.trajectories),
+            "rollout_tool_calls_mean": mean([t.counts.tool_calls for t in self.trajectories]),
         }
 
     def graded_rewards(self) -> list[list[float]] | None:
@@ -152,3 +183,15 @@ def _ordered(finished: Sequence[Trajectory], specs: Sequence[EpisodeSpec]) -> li
     for t in finished:
         pending.setdefault((t.task_id, t.trial), []).append(t)
     return [pending[(s.task.id, s.trial)].pop(0) for s in specs]
+
+
+def branch_kind_mix(batch: RolloutBatch) -> dict[str, float | int]:
+    """Per branch kind: the groups trained on (`batch_groups_<kind>`) and the mean reward
+    of every rollout (`rollout_reward_<kind>`): what a step learned from, kind by kind."""
+    out: dict[str, float | int] = {}
+    for kind in BRANCH_KINDS:
+        out[f"batch_groups_{kind}"] = sum(1 for g in batch.groups if g and g[0].branch_kind == kind)
+        rewards = [t.reward.value for t in batch.trajectories if t.branch_kind == kind]
+        if rewards:
+            out[f"rollout_reward_{kind}"] = mean(rewards)
+    return out

@@ -24,6 +24,7 @@ from agentwheel.train.checkpoint import (
     recover_checkpoint,
     resume_point,
     save_checkpoint,
+    weights_digest,
 )
 from agentwheel.train.generation import Generator
 from agentwheel.train.grpo import GRPOTrainer
@@ -66,6 +67,13 @@ class RunContext:
             if note not in self.state.notes:
                 self.state.notes.append(note)
         self.model = build_model(config.model, config.seed)
+        if config.model.init_from is not None:
+            load_checkpoint(config.model.init_from, self.model.model)
+            if not self.state.started_from:
+                self.state.started_from = {
+                    "path": config.model.init_from,
+                    "weights_sha256": weights_digest(self.model.model),
+                }
         latest = self.dir / "checkpoints" / "last"
         if resume and self.state.checkpoint.get("trainer") not in (None, "sft") and latest.exists():
             # The newest (merged) weights for evals and flywheel steps. An SFT phase that
@@ -129,11 +137,13 @@ class RunContext:
         return TurnSeededPolicy(self.generator.chat_model(), params, name=self.config.model.spec)
 
     def grpo_trainer(self) -> GRPOTrainer:
-        """One GRPO trainer (one optimizer) for all rounds; its reference is the SFT policy."""
+        """One GRPO trainer (one optimizer) for all rounds; its reference is the SFT policy
+        (this run's, or the `model.init_from` weights it started from)."""
         if self.grpo is None:
             sft = self.dir / "checkpoints" / "sft"
-            if sft.exists():
-                load_checkpoint(sft, self.model.model)
+            start = sft if sft.exists() else self.config.model.init_from
+            if start is not None:
+                load_checkpoint(start, self.model.model)
                 self.generator.mark_stale()
             self.grpo = GRPOTrainer(self.model.model, self.config.grpo, pad_id=self.model.pad_id)
             if self.state.checkpoint.get("trainer") == "grpo":

@@ -26,6 +26,7 @@ class RunState(BaseModel):
     metrics_lines: int = 0
     evals: dict[str, float] = Field(default_factory=dict)  # eval name -> held-out pass^1
     notes: list[str] = Field(default_factory=list)
+    started_from: dict[str, str] = Field(default_factory=dict)  # model.init_from and its digest
 
     @classmethod
     def load(cls, run_dir: Path, resume: bool) -> RunState:

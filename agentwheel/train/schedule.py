@@ -28,8 +28,12 @@ functions of (seed, round, step, attempt), so the resumed run repeats the uninte
 Layout: config.yaml, state.json, metrics.jsonl (one line per step, with stage/round/step),
 data/{train,held_out}/, sft/, evals/<name>/ (run_eval output), rounds/round-<r>/
 (probe/, evolve/, the round's items and grown pool, selection.json, rollouts/,
-report.json), reasoning/seeds/, checkpoints/{sft,last}, tb/ (TensorBoard, when
-available), plots/, report.md.
+report.json), reasoning/seeds/, checkpoints/{sft,last,round-<r>} (round-<r>: the weights
+after round r, kept for later evals), tb/ (TensorBoard, when available), plots/, report.md.
+
+A run may start from another run's data and weights (`data.reuse_from`,
+`model.init_from`, with `sft.enabled: false`): the learning study (agentwheel/study/)
+runs its RL arms so, from one SFT checkpoint.
 
 Where things are: the config (schedule_config.py), the run's shared state and
 bookkeeping (run_context.py, run_state.py, metrics_log.py), the data/eval/SFT phases

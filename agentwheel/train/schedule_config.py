@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from agentwheel.core.task import BranchKind
 from agentwheel.envs.runner import RunnerConfig
 from agentwheel.train.config import GRPOConfig, SFTConfig
 from agentwheel.train.generation import GenerationSettings
@@ -53,6 +54,11 @@ class ModelSettings(_Strict):
     generation: GenerationSettings = Field(
         default_factory=GenerationSettings,
         description="What rollouts and evals generate with (see agentwheel/train/generation.py).",
+    )
+    init_from: str | None = Field(
+        None,
+        description="Start from this checkpoint's weights (e.g. another run's checkpoints/sft); "
+        "GRPO's reference is then this policy.",
     )
 
     @field_validator("device")
@@ -84,6 +90,16 @@ class DataSettings(_Strict):
         "phrasing, never in the train pool).",
     )
     extra_conditions: int = Field(0, ge=0, description="Extra preconditions in the pool trees.")
+    reuse_from: str | None = Field(
+        None,
+        description="Copy the train pool and held-out set from this data directory (another "
+        "run's data/) instead of synthesizing them.",
+    )
+    require_branch_kinds: list[BranchKind] = Field(
+        default_factory=list,
+        description="Fail the data phase when the train pool or the held-out set lacks one "
+        "of these branch kinds.",
+    )
 
 
 class SFTSettings(_Strict):
@@ -142,6 +158,11 @@ class ScheduleConfig(_Strict):
         None, description="Also log to this Weights & Biases project (needs `wandb` installed)."
     )
     plots: bool = Field(True, description="Write PNG plots when matplotlib is installed.")
+    keep_round_checkpoints: bool = Field(
+        True,
+        description="Keep the weights after each round as checkpoints/round-<r> (hard links "
+        "to the round's last checkpoint, without its optimizer state).",
+    )
 
     @field_validator("grpo", mode="before")
     @classmethod

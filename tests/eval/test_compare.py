@@ -1,6 +1,6 @@
 import pytest
 
-from agentwheel.eval.compare import paired_bootstrap
+from agentwheel.eval.compare import bootstrap_ci, paired_bootstrap
 
 
 def test_two_tasks_one_gained_one_unchanged_gives_the_hand_computed_interval():
@@ -27,3 +27,14 @@ def test_pairs_by_task_and_ignores_tasks_only_one_side_scored():
 def test_no_shared_task_is_an_error():
     with pytest.raises(ValueError, match="share no task"):
         paired_bootstrap({"a": 1.0}, {"b": 0.0})
+
+
+def test_bootstrap_ci_of_two_tasks_is_the_hand_computed_interval():
+    # Means of two draws from {1, 0}: 0 (1/4), 0.5 (1/2), 1 (1/4): the 2.5th percentile is
+    # 0 and the 97.5th is 1.
+    assert bootstrap_ci({"a": 1.0, "b": 0.0}, resamples=4000) == (0.0, 1.0)
+    assert bootstrap_ci({"a": 1.0, "b": 1.0, "c": 1.0}) == (1.0, 1.0)
+    lo, hi = bootstrap_ci({str(i): float(i < 30) for i in range(100)}, seed=1)
+    assert lo < 0.3 < hi and hi - lo < 0.25
+    with pytest.raises(ValueError):
+        bootstrap_ci({})

@@ -11,10 +11,14 @@ from transformers import AutoModelForCausalLM
 from agentwheel.train.batching import TrainSequence
 from agentwheel.train.checkpoint import (
     CheckpointDamaged,
+    TrainerState,
     is_complete,
+    keep_weights,
     load_checkpoint,
     read_run_state,
     recover_checkpoint,
+    save_checkpoint,
+    weights_digest,
 )
 from agentwheel.train.config import GRPOConfig, LoraSettings, SFTConfig
 from agentwheel.train.grpo import GRPOTrainer
@@ -199,3 +203,22 @@ def test_a_truncated_checkpoint_is_reported_not_a_traceback(tmp_path):
     (other / "trainer_state.pt").write_bytes(b"garbage")
     with pytest.raises(CheckpointDamaged, match="cannot be loaded"):
         load_checkpoint(other, tiny_model())
+
+
+def test_kept_weights_load_alone_and_outlive_the_checkpoint_they_came_from(tmp_path):
+    model = tiny_model(seed=1)
+    trainer = SFTTrainer(model, SFTConfig(lr=1e-3, batch_size=2), pad_id=0)
+    last = tmp_path / "last"
+    save_checkpoint(last, trainer.model, trainer.optimizer, TrainerState(step=3))
+    kept = keep_weights(last, tmp_path / "round-1")
+    digest = weights_digest(model)
+    with torch.no_grad():
+        for p in model.parameters():
+            p.add_(1.0)
+    save_checkpoint(last, trainer.model, trainer.optimizer, TrainerState(step=4))  # replaces
+    other = tiny_model(seed=2)
+    assert weights_digest(other) != digest
+    assert load_checkpoint(kept, other).step == 3
+    assert weights_digest(other) == digest
+    saved = torch.load(kept / "trainer_state.pt", weights_only=True)
+    assert saved["optimizer"] is None

@@ -11,7 +11,7 @@ from agentwheel.core.messages import Completion
 from agentwheel.envs.agent import EpisodeView
 from agentwheel.envs.scripted import OraclePolicy, RefusePolicy
 from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
-from agentwheel.train.rollout import TaskStream, collect_groups, rollout_seed
+from agentwheel.train.rollout import StratifiedTaskStream, TaskStream, collect_groups, rollout_seed
 
 
 class SplitPolicy:
@@ -89,3 +89,20 @@ def test_task_stream_and_seeds_are_deterministic(tasks):
     first_pass = [t.id for t in TaskStream(tasks, 5).take(len(tasks))]
     assert sorted(first_pass) == sorted(t.id for t in tasks)  # a pass is a permutation
     assert rollout_seed(0, 1, 2) == rollout_seed(0, 1, 2) != rollout_seed(0, 1, 3)
+
+
+def test_a_stratified_stream_draws_every_stratum_once_per_cycle_and_resumes_exactly():
+    items = [
+        f"{kind}-{i}" for kind, n in (("happy", 5), ("refuse", 1), ("clarify", 2)) for i in range(n)
+    ]
+    stream = StratifiedTaskStream(items, seed=4, stratum=lambda item: item.split("-")[0])
+    drawn = stream.take(12)
+    for cycle in range(4):
+        kinds = sorted(item.split("-")[0] for item in drawn[3 * cycle : 3 * cycle + 3])
+        assert kinds == ["clarify", "happy", "refuse"]
+    # Within a stratum, a pass over its items before any repeats: 4 distinct of 5 happy.
+    assert len({item for item in drawn if item.startswith("happy")}) == 4
+    assert drawn.count("refuse-0") == 4
+    resumed = StratifiedTaskStream(items, seed=4, stratum=lambda item: item.split("-")[0])
+    resumed.drawn = 5
+    assert resumed.take(7) == drawn[5:]

@@ -179,3 +179,38 @@ def test_a_new_kind_is_one_class_and_runs_through_the_driver(fixed_pool, tmp_pat
     )
     # The saved config names the new kind and reads back equal while it is registered.
     assert load_config(tmp_path / "config.yaml") == config
+
+
+def test_the_collapse_alarm_names_each_kind_below_its_sft_level_once():
+    from types import SimpleNamespace
+
+    from agentwheel.train.rounds.base import collapse_alarm
+    from agentwheel.train.run_state import RunState
+
+    state = RunState()
+    run = SimpleNamespace(state=state, note=lambda text: state.notes.append(text))
+    metrics = [
+        {"stage": "eval", "eval": "base", "held_out_pass1_kind_happy": 0.0},
+        {
+            "stage": "eval",
+            "eval": "sft",
+            "held_out_pass1_kind_happy": 0.4,
+            "held_out_pass1_kind_refuse": 0.1,
+            "held_out_pass1_kind_clarify": 0.2,
+        },
+        {
+            "stage": "eval",
+            "eval": "round-1",
+            "held_out_pass1_kind_happy": 0.0,
+            "held_out_pass1_kind_refuse": 0.9,
+            "held_out_pass1_kind_clarify": 0.2,
+        },
+    ]
+    assert collapse_alarm(run, metrics, 1) == ["happy"]
+    assert collapse_alarm(run, metrics, 1) == ["happy"]  # a rerun report adds no second note
+    assert (
+        len(state.notes) == 1 and "happy" in state.notes[0] and "0.400 -> 0.000" in state.notes[0]
+    )
+    # Without an SFT eval (a run started from another's SFT weights) the start is the level.
+    no_sft = [m for m in metrics if m["eval"] != "sft"]
+    assert collapse_alarm(run, no_sft, 1) == []

@@ -22,7 +22,14 @@ from agentwheel.eval.evaluate import SUMMARY, run_eval
 from agentwheel.flywheels.agentic.evolve import evolve_agentic
 from agentwheel.flywheels.agentic.synth import TASKS
 from agentwheel.train.phases import train_workflow_paths
-from agentwheel.train.rollout import RolloutBatch, TaskStream, collect_groups, rollout_seed
+from agentwheel.train.rollout import (
+    RolloutBatch,
+    StratifiedTaskStream,
+    TaskStream,
+    branch_kind_mix,
+    collect_groups,
+    rollout_seed,
+)
 from agentwheel.train.rounds.base import Band, RLRound, RoundKind
 
 if TYPE_CHECKING:
@@ -53,6 +60,11 @@ class AgenticRound(RLRound):
         default_factory=_every_operator,
         min_length=1,
         description="How the flywheel makes new tasks (agentwheel/flywheels/agentic/evolve.py).",
+    )
+    balance_kinds: bool = Field(
+        False,
+        description="Draw each step's tasks one branch kind at a time, so every kind the "
+        "round's tasks have (happy and clarify too) reaches the batches in turn.",
     )
 
 
@@ -156,6 +168,14 @@ class AgenticRounds(RoundKind[AgenticRound, Task]):
     def selected_items(self, round_dir: Path) -> list[Task]:
         return load_tasks(round_dir / "tasks.jsonl").tasks
 
+    def task_stream(
+        self, run: RunContext, round_: int, settings: AgenticRound, items: list[Task]
+    ) -> TaskStream[Task]:
+        seed = rollout_seed(run.config.seed, round_)
+        if settings.balance_kinds:
+            return StratifiedTaskStream(items, seed, lambda task: task.branch_kind)
+        return TaskStream(items, seed)
+
     def collect_groups(
         self,
         run: RunContext,
@@ -164,8 +184,9 @@ class AgenticRounds(RoundKind[AgenticRound, Task]):
         stream: TaskStream[Task],
         step: int,
     ) -> RolloutBatch:
-        """Episodes against the scripted user; the reward is the environment's verdict."""
-        return collect_groups(
+        """Episodes against the scripted user; the reward is the environment's verdict.
+        The step's metrics carry the branch-kind mix of the batch and the reward per kind."""
+        batch = collect_groups(
             lambda attempt: run.rollout_policy(round_, step, attempt),
             stream,
             settings.batch_groups,
@@ -174,3 +195,5 @@ class AgenticRounds(RoundKind[AgenticRound, Task]):
             max_attempts=settings.max_attempts,
             runner_config=run.runner_config,
         )
+        batch.extra_metrics.update(branch_kind_mix(batch))
+        return batch

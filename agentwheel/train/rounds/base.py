@@ -30,6 +30,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.stats import mean
 from agentwheel.eval.evaluate import SUMMARY, TRACES, TraceWriter, read_traces, summarize
+from agentwheel.train.checkpoint import keep_weights
+from agentwheel.train.phases import KIND_PASS1
 from agentwheel.train.report import read_metrics
 from agentwheel.train.rollout import RolloutBatch, TaskStream, rollout_seed
 from agentwheel.train.run_state import truncate_to_committed
@@ -102,6 +104,12 @@ class RoundKind(ABC, Generic[S, Item]):
     def selected_items(self, round_dir: Path) -> list[Item]:
         """The round's items, as `write_selection` saved them."""
 
+    def task_stream(
+        self, run: RunContext, round_: int, settings: S, items: list[Item]
+    ) -> TaskStream[Item]:
+        """The order steps draw the round's items in: seeded by (run seed, round)."""
+        return TaskStream(items, rollout_seed(run.config.seed, round_))
+
     @abstractmethod
     def collect_groups(
         self, run: RunContext, round_: int, settings: S, stream: TaskStream[Item], step: int
@@ -142,8 +150,7 @@ def select_round_items(
 
 def run_grpo_round(run: RunContext, kind: RoundKind[Any, Any], round_: int, settings: Any) -> None:
     """GRPO steps on the round's selected items, in a stream seeded by (seed, round)."""
-    items = kind.selected_items(run.round_dir(round_))
-    stream = TaskStream(items, rollout_seed(run.config.seed, round_))
+    stream = kind.task_stream(run, round_, settings, kind.selected_items(run.round_dir(round_)))
     grpo_steps(
         run,
         round_,
@@ -213,6 +220,9 @@ def grpo_steps(
         meta={"tasks": str(run.round_dir(round_) / "tasks.jsonl"), "stage": f"rollouts-{round_}"},
     )
     write_text_atomic(rollouts / SUMMARY, json.dumps(summary, indent=2))
+    last = run.dir / "checkpoints" / "last"
+    if run.config.keep_round_checkpoints and last.exists():
+        keep_weights(last, run.dir / "checkpoints" / f"round-{round_}")
 
 
 # -- report
@@ -222,8 +232,10 @@ def write_round_report(run: RunContext, round_: int, settings: RLRound) -> None:
     """report.json: the round's steps, updates, rollout reward, and held-out pass^1
     before and after it."""
     rdir = run.round_dir(round_)
-    steps = [m for m in read_metrics(run.dir) if m.get("stage") == "grpo" and m["round"] == round_]
-    previous = "sft" if round_ == 1 else f"round-{round_ - 1}"
+    metrics = read_metrics(run.dir)
+    steps = [m for m in metrics if m.get("stage") == "grpo" and m["round"] == round_]
+    start = "sft" if "sft" in run.state.evals else "base"  # a run from init_from has no SFT
+    previous = start if round_ == 1 else f"round-{round_ - 1}"
     report = {
         "round": round_,
         "kind": settings.kind,
@@ -237,7 +249,29 @@ def write_round_report(run: RunContext, round_: int, settings: RLRound) -> None:
         "exhausted_steps": sum(1 for m in steps if m["rollout_exhausted"]),
         "held_out_pass1_before": run.state.evals.get(previous),
         "held_out_pass1_after": run.state.evals.get(f"round-{round_}"),
+        "collapse_alarm": collapse_alarm(run, metrics, round_),
     }
     write_text_atomic(rdir / "report.json", json.dumps(report, indent=2))
     headline = {k: report[k] for k in ("steps", "updates", "held_out_pass1_after")}
     run.log(f"round {round_}: {json.dumps(headline)}")
+
+
+def collapse_alarm(run: RunContext, metrics: list[dict[str, Any]], round_: int) -> list[str]:
+    """The branch kinds whose held-out pass^1 after this round is below their level after
+    SFT (or, in a run without SFT, at its start), each also said in a note: a policy that
+    learns to refuse everything can raise the overall rate while happy paths collapse."""
+    evals = {m["eval"]: m for m in metrics if m.get("stage") == "eval"}
+    reference = "sft" if "sft" in evals else "base"
+    before, after = evals.get(reference, {}), evals.get(f"round-{round_}", {})
+    fallen = []
+    for key, level in before.items():
+        if key.startswith(KIND_PASS1) and key in after and after[key] < level:
+            kind = key.removeprefix(KIND_PASS1)
+            fallen.append(kind)
+            note = (
+                f"collapse alarm, round {round_}: held-out pass^1 of {kind} tasks fell below "
+                f"its {reference} level ({level:.3f} -> {after[key]:.3f})"
+            )
+            if note not in run.state.notes:
+                run.note(note)
+    return fallen

@@ -1,0 +1,142 @@
+"""`agentwheel study`: the learning study (agentwheel/study/), one resumable command.
+
+agentwheel study [--config study|path.yaml] [--out runs/study] [--resume]
+                 [--set study.rounds=3 ...] [--publish]
+"""
+
+from __future__ import annotations
+
+import os
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # as in `train`: before torch loads
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from pydantic import ValidationError
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from agentwheel.cli.config_file import (
+    apply_one_override,
+    check_names,
+    first_unknown_key,
+    origin,
+    read_mapping,
+    unknown_key_message,
+)
+from agentwheel.cli.errors import UserError, fail, require_dir
+from agentwheel.core.resources import find_config
+from agentwheel.study.config import ARMS, PASS_K, StudyConfig
+from agentwheel.study.run import STUDY_JSON, STUDY_STATE, StudyError, run_study
+from agentwheel.train.phases import MissingBranchKinds
+
+console = Console(stderr=True)
+PUBLISHED = Path("bench") / "results" / STUDY_JSON
+
+
+def load_study_config(name_or_path: str, overrides: Sequence[str] = ()) -> StudyConfig:
+    """The study config named by `--config` with its `--set` overrides; every mistake is
+    one `UserError` line naming the key and where it came from."""
+    try:
+        path = find_config(name_or_path)
+    except FileNotFoundError as exc:
+        raise UserError(f"{exc}: pass a YAML file or one of the bundled names") from None
+    raw = read_mapping(path)
+    for text in overrides:
+        raw = apply_one_override(raw, text)
+    unknown = first_unknown_key(raw, StudyConfig, [])
+    if unknown is not None:
+        key, known = unknown
+        raise UserError(unknown_key_message(key, known, origin(key, path, overrides)))
+    try:
+        config = StudyConfig.model_validate(raw)
+    except ValidationError as exc:
+        first = exc.errors()[0]
+        key = [str(part) for part in first["loc"]]
+        where = ".".join(key) or "the study config"
+        raise UserError(
+            f"bad study config {where} ({origin(key, path, overrides)}): {first['msg']}"
+        ) from None
+    check_names(config, path, overrides)
+    return config
+
+
+def study_command(
+    config: Annotated[
+        str, typer.Option(help="Study YAML file, or a bundled name (study, study-tiny).")
+    ] = "study",
+    out: Annotated[Path | None, typer.Option(help="Run directory; default runs/<name>.")] = None,
+    resume: Annotated[
+        bool, typer.Option(help="Continue the study in --out where it stopped.")
+    ] = False,
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key: --set study.rounds=3 (repeatable)."),
+    ] = None,
+    publish: Annotated[
+        bool, typer.Option(help=f"Also copy study.json to ./{PUBLISHED} (the committed result).")
+    ] = False,
+) -> None:
+    """Does RL on flywheel data beat SFT alone? base, SFT, RL without and with the flywheel
+    (same SFT checkpoint, same RL budget) and the refuse-everything floor on one held-out set:
+    study.json, study.md and study_curves.png in --out."""
+    study = load_study_config(config, set_ or [])
+    out = out or Path("runs") / study.name
+    require_dir(out)
+    if (out / STUDY_STATE).exists() and not resume:
+        raise fail(f"{out} already holds a study: pass --resume to continue it, or another --out")
+    bars: dict[str, TaskID] = {}
+    with Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+
+        def on_progress(phase: str, done: int, total: int) -> None:
+            if phase not in bars:
+                bars[phase] = progress.add_task(phase, total=total)
+            progress.update(bars[phase], completed=done, total=total)
+
+        try:
+            result = run_study(
+                study, out, resume=resume, progress=on_progress, log=progress.console.print
+            )
+        except (MissingBranchKinds, StudyError) as exc:
+            raise fail(str(exc)) from None
+    table = Table(
+        title=f"held-out pass^1 ({result['held_out_tasks']} tasks, {result['wall_s']:.0f}s)"
+    )
+    for column in ("arm", "pass^1", "95% CI", f"pass^{PASS_K}", "train pool"):
+        table.add_column(column)
+    for arm in ARMS:
+        a = result["arms"][arm]
+        table.add_row(
+            arm,
+            f"{a['pass1']:.3f}",
+            f"[{a['ci95'][0]:.3f}, {a['ci95'][1]:.3f}]",
+            f"{a[f'pass_hat_{PASS_K}']:.3f}",
+            f"{a['train_pool_pass1']:.3f}",
+        )
+    console.print(table)
+    console.print(f"goals all met: {result['goal']['all_met']}; report: {out / 'study.md'}")
+    if publish:
+        PUBLISHED.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(out / STUDY_JSON, PUBLISHED)
+        console.print(f"published: {PUBLISHED}")
+
+
+def register(app: typer.Typer) -> None:
+    app.command("study")(study_command)

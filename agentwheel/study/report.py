@@ -1,0 +1,168 @@
+"""study.md (the table, the paired differences, a plain sentence per goal, the notes) and
+study_curves.png (the RL arms' curves side by side), from study.json's content."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from agentwheel.core.task import BRANCH_KINDS
+from agentwheel.study.config import ARMS, PASS_K, RL_ARMS
+
+CURVES_PNG = "study_curves.png"
+STEP_PANELS = (
+    ("rollout_reward_mean", "rollout reward (mean)"),
+    ("entropy", "entropy of agent tokens"),
+    ("approx_kl", "approx KL(old || new)"),
+    ("rollout_tool_calls_mean", "tool calls per episode"),
+)
+
+
+def _fmt(value: float | None) -> str:
+    return "–" if value is None else f"{value:.3f}"
+
+
+def _ci(ci: list[float] | tuple[float, float]) -> str:
+    return f"[{ci[0]:+.3f}, {ci[1]:+.3f}]" if min(ci) < 0 else f"[{ci[0]:.3f}, {ci[1]:.3f}]"
+
+
+def arms_table(result: dict[str, Any]) -> list[str]:
+    head = [
+        "arm",
+        "pass^1",
+        "95% CI",
+        f"pass^{PASS_K}",
+        *BRANCH_KINDS,
+        "unseen",
+        "seen",
+        "train pool",
+    ]
+    lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
+    for arm in ARMS:
+        a = result["arms"][arm]
+        row = [
+            arm,
+            _fmt(a["pass1"]),
+            _ci(a["ci95"]),
+            _fmt(a[f"pass_hat_{PASS_K}"]),
+            *(_fmt(a["by_branch_kind"][k]) for k in BRANCH_KINDS),
+            _fmt(a["unseen"]),
+            _fmt(a["seen"]),
+            _fmt(a["train_pool_pass1"]),
+        ]
+        lines.append("| " + " | ".join(row) + " |")
+    return lines
+
+
+def goal_sentences(goal: dict[str, Any]) -> list[str]:
+    """One plain sentence per goal: met or not, with the numbers."""
+
+    def verdict(met: bool) -> str:
+        return "**met**" if met else "**not met**"
+
+    g = goal["beats_sft"]
+    lines = [
+        f"- rl_flywheel beats SFT ({g['wanted']}): {verdict(g['met'])} — difference "
+        f"{g['mean']:+.3f}, paired 95% interval {_ci(g['ci95'])}.",
+    ]
+    g = goal["no_kind_below_sft"]
+    below = ", ".join(
+        f"{kind} {v['sft']:.3f} → {v['rl_flywheel']:.3f}" for kind, v in g["below"].items()
+    )
+    lines.append(
+        f"- No branch kind below its SFT level: {verdict(g['met'])}"
+        + (f" — below: {below}." if below else ".")
+    )
+    g = goal["beats_refuse"]
+    lines.append(
+        f"- rl_flywheel above the refuse-everything policy ({g['wanted']}): {verdict(g['met'])} "
+        f"— {g['rl_flywheel']:.3f} vs {g['refuse']:.3f}."
+    )
+    g = goal["at_least_static"]
+    lines.append(
+        f"- rl_flywheel ≥ rl_static: {verdict(g['met'])} — {g['rl_flywheel']:.3f} vs "
+        f"{g['rl_static']:.3f}."
+    )
+    return lines
+
+
+def render_study(result: dict[str, Any], plot: bool) -> str:
+    budget = result["rl_budget"]
+    lines = [
+        f"# Learning study: {result['config']} ({result['model']})",
+        "",
+        f"Held out: {result['held_out_tasks']} tasks ({result['held_out_unseen_tasks']} of "
+        f"workflows never trained on: {', '.join(result['held_out_unseen_workflows'])}; the "
+        f"rest new tasks of the train workflows). Train pool: {result['train_pool_tasks']} "
+        f"tasks. RL budget per arm: {budget['rounds']} rounds × {budget['steps_per_round']} "
+        f"steps × {budget['groups_per_step']} groups × {budget['rollouts_per_group']} rollouts"
+        f"{' (branch kinds balanced per batch)' if budget['balance_kinds'] else ''}. "
+        f"Wall time {result['wall_s'] / 60:.1f} min.",
+        "",
+        f"Greedy held-out pass^1 (95% bootstrap interval over tasks), sampled pass^{PASS_K}, "
+        "pass^1 per branch kind and on unseen / seen workflows, greedy pass^1 on a train-pool "
+        "sample:",
+        "",
+        *arms_table(result),
+        "",
+        "Paired differences of greedy pass^1 (bootstrap over tasks):",
+        "",
+        "| difference | mean | 95% CI |",
+        "|---|---|---|",
+    ]
+    for name, d in result["diff"].items():
+        lines.append(f"| {name} | {d['mean']:+.3f} | {_ci(d['ci95'])} |")
+    lines += ["", "## Goals", "", *goal_sentences(result["goal"])]
+    if plot:
+        lines += ["", "## Curves", "", f"![curves]({CURVES_PNG})"]
+    notes = [(arm, n) for arm in RL_ARMS for n in result["notes"].get(arm, [])]
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {arm}: {n}" for arm, n in notes]
+    return "\n".join(lines) + "\n"
+
+
+def write_curves(path: Path, result: dict[str, Any]) -> bool:
+    """The arms' curves in one PNG; False (and no file) without matplotlib."""
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return False
+    fig, axes = plt.subplots(2, 3, figsize=(14, 7))
+    ax = axes[0][0]
+    for arm in RL_ARMS:
+        evals = result["curves"][arm]["evals"]
+        ax.plot([e["round"] for e in evals], [e["held_out_pass1"] for e in evals], "o-", label=arm)
+    ax.axhline(result["arms"]["refuse"]["pass1"], color="grey", ls=":", label="refuse")
+    ax.set_xlabel("round (0 = SFT)")
+    ax.set_title("held-out pass^1 (greedy)")
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=7)
+    for ax, (key, title) in zip(axes.flat[1:5], STEP_PANELS, strict=True):
+        for arm in RL_ARMS:
+            steps = [s for s in result["curves"][arm]["steps"] if key in s]
+            ax.plot([s["step"] for s in steps], [s[key] for s in steps], "o-", ms=3, label=arm)
+        ax.set_xlabel("GRPO step")
+        ax.set_title(title)
+        ax.legend(fontsize=7)
+    ax = axes[1][2]
+    for kind in BRANCH_KINDS:
+        key = f"rollout_reward_{kind}"
+        steps = [s for s in result["curves"]["rl_flywheel"]["steps"] if key in s]
+        ax.plot([s["step"] for s in steps], [s[key] for s in steps], "o-", ms=3, label=kind)
+    ax.set_xlabel("GRPO step")
+    ax.set_title("rl_flywheel: rollout reward per branch kind")
+    ax.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return True
+
+
+def write_study_report(run_dir: Path, result: dict[str, Any], plots: bool = True) -> Path:
+    drew = plots and write_curves(run_dir / CURVES_PNG, result)
+    path = run_dir / "study.md"
+    path.write_text(render_study(result, drew))
+    return path

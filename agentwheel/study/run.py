@@ -1,0 +1,293 @@
+"""The learning study: does multi-round RL on flywheel data make a better agent than SFT
+alone? One run directory, every phase resumable:
+
+    shared          a schedule run (shared/): the train pool and the held-out set (every
+                    branch kind in each), the base eval, SFT, the SFT eval;
+    check           the held-out set is big enough and disjoint from the train pool (ids,
+                    and requests with the user's facts); the sampled-eval subset and the
+                    train-pool sample are fixed (evals/*_tasks.jsonl);
+    arm:<rl arm>    a schedule run per RL arm (arms/rl_static, arms/rl_flywheel) from the
+                    shared SFT checkpoint on the shared data, the same rounds, the flywheel
+                    off or on; a checkpoint kept per round;
+    evals:<arm>     per arm (refuse, base, sft, rl_static, rl_flywheel): sampled pass^4 on
+                    the held-out set and greedy pass^1 on the train-pool sample (evals/<arm>/);
+    results         study.json, study.md, study_curves.png (rewritten on every run).
+
+Greedy held-out pass^1 of the model arms is the schedule's own eval of that stage
+(shared/evals/{base,sft}, arms/<arm>/evals/round-<last>). An arm's run starts with its
+eval of the SFT weights already on disk (copied from shared/evals/sft): the same episodes.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import BaseModel, Field
+
+from agentwheel.core.atomic import write_text_atomic
+from agentwheel.core.dataset import load_tasks
+from agentwheel.core.machine import machine_facts
+from agentwheel.core.messages import SamplingParams
+from agentwheel.core.task import Task
+from agentwheel.envs.agent import Policy
+from agentwheel.eval.evaluate import EVAL_KEY, TRACES
+from agentwheel.study.arm_evals import (
+    GREEDY,
+    SAMPLED,
+    TRAIN_POOL,
+    chat_model,
+    eval_set,
+    evaluate_arm,
+    model_policy_for,
+    refuse_policy_for,
+    write_eval_sets,
+)
+from agentwheel.study.config import ARMS, RL_ARMS, StudyConfig, arm_config, shared_config
+from agentwheel.study.curves import arm_curves
+from agentwheel.study.report import write_study_report
+from agentwheel.study.results import arm_result, differences, goals, greedy_scores
+from agentwheel.train.phases import task_fingerprint
+from agentwheel.train.run_context import Progress
+from agentwheel.train.schedule import run_schedule
+
+STUDY_STATE = "study_state.json"
+STUDY_JSON = "study.json"
+
+
+class StudyError(ValueError):
+    """The data cannot answer the study's question (too few or leaked held-out tasks)."""
+
+
+class StudyState(BaseModel):
+    done: list[str] = Field(default_factory=list)
+    wall_s: float = 0.0  # summed over every invocation that worked on the study
+
+
+class StudyRun:
+    """One study in `out`; `run()` does (or, with `resume=True`, finishes) every phase."""
+
+    def __init__(
+        self,
+        config: StudyConfig,
+        out: Path,
+        *,
+        resume: bool = False,
+        progress: Progress | None = None,
+        log: Callable[[str], None] = print,
+    ):
+        self.dir = Path(out)
+        self.progress = progress
+        self.log = log
+        state_path = self.dir / STUDY_STATE
+        if state_path.exists() and not resume:
+            raise FileExistsError(f"{state_path} exists: resume it, or pick another --out")
+        self.state = (
+            StudyState.model_validate_json(state_path.read_text())
+            if state_path.exists()
+            else StudyState()
+        )
+        saved = self.dir / "config.yaml"
+        if resume and saved.exists():
+            config = StudyConfig.model_validate(yaml.safe_load(saved.read_text()))
+        self.config = config
+        self.dir.mkdir(parents=True, exist_ok=True)
+        write_text_atomic(saved, config.to_yaml())
+
+    # -- layout
+
+    @property
+    def shared(self) -> Path:
+        return self.dir / "shared"
+
+    def arm_dir(self, arm: str) -> Path:
+        return self.dir / "arms" / arm
+
+    @property
+    def evals(self) -> Path:
+        return self.dir / "evals"
+
+    def weights(self, arm: str) -> Path | None:
+        """The checkpoint an arm is evaluated at (None: the initial weights)."""
+        if arm in RL_ARMS:
+            return self.arm_dir(arm) / "checkpoints" / f"round-{self.config.study.rounds}"
+        return self.shared / "checkpoints" / "sft" if arm == "sft" else None
+
+    def greedy_dir(self, arm: str) -> Path:
+        """Where the arm's greedy held-out episodes are."""
+        if arm in RL_ARMS:
+            return self.arm_dir(arm) / "evals" / f"round-{self.config.study.rounds}"
+        if arm == "refuse":
+            return self.evals / arm / GREEDY
+        return self.shared / "evals" / arm
+
+    # -- phases
+
+    def phases(self) -> list[tuple[str, Callable[[], Any]]]:
+        phases: list[tuple[str, Callable[[], Any]]] = [
+            ("shared", self.run_shared),
+            ("check", self.check_data),
+        ]
+        phases += [(f"arm:{arm}", partial(self.run_arm, arm)) for arm in RL_ARMS]
+        phases += [(f"evals:{arm}", partial(self.evaluate, arm)) for arm in ARMS]
+        return phases
+
+    def run(self) -> dict[str, Any]:
+        """Every phase not yet done, then the results; returns study.json's content."""
+        for name, phase in self.phases():
+            if name in self.state.done:
+                continue
+            self.log(f"== study: {name}")
+            started = time.perf_counter()
+            try:
+                phase()
+                self.state.done.append(name)
+            finally:
+                self.state.wall_s += time.perf_counter() - started
+                write_text_atomic(self.dir / STUDY_STATE, self.state.model_dump_json(indent=2))
+        return self.write_results()
+
+    def _schedule(self, config: Any, run_dir: Path) -> None:
+        run_schedule(
+            config,
+            run_dir,
+            resume=(run_dir / "state.json").exists(),
+            progress=self.progress,
+            log=self.log,
+        )
+
+    def run_shared(self) -> None:
+        self._schedule(shared_config(self.config), self.shared)
+
+    def check_data(self) -> None:
+        """Enough held-out tasks, of enough unseen workflows, none of them in the train pool."""
+        held_out, pool = self._held_out(), self._train_pool()
+        need = self.config.study.min_held_out_tasks
+        if len(held_out) < need:
+            raise StudyError(f"{len(held_out)} held-out tasks were made, fewer than {need}")
+        leaked = {t.id for t in held_out} & {t.id for t in pool}
+        trained = {task_fingerprint(t) for t in pool}
+        leaked |= {t.id for t in held_out if task_fingerprint(t) in trained}
+        if leaked:
+            raise StudyError(f"held-out tasks also in the train pool: {sorted(leaked)[:5]}")
+        study = self.config.study
+        write_eval_sets(
+            held_out,
+            pool,
+            study.sampled_tasks,
+            study.train_pool_tasks,
+            self.config.seed,
+            self.evals,
+        )
+
+    def run_arm(self, arm: str) -> None:
+        run_dir = self.arm_dir(arm)
+        if not (run_dir / "state.json").exists():
+            # The arm's first eval is of the SFT weights on the same tasks and settings:
+            # the shared run's episodes, which its resumed eval then finds done.
+            start = run_dir / "evals" / "base"
+            start.mkdir(parents=True, exist_ok=True)
+            for name in (TRACES, EVAL_KEY):
+                shutil.copy2(self.shared / "evals" / "sft" / name, start / name)
+        self._schedule(arm_config(self.config, arm, self.shared), run_dir)  # type: ignore[arg-type]
+
+    def evaluate(self, arm: str) -> None:
+        schedule = self.config.schedule()
+        policy_for: Callable[[SamplingParams], Policy]
+        if arm == "refuse":
+            policy_for, weights = refuse_policy_for, "scripted"
+        else:
+            checkpoint = self.weights(arm)
+            model = chat_model(schedule, checkpoint)
+            policy_for, weights = model_policy_for(model, schedule.model.spec), str(checkpoint)
+        evaluate_arm(
+            schedule,
+            policy_for,
+            self.evals / arm,
+            self.evals,
+            weights,
+            sampled_temperature=self.config.study.sampled_temperature,
+            refuse=arm == "refuse",
+            progress=self.progress,
+        )
+
+    # -- results
+
+    def _held_out(self) -> list[Task]:
+        return load_tasks(self.shared / "data" / "held_out" / "tasks.jsonl").tasks
+
+    def _train_pool(self) -> list[Task]:
+        return load_tasks(self.shared / "data" / "train" / "tasks.jsonl").tasks
+
+    def write_results(self) -> dict[str, Any]:
+        """study.json (and its copy's content, returned), study.md and the curves."""
+        study, seed = self.config.study, self.config.seed
+        held_out = eval_set(self.evals, "held_out")
+        unseen = set(self.config.data.held_out_workflows)
+        scores = {arm: greedy_scores(self.greedy_dir(arm), held_out) for arm in ARMS}
+        arms = {
+            arm: arm_result(
+                scores[arm],
+                held_out,
+                unseen,
+                self.evals / arm / SAMPLED,
+                self.evals / arm / TRAIN_POOL,
+                study.bootstrap_resamples,
+                seed,
+            )
+            for arm in ARMS
+        }
+        for arm in ARMS:
+            arms[arm]["weights"] = str(
+                self.weights(arm) or ("scripted" if arm == "refuse" else "initial")
+            )
+        diff = differences(scores, study.bootstrap_resamples, seed)
+        result = {
+            "machine": machine_facts(),
+            "held_out_tasks": len(held_out),
+            "held_out_unseen_workflows": sorted(unseen),
+            "held_out_unseen_tasks": sum(
+                1 for t in held_out if t.lineage.source_workflow in unseen
+            ),
+            "train_pool_tasks": len(self._train_pool()),
+            "wall_s": round(self.state.wall_s, 1),
+            "config": self.config.name,
+            "model": self.config.model.spec,
+            "rl_budget": {
+                "rounds": study.rounds,
+                "steps_per_round": study.round.steps,
+                "groups_per_step": study.round.batch_groups,
+                "rollouts_per_group": study.round.group_size,
+                "balance_kinds": study.round.balance_kinds,
+            },
+            "arms": arms,
+            "diff": diff,
+            "goal": goals(arms, diff, study.goal_margin),
+            "curves": {arm: arm_curves(self.arm_dir(arm)) for arm in RL_ARMS},
+            "notes": {arm: self._notes(arm) for arm in RL_ARMS},
+        }
+        write_text_atomic(self.dir / STUDY_JSON, json.dumps(result, indent=2))
+        write_study_report(self.dir, result, plots=self.config.plots)
+        return result
+
+    def _notes(self, arm: str) -> list[str]:
+        path = self.arm_dir(arm) / "state.json"
+        return list(json.loads(path.read_text()).get("notes", [])) if path.exists() else []
+
+
+def run_study(
+    config: StudyConfig,
+    out: str | Path,
+    *,
+    resume: bool = False,
+    progress: Progress | None = None,
+    log: Callable[[str], None] = print,
+) -> dict[str, Any]:
+    """Run (or resume) the study in `out`; see the module docstring for the phases."""
+    return StudyRun(config, Path(out), resume=resume, progress=progress, log=log).run()
