@@ -172,6 +172,7 @@ def phase_eval(run: RunContext, name: str, round_: int) -> float:
             "round": round_,
             "step": run.state.global_step,
             "held_out_pass1": pass1,
+            "held_out_tasks": summary["n_tasks"],
             **split,
             **by_kind,
             "mean_generated_tokens": summary["mean_generated_tokens"],

@@ -131,6 +131,35 @@ def eval_table(state: dict[str, Any], metrics: list[dict[str, Any]]) -> list[str
     return lines
 
 
+# Below these, one task or one update moves held-out pass^1 by more than the effect the RL
+# rounds are meant to show (+10 points), so the report says so rather than let a reader
+# take noise for learning.
+MIN_HELD_OUT_FOR_EFFECT = 100
+MIN_UPDATES_FOR_EFFECT = 10
+
+
+def effect_size_note(rounds: list[dict[str, Any]], metrics: list[dict[str, Any]]) -> list[str]:
+    """A plain paragraph when the run is too small to tell an RL effect from noise."""
+    if not rounds:
+        return []
+    updates = sum(int(r.get("updates", 0)) for r in rounds)
+    held_out = [int(m["held_out_tasks"]) for m in metrics if "held_out_tasks" in m]
+    n = min(held_out) if held_out else 0
+    if n >= MIN_HELD_OUT_FOR_EFFECT and updates >= MIN_UPDATES_FOR_EFFECT:
+        return []
+    one_task = f"one task = {100 / n:.0f} points" if n else "its size was not recorded"
+    return [
+        "",
+        "## Can this run show an RL effect?",
+        "",
+        f"No: its RL rounds made {updates} GRPO updates and its held-out set has {n} tasks "
+        f"({one_task}), too few to tell a change of +10 points from noise. Whether RL on "
+        "flywheel data beats SFT alone is what `agentwheel study` measures (README, "
+        '"The learning study"): 150+ held-out tasks, the same SFT checkpoint and RL budget '
+        "for each arm, and paired bootstrap intervals.",
+    ]
+
+
 def render_report(
     state: dict[str, Any],
     rounds: list[dict[str, Any]],
@@ -162,6 +191,7 @@ def render_report(
                 f"{r['rollout_reward_mean']:.3f} | {r['groups_dropped']} | "
                 f"{'' if after is None else f'{after:.3f}'} |"
             )
+    lines += effect_size_note(rounds, metrics or [])
     lines += ["", "## Plots", ""]
     if plots:
         lines += [f"![{p}](plots/{p})" for p in plots]

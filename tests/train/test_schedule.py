@@ -137,6 +137,18 @@ def test_report_without_plots_says_so(full_run, tmp_path):
     assert "No plots" in md
 
 
+def test_report_says_when_a_run_is_too_small_to_show_an_rl_effect(full_run):
+    md = write_report(full_run, plots=False).read_text()
+    # The tiny run: 4 GRPO updates at most, 4 held-out tasks (one task = 25 points).
+    assert "## Can this run show an RL effect?" in md
+    assert "held-out set has 4 tasks (one task = 25 points)" in md
+    assert "agentwheel study" in md
+    from agentwheel.train.report import effect_size_note
+
+    big = [{"updates": 12}], [{"held_out_tasks": 150}]
+    assert effect_size_note(*big) == []
+
+
 def test_lora_run_resumes_exactly(config, tmp_path):
     """LoRA adapters for SFT (merged into the base afterwards) and for GRPO, with a KL
     reference: interrupted inside each stage, the run still repeats the uninterrupted one."""
