@@ -33,9 +33,12 @@ from agentwheel.train.schedule_config import (
 SET_EXAMPLE = "--set grpo.lr=2e-6"
 
 
-def load_schedule_config(name_or_path: str | Path, overrides: Sequence[str] = ()) -> ScheduleConfig:
-    """`load_config` after checks that turn a missing file, a file that is not YAML, a
-    malformed or misplaced `--set` and an unknown key into a `UserError`."""
+def read_checked_config(
+    name_or_path: str | Path, overrides: Sequence[str], schema: type[BaseModel]
+) -> tuple[Path, dict[str, Any]]:
+    """The config file named by `--config` (a path or a bundled name) as a mapping with its
+    `--set` overrides applied; a missing file, a file that is not YAML, a malformed or
+    misplaced `--set` and a key `schema` does not have are each a `UserError`."""
     try:
         path = find_config(name_or_path)
     except FileNotFoundError as exc:
@@ -43,20 +46,30 @@ def load_schedule_config(name_or_path: str | Path, overrides: Sequence[str] = ()
     raw = read_mapping(path)
     for text in overrides:
         raw = apply_one_override(raw, text)
-    unknown = first_unknown_key(raw, ScheduleConfig, [])
+    unknown = first_unknown_key(raw, schema, [])
     if unknown is not None:
         key, known = unknown
         raise UserError(unknown_key_message(key, known, origin(key, path, overrides)))
+    return path, raw
+
+
+def bad_value(exc: ValidationError, path: Path, overrides: Sequence[str]) -> UserError:
+    """The first validation error as one line: the key, where it came from, the problem."""
+    first = exc.errors()[0]
+    key, problem = located_problem(first)
+    more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    where = ".".join(key) or "the config"
+    return UserError(f"bad config value {where} ({origin(key, path, overrides)}): {problem}{more}")
+
+
+def load_schedule_config(name_or_path: str | Path, overrides: Sequence[str] = ()) -> ScheduleConfig:
+    """`load_config` after the checks of `read_checked_config`, then the names and the
+    device it refers to."""
+    path, _ = read_checked_config(name_or_path, overrides, ScheduleConfig)
     try:
         config = load_config(path, overrides)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key, problem = located_problem(first)
-        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        where = ".".join(key) or "the config"
-        raise UserError(
-            f"bad config value {where} ({origin(key, path, overrides)}): {problem}{more}"
-        ) from None
+        raise bad_value(exc, path, overrides) from None
     check_names(config, path, overrides)
     check_device(config, path, overrides)
     return config

@@ -17,26 +17,11 @@ from typing import Annotated
 import typer
 from pydantic import ValidationError
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
-from agentwheel.cli.config_file import (
-    apply_one_override,
-    check_names,
-    first_unknown_key,
-    origin,
-    read_mapping,
-    unknown_key_message,
-)
-from agentwheel.cli.errors import UserError, fail, require_dir
-from agentwheel.core.resources import find_config
+from agentwheel.cli.config_file import bad_value, check_names, read_checked_config
+from agentwheel.cli.errors import fail, require_dir
+from agentwheel.cli.progress import phase_bars
 from agentwheel.study.config import ARMS, PASS_K, StudyConfig
 from agentwheel.study.run import STUDY_JSON, STUDY_STATE, StudyError, run_study
 from agentwheel.train.phases import MissingBranchKinds
@@ -48,26 +33,11 @@ PUBLISHED = Path("bench") / "results" / STUDY_JSON
 def load_study_config(name_or_path: str, overrides: Sequence[str] = ()) -> StudyConfig:
     """The study config named by `--config` with its `--set` overrides; every mistake is
     one `UserError` line naming the key and where it came from."""
-    try:
-        path = find_config(name_or_path)
-    except FileNotFoundError as exc:
-        raise UserError(f"{exc}: pass a YAML file or one of the bundled names") from None
-    raw = read_mapping(path)
-    for text in overrides:
-        raw = apply_one_override(raw, text)
-    unknown = first_unknown_key(raw, StudyConfig, [])
-    if unknown is not None:
-        key, known = unknown
-        raise UserError(unknown_key_message(key, known, origin(key, path, overrides)))
+    path, raw = read_checked_config(name_or_path, overrides, StudyConfig)
     try:
         config = StudyConfig.model_validate(raw)
     except ValidationError as exc:
-        first = exc.errors()[0]
-        key = [str(part) for part in first["loc"]]
-        where = ".".join(key) or "the study config"
-        raise UserError(
-            f"bad study config {where} ({origin(key, path, overrides)}): {first['msg']}"
-        ) from None
+        raise bad_value(exc, path, overrides) from None
     check_names(config, path, overrides)
     return config
 
@@ -96,20 +66,7 @@ def study_command(
     require_dir(out)
     if (out / STUDY_STATE).exists() and not resume:
         raise fail(f"{out} already holds a study: pass --resume to continue it, or another --out")
-    bars: dict[str, TaskID] = {}
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
-
-        def on_progress(phase: str, done: int, total: int) -> None:
-            if phase not in bars:
-                bars[phase] = progress.add_task(phase, total=total)
-            progress.update(bars[phase], completed=done, total=total)
-
+    with phase_bars(console) as (progress, on_progress):
         try:
             result = run_study(
                 study, out, resume=resume, progress=on_progress, log=progress.console.print

@@ -18,18 +18,11 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.progress import (
-    BarColumn,
-    MofNCompleteColumn,
-    Progress,
-    TaskID,
-    TextColumn,
-    TimeElapsedColumn,
-)
 from rich.table import Table
 
 from agentwheel.cli.config_file import load_schedule_config
 from agentwheel.cli.errors import UserErrorGroup, fail, require_dir
+from agentwheel.cli.progress import phase_bars
 from agentwheel.core.resources import bundled_config, bundled_config_names
 from agentwheel.train.config import describe
 from agentwheel.train.schedule import run_schedule
@@ -72,20 +65,7 @@ def run_with_progress(config: ScheduleConfig, out: Path, resume: bool) -> None:
     if (out / "state.json").exists() and not resume:
         raise fail(f"{out} already holds a run: pass --resume to continue it, or another --out")
     print_config(config)
-    bars: dict[str, TaskID] = {}
-    with Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-    ) as progress:
-
-        def on_progress(phase: str, done: int, total: int) -> None:
-            if phase not in bars:
-                bars[phase] = progress.add_task(phase, total=total)
-            progress.update(bars[phase], completed=done, total=total)
-
+    with phase_bars(console) as (progress, on_progress):
         start = time.perf_counter()
         state = run_schedule(
             config, out, resume=resume, progress=on_progress, log=progress.console.print
