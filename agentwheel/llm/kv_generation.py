@@ -1,20 +1,24 @@
 """Batched generation that continues from cached prefixes instead of re-reading prompts.
 
 Each prompt of a batch starts with `c_i` ids whose keys/values a `PrefixKVCache` holds
-(0 when none) and has `n_i` new ids to compute. The batch's cache is laid out in columns:
+(0 when none) and has `n_i` new ids to compute. Rows are laid out as a left-padded batch
+of whole prompts, the layout `model.generate` uses:
 
-    [ pad | cached_i (c_i) ][ pad | new_i (n_i) ][ generated ... ]
-      C = max c_i columns     N = max n_i columns
+    [ pad | cached_i (c_i) | new_i (n_i) ][ generated ... ]
+      W = max (c_i + n_i) columns
 
-Padding sits in the middle of a row, so the attention mask marks it out and every token
-gets its true position id (RoPE positions are those of the unpadded sequence, as in a
-full re-prefill). The cache is one preallocated buffer per layer that decoding writes
-into, rather than a tensor concatenated at every step. Decoding follows
-`model.generate`: float32 logits of the last position, temperature then top-p, softmax and
-one `torch.multinomial` over the whole batch per step (greedy: argmax), finished rows fed
-the pad id, so a seeded call draws the same random numbers as `generate` on the same
-batch. Afterwards each row's states (prompt plus generated ids, pads removed) go back
-into the prefix cache for the episode's next turn.
+The cached states are copied into their columns, and the forward pass over the new ids
+(`N = max n_i` query columns, the last N of the W) writes only each row's own new
+columns, so a row with a long cached prefix and one with a long new segment do not
+widen the batch beyond its longest prompt. Every token gets its true position id (RoPE
+positions are those of the unpadded sequence, as in a full re-prefill). The cache is one
+preallocated buffer per layer that decoding writes into, rather than a tensor
+concatenated at every step. Decoding follows `model.generate`: float32 logits of the last
+position, temperature then top-p, softmax and one `torch.multinomial` over the whole
+batch per step (greedy: argmax), finished rows fed the pad id, so a seeded call draws
+the same random numbers as `generate` on the same batch. Afterwards each row's states
+(prompt plus generated ids, one contiguous slice) go back into the prefix cache for the
+episode's next turn.
 """
 
 from __future__ import annotations
@@ -65,26 +69,38 @@ def supports_prefix_reuse(model: Any) -> bool:
 
 
 class _PreallocatedLayer(DynamicLayer):
-    """A full-attention cache layer over a buffer of fixed capacity: `update` writes the
-    new states in place. The first call allocates the buffer (its shape comes from the
-    states) and copies each row's cached prefix right-aligned into the first columns."""
+    """A full-attention cache layer over a buffer of fixed capacity, laid out by
+    `_Columns`. The first `update` (the prefill) allocates the buffer (its shape comes
+    from the states), copies each row's cached prefix into its columns and writes the
+    new states into each row's new columns only; later updates (decoding) write one
+    column for every row."""
 
-    def __init__(self, capacity: int, past: Sequence[tuple[torch.Tensor, torch.Tensor] | None]):
+    def __init__(
+        self,
+        capacity: int,
+        columns: _Columns,
+        past: Sequence[tuple[torch.Tensor, torch.Tensor] | None],
+    ):
         super().__init__()
         self.capacity = capacity
+        self.columns = columns
         self.past = past
-        self.past_width = max((k.shape[1] for k, _ in filter(None, past)), default=0)
         # Counted before the buffer exists: the attention mask is sized from it first.
-        self.length = self.past_width
+        self.length = columns.width - columns.new_width
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        end = self.length + key_states.shape[-2]
         if not self.is_initialized:
             self._allocate(key_states)
-        end = self.length + key_states.shape[-2]
-        self.buffer_k[:, :, self.length : end] = key_states
-        self.buffer_v[:, :, self.length : end] = value_states
+            fresh = self.columns.new_mask(key_states.device)[:, None, :, None]
+            for buffer, states in ((self.buffer_k, key_states), (self.buffer_v, value_states)):
+                region = buffer[:, :, self.length : end]
+                region.copy_(torch.where(fresh, states, region))
+        else:
+            self.buffer_k[:, :, self.length : end] = key_states
+            self.buffer_v[:, :, self.length : end] = value_states
         self.length = end
         self.keys = self.buffer_k[:, :, :end]
         self.values = self.buffer_v[:, :, :end]
@@ -98,9 +114,9 @@ class _PreallocatedLayer(DynamicLayer):
         for row, cached in enumerate(self.past):
             if cached is not None:
                 k, v = cached
-                start = self.past_width - k.shape[1]
-                self.buffer_k[row, :, start : self.past_width] = k
-                self.buffer_v[row, :, start : self.past_width] = v
+                start, end = self.columns.cached_span(row)
+                self.buffer_k[row, :, start:end] = k
+                self.buffer_v[row, :, start:end] = v
         self.past = []
         self.device = states.device
         self.is_initialized = True
@@ -108,8 +124,8 @@ class _PreallocatedLayer(DynamicLayer):
     def get_seq_length(self) -> int:
         return self.length
 
-    def row_states(self, row: int, columns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.buffer_k[row][:, columns].clone(), self.buffer_v[row][:, columns].clone()
+    def row_states(self, row: int, start: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.buffer_k[row, :, start:end].clone(), self.buffer_v[row, :, start:end].clone()
 
 
 def _cache_argument(model: Any) -> str:
@@ -146,8 +162,9 @@ class PrefixReusingGenerator:
         results = self._decode(prompts, layers, logits, columns, decoding)
         for row, (ids, (tokens, _, _)) in enumerate(zip(prompts, results, strict=True)):
             # The last generated id was never fed back, so it has no states.
-            kept = columns[row] + columns.decode[: len(tokens) - 1]
-            states = [layer.row_states(row, torch.tensor(kept)) for layer in layers]
+            start, end = columns.row_span(row)
+            end += len(tokens) - 1
+            states = [layer.row_states(row, start, end) for layer in layers]
             self.cache.add(ids + tokens[:-1], states)
         return results
 
@@ -173,8 +190,8 @@ class PrefixReusingGenerator:
         self.reused_tokens += sum(shared for _, shared in matches)
         layers, _, columns = self._prefill(prefixes, matches, max_new_tokens=0)
         for row, ids in enumerate(prefixes):
-            kept = torch.tensor(columns[row])
-            self.cache.add(ids, [layer.row_states(row, kept) for layer in layers])
+            start, end = columns.row_span(row)
+            self.cache.add(ids, [layer.row_states(row, start, end) for layer in layers])
 
     def _prefill(
         self,
@@ -186,19 +203,18 @@ class PrefixReusingGenerator:
         cached_lengths = [shared for _, shared in matches]
         new = [ids[shared:] for ids, shared in zip(prompts, cached_lengths, strict=True)]
         columns = _Columns(cached_lengths, [len(ids) for ids in new])
-        capacity = columns.past_width + columns.new_width + max_new_tokens
+        capacity = columns.width + max_new_tokens
         layers = [
-            _PreallocatedLayer(capacity, [c[layer] if c else None for c in cached])
+            _PreallocatedLayer(capacity, columns, [c[layer] if c else None for c in cached])
             for layer in range(self.num_layers)
         ]
         rows, width = len(prompts), columns.new_width
         input_ids = torch.full((rows, width), 0, dtype=torch.long)
         positions = torch.zeros((rows, width), dtype=torch.long)
-        mask = torch.zeros((rows, columns.past_width + width), dtype=torch.long)
         for row, (ids, shared) in enumerate(zip(new, cached_lengths, strict=True)):
             input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
             positions[row, width - len(ids) :] = torch.arange(shared, shared + len(ids))
-            mask[row, columns[row]] = 1
+        mask = columns.prompt_mask()
         self.computed_tokens += sum(len(ids) for ids in new)
         logits = self._forward(input_ids, positions, mask, layers, logits_to_keep=1)
         return layers, logits, columns
@@ -234,9 +250,7 @@ class PrefixReusingGenerator:
         stops = torch.tensor(list(decoding.stop_ids), device=logits.device)
         live = torch.ones(rows, dtype=torch.bool, device=logits.device)
         positions = torch.tensor([len(ids) for ids in prompts], dtype=torch.long)
-        mask = torch.zeros((rows, columns.past_width + columns.new_width), dtype=torch.long)
-        for row in range(rows):
-            mask[row, columns[row]] = 1
+        mask = columns.prompt_mask()
         steps: list[torch.Tensor] = []
         chosen: list[torch.Tensor] = []
         temperature = 1.0 if decoding.greedy else decoding.temperature
@@ -261,7 +275,6 @@ class PrefixReusingGenerator:
             live &= ~torch.isin(tokens, stops)
             if not live.any():
                 break
-        columns.decode = [columns.past_width + columns.new_width + i for i in range(len(chosen))]
         return _trim(torch.stack(chosen, 1).cpu(), torch.stack(steps, 1), decoding.stop_ids)
 
 
@@ -295,19 +308,32 @@ def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 class _Columns:
-    """Which cache columns hold each row's ids: its cached prefix right-aligned in the
-    first `past_width` columns, its new ids right-aligned in the next `new_width`, then
-    the generated ids (`decode`, the same columns for every row)."""
+    """Where each row's ids sit in the cache: its prompt right-aligned in the first
+    `width` columns (cached prefix, then new ids), then the generated ids, in the same
+    columns for every row. The forward pass over the new ids covers the last `new_width`
+    prompt columns."""
 
     def __init__(self, cached_lengths: Sequence[int], new_lengths: Sequence[int]):
         self.cached_lengths = list(cached_lengths)
         self.new_lengths = list(new_lengths)
-        self.past_width = max(cached_lengths, default=0)
+        self.lengths = [c + n for c, n in zip(cached_lengths, new_lengths, strict=True)]
+        self.width = max(self.lengths, default=0)
         self.new_width = max(new_lengths, default=0)
-        self.decode: list[int] = []
 
-    def __getitem__(self, row: int) -> list[int]:
-        past, new = self.past_width, self.new_width
-        cached = range(past - self.cached_lengths[row], past)
-        fresh = range(past + new - self.new_lengths[row], past + new)
-        return [*cached, *fresh]
+    def row_span(self, row: int) -> tuple[int, int]:
+        """The columns of the row's prompt."""
+        return self.width - self.lengths[row], self.width
+
+    def cached_span(self, row: int) -> tuple[int, int]:
+        start, _ = self.row_span(row)
+        return start, start + self.cached_lengths[row]
+
+    def prompt_mask(self) -> torch.Tensor:
+        """(rows, width) 1 where a row has a prompt id, 0 on its padding."""
+        lengths = torch.tensor(self.lengths)
+        return (torch.arange(self.width) >= self.width - lengths[:, None]).long()
+
+    def new_mask(self, device: torch.device) -> torch.Tensor:
+        """(rows, new_width) True on each row's new ids among the forward pass's columns."""
+        lengths = torch.tensor(self.new_lengths, device=device)
+        return torch.arange(self.new_width, device=device) >= self.new_width - lengths[:, None]
