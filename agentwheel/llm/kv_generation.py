@@ -38,6 +38,8 @@ from agentwheel.llm.kv_cache import CachedPrefix, PrefixKVCache
 
 # A prefix at least this long shared by two prompts of a batch is computed once for both.
 MIN_SHARED_PREFIX = 16
+# Ids a greedy decoding step checks beyond the one it generates anyway.
+DEFAULT_LOOKAHEAD = 4
 
 Generated = tuple[list[int], list[float], FinishReason]
 
@@ -49,6 +51,8 @@ class Decoding:
     pad_id: int
     temperature: float  # <= 0: greedy
     top_p: float = 1.0
+    # Greedy only: ids proposed per forward pass from the row's own earlier ids (0: off).
+    lookahead: int = 0
 
     @property
     def greedy(self) -> bool:
@@ -92,6 +96,8 @@ class _PreallocatedLayer(DynamicLayer):
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
         end = self.length + key_states.shape[-2]
+        if self.is_initialized and end > self.buffer_k.shape[2]:
+            self._grow(end)
         if not self.is_initialized:
             self._allocate(key_states)
             fresh = self.columns.new_mask(key_states.device)[:, None, :, None]
@@ -121,11 +127,22 @@ class _PreallocatedLayer(DynamicLayer):
         self.device = states.device
         self.is_initialized = True
 
+    def _grow(self, end: int) -> None:
+        """More columns (lookahead decoding may use more than one per generated id)."""
+        capacity = max(end, self.buffer_k.shape[2] * 3 // 2)
+        for name in ("buffer_k", "buffer_v"):
+            old = getattr(self, name)
+            new = old.new_zeros((*old.shape[:2], capacity, old.shape[3]))
+            new[:, :, : self.length] = old[:, :, : self.length]
+            setattr(self, name, new)
+
     def get_seq_length(self) -> int:
         return self.length
 
-    def row_states(self, row: int, start: int, end: int) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.buffer_k[row, :, start:end].clone(), self.buffer_v[row, :, start:end].clone()
+    def row_states(self, row: int, columns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Copies of the row's states in `columns` (ascending column indices)."""
+        index = columns.to(self.buffer_k.device)
+        return self.buffer_k[row, :, index], self.buffer_v[row, :, index]
 
 
 def _cache_argument(model: Any) -> str:
@@ -159,12 +176,15 @@ class PrefixReusingGenerator:
         matches = [self.cache.match(ids) for ids in prompts]
         self.reused_tokens += sum(shared for _, shared in matches)
         layers, logits, columns = self._prefill(prompts, matches, decoding.max_new_tokens)
-        results = self._decode(prompts, layers, logits, columns, decoding)
+        if decoding.greedy and decoding.lookahead > 0:
+            results, fed = self._decode_with_lookahead(prompts, layers, logits, columns, decoding)
+        else:
+            results, fed = self._decode(prompts, layers, logits, columns, decoding)
         for row, (ids, (tokens, _, _)) in enumerate(zip(prompts, results, strict=True)):
-            # The last generated id was never fed back, so it has no states.
-            start, end = columns.row_span(row)
-            end += len(tokens) - 1
-            states = [layer.row_states(row, start, end) for layer in layers]
+            # The last generated id was never fed back, so it has no states; columns fed
+            # after a stop id (lookahead) are not part of the sequence.
+            kept = fed[row].nonzero().squeeze(1)[: len(ids) + len(tokens) - 1]
+            states = [layer.row_states(row, kept) for layer in layers]
             self.cache.add(ids + tokens[:-1], states)
         return results
 
@@ -190,8 +210,8 @@ class PrefixReusingGenerator:
         self.reused_tokens += sum(shared for _, shared in matches)
         layers, _, columns = self._prefill(prefixes, matches, max_new_tokens=0)
         for row, ids in enumerate(prefixes):
-            start, end = columns.row_span(row)
-            self.cache.add(ids, [layer.row_states(row, start, end) for layer in layers])
+            kept = torch.arange(*columns.row_span(row))
+            self.cache.add(ids, [layer.row_states(row, kept) for layer in layers])
 
     def _prefill(
         self,
@@ -217,7 +237,7 @@ class PrefixReusingGenerator:
         mask = columns.prompt_mask()
         self.computed_tokens += sum(len(ids) for ids in new)
         logits = self._forward(input_ids, positions, mask, layers, logits_to_keep=1)
-        return layers, logits, columns
+        return layers, logits[:, -1], columns
 
     def _forward(
         self,
@@ -235,7 +255,7 @@ class PrefixReusingGenerator:
             logits_to_keep=logits_to_keep,
             **{self.cache_argument: Cache(layers=list(layers))},
         )
-        return out.logits[:, -1].to(dtype=torch.float32)
+        return out.logits[:, -logits_to_keep:].to(dtype=torch.float32)
 
     def _decode(
         self,
@@ -244,7 +264,9 @@ class PrefixReusingGenerator:
         logits: torch.Tensor,
         columns: _Columns,
         decoding: Decoding,
-    ) -> list[Generated]:
+    ) -> tuple[list[Generated], torch.Tensor]:
+        """One id per row and forward pass. Returns the results and, per row, which cache
+        columns hold its fed ids (1) or padding (0)."""
         rows = len(prompts)
         warpers = _warpers(decoding)
         stops = torch.tensor(list(decoding.stop_ids), device=logits.device)
@@ -259,7 +281,7 @@ class PrefixReusingGenerator:
                 mask = torch.cat([mask, torch.ones((rows, 1), dtype=torch.long)], dim=1)
                 logits = self._forward(
                     chosen[-1][:, None], positions[:, None] + step - 1, mask, layers, 1
-                )
+                )[:, -1]
                 self.computed_tokens += rows
             if decoding.greedy:
                 tokens = torch.argmax(logits, dim=-1)
@@ -275,7 +297,58 @@ class PrefixReusingGenerator:
             live &= ~torch.isin(tokens, stops)
             if not live.any():
                 break
-        return _trim(torch.stack(chosen, 1).cpu(), torch.stack(steps, 1), decoding.stop_ids)
+        results = _trim(torch.stack(chosen, 1).cpu(), torch.stack(steps, 1), decoding.stop_ids)
+        return results, mask
+
+    def _decode_with_lookahead(
+        self,
+        prompts: Sequence[list[int]],
+        layers: list[_PreallocatedLayer],
+        logits: torch.Tensor,
+        columns: _Columns,
+        decoding: Decoding,
+    ) -> tuple[list[Generated], torch.Tensor]:
+        """Greedy decoding that checks several ids per forward pass (prompt lookup): each
+        row feeds its last generated id followed by the ids that came after the latest
+        earlier occurrence of its last few ids (a tool name, an argument copied from the
+        conversation, the JSON around them) and keeps, of those, the ones greedy decoding
+        would have generated, plus the next greedy id. The ids are those of one-id-per-pass
+        greedy decoding (up to floating-point rounding); columns of rejected ids are
+        masked out."""
+        rows, budget = len(prompts), decoding.max_new_tokens
+        stops = set(decoding.stop_ids)
+        rows_out = [_LookaheadRow(ids, budget, stops) for ids in prompts]
+        first = torch.argmax(logits, dim=-1)
+        first_logprobs = torch.log_softmax(logits, dim=-1).gather(1, first[:, None])[:, 0]
+        for row, out in enumerate(rows_out):
+            out.accept([int(first[row])], [float(first_logprobs[row])])
+        mask = columns.prompt_mask()
+        while live := [row for row, out in enumerate(rows_out) if out.live]:
+            drafts = {row: rows_out[row].draft(decoding.lookahead) for row in live}
+            width = 1 + max(map(len, drafts.values()))
+            input_ids = torch.full((rows, width), decoding.pad_id, dtype=torch.long)
+            positions = torch.zeros((rows, width), dtype=torch.long)
+            fed = torch.zeros((rows, width), dtype=torch.long)
+            for row, draft in drafts.items():
+                fed_ids = [rows_out[row].ids[-1], *draft]
+                input_ids[row, : len(fed_ids)] = torch.tensor(fed_ids)
+                positions[row] = torch.arange(width) + len(rows_out[row].ids) - 1
+                fed[row, : len(fed_ids)] = 1
+            start = mask.shape[1]
+            mask = torch.cat([mask, fed], dim=1)
+            step_logits = self._forward(input_ids, positions, mask, layers, width)
+            self.computed_tokens += rows * width
+            greedy = torch.argmax(step_logits, dim=-1)
+            logprobs = torch.log_softmax(step_logits, dim=-1).gather(2, greedy[..., None])[..., 0]
+            for row, draft in drafts.items():
+                chosen = greedy[row].tolist()
+                accepted = 1 + next(
+                    (i for i, (d, g) in enumerate(zip(draft, chosen, strict=False)) if d != g),
+                    len(draft),
+                )
+                mask[row, start + accepted :] = 0
+                rows_out[row].accept(chosen[:accepted], logprobs[row, :accepted].tolist())
+        return [out.result() for out in rows_out], mask
 
 
 def _warpers(decoding: Decoding) -> list[Any]:
@@ -337,3 +410,64 @@ class _Columns:
         """(rows, new_width) True on each row's new ids among the forward pass's columns."""
         lengths = torch.tensor(self.new_lengths, device=device)
         return torch.arange(self.new_width, device=device) >= self.new_width - lengths[:, None]
+
+
+# The n-gram lengths a lookahead draft is matched on, longest first.
+DRAFT_NGRAMS = (3, 2)
+
+
+class _LookaheadRow:
+    """One row of lookahead decoding: its ids so far (prompt then generated), where
+    each n-gram of them last occurred, and what it generated."""
+
+    def __init__(self, prompt: Sequence[int], budget: int, stops: set[int]):
+        self.ids: list[int] = []
+        self.last_end: dict[tuple[int, ...], int] = {}
+        self.budget = budget
+        self.stops = stops
+        self.generated: list[int] = []
+        self.logprobs: list[float] = []
+        self.finish: FinishReason | None = None
+        self._extend(prompt)
+
+    @property
+    def live(self) -> bool:
+        return self.finish is None
+
+    def _extend(self, ids: Sequence[int]) -> None:
+        for token in ids:
+            # N-grams ending here get a continuation now, so they can propose it.
+            end = len(self.ids)
+            for n in DRAFT_NGRAMS:
+                if end >= n:
+                    self.last_end[tuple(self.ids[end - n : end])] = end
+            self.ids.append(token)
+
+    def draft(self, lookahead: int) -> list[int]:
+        """The ids that followed the latest earlier occurrence of the row's last n-gram,
+        at most `lookahead` and no more than the budget leaves room to check."""
+        room = min(lookahead, self.budget - len(self.generated) - 1)
+        if room <= 0:
+            return []
+        for n in DRAFT_NGRAMS:
+            end = self.last_end.get(tuple(self.ids[-n:])) if len(self.ids) >= n else None
+            if end is not None:
+                return self.ids[end : end + room]
+        return []
+
+    def accept(self, ids: Sequence[int], logprobs: Sequence[float]) -> None:
+        """Generated ids (greedy), cut after a stop id or at the budget."""
+        for token, logprob in zip(ids, logprobs, strict=True):
+            self.generated.append(token)
+            self.logprobs.append(logprob)
+            self._extend([token])
+            if token in self.stops:
+                self.finish = "stop"
+            elif len(self.generated) >= self.budget:
+                self.finish = "length"
+            if self.finish is not None:
+                return
+
+    def result(self) -> Generated:
+        assert self.finish is not None
+        return self.generated, self.logprobs, self.finish
