@@ -17,7 +17,7 @@ agent turns per episode, the case keys/values are kept for). `--tasks synth` eva
 new tasks of every bundled workflow (`--synth-per-workflow` each, seed `--synth-seed`,
 another seed than the demo's train pool); else a tasks file or `fixtures`.
 
-    python bench/bench_rollout.py [--policy hf:default] [--policy hf:runs/x/checkpoints/sft/model]
+    python bench/bench_rollout.py [--policy hf:runs/x/checkpoints/sft/model] [--policy hf:default]
         [--tasks synth] [--limit 32] [--batch-size 32] [--f32-limit 8]
 """
 
@@ -211,15 +211,18 @@ def main() -> None:
         "task_source": args.tasks,
         "settings": {k: v for k, v in vars(args).items() if k not in ("tasks", "policy")},
         "goal_speedup": 3.0,
-        "scenarios": [scenario(policy, tasks, args) for policy in policies],
+        "scenarios": [],
     }
-    # The headline is the last scenario's (list the trained policy last).
-    last = result["scenarios"][-1]
-    if "bfloat16" in last:
-        result["speedup"] = last["bfloat16"]["speedup"]
-        result["speedup_policy"] = last["policy"]
-    path = write_result(args.name, result)
-    print(f"wrote {path}")
+    for policy in policies:
+        result["scenarios"].append(scenario(policy, tasks, args))
+        # The headline is the first scenario's (list the trained policy first); the file
+        # is rewritten after each scenario, so an interrupted run keeps what it measured.
+        first = result["scenarios"][0]
+        if "bfloat16" in first:
+            result["speedup"] = first["bfloat16"]["speedup"]
+            result["speedup_policy"] = first["policy"]
+        path = write_result(args.name, result)
+        print(f"wrote {path}", flush=True)
 
 
 if __name__ == "__main__":
