@@ -34,6 +34,7 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import torch
 from machine import write_result
 
 from agentwheel.core.dataset import load_tasks
@@ -49,7 +50,8 @@ from agentwheel.llm.hf import HFChatModel
 
 
 class ForwardTimer:
-    """Wraps a module's `forward` to add up time and tokens of prefill and decode calls."""
+    """Wraps a module's `forward` to add up time and tokens of prefill and decode calls.
+    Decode: one position per row, or (lookahead) several whose logits are all kept."""
 
     def __init__(self, module: Any):
         self.reset()
@@ -58,11 +60,14 @@ class ForwardTimer:
         @functools.wraps(inner)
         def timed(*args: Any, **kwargs: Any) -> Any:
             ids = kwargs["input_ids"] if "input_ids" in kwargs else args[0]
-            kind = "prefill" if ids.shape[1] > 1 else "decode"
+            width = ids.shape[1]
+            decode = width == 1 or kwargs.get("logits_to_keep") == width
+            kind = "decode" if decode else "prefill"
             start = time.perf_counter()
             out = inner(*args, **kwargs)
             self.seconds[kind] += time.perf_counter() - start
             self.tokens[kind] += int(ids.numel())
+            self.calls[kind] += 1
             return out
 
         module.forward = timed
@@ -70,6 +75,7 @@ class ForwardTimer:
     def reset(self) -> None:
         self.seconds = {"prefill": 0.0, "decode": 0.0}
         self.tokens = {"prefill": 0, "decode": 0}
+        self.calls = {"prefill": 0, "decode": 0}
 
 
 def mixed_tasks(tasks: list[Task], limit: int) -> list[Task]:
@@ -109,6 +115,7 @@ def run_eval(
             "env_and_user": round(sum(t.timings.env_s + t.timings.user_s for t in trajectories), 2),
         },
         "forward_tokens": dict(timer.tokens),
+        "forward_calls": dict(timer.calls),
         "mean_agent_turns": round(sum(t.counts.agent_turns for t in trajectories) / n, 2),
         "mean_episode_tokens": round(sum(len(t.tokens.ids) for t in trajectories if t.tokens) / n),
         "mean_generated_tokens": round(sum(t.counts.generated_tokens for t in trajectories) / n, 1),
@@ -204,11 +211,17 @@ def main() -> None:
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--name", default="rollout_kv", help="result file name")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads for both arms (0: torch's default)"
+    )
     args = parser.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
     policies = args.policy or ["hf:default"]
     tasks = evaluation_tasks(args)
     result: dict[str, Any] = {
         "task_source": args.tasks,
+        "torch_threads": torch.get_num_threads(),
         "settings": {k: v for k, v in vars(args).items() if k not in ("tasks", "policy")},
         "goal_speedup": 3.0,
         "scenarios": [],
