@@ -152,6 +152,7 @@ def compare(policy: str, dtype: str, tasks: list[Task], args: argparse.Namespace
         template=baseline.renderer.template,
         max_batch_size=args.batch_size,
         kv_reuse=True,
+        lookahead=args.lookahead,
     )
     timer = ForwardTimer(baseline.model)
     rows: dict[str, list[dict[str, Any]]] = {"baseline": [], "kv_reuse": []}
@@ -210,6 +211,7 @@ def main() -> None:
     parser.add_argument("--max-turns", type=int, default=5)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--lookahead", type=int, default=0, help="greedy ids checked per pass")
     parser.add_argument("--name", default="rollout_kv", help="result file name")
     parser.add_argument(
         "--threads", type=int, default=0, help="torch threads for both arms (0: torch's default)"

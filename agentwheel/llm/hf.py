@@ -184,9 +184,9 @@ class HFChatModel:
     tokens, least recently used evicted first); it is ignored for models whose attention
     cannot continue from a spliced cache (sliding windows, linear attention, flash
     attention). `kv_reuse=False` re-reads every prompt through `model.generate`. With
-    `kv_reuse`, greedy requests check up to `lookahead` ids per forward pass, proposed
-    from the conversation's own earlier ids (prompt lookup; same ids, fewer passes);
-    0 turns that off.
+    `kv_reuse`, greedy requests can check up to `lookahead` ids per forward pass,
+    proposed from the conversation's own earlier ids (prompt lookup: the same ids up to
+    rounding, in fewer but costlier passes); off (0) by default.
     """
 
     def __init__(
