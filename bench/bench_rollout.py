@@ -1,7 +1,7 @@
 """Rollout speed: one held-out eval, prompts re-read every turn vs keys/values kept.
 
-Both arms run the same greedy eval of the default model (scripted user, bundled fixture
-tasks) in one process and on one copy of the weights: the baseline is `HFChatModel` with
+Both arms run the same greedy eval of a policy (scripted user) in one process and on one
+copy of the weights: the baseline is `HFChatModel` with
 `kv_reuse=False` (`model.generate` on every whole prompt), the other keeps each prompt's
 keys/values and shares common prefixes (`agentwheel.llm.kv_generation`). Each arm's
 model time is split into prefill (forward calls over several positions), decode (one
@@ -10,7 +10,15 @@ user time are reported apart. A smaller float32 run checks that greedy completio
 identical token for token (in bfloat16 rounding may flip a near-tie, so there the check
 is pass^1 within one task).
 
-    python bench/bench_rollout.py [--limit 32] [--batch-size 32] [--f32-limit 8]
+Each `--policy` is one scenario: `hf:default` (zero-shot: it rarely calls a tool, so an
+episode is about one agent turn) or `hf:<checkpoint dir>` (a trained policy, e.g. the
+`checkpoints/sft/model` of `agentwheel train --config demo --set 'rounds=[]'`: several
+agent turns per episode, the case keys/values are kept for). `--tasks synth` evaluates
+new tasks of every bundled workflow (`--synth-per-workflow` each, seed `--synth-seed`,
+another seed than the demo's train pool); else a tasks file or `fixtures`.
+
+    python bench/bench_rollout.py [--policy hf:runs/x/checkpoints/sft/model] [--policy hf:default]
+        [--tasks synth] [--limit 32] [--batch-size 32] [--f32-limit 8]
 """
 
 from __future__ import annotations
@@ -19,12 +27,14 @@ import argparse
 import functools
 import os
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
+import torch
 from machine import write_result
 
 from agentwheel.core.dataset import load_tasks
@@ -34,12 +44,14 @@ from agentwheel.envs.agent import ModelPolicy
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import ScriptedUser
+from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
 from agentwheel.llm.default_model import load_hf_spec
 from agentwheel.llm.hf import HFChatModel
 
 
 class ForwardTimer:
-    """Wraps a module's `forward` to add up time and tokens of prefill and decode calls."""
+    """Wraps a module's `forward` to add up time and tokens of prefill and decode calls.
+    Decode: one position per row, or (lookahead) several whose logits are all kept."""
 
     def __init__(self, module: Any):
         self.reset()
@@ -48,11 +60,14 @@ class ForwardTimer:
         @functools.wraps(inner)
         def timed(*args: Any, **kwargs: Any) -> Any:
             ids = kwargs["input_ids"] if "input_ids" in kwargs else args[0]
-            kind = "prefill" if ids.shape[1] > 1 else "decode"
+            width = ids.shape[1]
+            decode = width == 1 or kwargs.get("logits_to_keep") == width
+            kind = "decode" if decode else "prefill"
             start = time.perf_counter()
             out = inner(*args, **kwargs)
             self.seconds[kind] += time.perf_counter() - start
             self.tokens[kind] += int(ids.numel())
+            self.calls[kind] += 1
             return out
 
         module.forward = timed
@@ -60,6 +75,7 @@ class ForwardTimer:
     def reset(self) -> None:
         self.seconds = {"prefill": 0.0, "decode": 0.0}
         self.tokens = {"prefill": 0, "decode": 0}
+        self.calls = {"prefill": 0, "decode": 0}
 
 
 def mixed_tasks(tasks: list[Task], limit: int) -> list[Task]:
@@ -99,6 +115,7 @@ def run_eval(
             "env_and_user": round(sum(t.timings.env_s + t.timings.user_s for t in trajectories), 2),
         },
         "forward_tokens": dict(timer.tokens),
+        "forward_calls": dict(timer.calls),
         "mean_agent_turns": round(sum(t.counts.agent_turns for t in trajectories) / n, 2),
         "mean_episode_tokens": round(sum(len(t.tokens.ids) for t in trajectories if t.tokens) / n),
         "mean_generated_tokens": round(sum(t.counts.generated_tokens for t in trajectories) / n, 1),
@@ -118,8 +135,8 @@ def identical_tokens(a: list[Trajectory], b: list[Trajectory]) -> tuple[int, int
     return same, len(a), gap
 
 
-def compare(dtype: str, tasks: list[Task], args: argparse.Namespace) -> dict[str, Any]:
-    baseline = load_hf_spec("hf:default", dtype=dtype, max_batch_size=args.batch_size)
+def compare(policy: str, dtype: str, tasks: list[Task], args: argparse.Namespace) -> dict[str, Any]:
+    baseline = load_hf_spec(policy, dtype=dtype, max_batch_size=args.batch_size)
     baseline = HFChatModel(
         baseline.model,
         baseline.tokenizer,
@@ -135,6 +152,7 @@ def compare(dtype: str, tasks: list[Task], args: argparse.Namespace) -> dict[str
         template=baseline.renderer.template,
         max_batch_size=args.batch_size,
         kv_reuse=True,
+        lookahead=args.lookahead,
     )
     timer = ForwardTimer(baseline.model)
     rows: dict[str, list[dict[str, Any]]] = {"baseline": [], "kv_reuse": []}
@@ -144,7 +162,7 @@ def compare(dtype: str, tasks: list[Task], args: argparse.Namespace) -> dict[str
         for arm, model in (("baseline", baseline), ("kv_reuse", reuse)):
             row, traces[arm] = run_eval(model, timer, tasks, args)
             rows[arm].append(row)
-            print(f"  {dtype} {arm:>8}: {row}", flush=True)
+            print(f"  {policy} {dtype} {arm:>8}: {row}", flush=True)
     load["after"] = os.getloadavg()
     same, n, gap = identical_tokens(traces["baseline"], traces["kv_reuse"])
     rate = {arm: sum(r["episodes_per_s"] for r in rs) / len(rs) for arm, rs in rows.items()}
@@ -162,34 +180,64 @@ def compare(dtype: str, tasks: list[Task], args: argparse.Namespace) -> dict[str
     }
 
 
+def evaluation_tasks(args: argparse.Namespace) -> list[Task]:
+    if args.tasks != "synth":
+        return load_tasks(args.tasks).tasks
+    with tempfile.TemporaryDirectory() as out:
+        synth_agentic(Path(out), seed=args.synth_seed, tasks_per_workflow=args.synth_per_workflow)
+        return load_tasks(Path(out) / TASKS).tasks
+
+
+def scenario(policy: str, tasks: list[Task], args: argparse.Namespace) -> dict[str, Any]:
+    result: dict[str, Any] = {"policy": policy}
+    for dtype, limit in (("bfloat16", args.limit), ("float32", args.f32_limit)):
+        if limit > 0:
+            result[dtype] = compare(policy, dtype, mixed_tasks(tasks, limit), args)
+            print(f"{policy} {dtype}: speedup {result[dtype]['speedup']}x", flush=True)
+    return result
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--tasks", default="fixtures")
+    parser.add_argument("--policy", action="append", help="hf: spec (repeatable)")
+    parser.add_argument("--tasks", default="fixtures", help="fixtures, synth or a tasks file")
+    parser.add_argument("--synth-per-workflow", type=int, default=4)
+    parser.add_argument("--synth-seed", type=int, default=2027)
     parser.add_argument("--limit", type=int, default=32, help="tasks of the bfloat16 run")
     parser.add_argument("--f32-limit", type=int, default=8, help="tasks of the float32 check")
     parser.add_argument("--batch-size", type=int, default=32)
     parser.add_argument("--max-turns", type=int, default=5)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=1)
+    parser.add_argument("--lookahead", type=int, default=0, help="greedy ids checked per pass")
+    parser.add_argument("--name", default="rollout_kv", help="result file name")
+    parser.add_argument(
+        "--threads", type=int, default=0, help="torch threads for both arms (0: torch's default)"
+    )
     args = parser.parse_args()
-    tasks = load_tasks(args.tasks).tasks
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    policies = args.policy or ["hf:default"]
+    tasks = evaluation_tasks(args)
     result: dict[str, Any] = {
-        "model": "hf:default",
         "task_source": args.tasks,
-        "settings": {k: v for k, v in vars(args).items() if k != "tasks"},
+        "torch_threads": torch.get_num_threads(),
+        "settings": {k: v for k, v in vars(args).items() if k not in ("tasks", "policy")},
         "goal_speedup": 3.0,
+        "scenarios": [],
     }
-    runs = [("bfloat16", args.limit), ("float32", args.f32_limit)]
-    for dtype, limit in runs:
-        if limit > 0:
-            result[dtype] = compare(dtype, mixed_tasks(tasks, limit), args)
-            print(f"{dtype}: speedup {result[dtype]['speedup']}x", flush=True)
-    if "bfloat16" in result:
-        result["speedup"] = result["bfloat16"]["speedup"]
-    path = write_result("rollout_kv", result)
-    print(f"wrote {path}")
+    for policy in policies:
+        result["scenarios"].append(scenario(policy, tasks, args))
+        # The headline is the first scenario's (list the trained policy first); the file
+        # is rewritten after each scenario, so an interrupted run keeps what it measured.
+        first = result["scenarios"][0]
+        if "bfloat16" in first:
+            result["speedup"] = first["bfloat16"]["speedup"]
+            result["speedup_policy"] = first["policy"]
+        path = write_result(args.name, result)
+        print(f"wrote {path}", flush=True)
 
 
 if __name__ == "__main__":

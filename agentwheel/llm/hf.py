@@ -33,7 +33,12 @@ from transformers import (
 
 from agentwheel.core.messages import ChatRequest, Completion, FinishReason, SamplingParams
 from agentwheel.llm.kv_cache import PrefixKVCache, weights_fingerprint
-from agentwheel.llm.kv_generation import Decoding, PrefixReusingGenerator, supports_prefix_reuse
+from agentwheel.llm.kv_generation import (
+    DEFAULT_LOOKAHEAD,
+    Decoding,
+    PrefixReusingGenerator,
+    supports_prefix_reuse,
+)
 from agentwheel.llm.template import ChatTemplateRenderer, TemplateRenderError
 from agentwheel.llm.tool_calls import parse_tool_calls
 
@@ -178,7 +183,10 @@ class HFChatModel:
     `kv_reuse` keeps prompts' keys/values between calls (at most `kv_cache_tokens`
     tokens, least recently used evicted first); it is ignored for models whose attention
     cannot continue from a spliced cache (sliding windows, linear attention, flash
-    attention). `kv_reuse=False` re-reads every prompt through `model.generate`.
+    attention). `kv_reuse=False` re-reads every prompt through `model.generate`. With
+    `kv_reuse`, greedy requests can check up to `lookahead` ids per forward pass,
+    proposed from the conversation's own earlier ids (prompt lookup: the same ids up to
+    rounding, in fewer but costlier passes); off (0) by default.
     """
 
     def __init__(
@@ -192,6 +200,7 @@ class HFChatModel:
         template_kwargs: Mapping[str, Any] | None = None,
         kv_reuse: bool = True,
         kv_cache_tokens: int = DEFAULT_KV_CACHE_TOKENS,
+        lookahead: int = DEFAULT_LOOKAHEAD,
     ):
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -214,6 +223,7 @@ class HFChatModel:
             if kv_reuse and supports_prefix_reuse(model)
             else None
         )
+        self.lookahead = lookahead
         self._cached_weights: torch.Tensor | None = None
 
     @property
@@ -275,6 +285,7 @@ class HFChatModel:
                 pad_id=self.pad_id,
                 temperature=params.temperature,
                 top_p=params.top_p,
+                lookahead=self.lookahead,
             )
             return self.prefix_reuse.generate(prompts, decoding)
         input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)

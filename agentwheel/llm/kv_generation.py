@@ -1,20 +1,24 @@
 """Batched generation that continues from cached prefixes instead of re-reading prompts.
 
 Each prompt of a batch starts with `c_i` ids whose keys/values a `PrefixKVCache` holds
-(0 when none) and has `n_i` new ids to compute. The batch's cache is laid out in columns:
+(0 when none) and has `n_i` new ids to compute. Rows are laid out as a left-padded batch
+of whole prompts, the layout `model.generate` uses:
 
-    [ pad | cached_i (c_i) ][ pad | new_i (n_i) ][ generated ... ]
-      C = max c_i columns     N = max n_i columns
+    [ pad | cached_i (c_i) | new_i (n_i) ][ generated ... ]
+      W = max (c_i + n_i) columns
 
-Padding sits in the middle of a row, so the attention mask marks it out and every token
-gets its true position id (RoPE positions are those of the unpadded sequence, as in a
-full re-prefill). The cache is one preallocated buffer per layer that decoding writes
-into, rather than a tensor concatenated at every step. Decoding follows
-`model.generate`: float32 logits of the last position, temperature then top-p, softmax and
-one `torch.multinomial` over the whole batch per step (greedy: argmax), finished rows fed
-the pad id, so a seeded call draws the same random numbers as `generate` on the same
-batch. Afterwards each row's states (prompt plus generated ids, pads removed) go back
-into the prefix cache for the episode's next turn.
+The cached states are copied into their columns, and the forward pass over the new ids
+(`N = max n_i` query columns, the last N of the W) writes only each row's own new
+columns, so a row with a long cached prefix and one with a long new segment do not
+widen the batch beyond its longest prompt. Every token gets its true position id (RoPE
+positions are those of the unpadded sequence, as in a full re-prefill). The cache is one
+preallocated buffer per layer that decoding writes into, rather than a tensor
+concatenated at every step. Decoding follows `model.generate`: float32 logits of the last
+position, temperature then top-p, softmax and one `torch.multinomial` over the whole
+batch per step (greedy: argmax), finished rows fed the pad id, so a seeded call draws
+the same random numbers as `generate` on the same batch. Afterwards each row's states
+(prompt plus generated ids, one contiguous slice) go back into the prefix cache for the
+episode's next turn.
 """
 
 from __future__ import annotations
@@ -34,6 +38,11 @@ from agentwheel.llm.kv_cache import CachedPrefix, PrefixKVCache
 
 # A prefix at least this long shared by two prompts of a batch is computed once for both.
 MIN_SHARED_PREFIX = 16
+# Ids a greedy decoding step checks beyond the one it generates anyway. Off by default:
+# measured on the 2-core CPU (default model, 24 tasks, bf16) it halved the passes
+# (189 -> 101) but a pass over 5 ids cost 3-5x a pass over one (transformers' sdpa path
+# repeats the key/value heads for queries longer than one id), so decoding took longer.
+DEFAULT_LOOKAHEAD = 0
 
 Generated = tuple[list[int], list[float], FinishReason]
 
@@ -45,6 +54,8 @@ class Decoding:
     pad_id: int
     temperature: float  # <= 0: greedy
     top_p: float = 1.0
+    # Greedy only: ids proposed per forward pass from the row's own earlier ids (0: off).
+    lookahead: int = 0
 
     @property
     def greedy(self) -> bool:
@@ -65,26 +76,40 @@ def supports_prefix_reuse(model: Any) -> bool:
 
 
 class _PreallocatedLayer(DynamicLayer):
-    """A full-attention cache layer over a buffer of fixed capacity: `update` writes the
-    new states in place. The first call allocates the buffer (its shape comes from the
-    states) and copies each row's cached prefix right-aligned into the first columns."""
+    """A full-attention cache layer over a buffer of fixed capacity, laid out by
+    `_Columns`. The first `update` (the prefill) allocates the buffer (its shape comes
+    from the states), copies each row's cached prefix into its columns and writes the
+    new states into each row's new columns only; later updates (decoding) write one
+    column for every row."""
 
-    def __init__(self, capacity: int, past: Sequence[tuple[torch.Tensor, torch.Tensor] | None]):
+    def __init__(
+        self,
+        capacity: int,
+        columns: _Columns,
+        past: Sequence[tuple[torch.Tensor, torch.Tensor] | None],
+    ):
         super().__init__()
         self.capacity = capacity
+        self.columns = columns
         self.past = past
-        self.past_width = max((k.shape[1] for k, _ in filter(None, past)), default=0)
         # Counted before the buffer exists: the attention mask is sized from it first.
-        self.length = self.past_width
+        self.length = columns.width - columns.new_width
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        end = self.length + key_states.shape[-2]
+        if self.is_initialized and end > self.buffer_k.shape[2]:
+            self._grow(end)
         if not self.is_initialized:
             self._allocate(key_states)
-        end = self.length + key_states.shape[-2]
-        self.buffer_k[:, :, self.length : end] = key_states
-        self.buffer_v[:, :, self.length : end] = value_states
+            fresh = self.columns.new_mask(key_states.device)[:, None, :, None]
+            for buffer, states in ((self.buffer_k, key_states), (self.buffer_v, value_states)):
+                region = buffer[:, :, self.length : end]
+                region.copy_(torch.where(fresh, states, region))
+        else:
+            self.buffer_k[:, :, self.length : end] = key_states
+            self.buffer_v[:, :, self.length : end] = value_states
         self.length = end
         self.keys = self.buffer_k[:, :, :end]
         self.values = self.buffer_v[:, :, :end]
@@ -98,18 +123,29 @@ class _PreallocatedLayer(DynamicLayer):
         for row, cached in enumerate(self.past):
             if cached is not None:
                 k, v = cached
-                start = self.past_width - k.shape[1]
-                self.buffer_k[row, :, start : self.past_width] = k
-                self.buffer_v[row, :, start : self.past_width] = v
+                start, end = self.columns.cached_span(row)
+                self.buffer_k[row, :, start:end] = k
+                self.buffer_v[row, :, start:end] = v
         self.past = []
         self.device = states.device
         self.is_initialized = True
+
+    def _grow(self, end: int) -> None:
+        """More columns (lookahead decoding may use more than one per generated id)."""
+        capacity = max(end, self.buffer_k.shape[2] * 3 // 2)
+        for name in ("buffer_k", "buffer_v"):
+            old = getattr(self, name)
+            new = old.new_zeros((*old.shape[:2], capacity, old.shape[3]))
+            new[:, :, : self.length] = old[:, :, : self.length]
+            setattr(self, name, new)
 
     def get_seq_length(self) -> int:
         return self.length
 
     def row_states(self, row: int, columns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        return self.buffer_k[row][:, columns].clone(), self.buffer_v[row][:, columns].clone()
+        """Copies of the row's states in `columns` (ascending column indices)."""
+        index = columns.to(self.buffer_k.device)
+        return self.buffer_k[row, :, index], self.buffer_v[row, :, index]
 
 
 def _cache_argument(model: Any) -> str:
@@ -143,11 +179,15 @@ class PrefixReusingGenerator:
         matches = [self.cache.match(ids) for ids in prompts]
         self.reused_tokens += sum(shared for _, shared in matches)
         layers, logits, columns = self._prefill(prompts, matches, decoding.max_new_tokens)
-        results = self._decode(prompts, layers, logits, columns, decoding)
+        if decoding.greedy and decoding.lookahead > 0:
+            results, fed = self._decode_with_lookahead(prompts, layers, logits, columns, decoding)
+        else:
+            results, fed = self._decode(prompts, layers, logits, columns, decoding)
         for row, (ids, (tokens, _, _)) in enumerate(zip(prompts, results, strict=True)):
-            # The last generated id was never fed back, so it has no states.
-            kept = columns[row] + columns.decode[: len(tokens) - 1]
-            states = [layer.row_states(row, torch.tensor(kept)) for layer in layers]
+            # The last generated id was never fed back, so it has no states; columns fed
+            # after a stop id (lookahead) are not part of the sequence.
+            kept = fed[row].nonzero().squeeze(1)[: len(ids) + len(tokens) - 1]
+            states = [layer.row_states(row, kept) for layer in layers]
             self.cache.add(ids + tokens[:-1], states)
         return results
 
@@ -173,7 +213,7 @@ class PrefixReusingGenerator:
         self.reused_tokens += sum(shared for _, shared in matches)
         layers, _, columns = self._prefill(prefixes, matches, max_new_tokens=0)
         for row, ids in enumerate(prefixes):
-            kept = torch.tensor(columns[row])
+            kept = torch.arange(*columns.row_span(row))
             self.cache.add(ids, [layer.row_states(row, kept) for layer in layers])
 
     def _prefill(
@@ -186,22 +226,21 @@ class PrefixReusingGenerator:
         cached_lengths = [shared for _, shared in matches]
         new = [ids[shared:] for ids, shared in zip(prompts, cached_lengths, strict=True)]
         columns = _Columns(cached_lengths, [len(ids) for ids in new])
-        capacity = columns.past_width + columns.new_width + max_new_tokens
+        capacity = columns.width + max_new_tokens
         layers = [
-            _PreallocatedLayer(capacity, [c[layer] if c else None for c in cached])
+            _PreallocatedLayer(capacity, columns, [c[layer] if c else None for c in cached])
             for layer in range(self.num_layers)
         ]
         rows, width = len(prompts), columns.new_width
         input_ids = torch.full((rows, width), 0, dtype=torch.long)
         positions = torch.zeros((rows, width), dtype=torch.long)
-        mask = torch.zeros((rows, columns.past_width + width), dtype=torch.long)
         for row, (ids, shared) in enumerate(zip(new, cached_lengths, strict=True)):
             input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
             positions[row, width - len(ids) :] = torch.arange(shared, shared + len(ids))
-            mask[row, columns[row]] = 1
+        mask = columns.prompt_mask()
         self.computed_tokens += sum(len(ids) for ids in new)
         logits = self._forward(input_ids, positions, mask, layers, logits_to_keep=1)
-        return layers, logits, columns
+        return layers, logits[:, -1], columns
 
     def _forward(
         self,
@@ -219,7 +258,7 @@ class PrefixReusingGenerator:
             logits_to_keep=logits_to_keep,
             **{self.cache_argument: Cache(layers=list(layers))},
         )
-        return out.logits[:, -1].to(dtype=torch.float32)
+        return out.logits[:, -logits_to_keep:].to(dtype=torch.float32)
 
     def _decode(
         self,
@@ -228,15 +267,15 @@ class PrefixReusingGenerator:
         logits: torch.Tensor,
         columns: _Columns,
         decoding: Decoding,
-    ) -> list[Generated]:
+    ) -> tuple[list[Generated], torch.Tensor]:
+        """One id per row and forward pass. Returns the results and, per row, which cache
+        columns hold its fed ids (1) or padding (0)."""
         rows = len(prompts)
         warpers = _warpers(decoding)
         stops = torch.tensor(list(decoding.stop_ids), device=logits.device)
         live = torch.ones(rows, dtype=torch.bool, device=logits.device)
         positions = torch.tensor([len(ids) for ids in prompts], dtype=torch.long)
-        mask = torch.zeros((rows, columns.past_width + columns.new_width), dtype=torch.long)
-        for row in range(rows):
-            mask[row, columns[row]] = 1
+        mask = columns.prompt_mask()
         steps: list[torch.Tensor] = []
         chosen: list[torch.Tensor] = []
         temperature = 1.0 if decoding.greedy else decoding.temperature
@@ -245,7 +284,7 @@ class PrefixReusingGenerator:
                 mask = torch.cat([mask, torch.ones((rows, 1), dtype=torch.long)], dim=1)
                 logits = self._forward(
                     chosen[-1][:, None], positions[:, None] + step - 1, mask, layers, 1
-                )
+                )[:, -1]
                 self.computed_tokens += rows
             if decoding.greedy:
                 tokens = torch.argmax(logits, dim=-1)
@@ -261,8 +300,58 @@ class PrefixReusingGenerator:
             live &= ~torch.isin(tokens, stops)
             if not live.any():
                 break
-        columns.decode = [columns.past_width + columns.new_width + i for i in range(len(chosen))]
-        return _trim(torch.stack(chosen, 1).cpu(), torch.stack(steps, 1), decoding.stop_ids)
+        results = _trim(torch.stack(chosen, 1).cpu(), torch.stack(steps, 1), decoding.stop_ids)
+        return results, mask
+
+    def _decode_with_lookahead(
+        self,
+        prompts: Sequence[list[int]],
+        layers: list[_PreallocatedLayer],
+        logits: torch.Tensor,
+        columns: _Columns,
+        decoding: Decoding,
+    ) -> tuple[list[Generated], torch.Tensor]:
+        """Greedy decoding that checks several ids per forward pass (prompt lookup): each
+        row feeds its last generated id followed by the ids that came after the latest
+        earlier occurrence of its last few ids (a tool name, an argument copied from the
+        conversation, the JSON around them) and keeps, of those, the ones greedy decoding
+        would have generated, plus the next greedy id. The ids are those of one-id-per-pass
+        greedy decoding (up to floating-point rounding); columns of rejected ids are
+        masked out."""
+        rows, budget = len(prompts), decoding.max_new_tokens
+        stops = set(decoding.stop_ids)
+        rows_out = [_LookaheadRow(ids, budget, stops) for ids in prompts]
+        first = torch.argmax(logits, dim=-1)
+        first_logprobs = torch.log_softmax(logits, dim=-1).gather(1, first[:, None])[:, 0]
+        for row, out in enumerate(rows_out):
+            out.accept([int(first[row])], [float(first_logprobs[row])])
+        mask = columns.prompt_mask()
+        while live := [row for row, out in enumerate(rows_out) if out.live]:
+            drafts = {row: rows_out[row].draft(decoding.lookahead) for row in live}
+            width = 1 + max(map(len, drafts.values()))
+            input_ids = torch.full((rows, width), decoding.pad_id, dtype=torch.long)
+            positions = torch.zeros((rows, width), dtype=torch.long)
+            fed = torch.zeros((rows, width), dtype=torch.long)
+            for row, draft in drafts.items():
+                fed_ids = [rows_out[row].ids[-1], *draft]
+                input_ids[row, : len(fed_ids)] = torch.tensor(fed_ids)
+                positions[row] = torch.arange(width) + len(rows_out[row].ids) - 1
+                fed[row, : len(fed_ids)] = 1
+            start = mask.shape[1]
+            mask = torch.cat([mask, fed], dim=1)
+            step_logits = self._forward(input_ids, positions, mask, layers, width)
+            self.computed_tokens += rows * width
+            greedy = torch.argmax(step_logits, dim=-1)
+            logprobs = torch.log_softmax(step_logits, dim=-1).gather(2, greedy[..., None])[..., 0]
+            for row, draft in drafts.items():
+                chosen = greedy[row].tolist()
+                accepted = 1 + next(
+                    (i for i, (d, g) in enumerate(zip(draft, chosen, strict=False)) if d != g),
+                    len(draft),
+                )
+                mask[row, start + accepted :] = 0
+                rows_out[row].accept(chosen[:accepted], logprobs[row, :accepted].tolist())
+        return [out.result() for out in rows_out], mask
 
 
 def _warpers(decoding: Decoding) -> list[Any]:
@@ -295,19 +384,93 @@ def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
 
 
 class _Columns:
-    """Which cache columns hold each row's ids: its cached prefix right-aligned in the
-    first `past_width` columns, its new ids right-aligned in the next `new_width`, then
-    the generated ids (`decode`, the same columns for every row)."""
+    """Where each row's ids sit in the cache: its prompt right-aligned in the first
+    `width` columns (cached prefix, then new ids), then the generated ids, in the same
+    columns for every row. The forward pass over the new ids covers the last `new_width`
+    prompt columns."""
 
     def __init__(self, cached_lengths: Sequence[int], new_lengths: Sequence[int]):
         self.cached_lengths = list(cached_lengths)
         self.new_lengths = list(new_lengths)
-        self.past_width = max(cached_lengths, default=0)
+        self.lengths = [c + n for c, n in zip(cached_lengths, new_lengths, strict=True)]
+        self.width = max(self.lengths, default=0)
         self.new_width = max(new_lengths, default=0)
-        self.decode: list[int] = []
 
-    def __getitem__(self, row: int) -> list[int]:
-        past, new = self.past_width, self.new_width
-        cached = range(past - self.cached_lengths[row], past)
-        fresh = range(past + new - self.new_lengths[row], past + new)
-        return [*cached, *fresh]
+    def row_span(self, row: int) -> tuple[int, int]:
+        """The columns of the row's prompt."""
+        return self.width - self.lengths[row], self.width
+
+    def cached_span(self, row: int) -> tuple[int, int]:
+        start, _ = self.row_span(row)
+        return start, start + self.cached_lengths[row]
+
+    def prompt_mask(self) -> torch.Tensor:
+        """(rows, width) 1 where a row has a prompt id, 0 on its padding."""
+        lengths = torch.tensor(self.lengths)
+        return (torch.arange(self.width) >= self.width - lengths[:, None]).long()
+
+    def new_mask(self, device: torch.device) -> torch.Tensor:
+        """(rows, new_width) True on each row's new ids among the forward pass's columns."""
+        lengths = torch.tensor(self.new_lengths, device=device)
+        return torch.arange(self.new_width, device=device) >= self.new_width - lengths[:, None]
+
+
+# The n-gram lengths a lookahead draft is matched on, longest first.
+DRAFT_NGRAMS = (3, 2)
+
+
+class _LookaheadRow:
+    """One row of lookahead decoding: its ids so far (prompt then generated), where
+    each n-gram of them last occurred, and what it generated."""
+
+    def __init__(self, prompt: Sequence[int], budget: int, stops: set[int]):
+        self.ids: list[int] = []
+        self.last_end: dict[tuple[int, ...], int] = {}
+        self.budget = budget
+        self.stops = stops
+        self.generated: list[int] = []
+        self.logprobs: list[float] = []
+        self.finish: FinishReason | None = None
+        self._extend(prompt)
+
+    @property
+    def live(self) -> bool:
+        return self.finish is None
+
+    def _extend(self, ids: Sequence[int]) -> None:
+        for token in ids:
+            # N-grams ending here get a continuation now, so they can propose it.
+            end = len(self.ids)
+            for n in DRAFT_NGRAMS:
+                if end >= n:
+                    self.last_end[tuple(self.ids[end - n : end])] = end
+            self.ids.append(token)
+
+    def draft(self, lookahead: int) -> list[int]:
+        """The ids that followed the latest earlier occurrence of the row's last n-gram,
+        at most `lookahead` and no more than the budget leaves room to check."""
+        room = min(lookahead, self.budget - len(self.generated) - 1)
+        if room <= 0:
+            return []
+        for n in DRAFT_NGRAMS:
+            end = self.last_end.get(tuple(self.ids[-n:])) if len(self.ids) >= n else None
+            if end is not None:
+                return self.ids[end : end + room]
+        return []
+
+    def accept(self, ids: Sequence[int], logprobs: Sequence[float]) -> None:
+        """Generated ids (greedy), cut after a stop id or at the budget."""
+        for token, logprob in zip(ids, logprobs, strict=True):
+            self.generated.append(token)
+            self.logprobs.append(logprob)
+            self._extend([token])
+            if token in self.stops:
+                self.finish = "stop"
+            elif len(self.generated) >= self.budget:
+                self.finish = "length"
+            if self.finish is not None:
+                return
+
+    def result(self) -> Generated:
+        assert self.finish is not None
+        return self.generated, self.logprobs, self.finish
