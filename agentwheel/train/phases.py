@@ -210,6 +210,15 @@ def _pass1_by_workflow_split(
 # -- SFT warm start
 
 
+def count_kinds(pool: Sequence[Task], task_ids: Sequence[str]) -> dict[str, int]:
+    """Training sequences per branch kind."""
+    kind_of = {t.id: t.branch_kind for t in pool}
+    counts: dict[str, int] = {}
+    for task_id in task_ids:
+        counts[kind_of[task_id]] = counts.get(kind_of[task_id], 0) + 1
+    return counts
+
+
 def phase_sft(run: RunContext) -> None:
     """SFT on oracle episodes of the train pool, checkpointed (and resumable) every step;
     LoRA adapters are merged into the base afterwards."""
@@ -219,10 +228,13 @@ def phase_sft(run: RunContext) -> None:
     if cfg.max_tasks is not None:
         pool = pool[: cfg.max_tasks]
     # The oracle gets the default turn limit: the policy's may be too short for it.
-    data = oracle_sft_data(pool, run.model.renderer, cfg.train.max_seq_len, cfg.trials)
+    data = oracle_sft_data(
+        pool, run.model.renderer, cfg.train.max_seq_len, cfg.trials, kind_repeats=cfg.kind_repeats
+    )
     manifest = {
         "sequences": len(data.sequences),
         "rejected": data.rejected,
+        "by_branch_kind": count_kinds(pool, data.task_ids),
         "trained_tokens": sum(s.num_trained_tokens for s in data.sequences),
         "mean_length": sum(len(s) for s in data.sequences) / max(1, len(data.sequences)),
     }

@@ -12,7 +12,7 @@ import dataclasses
 import re
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 import yaml
 from pydantic import (
@@ -107,6 +107,11 @@ class SFTSettings(_Strict):
     trials: int = Field(1, ge=1, description="Oracle episodes per train-pool task.")
     max_tasks: int | None = Field(None, ge=1, description="Cap on the tasks used for SFT data.")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps.")
+    kind_repeats: dict[BranchKind, Annotated[int, Field(ge=1)]] = Field(
+        default_factory=dict,
+        description="Oracle episodes per task of a branch kind, times `trials` (1 where absent): "
+        "more happy and clarify demos keep the warm start from learning that refusing pays.",
+    )
     train: SFTConfig = Field(default_factory=SFTConfig)
 
     @field_validator("train", mode="before")

@@ -9,10 +9,10 @@ the end-of-turn token. System, user and tool turns carry mask 0.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
-from agentwheel.core.task import Task
+from agentwheel.core.task import BranchKind, Task
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
 from agentwheel.envs.scripted import OraclePolicy
 from agentwheel.envs.trajectory import Trajectory
@@ -31,10 +31,19 @@ class SFTData:
 
 
 def oracle_episodes(
-    tasks: Sequence[Task], trials: int = 1, config: RunnerConfig | None = None
+    tasks: Sequence[Task],
+    trials: int = 1,
+    config: RunnerConfig | None = None,
+    kind_repeats: Mapping[BranchKind, int] | None = None,
 ) -> list[Trajectory]:
-    """The oracle's episodes against the scripted user, `trials` per task."""
-    specs = [EpisodeSpec(task, trial) for trial in range(trials) for task in tasks]
+    """The oracle's episodes against the scripted user: `trials` per task, times the
+    task's branch kind's entry in `kind_repeats` (1 where absent)."""
+    repeats = kind_repeats or {}
+    specs = [
+        EpisodeSpec(task, trial)
+        for task in tasks
+        for trial in range(trials * repeats.get(task.branch_kind, 1))
+    ]
     return EpisodeRunner(OraclePolicy(), ScriptedUser(), config).run(specs)
 
 
@@ -52,11 +61,12 @@ def oracle_sft_data(
     max_seq_len: int,
     trials: int = 1,
     config: RunnerConfig | None = None,
+    kind_repeats: Mapping[BranchKind, int] | None = None,
 ) -> SFTData:
     """Oracle episodes on `tasks` as SFT sequences (passing episodes only)."""
     by_id = {t.id: t for t in tasks}
     data = SFTData(sequences=[], task_ids=[])
-    for trajectory in oracle_episodes(tasks, trials, config):
+    for trajectory in oracle_episodes(tasks, trials, config, kind_repeats):
         reason = None
         if not trajectory.passed:
             reason = "oracle_failed"

@@ -60,3 +60,16 @@ def test_loss_mask_covers_exactly_the_assistant_turns(renderer, tasks):
             if m.role in ("user", "system") and m.content:
                 assert m.content not in trained
                 assert m.content in context
+
+
+def test_kind_repeats_multiply_the_demos_of_a_branch_kind(renderer, tasks):
+    kinds = [t.branch_kind for t in tasks]
+    plain = oracle_sft_data(tasks, renderer, max_seq_len=8192)
+    weighted = oracle_sft_data(tasks, renderer, max_seq_len=8192, kind_repeats={"happy": 3})
+    by_id = {t.id: t.branch_kind for t in tasks}
+    happy_plain = sum(by_id[i] == "happy" for i in plain.task_ids)
+    happy_weighted = sum(by_id[i] == "happy" for i in weighted.task_ids)
+    assert happy_plain == kinds.count("happy") >= 1
+    assert happy_weighted == 3 * happy_plain
+    # Other kinds keep one demo per task.
+    assert len(weighted.task_ids) - happy_weighted == len(plain.task_ids) - happy_plain
