@@ -131,10 +131,13 @@ class RunnerSettings(_Strict):
     batch_size: int = Field(32, ge=1, description="Episodes per batched model call.")
 
     def runner_config(self) -> RunnerConfig:
+        # One batch in flight: more episodes only wait for the model, and their cached
+        # prefixes evict each other (150 in flight overflowed the KV cache every turn).
         return RunnerConfig(
             max_agent_turns=self.max_agent_turns,
             max_episode_tokens=self.max_episode_tokens,
             batch_size=self.batch_size,
+            max_in_flight=self.batch_size,
         )
 
 

@@ -41,3 +41,11 @@ def test_a_knob_out_of_range_is_refused_naming_it(cls, field, value, allowed):
 def test_defaults_are_in_range():
     assert SFTConfig().epochs == 1 and GRPOConfig().clip_low == 0.2
     assert LoraSettings().rank == 16
+
+
+def test_schedule_runs_keep_one_batch_of_episodes_in_flight():
+    from agentwheel.train.schedule_config import RunnerSettings
+
+    config = RunnerSettings(batch_size=7).runner_config()
+    # More in flight than one batch overflows the KV cache with waiting episodes.
+    assert (config.batch_size, config.max_in_flight) == (7, 7)
