@@ -197,7 +197,7 @@ def _check_precondition(
     out: list[tuple[str, str]] = []
     field = wf.resolve(pre.field, step)
     if not wf.has_field(field):
-        return [(f"{where}.field", f"unknown field {field!r}")]
+        return [(f"{where}.field", unknown_field(wf, field))]
     table, _, column = field.partition(".")
     if table != REQUEST and wf.tables[table].key == column:
         out.append((f"{where}.field", "a precondition cannot constrain a key column"))
@@ -219,7 +219,7 @@ def _check_precondition(
     if pre.value_from is not None and pre.op not in ("in", "not_in"):
         source = wf.resolve(pre.value_from, step)
         if not wf.has_field(source):
-            out.append((f"{where}.value_from", f"unknown field {source!r}"))
+            out.append((f"{where}.value_from", unknown_field(wf, source)))
         elif any(
             wf.resolve(p.field, s) == source and p.value_from is not None
             for s, p, _ in wf.all_preconditions()
@@ -233,9 +233,26 @@ def _check_precondition(
         gen = wf.generator(field)
         if gen is not None and pre.value_from is None and not can_hold_and_fail(wf, field, pre):
             out.append(
-                (f"{where}.value", f"the generator of {field!r} cannot both satisfy and violate it")
+                (
+                    f"{where}.value",
+                    f"the generator of {field!r} cannot both satisfy and violate it: every "
+                    "generated value passes (or every one fails), so the rule never decides "
+                    "anything; move the threshold inside the generated values",
+                )
             )
     return out
+
+
+def unknown_field(wf: Workflow, field: str) -> str:
+    """The message for a field no table or request detail has, naming the ones there are."""
+    table, _, _ = field.partition(".")
+    if table == REQUEST:
+        known = [f"{REQUEST}.{n}" for n in wf.request_fields]
+    elif table in wf.tables:
+        known = [f"{table}.{c}" for c in wf.tables[table].columns]
+    else:
+        return f"unknown field {field!r}: no table {table!r} (tables: {', '.join(wf.tables)})"
+    return f"unknown field {field!r}; known: {', '.join(known) or 'none'}"
 
 
 def _check_steps(wf: Workflow) -> list[tuple[str, str]]:
@@ -270,7 +287,7 @@ def _check_steps(wf: Workflow) -> list[tuple[str, str]]:
                     )
                 )
             elif not wf.has_field(field):
-                out.append((f"{where}.args.{arg}", f"unknown field {field!r}"))
+                out.append((f"{where}.args.{arg}", unknown_field(wf, field)))
             elif arg in param_defs and param_defs[arg].type not in value_types(wf, field):
                 out.append(
                     (
