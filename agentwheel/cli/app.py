@@ -173,6 +173,11 @@ def run_llm_expander(source: str | None, teacher: str, out: Path, seed: int) -> 
     rows: dict[str, Any] = {"tasks kept": manifest.tasks_kept, **manifest.rejections_by_reason}
     Console().print(counts_table(f"LLM expansion ({manifest.status})", rows))
     console.print(f"manifest: {out / 'manifest.json'}")
+    rejections, _ = read_jsonl(out / "rejections.jsonl", Rejection)
+    rejected = [r for r in rejections if r.stage == "load"]
+    if rejected:
+        print_workflow_rejections(rejected)
+        raise fail(f"{len(rejected)} workflow file(s) rejected (listed above)")
 
 
 @app.command("validate")

@@ -17,8 +17,8 @@ import re
 from datetime import date, datetime
 from typing import Any
 
+from agentwheel.flywheels.agentic.generator_values import describe_values, produces
 from agentwheel.flywheels.agentic.workflow import ColumnGen, Precondition, Workflow, value_types
-from agentwheel.flywheels.agentic.world import produces
 
 # The only workflow field whose YAML value is a boolean.
 BOOLEAN_KEYS = frozenset({"require_rows"})
@@ -69,27 +69,8 @@ def yaml_readings(data: Any, path: str = "") -> tuple[Any, list[tuple[str, str]]
     return data, problems
 
 
-def _shown(values: list[Any]) -> str:
-    return "[" + ", ".join(repr(v) for v in values) + "]"
-
-
 def _is_number(value: Any) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
-
-
-def _domain(gen: ColumnGen) -> str:
-    """What a generator produces, as the message shows it."""
-    if gen.choice is not None:
-        return f"one of {_shown(list(gen.choice))}"
-    if gen.int_range is not None:
-        return f"whole numbers from {gen.int_range[0]} to {gen.int_range[1]}"
-    if gen.money is not None:
-        return f"amounts from {gen.money[0]:g} to {gen.money[1]:g}"
-    if gen.date is not None:
-        return f"ISO dates from {gen.date[0]} to {gen.date[1]}"
-    if gen.pattern is not None:
-        return f"strings like {gen.pattern!r} (# = digit, ? = capital letter)"
-    return "its generator's values"
 
 
 def check_threshold(
@@ -114,7 +95,7 @@ def _threshold_problem(gen: ColumnGen, field: str, pre: Precondition, value: Any
     if gen.date is not None:
         if not isinstance(value, str) or not _ISO_DATE.match(value):
             return (
-                f"{value!r} is not an ISO date, and {field} holds {_domain(gen)}: "
+                f"{value!r} is not an ISO date, and {field} holds {describe_values(gen)}: "
                 'write the date as YYYY-MM-DD in quotes, e.g. "2025-06-16"'
             )
         try:
@@ -123,19 +104,19 @@ def _threshold_problem(gen: ColumnGen, field: str, pre: Precondition, value: Any
             return f"{value!r} is not a calendar date: write a real date as YYYY-MM-DD"
     elif gen.numeric and not _is_number(value):
         return (
-            f"{value!r} is not a number, and {field} holds {_domain(gen)}: "
+            f"{value!r} is not a number, and {field} holds {describe_values(gen)}: "
             "write the threshold as a number, unquoted"
         )
     elif gen.choice is not None and not ordered and value not in gen.choice:
         close = [c for c in gen.choice if str(c).lower() == str(value).lower()]
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return (
-            f"{value!r} is not a value of {field}, which holds {_domain(gen)}{hint}: use one "
+            f"{value!r} is not a value of {field}, which holds {describe_values(gen)}{hint}: use one "
             "of them exactly as the choice list spells it, or add it to the choice list"
         )
     if produces(gen, value) is False and (not ordered or gen.choice is None):
         return (
-            f"{value!r} is outside what {field}'s generator makes ({_domain(gen)}): the rule "
+            f"{value!r} is outside what {field}'s generator makes ({describe_values(gen)}): the rule "
             "would put impossible values into the data; pick a threshold inside that range, "
             "or widen the generator"
         )
@@ -154,8 +135,8 @@ def check_compared_fields(
         return [
             (
                 f"{where}.value_from",
-                f"{field} and {source} hold different kinds of values ({_domain(left)} vs "
-                f"{_domain(right)}): compare it with a field of the same kind",
+                f"{field} and {source} hold different kinds of values ({describe_values(left)} vs "
+                f"{describe_values(right)}): compare it with a field of the same kind",
             )
         ]
     return []

@@ -21,6 +21,7 @@ from typing import Any
 from faker import Faker
 
 from agentwheel.core.task import SqlTable
+from agentwheel.flywheels.agentic.generator_values import produces
 from agentwheel.flywheels.agentic.workflow import (
     HANDOFF_TABLE,
     PLACEHOLDER,
@@ -313,38 +314,6 @@ def candidates(
     # neighbour past the range's end) would be an impossible value in the data.
     edges = [e for e in edges if produces(gen, e) is not False]
     return base, list(dict.fromkeys(edges))
-
-
-def _pattern_regex(pattern: str) -> re.Pattern[str]:
-    parts = ["[0-9]" if c == "#" else "[A-HJ-NP-Z]" if c == "?" else re.escape(c) for c in pattern]
-    return re.compile("^" + "".join(parts) + "$")
-
-
-def produces(gen: ColumnGen, value: Any) -> bool | None:
-    """Whether the generator can make `value` (None: cannot tell, e.g. Faker text)."""
-    if isinstance(value, bool):
-        return False
-    number = isinstance(value, int | float)
-    if gen.choice is not None:
-        return any(c == value and isinstance(c, str) != number for c in gen.choice)
-    if gen.int_range is not None:
-        lo, hi = gen.int_range
-        return number and float(value).is_integer() and lo <= value <= hi
-    if gen.money is not None:
-        return number and gen.money[0] <= value <= gen.money[1]
-    if gen.date is not None:
-        if not isinstance(value, str):
-            return False
-        try:
-            day = date.fromisoformat(value)
-            return date.fromisoformat(gen.date[0]) <= day <= date.fromisoformat(gen.date[1])
-        except ValueError:
-            return False
-    if gen.pattern is not None:
-        return isinstance(value, str) and bool(_pattern_regex(gen.pattern).match(value))
-    if gen.value is not None:
-        return bool(value == gen.value)
-    return None
 
 
 def pick_value(
