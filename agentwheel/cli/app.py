@@ -17,6 +17,12 @@ from rich.table import Table
 
 from agentwheel.cli.errors import UserErrorGroup, fail, in_range, require_dir
 from agentwheel.cli.task_input import read_task_set
+from agentwheel.cli.workflows import (
+    print_workflow_rejections,
+    validate_workflows,
+    workflow_app,
+    workflows_source,
+)
 from agentwheel.core.jsonl import read_jsonl
 from agentwheel.core.messages import SamplingParams
 from agentwheel.core.rejection import Rejection
@@ -59,6 +65,7 @@ synth_app = typer.Typer(help="Synthesize training tasks.", no_args_is_help=True)
 evolve_app = typer.Typer(help="Run one flywheel step from a report.", no_args_is_help=True)
 app.add_typer(synth_app, name="synth")
 app.add_typer(evolve_app, name="evolve")
+app.add_typer(workflow_app, name="workflow")
 
 
 def counts_table(title: str, rows: dict[str, Any]) -> Table:
@@ -98,7 +105,7 @@ def synth_agentic_command(
     """Expand workflows into behavior trees and validated, state-verifiable tasks."""
     from agentwheel.flywheels.agentic.synth import synth_agentic
 
-    source = None if workflows == "bundled" else workflows
+    source = workflows_source(workflows)
     require_dir(out)
     if expander == "llm":
         if not teacher:
@@ -113,8 +120,9 @@ def synth_agentic_command(
             tasks_per_workflow=tasks_per_workflow,
             extra_conditions=extra_conditions,
         )
+    rejections, _ = read_jsonl(out / "rejections.jsonl", Rejection)
+    print_workflow_rejections([r for r in rejections if r.stage == "load"])
     if manifest.tasks == 0:
-        rejections, _ = read_jsonl(out / "rejections.jsonl", Rejection)
         first = str(rejections[0]) if rejections else "nothing to expand"
         raise fail(
             f"no valid tasks from --workflows {workflows}: {' '.join(first.split())} "
@@ -140,6 +148,12 @@ def synth_agentic_command(
     if manifest.rejections_by_reason:
         out_console.print(counts_table("rejections", manifest.rejections_by_reason))
     console.print(f"{manifest.tasks} validated tasks in {manifest.seconds:.1f} s → {out}")
+    rejected = sum(r.stage == "load" for r in rejections)
+    if rejected:
+        raise fail(
+            f"{rejected} workflow file(s) rejected (listed above; tasks of the others are "
+            f"written); check them with `agentwheel validate --workflows {workflows}`"
+        )
 
 
 def run_llm_expander(source: str | None, teacher: str, out: Path, seed: int) -> None:
@@ -159,21 +173,44 @@ def run_llm_expander(source: str | None, teacher: str, out: Path, seed: int) -> 
     rows: dict[str, Any] = {"tasks kept": manifest.tasks_kept, **manifest.rejections_by_reason}
     Console().print(counts_table(f"LLM expansion ({manifest.status})", rows))
     console.print(f"manifest: {out / 'manifest.json'}")
+    rejections, _ = read_jsonl(out / "rejections.jsonl", Rejection)
+    rejected = [r for r in rejections if r.stage == "load"]
+    if rejected:
+        print_workflow_rejections(rejected)
+        raise fail(f"{len(rejected)} workflow file(s) rejected (listed above)")
 
 
 @app.command("validate")
 def validate_command(
     tasks: Annotated[
-        str, typer.Argument(help="Task JSONL file or directory, or a bundled dataset name.")
-    ],
+        str | None,
+        typer.Argument(help="Task JSONL file or directory, or a bundled dataset name."),
+    ] = None,
     backend: Annotated[
         Literal["auto", "mock", "sqlite"],
         typer.Option(help="auto | mock | sqlite"),
     ] = "auto",
+    workflows: Annotated[
+        str | None,
+        typer.Option(
+            help="Check workflow YAML instead (a file, a directory of them, or 'bundled'), "
+            "without synthesizing."
+        ),
+    ] = None,
 ) -> None:
-    """Check tasks: the oracle must pass, the hack policy must fail, arguments must be traceable."""
+    """Check tasks (the oracle must pass, the hack policy must fail, arguments must be
+    traceable), or with --workflows check workflow files."""
     from agentwheel.flywheels.agentic.validate import validate_tasks
 
+    if workflows is not None:
+        if tasks is not None:
+            raise typer.BadParameter("pass tasks or --workflows, not both", param_hint="TASKS")
+        validate_workflows(workflows)
+        return
+    if tasks is None:
+        raise typer.BadParameter(
+            "pass a task file or directory, or --workflows", param_hint="TASKS"
+        )
     task_set = read_task_set(tasks, "unreadable")
     report = validate_tasks(task_set.tasks, backend=backend)
     for rejection in report.rejected:
@@ -215,6 +252,13 @@ def evolve_agentic_command(
     ] = 32,
     dtype: Annotated[str, typer.Option(help="float32 | bfloat16 for hf: policies.")] = "float32",
     seed: Annotated[int, typer.Option(callback=in_range(0), help="Seed.")] = 0,
+    workflows: Annotated[
+        str,
+        typer.Option(
+            help="The workflows the report's tasks came from: 'bundled', a YAML file or a "
+            "directory of them."
+        ),
+    ] = "bundled",
     operators: Annotated[
         str,
         typer.Option(
@@ -229,6 +273,7 @@ def evolve_agentic_command(
 
     if not (report / "summary.json").exists():
         raise fail(f"{report} has no summary.json: run `agentwheel eval --out {report}` first")
+    source = workflows_source(workflows)
     require_dir(out)
     chosen = [o.strip() for o in operators.split(",") if o.strip()]
     if not chosen or set(chosen) - set(OPERATORS):
@@ -253,6 +298,7 @@ def evolve_agentic_command(
             tasks_per_workflow=tasks_per_workflow,
             seed=seed,
             use_band=band,
+            workflows=source,
             config=runner,
             operators=chosen,
         )
@@ -274,7 +320,10 @@ def evolve_agentic_command(
     }
     Console().print(counts_table(f"evolve round {manifest.round}", rows))
     if manifest.skipped_sources:
-        console.print(f"no workflow for: {', '.join(manifest.skipped_sources)} (not evolved)")
+        console.print(
+            f"no workflow for: {', '.join(manifest.skipped_sources)} (not evolved; pass the "
+            "workflows the tasks came from with --workflows)"
+        )
     if manifest.report_policy and manifest.report_policy != manifest.policy:
         console.print(
             f"note: the parents were evaluated with {manifest.report_policy}, the evolved "

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -159,7 +160,7 @@ def eval_command(
     )
     meta = {
         "policy": policy,
-        "tasks": tasks,
+        "tasks": path_from(out, tasks),
         "backend": backend,
         "user": user,
         "tool_simulator": tool_simulator,
@@ -212,6 +213,14 @@ def eval_command(
     if problems:
         console.print(f"counted problems: {json.dumps(problems)}")
     console.print(f"wrote {out / SUMMARY} and traces.jsonl")
+
+
+def path_from(report_dir: Path, tasks: str) -> str:
+    """The task source as a report records it: a path relative to the report's directory
+    (readers resolve it from there), a bundled name as it is."""
+    if not Path(tasks).exists():
+        return tasks
+    return os.path.relpath(Path(tasks).resolve(), report_dir.resolve())
 
 
 def register(app: typer.Typer) -> None:

@@ -16,6 +16,10 @@ from agentwheel.core.resources import bundled_data
 from agentwheel.core.task import Task
 
 BUNDLED_DATA = bundled_data()
+# The file names of a stage's output directory (see flywheels/agentic/synth.py).
+TASKS_FILE = "tasks.jsonl"
+MANIFEST_FILE = "manifest.json"
+EVAL_SUMMARY_FILE = "summary.json"
 
 
 class LoadError(BaseModel):
@@ -41,15 +45,18 @@ class TaskSet(BaseModel):
 
 
 def resolve_dataset(spec: str | Path) -> list[Path]:
-    """A path to a JSONL file or a directory of them, or the name of a bundled dataset."""
+    """A path to a JSONL file or a directory, or the name of a bundled dataset.
+
+    A stage's output directory (it has `manifest.json`) is read through its manifest: its
+    tasks are `tasks.jsonl`, never the other JSONL files next to it (rejections, band
+    traces, LLM trees). A directory without a manifest holds tasks in `tasks.jsonl`, or
+    else in every `*.jsonl` (a plain dataset directory such as the bundled fixtures).
+    """
     path = Path(spec)
     if not path.exists() and isinstance(spec, str) and (BUNDLED_DATA / spec).exists():
         path = BUNDLED_DATA / spec
     if path.is_dir():
-        files = sorted(path.glob("*.jsonl"))
-        if not files:
-            raise FileNotFoundError(f"no .jsonl task files in {path}")
-        return files
+        return _task_files(path)
     if path.is_file():
         return [path]
     bundled = (
@@ -60,6 +67,26 @@ def resolve_dataset(spec: str | Path) -> list[Path]:
     raise FileNotFoundError(
         f"no dataset at {spec!r}; bundled datasets: {', '.join(bundled) or 'none'}"
     )
+
+
+def _task_files(directory: Path) -> list[Path]:
+    tasks = directory / TASKS_FILE
+    if (directory / MANIFEST_FILE).is_file() or tasks.is_file():
+        if not tasks.is_file():
+            raise FileNotFoundError(
+                f"{directory} has a {MANIFEST_FILE} but no {TASKS_FILE}: it is not a task "
+                "directory (agentic stages write their tasks there)"
+            )
+        return [tasks]
+    if (directory / EVAL_SUMMARY_FILE).is_file():
+        raise FileNotFoundError(
+            f"{directory} is an eval run directory (episodes, not tasks): pass the tasks it "
+            f"evaluated, named under 'tasks' in its {EVAL_SUMMARY_FILE}"
+        )
+    files = sorted(directory.glob("*.jsonl"))
+    if not files:
+        raise FileNotFoundError(f"no .jsonl task files in {directory}")
+    return files
 
 
 def _field_path(loc: Iterable[int | str]) -> str:

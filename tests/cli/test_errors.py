@@ -48,7 +48,7 @@ def test_eval(tmp_path):
 
 def test_synth_agentic(tmp_path):
     missing = error_line(["synth", "agentic", "--out", str(tmp_path / "o"), "--workflows", "nope"])
-    assert "no workflow file or directory at 'nope'" in missing
+    assert "--workflows nope: no such file or directory" in missing
     workflow = tmp_path / "flow.yaml"
     workflow.write_text("id: [unclosed\n")
     bad = error_line(

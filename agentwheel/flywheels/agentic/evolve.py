@@ -223,6 +223,18 @@ def learnable_band(rates: dict[str, float]) -> tuple[set[str], dict[str, int]]:
     return keep, counts
 
 
+def report_tasks(report_dir: Path, recorded: str) -> str | Path:
+    """The tasks a report evaluated: a relative path is taken from the report's directory
+    (so the report can be read from anywhere); reports that recorded it relative to where
+    they were made, and bundled dataset names, are still found."""
+    path = Path(recorded)
+    if path.is_absolute():
+        return path
+    if (report_dir / path).exists():
+        return report_dir / path
+    return recorded
+
+
 def evolve_agentic(
     report_dir: Path,
     policy: Policy,
@@ -247,7 +259,7 @@ def evolve_agentic(
     deepen = DEEPEN in operators
     summary = json.loads((report_dir / SUMMARY).read_text())
     trajectories = read_traces(report_dir / TRACES).done
-    evaluated = {t.id: t for t in load_tasks(summary["tasks"]).tasks}
+    evaluated = {t.id: t for t in load_tasks(report_tasks(report_dir, summary["tasks"])).tasks}
     verdicts = tree_verdicts(trajectories, evaluated)
     known, _ = load_workflows(workflows)
     by_id: dict[str, Workflow] = {w.id: w for w in known}

@@ -29,6 +29,11 @@ from agentwheel.flywheels.agentic.workflow import (
     Workflow,
     value_types,
 )
+from agentwheel.flywheels.agentic.workflow_values import (
+    check_compared_fields,
+    check_sentences,
+    check_threshold,
+)
 from agentwheel.flywheels.agentic.world import can_hold_and_fail
 
 # Faker providers whose output depends only on the seed (no "now"-relative dates).
@@ -76,6 +81,7 @@ def check_workflow(wf: Workflow) -> list[tuple[str, str]]:
         _check_identifiers,
         _check_tools,
         _check_phrasing,
+        check_sentences,
     ):
         problems = check(wf)
         if problems:
@@ -180,39 +186,73 @@ def _check_request_fields(wf: Workflow) -> list[tuple[str, str]]:
 def _check_precondition(
     wf: Workflow, step: Step, pre: Precondition, where: str
 ) -> list[tuple[str, str]]:
+    if step.entity is None and "." not in pre.field:
+        return [
+            (
+                f"{where}.field",
+                f"{pre.field!r} is a bare column name but step {step.id!r} has no entity: add "
+                f"`entity: <table>` to the step, or write the field as table.{pre.field}",
+            )
+        ]
     out: list[tuple[str, str]] = []
     field = wf.resolve(pre.field, step)
     if not wf.has_field(field):
-        return [(f"{where}.field", f"unknown field {field!r}")]
+        return [(f"{where}.field", unknown_field(wf, field))]
     table, _, column = field.partition(".")
     if table != REQUEST and wf.tables[table].key == column:
         out.append((f"{where}.field", "a precondition cannot constrain a key column"))
     if (pre.value is None) == (pre.value_from is None):
         out.append((where, "set exactly one of value and value_from"))
-    if pre.op in ("in", "not_in") and not isinstance(pre.value, list):
-        out.append((f"{where}.value", f"op {pre.op!r} needs a list value"))
+    if pre.value_from is not None and pre.op in ("in", "not_in"):
+        out.append(
+            (
+                f"{where}.value_from",
+                f"op {pre.op!r} tests membership in a literal list, not in another field: "
+                f"write `value: [a, b, ...]` instead of value_from, or use another op "
+                "(eq, ne, lt, le, gt, ge) to compare with a field",
+            )
+        )
+    elif pre.op in ("in", "not_in") and pre.value is not None and not isinstance(pre.value, list):
+        out.append((f"{where}.value", f"op {pre.op!r} needs a list value, e.g. [a, b]"))
     if pre.op not in ("in", "not_in") and isinstance(pre.value, list):
         out.append((f"{where}.value", f"op {pre.op!r} needs a scalar value"))
-    if pre.value_from is not None:
+    if pre.value_from is not None and pre.op not in ("in", "not_in"):
         source = wf.resolve(pre.value_from, step)
         if not wf.has_field(source):
-            out.append((f"{where}.value_from", f"unknown field {source!r}"))
-        elif pre.op in ("in", "not_in"):
-            out.append((f"{where}.value_from", f"op {pre.op!r} needs a literal list"))
+            out.append((f"{where}.value_from", unknown_field(wf, source)))
         elif any(
             wf.resolve(p.field, s) == source and p.value_from is not None
             for s, p, _ in wf.all_preconditions()
         ):
             out.append((f"{where}.value_from", f"{source!r} is itself bounded by another field"))
-    if table != REQUEST and step.entity is None and "." not in pre.field:
-        out.append((f"{where}.field", "a bare column needs the step's entity"))
+        else:
+            out += check_compared_fields(wf, field, source, where)
+    if not out:
+        out += check_threshold(wf, field, pre, where)
     if not out:
         gen = wf.generator(field)
         if gen is not None and pre.value_from is None and not can_hold_and_fail(wf, field, pre):
             out.append(
-                (f"{where}.value", f"the generator of {field!r} cannot both satisfy and violate it")
+                (
+                    f"{where}.value",
+                    f"the generator of {field!r} cannot both satisfy and violate it: every "
+                    "generated value passes (or every one fails), so the rule never decides "
+                    "anything; move the threshold inside the generated values",
+                )
             )
     return out
+
+
+def unknown_field(wf: Workflow, field: str) -> str:
+    """The message for a field no table or request detail has, naming the ones there are."""
+    table, _, _ = field.partition(".")
+    if table == REQUEST:
+        known = [f"{REQUEST}.{n}" for n in wf.request_fields]
+    elif table in wf.tables:
+        known = [f"{table}.{c}" for c in wf.tables[table].columns]
+    else:
+        return f"unknown field {field!r}: no table {table!r} (tables: {', '.join(wf.tables)})"
+    return f"unknown field {field!r}; known: {', '.join(known) or 'none'}"
 
 
 def _check_steps(wf: Workflow) -> list[tuple[str, str]]:
@@ -238,8 +278,16 @@ def _check_steps(wf: Workflow) -> list[tuple[str, str]]:
         param_defs = step.tool.param_defs()
         for arg, source in step.args.items():
             field = wf.resolve(source, step)
-            if not wf.has_field(field):
-                out.append((f"{where}.args.{arg}", f"unknown field {field!r}"))
+            if step.entity is None and "." not in source:
+                out.append(
+                    (
+                        f"{where}.args.{arg}",
+                        f"{source!r} is a bare column name but the step has no entity: add "
+                        f"`entity: <table>` to the step, or write table.{source}",
+                    )
+                )
+            elif not wf.has_field(field):
+                out.append((f"{where}.args.{arg}", unknown_field(wf, field)))
             elif arg in param_defs and param_defs[arg].type not in value_types(wf, field):
                 out.append(
                     (

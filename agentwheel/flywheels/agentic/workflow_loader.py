@@ -6,7 +6,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -17,16 +17,35 @@ from agentwheel.core.rejection import Rejection
 from agentwheel.core.resources import bundled_data
 from agentwheel.flywheels.agentic.workflow import Workflow
 from agentwheel.flywheels.agentic.workflow_checks import check_workflow
+from agentwheel.flywheels.agentic.workflow_values import yaml_readings
 
 BUNDLED_WORKFLOWS = bundled_data("workflows")
 
 
 class WorkflowError(Exception):
-    """A workflow file that cannot be used, with the file and the field path to blame."""
+    """A workflow file that cannot be used, with the file and the field path to blame.
 
-    def __init__(self, file: str, field: str, message: str):
+    `field` and `message` are the first problem; `problems` holds every problem found,
+    as (field path, message) pairs, the first included.
+    """
+
+    def __init__(
+        self,
+        file: str,
+        field: str,
+        message: str,
+        problems: Sequence[tuple[str, str]] = (),
+    ):
         self.file, self.field, self.message = file, field, message
-        super().__init__(f"{file}: {field}: {message}" if field else f"{file}: {message}")
+        self.problems = list(problems) or [(field, message)]
+        lines = [f"{file}: {f}: {m}" if f else f"{file}: {m}" for f, m in self.problems]
+        super().__init__("\n".join(lines))
+
+    @property
+    def detail(self) -> str:
+        """Every problem on one line: the first message, then the others with their path."""
+        others = [f"{f}: {m}" for f, m in self.problems[1:]]
+        return "; ".join([self.message, *others])
 
 
 def _field_path(data: Any, loc: Iterable[int | str]) -> str:
@@ -57,20 +76,22 @@ _TYPE_TAGS = {"str", "int", "float", "bool", "list", "dict", "tuple", "function-
 
 
 def parse_workflow(data: Any, file: str = "<memory>") -> Workflow:
-    """Validate a workflow mapping: schema first, then the cross-field checks."""
+    """Validate a workflow mapping: YAML's readings (booleans, dates) first, then the
+    schema, then the cross-field checks. Raises `WorkflowError` with every problem of the
+    first stage that has any."""
     if not isinstance(data, dict):
         raise WorkflowError(file, "", "a workflow file must hold a YAML mapping")
+    data, problems = yaml_readings(data)
+    if problems:
+        raise WorkflowError(file, *problems[0], problems)
     try:
         workflow = Workflow.model_validate({**data, "source": file})
     except ValidationError as exc:
-        first = exc.errors()[0]
-        more = f" (+{exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
-        raise WorkflowError(file, _field_path(data, first["loc"]), first["msg"] + more) from None
+        problems = [(_field_path(data, e["loc"]), e["msg"]) for e in exc.errors()]
+        raise WorkflowError(file, *problems[0], problems) from None
     problems = check_workflow(workflow)
     if problems:
-        field, message = problems[0]
-        more = f" (+{len(problems) - 1} more)" if len(problems) > 1 else ""
-        raise WorkflowError(file, field, message + more)
+        raise WorkflowError(file, *problems[0], problems)
     return workflow
 
 
@@ -115,7 +136,7 @@ def load_workflows(
                     stage="load",
                     item=str(path),
                     reason="invalid_workflow",
-                    detail=exc.message,
+                    detail=exc.detail,
                     field=exc.field,
                 )
             )

@@ -21,6 +21,7 @@ from typing import Any
 from faker import Faker
 
 from agentwheel.core.task import SqlTable
+from agentwheel.flywheels.agentic.generator_values import produces
 from agentwheel.flywheels.agentic.workflow import (
     HANDOFF_TABLE,
     PLACEHOLDER,
@@ -309,10 +310,9 @@ def candidates(
                 edges += _date_neighbours(value)
             else:
                 edges.append(value)
-    bounds = gen.int_range or gen.money
-    if bounds is not None and bounds[0] >= 0:
-        # A non-negative quantity stays non-negative at the edges too.
-        edges = [e for e in edges if not isinstance(e, int | float) or e >= 0]
+    # An edge the generator could never make (7 in a choice of 1..6, a threshold's
+    # neighbour past the range's end) would be an impossible value in the data.
+    edges = [e for e in edges if produces(gen, e) is not False]
     return base, list(dict.fromkeys(edges))
 
 
