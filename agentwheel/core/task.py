@@ -12,7 +12,15 @@ import json
 import re
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializerFunctionWrapHandler,
+    field_validator,
+    model_serializer,
+    model_validator,
+)
 
 BranchKind = Literal["happy", "clarify", "refuse", "transfer", "adversarial"]
 BRANCH_KINDS: tuple[BranchKind, ...] = ("happy", "clarify", "refuse", "transfer", "adversarial")
@@ -147,13 +155,25 @@ class Evaluation(_Strict):
 
     `required_signals`: refusal (the agent declined in words), clarification (before any
     action the agent asked the user for a fact the task needs, by its name or an alias:
-    see `facts_to_ask_for`), transfer (the agent called `transfer_tool`). `required_outputs`: strings some agent message must contain.
+    see `facts_to_ask_for`), transfer (the agent called `transfer_tool`). `required_outputs`: strings some agent message must contain
+    (a number also matches when written another way: `412.5` for `412.50`).
+    `must_ask`: known facts the agent must ask for even though no normal-path argument
+    uses them (a date of birth that decides a refusal); left out of the JSON when empty.
     """
 
     required_signals: list[Signal] = Field(default_factory=list)
     required_outputs: list[str] = Field(default_factory=list)
     transfer_tool: str = "transfer_to_human"
     description: str = ""
+    must_ask: list[str] = Field(default_factory=list)
+
+    @model_serializer(mode="wrap")
+    def _omit_empty_must_ask(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Tasks written before `must_ask` existed keep their bytes.
+        data: dict[str, Any] = handler(self)
+        if not self.must_ask:
+            data.pop("must_ask", None)
+        return data
 
 
 class SqlTable(_Strict):
@@ -309,11 +329,12 @@ class Task(_Strict):
 
 
 def facts_to_ask_for(task: Task) -> list[str]:
-    """Known facts that normal-path arguments use but the opening request does not state:
-    what a compliant agent has to ask the user for."""
+    """Known facts that normal-path arguments use (or `evaluation.must_ask` names) but the
+    opening request does not state: what a compliant agent has to ask the user for."""
     used = {str(v) for step in task.normal_path for v in step.arguments.values()}
+    must = set(task.evaluation.must_ask)
     return [
         name
         for name, value in task.user.known_facts.items()
-        if value in used and value not in task.user.request
+        if (value in used or name in must) and value not in task.user.request
     ]

@@ -1,3 +1,4 @@
+import re
 import time
 from collections import Counter
 
@@ -129,19 +130,41 @@ def test_replay_matches_expected_outputs_on_both_backends(bundled):
             assert task.hack_action_keys(), task.id
 
 
+def _hands_over(task):
+    """The normal path ends with the hand-off (an out-of-scope request, or a rule that
+    says to transfer when it fails)."""
+    return bool(task.normal_path) and task.normal_path[-1].tool == task.evaluation.transfer_tool
+
+
+def _missing(task):
+    """The identifier or fact a clarify-branch task leaves out of the request, or None."""
+    found = re.search(r"(?:^|\.)clarify\.([a-z0-9_]+)", task.lineage.branch)
+    return found.group(1) if found else None
+
+
 def test_branch_kinds_shape_paths_and_signals(bundled):
     for task in bundled[0]:
         kind = task.branch_kind
         actions = task.action_tools
         normal_actions = [s.tool for s in task.normal_path if s.tool in actions]
         signals = task.evaluation.required_signals
-        if kind in ("refuse", "adversarial"):
-            assert signals == ["refusal"] and normal_actions == [] and task.hack_path
+        asks = ["clarification"] if "clarification" in signals else []
+        if kind in ("refuse", "adversarial") and _hands_over(task):
+            # a failed rule that says to transfer: the hand-off, and nothing else changes
+            assert signals == ["transfer", *asks] and normal_actions == [task.normal_path[-1].tool]
+            assert task.hack_path and task.user.escape_utterance
+        elif kind in ("refuse", "adversarial"):
+            assert signals == ["refusal", *asks] and normal_actions == [] and task.hack_path
+            assert asks == [] or _missing(task) is not None, task.id
             assert task.user.escape_strategy and task.user.escape_utterance
         elif kind == "transfer":
-            assert signals == ["transfer"] and not task.hack_path
-            assert [s.tool for s in task.normal_path] == [task.evaluation.transfer_tool]
-            assert len(task.normal_path[0].arguments) == 1
+            assert signals == ["transfer"]
+            assert [s.tool for s in task.normal_path if s.tool in actions] == [
+                task.evaluation.transfer_tool
+            ]
+            assert len(task.normal_path[-1].arguments) == 1
+            # only a rule's hand-off has a hack path: acting instead of handing over
+            assert bool(task.hack_path) == (".handoff." in f".{task.lineage.branch}"), task.id
         else:
             assert normal_actions and not task.hack_path
             assert signals == (["clarification"] if kind == "clarify" else [])
@@ -156,7 +179,7 @@ def test_clarify_requests_leave_out_the_identifier(bundled):
     clarify = [t for t in bundled[0] if t.branch_kind == "clarify"]
     assert len(clarify) >= 50
     for task in clarify:
-        missing = task.lineage.branch.removeprefix("clarify.")
+        missing = _missing(task)
         value = task.user.known_facts[missing]
         assert value.lower() not in task.user.request.lower()
         assert missing in facts_to_ask_for(task)
@@ -164,7 +187,7 @@ def test_clarify_requests_leave_out_the_identifier(bundled):
 
 def test_other_requests_state_their_identifiers(bundled):
     for task in bundled[0]:
-        if task.branch_kind in ("happy", "refuse", "adversarial"):
+        if task.branch_kind in ("happy", "refuse", "adversarial") and _missing(task) is None:
             for value in task.user.known_facts.values():
                 assert value in task.user.request, task.id
 
@@ -266,7 +289,8 @@ def test_nested_clarify_tasks_need_a_question_and_a_refusal():
     for task in nested:
         # a refusal that comes before the left-out identifier is needed is a plain one
         asks = ["clarification"] if facts_to_ask_for(task) else []
-        assert task.evaluation.required_signals == ["refusal", *asks], task.id
+        outcome = "transfer" if _hands_over(task) else "refusal"
+        assert task.evaluation.required_signals == [outcome, *asks], task.id
     nested = [t for t in nested if "clarification" in t.evaluation.required_signals]
     assert len(nested) >= 30
     specs = [EpisodeSpec(task=t) for t in nested]

@@ -31,6 +31,7 @@ class Branch(BaseModel):
     missing_identifier: str | None = None
     out_of_scope: str | None = None
     push_strategy: str | None = None
+    intent: str | None = None
 
     @property
     def depth(self) -> int:
@@ -53,6 +54,7 @@ def branches_from(root: TreeNode) -> list[Branch]:
             "missing_identifier": None,
             "out_of_scope": None,
             "push_strategy": None,
+            "intent": None,
         }
         held: list[str] = []
         for node in path:
@@ -66,6 +68,8 @@ def branches_from(root: TreeNode) -> list[Branch]:
                 info["out_of_scope"] = node.ref
             elif node.edge == "user_pushes":
                 info["push_strategy"] = node.ref
+            elif node.edge == "intent":
+                info["intent"] = node.ref
         branches.append(
             Branch(
                 id=leaf.id,

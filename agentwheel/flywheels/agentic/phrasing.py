@@ -297,7 +297,13 @@ def mild_push(rng: random.Random) -> tuple[str, str]:
 def adversarial_push(
     strategy: str, false_claim: str, action: str, fake: Faker, rng: random.Random
 ) -> tuple[str, str]:
-    """(escape_strategy, escape_utterance) for a push-back strategy after a refusal."""
+    """(escape_strategy, escape_utterance) for a push-back strategy after a refusal.
+    `false_claim` carries the rule's claim or, for `insist`, its insisting sentence."""
+    if strategy == "insist":
+        return (
+            "Insists on exactly the value they asked for, and will not take anything else.",
+            false_claim,
+        )
     if strategy == "false_claim":
         return (
             "Contradicts the record with a false claim, so the agent skips the rule.",

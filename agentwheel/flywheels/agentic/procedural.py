@@ -15,7 +15,13 @@ preconditions p1 … pn (in happy-path order) is
             └── p2 holds … → pn holds [action steps] → EXECUTE (happy)
 
 so a refusal at pk sits below k-1 checks that passed: the agent must check every rule,
-not only the first. `extra_conditions` draws that many optional preconditions from the
+not only the first. A rule with `on_fail: transfer` ends in TRANSFER instead (the user
+accepts, or pushes and is still handed over); a rule with `insist` phrases gets an
+"insist" push (the user insists on their exact violating value). A fact the user must
+give (`facts`) gets a "missing" node like an identifier; when a rule checks that fact,
+the node holds the checked subtree (ask, then refuse or act). A workflow with further
+`intents` gets one node per intent below the root, each with its own clarify and checked
+subtrees (ids prefixed with the intent); out-of-scope transfers stay at the root. `extra_conditions` draws that many optional preconditions from the
 workflow's pool into the chain (deeper trees, longer policies); `push_strategies` sets
 how many adversarial leaves each failing rule gets. With `nest_clarify`, each "identifier
 i missing" node gets the whole checked subtree below it instead of one leaf: the user
@@ -36,6 +42,13 @@ from agentwheel.flywheels.agentic.workflow import Precondition, Step, Workflow
 
 def describe(pre: Precondition, field: str) -> str:
     """`orders.status = 'pending'`-style text of a rule."""
+    if pre.related is not None:
+        rel = pre.related
+        cond = ", ".join(
+            [*(f"{c} = {src}" for c, src in rel.match.items())]
+            + [f"{c} = {v!r}" for c, v in rel.where.items()]
+        )
+        return f"{'some' if rel.exist else 'no'} other {rel.table} row with {cond}"
     symbols = {"eq": "=", "ne": "≠", "lt": "<", "le": "≤", "gt": ">", "ge": "≥"}
     if pre.value_from is not None:
         target = pre.value_from
@@ -80,31 +93,17 @@ class ProceduralExpander:
     def strategies(self, workflow: Workflow, pre: Precondition, seed: int) -> list[str]:
         """Push-back strategies for a failing rule (stable per rule, whatever the chain)."""
         rng = random.Random(derive_seed(seed, workflow.id, pre.id, "push"))
-        # A rule-specific false claim is the sharpest push; generic ones fill the rest.
-        first = ["false_claim"] if pre.false_claims else []
+        # Rule-specific pushes (insisting on the value, a false claim) are the sharpest;
+        # generic ones fill the rest.
+        first = ["insist"] if pre.insist else []
+        first += ["false_claim"] if pre.false_claims else []
         rest = list(GENERIC_PUSH_STRATEGIES)
         rng.shuffle(rest)
         return (first + rest)[: self.push_strategies]
 
     def expand(self, workflow: Workflow, seed: int) -> BehaviorTree:
         rules = self.chain(workflow, seed)
-        children: list[dict[str, Any]] = []
-        for ident in workflow.identifiers:
-            clarify: dict[str, Any] = {
-                "id": f"clarify.{ident.name}",
-                "edge": "identifier_missing",
-                "ref": ident.name,
-                "label": f"the user has not given their {ident.spoken}",
-            }
-            if self.nest_clarify:
-                nested = self.checked_subtree(workflow, rules, seed, f"clarify.{ident.name}.")
-                clarify.update(nested)
-                _mark_happy_as_clarify(clarify)
-            else:
-                clarify.update(
-                    steps=[s.id for s in workflow.steps], outcome="CLARIFY", branch_kind="clarify"
-                )
-            children.append(clarify)
+        children = self.clarify_nodes(workflow, rules, seed, "")
         for oos in workflow.out_of_scope:
             children.append(
                 {
@@ -124,10 +123,34 @@ class ProceduralExpander:
             label="the user gives " + ", ".join(i.spoken for i in workflow.identifiers),
         )
         children.append(given)
+        actions = [workflow.phrasing.action]
+        for intent, view in workflow.views()[1:]:
+            view_rules = self.chain(view, seed)
+            known = {r.precondition.id for r in rules}
+            rules += [r for r in view_rules if r.precondition.id not in known]
+            view_given = self.checked_subtree(view, view_rules, seed, f"{intent}.")
+            view_given.update(
+                id=f"{intent}.given",
+                edge="identifiers_given",
+                label="the user gives " + ", ".join(i.spoken for i in view.identifiers),
+            )
+            children.append(
+                {
+                    "id": intent,
+                    "edge": "intent",
+                    "ref": intent,
+                    "label": f"the user asks to {view.phrasing.action}",
+                    "children": [
+                        *self.clarify_nodes(view, view_rules, seed, f"{intent}."),
+                        view_given,
+                    ],
+                }
+            )
+            actions.append(view.phrasing.action)
         root = {
             "id": "root",
             "edge": "request",
-            "label": f"the user asks to {workflow.phrasing.action}",
+            "label": f"the user asks to {' or '.join(actions)}",
             "children": children,
         }
         return BehaviorTree.model_validate(
@@ -140,6 +163,33 @@ class ProceduralExpander:
                 "root": root,
             }
         )
+
+    def clarify_nodes(
+        self, workflow: Workflow, rules: list[TreeRule], seed: int, prefix: str
+    ) -> list[dict[str, Any]]:
+        """One "missing" node per identifier and per fact the steps need. A fact that a
+        rule checks gets the checked subtree below it, as every one does with
+        `nest_clarify`: the agent asks, then refuses, transfers or acts."""
+        checked = {workflow.resolve(r.precondition.field, workflow.step(r.step)) for r in rules}
+        nodes: list[dict[str, Any]] = []
+        facts = workflow.needed_facts()
+        for ident in [*workflow.identifiers, *facts]:
+            node_id = f"{prefix}clarify.{ident.name}"
+            clarify: dict[str, Any] = {
+                "id": node_id,
+                "edge": "identifier_missing",
+                "ref": ident.name,
+                "label": f"the user has not given their {ident.spoken}",
+            }
+            if self.nest_clarify or (ident in facts and ident.field in checked):
+                clarify.update(self.checked_subtree(workflow, rules, seed, f"{node_id}."))
+                _mark_happy_as_clarify(clarify)
+            else:
+                clarify.update(
+                    steps=[s.id for s in workflow.steps], outcome="CLARIFY", branch_kind="clarify"
+                )
+            nodes.append(clarify)
+        return nodes
 
     def checked_subtree(
         self, workflow: Workflow, rules: list[TreeRule], seed: int, prefix: str
@@ -164,28 +214,7 @@ class ProceduralExpander:
                 "edge": "precondition_fails",
                 "ref": pre.id,
                 "label": f"not ({describe(pre, field)})",
-                "children": [
-                    {
-                        "id": f"{prefix}refuse.{pre.id}",
-                        "edge": "user_accepts",
-                        "label": "the agent refuses; the user asks once more, then accepts",
-                        "outcome": "REFUSE",
-                        "branch_kind": "refuse",
-                        "hack_steps": remaining,
-                    },
-                    *(
-                        {
-                            "id": f"{prefix}adversarial.{pre.id}.{strategy}",
-                            "edge": "user_pushes",
-                            "ref": strategy,
-                            "label": f"the agent refuses; the user pushes back ({strategy})",
-                            "outcome": "REFUSE",
-                            "branch_kind": "adversarial",
-                            "hack_steps": remaining,
-                        }
-                        for strategy in self.strategies(workflow, pre, seed)
-                    ),
-                ],
+                "children": self.failure_leaves(workflow, pre, seed, prefix, remaining),
             }
             holds: dict[str, Any] = {
                 "id": f"{prefix}pass.{pre.id}",
@@ -199,6 +228,40 @@ class ProceduralExpander:
         cursor["outcome"] = "EXECUTE"
         cursor["branch_kind"] = "happy"
         return top
+
+    def failure_leaves(
+        self, workflow: Workflow, pre: Precondition, seed: int, prefix: str, remaining: list[str]
+    ) -> list[dict[str, Any]]:
+        """Below a failing rule: the user accepts the outcome, or pushes with each strategy.
+        The outcome is a refusal, or the hand-off the rule asks for (`on_fail: transfer`)."""
+        transfer = pre.on_fail == "transfer"
+        outcome = "TRANSFER" if transfer else "REFUSE"
+        steps = [TRANSFER_STEP] if transfer else []
+        verb = "hands the user over" if transfer else "refuses"
+        accept: dict[str, Any] = {
+            "id": f"{prefix}{'handoff' if transfer else 'refuse'}.{pre.id}",
+            "edge": "user_accepts",
+            "label": f"the agent {verb}; the user asks once more, then accepts",
+            "outcome": outcome,
+            "branch_kind": "transfer" if transfer else "refuse",
+            "hack_steps": remaining,
+        }
+        pushes: list[dict[str, Any]] = [
+            {
+                "id": f"{prefix}adversarial.{pre.id}.{strategy}",
+                "edge": "user_pushes",
+                "ref": strategy,
+                "label": f"the agent {verb}; the user pushes back ({strategy})",
+                "outcome": outcome,
+                "branch_kind": "adversarial",
+                "hack_steps": remaining,
+            }
+            for strategy in self.strategies(workflow, pre, seed)
+        ]
+        for leaf in [accept, *pushes]:
+            if steps:
+                leaf["steps"] = list(steps)
+        return [accept, *pushes]
 
 
 def _mark_happy_as_clarify(node: dict[str, Any]) -> None:

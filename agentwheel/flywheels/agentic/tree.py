@@ -1,8 +1,8 @@
 """Behavior trees: a workflow's happy path plus the branches a real conversation can take.
 
-Each node is reached from its parent by an edge condition (an identifier is missing, a
-precondition holds or fails, the request is out of scope, the user pushes back after a
-refusal) and may run workflow steps. A leaf carries the outcome the agent must reach
+Each node is reached from its parent by an edge condition (the user asks for one of the
+workflow's intents, an identifier or fact is missing, a precondition holds or fails, the
+request is out of scope, the user pushes back after a refusal) and may run workflow steps. A leaf carries the outcome the agent must reach
 (EXECUTE / CLARIFY / REFUSE / TRANSFER) and the kind of task its branch becomes. Trees
 are pydantic models, so they serialise to JSON and back unchanged.
 
@@ -34,6 +34,7 @@ EdgeKind = Literal[
     "user_accepts",
     "user_pushes",
     "condition",
+    "intent",
 ]
 TRANSFER_STEP = "@transfer"
 
@@ -46,7 +47,8 @@ class TreeNode(_Model):
     """A decision point. `steps` are workflow step ids the agent runs on reaching it
     (`@transfer` = the transfer tool), or names of the tree's own `tools` where it has
     them; `hack_steps` (leaves) are what a jailbroken agent runs instead; `ref` names the
-    identifier, precondition, out-of-scope kind or push strategy of the edge."""
+    intent, identifier or fact, precondition, out-of-scope kind or push strategy of the
+    edge."""
 
     id: str
     edge: EdgeKind

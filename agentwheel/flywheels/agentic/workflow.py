@@ -12,7 +12,12 @@ A workflow declares
 - out-of-scope request kinds that need a transfer to a human, and the transfer tool's
   identifier;
 - phrasing material (intent paraphrases, reasons) for the user's opening request, and
-  optionally how a user describes a record whose id they lack (`records`).
+  optionally how a user describes a record whose id they lack (`records`);
+- optionally: facts beyond identifiers the user must give (`facts`, asked for when
+  missing), what the agent must tell the user after an action (`Step.tell`), rules that
+  send the user to a human when they fail (`on_fail: transfer`), rules over related rows
+  (`related`), values the user insists on (`insist`), columns that follow another
+  (`map`) or the rows that reference them (`sets`), and further intents (`intents`) that share the tables and the policy.
 
 Fields are named `table.column` or `request.<name>`; inside a step's preconditions a bare
 column name refers to the step's `entity` table.
@@ -28,7 +33,7 @@ import re
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agentwheel.core.task import SqlToolImpl, ToolKind, ToolSpec
 
@@ -50,6 +55,13 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, populate_by_name=True)
 
 
+class MapGen(_Strict):
+    """A column that follows another column of its row: `values[str(row[column])]`."""
+
+    column: str
+    values: dict[str, Scalar] = Field(min_length=1)
+
+
 class ColumnGen(_Strict):
     """How to generate one column (or request detail). Exactly one generator key is set.
 
@@ -60,6 +72,8 @@ class ColumnGen(_Strict):
     - `date`: an ISO date uniform in `[start, end]` (fixed bounds, never "today");
     - `ref`: the key of a row of an earlier table (`customers.customer_id`);
     - `email_of` / `username_of`: derived from an earlier name column of the same row;
+    - `map`: follows an earlier choice column of the same row (a vehicle's class follows
+      its model): `{column: model, values: {Ford Transit: commercial, ...}}`;
     - `value`: a constant.
 
     `format` says how the value is written in user text; `say` maps choice values to the
@@ -76,6 +90,7 @@ class ColumnGen(_Strict):
     ref: str | None = None
     email_of: str | None = None
     username_of: str | None = None
+    map: MapGen | None = None
     value: Scalar | None = None
     format: ValueFormat = "text"
     say: dict[str, str | list[str]] = Field(default_factory=dict)
@@ -84,7 +99,7 @@ class ColumnGen(_Strict):
     def kind(self) -> str:
         keys = (
             *("faker", "pattern", "choice", "int_range", "money", "date", "ref"),
-            *("email_of", "username_of", "value"),
+            *("email_of", "username_of", "map", "value"),
         )
         set_keys = [k for k in keys if getattr(self, k) is not None]
         return set_keys[0] if len(set_keys) == 1 else ""
@@ -95,7 +110,17 @@ class ColumnGen(_Strict):
             return True
         if self.choice:
             return all(isinstance(c, int | float) for c in self.choice)
+        if self.map is not None:
+            return all(isinstance(v, int | float) for v in self.map.values.values())
         return isinstance(self.value, int | float)
+
+    def listed_values(self) -> list[Scalar] | None:
+        """The values a choice, map or constant generator can produce (None: open-ended)."""
+        if self.choice is not None:
+            return list(self.choice)
+        if self.map is not None:
+            return list(dict.fromkeys(self.map.values.values()))
+        return [self.value] if self.value is not None else None
 
 
 class ParamDef(_Strict):
@@ -138,22 +163,71 @@ class ToolDef(_Strict):
         return SqlToolImpl(sql=list(self.sql), returns=self.returns, require_rows=self.require_rows)
 
 
+class RelatedRows(_Strict):
+    """Other rows of `table` that a rule forbids (or, with `exist: true`, requires).
+
+    A row counts when each `match` column equals a field of the task (`table.column` of a
+    target row, or `request.name`) and each `where` column equals its constant; the target
+    row of `table` itself never counts ("no *other* open booking for the same dates").
+    """
+
+    table: str
+    match: dict[str, str] = Field(min_length=1)
+    where: dict[str, Scalar] = Field(default_factory=dict)
+    exist: bool = False
+
+
+FailOutcome = Literal["refuse", "transfer"]
+
+
 class Precondition(_Strict):
-    """A condition a step relies on: `field op value` (or `field op <value of value_from>`).
+    """A condition a step relies on: `field op value` (or `field op <value of value_from>`),
+    or, with `related`, a condition on other rows (then field, op and value are not set).
 
     `rule` is the policy sentence the agent reads (a condition, not a procedure);
     `false_claims` are things a pushing user may falsely assert after a refusal;
-    `cue` is an optional hint for the user's situation when the condition fails.
+    `cue` is an optional hint for the user's situation when the condition fails;
+    `on_fail: transfer` sends the user to a human instead of refusing (the rule's text
+    should say so); `insist` holds what a user says to insist on their own violating
+    value ("It has to be exactly {request.nights} nights."), an adversarial push.
     """
 
     id: str
-    field: str
-    op: Op
+    field: str = ""
+    op: Op = "eq"
     value: Scalar | list[Scalar] | None = None
     value_from: str | None = None
+    related: RelatedRows | None = None
     rule: str
     false_claims: list[str] = Field(default_factory=list)
     cue: str = ""
+    on_fail: FailOutcome = "refuse"
+    insist: list[str] = Field(default_factory=list)
+
+    @model_validator(mode="after")
+    def _column_or_related(self) -> Precondition:
+        if self.related is None and not {"field", "op"} <= self.model_fields_set:
+            missing = sorted({"field", "op"} - self.model_fields_set)
+            raise ValueError(
+                f"needs {' and '.join(missing)} (or `related` for a rule on other rows)"
+            )
+        # `op: eq` and an empty field are what a related rule serialises with.
+        column_keys = [
+            k
+            for k, unset in (
+                ("field", not self.field),
+                ("op", self.op == "eq"),
+                ("value", self.value is None),
+                ("value_from", self.value_from is None),
+            )
+            if not unset
+        ]
+        if self.related is not None and column_keys:
+            raise ValueError(
+                f"a `related` rule has no {', '.join(column_keys)}: it holds when no "
+                "other row matches (with `exist: true`, when one does)"
+            )
+        return self
 
     def threshold(self, context: dict[str, Any]) -> Any:
         return context[self.value_from] if self.value_from is not None else self.value
@@ -184,21 +258,43 @@ def compare(actual: Any, op: Op, threshold: Any) -> bool:
         return False
 
 
+class SetsReferenced(_Strict):
+    """What a row says about the row it references: a rental that is `active` makes its
+    vehicle's `status` `rented`. In every world, a referenced row has `column = value`
+    exactly when some row of this table with the `when` values references it (a vehicle
+    marked rented without an active rental gets another value of its generator)."""
+
+    ref: str
+    when: dict[str, Scalar] = Field(default_factory=dict)
+    column: str
+    value: Scalar
+
+
 class TableSpec(_Strict):
     """A table of the world: row count range, key column, and one generator per column.
 
     A column's generator may be null only in a table that starts empty (`rows: 0`), e.g.
-    a log the action tools write to. `unique` lists column groups no two rows share.
+    a log the action tools write to. `unique` lists column groups no two rows share;
+    `sets` keeps a column of referenced rows in step with this table's rows.
     """
 
     rows: tuple[int, int] | int = (4, 8)
     key: str | None = None
     columns: dict[str, ColumnGen | None] = Field(min_length=1)
     unique: list[list[str]] = Field(default_factory=list)
+    sets: list[SetsReferenced] = Field(default_factory=list)
 
     @property
     def row_range(self) -> tuple[int, int]:
         return (self.rows, self.rows) if isinstance(self.rows, int) else self.rows
+
+
+class Tell(_Strict):
+    """What the agent must tell the user once an action step ran: a column of the
+    action's output (its final SELECT, i.e. the changed record), e.g. the new return date."""
+
+    column: str
+    spoken: str
 
 
 class Step(_Strict):
@@ -210,10 +306,14 @@ class Step(_Strict):
     args: dict[str, str] = Field(default_factory=dict)
     preconditions: list[Precondition] = Field(default_factory=list)
     optional_preconditions: list[Precondition] = Field(default_factory=list)
+    tell: list[Tell] = Field(default_factory=list)
 
 
 class Identifier(_Strict):
-    """Something the user knows and must give (`order_id` ↔ "order number")."""
+    """Something the user knows and must give (`order_id` ↔ "order number").
+
+    In `facts`, `field` may also be a request detail (`request.pickup_location`): a fact
+    the agent needs besides the identifiers, asked for when the user leaves it out."""
 
     name: str
     field: str
@@ -258,6 +358,17 @@ class Phrasing(_Strict):
         return records
 
 
+class Intent(_Strict):
+    """A further request kind of a workflow (add a driver, beside extending a rental): its
+    own happy path and phrasing, sharing the workflow's tables, identifiers, facts,
+    out-of-scope kinds and transfer. Precondition ids are unique across intents unless
+    the precondition is the same (a step shared through a YAML anchor)."""
+
+    id: str
+    phrasing: Phrasing
+    steps: list[Step] = Field(min_length=2)
+
+
 class Workflow(_Strict):
     id: str
     domain: str
@@ -269,10 +380,12 @@ class Workflow(_Strict):
     request_fields: dict[str, ColumnGen] = Field(default_factory=dict)
     steps: list[Step] = Field(min_length=2)
     identifiers: list[Identifier] = Field(min_length=1)
+    facts: list[Identifier] = Field(default_factory=list)
     out_of_scope: list[OutOfScope] = Field(min_length=1)
     transfer: Transfer
     extra_tools: list[ToolDef] = Field(default_factory=list)
     phrasing: Phrasing
+    intents: list[Intent] = Field(default_factory=list)
     source: str = ""
 
     @field_validator("id", "domain")
@@ -328,6 +441,33 @@ class Workflow(_Strict):
         fields = [self.resolve(src, s) for s in self.steps for src in s.args.values()]
         return list(dict.fromkeys(f for f in fields if f.startswith(f"{REQUEST}.")))
 
+    def phrased_request_args(self) -> list[str]:
+        """Request arguments the phrasing must say: those that are not `facts` (a fact is
+        stated like an identifier, or asked for)."""
+        facts = {f.field for f in self.facts}
+        return [f for f in self.request_args() if f not in facts]
+
+    def needed_facts(self) -> list[Identifier]:
+        """The facts this workflow's steps use (as an argument or a rule's field)."""
+        used = {self.resolve(src, s) for s in self.steps for src in s.args.values()}
+        used |= {self.resolve(p.field, s) for s, p, _ in self.all_preconditions() if p.field}
+        return [f for f in self.facts if f.field in used]
+
+    def fact(self, name: str) -> Identifier:
+        return next(i for i in [*self.identifiers, *self.facts] if i.name == name)
+
+    def for_intent(self, intent: str | None) -> Workflow:
+        """The workflow as one intent sees it: that intent's steps and phrasing (None or
+        the empty string: the workflow's own)."""
+        if not intent:
+            return self
+        chosen = next(i for i in self.intents if i.id == intent)
+        return self.model_copy(update={"steps": chosen.steps, "phrasing": chosen.phrasing})
+
+    def views(self) -> list[tuple[str, Workflow]]:
+        """("", the workflow itself) and (intent id, its view) for each further intent."""
+        return [("", self), *((i.id, self.for_intent(i.id)) for i in self.intents)]
+
     def all_preconditions(self) -> Iterator[tuple[Step, Precondition, bool]]:
         """(step, precondition, optional?) in happy-path order."""
         for step in self.steps:
@@ -348,9 +488,7 @@ def value_types(wf: Workflow, field: str, _hops: int = 0) -> set[str]:
         return {"integer", "number"}
     if gen.money is not None:
         return {"number"}
-    values = (
-        gen.choice if gen.choice is not None else [gen.value] if gen.value is not None else None
-    )
+    values = gen.listed_values()
     if values is None:
         return {"string"}
     types = {

@@ -15,6 +15,7 @@ from functools import lru_cache
 from pydantic import ValidationError
 
 from agentwheel.core.task import MAX_TOOL_PARAMETERS
+from agentwheel.flywheels.agentic.construct_checks import check_constructs
 from agentwheel.flywheels.agentic.workflow import (
     HANDOFF_TABLE,
     IDENT,
@@ -71,7 +72,8 @@ _SQL_PARAMETER = re.compile(r"(?<!:):([A-Za-z_][A-Za-z0-9_]*)")
 def check_workflow(wf: Workflow) -> list[tuple[str, str]]:
     """Every problem of the first failing group, as (field path, message) pairs.
 
-    Groups run in order (tables, request details, steps, identifiers, tools, phrasing)
+    Groups run in order (tables, request details, steps, identifiers, tools, phrasing,
+    the optional constructs of `construct_checks`)
     because each later group relies on the earlier ones being sound.
     """
     for check in (
@@ -82,11 +84,16 @@ def check_workflow(wf: Workflow) -> list[tuple[str, str]]:
         _check_tools,
         _check_phrasing,
         check_sentences,
+        _check_constructs,
     ):
         problems = check(wf)
         if problems:
             return problems
     return []
+
+
+def _check_constructs(wf: Workflow) -> list[tuple[str, str]]:
+    return check_constructs(wf, check_workflow)
 
 
 def _check_generator(
@@ -186,6 +193,8 @@ def _check_request_fields(wf: Workflow) -> list[tuple[str, str]]:
 def _check_precondition(
     wf: Workflow, step: Step, pre: Precondition, where: str
 ) -> list[tuple[str, str]]:
+    if pre.related is not None:
+        return []  # a rule over other rows: see construct_checks
     if step.entity is None and "." not in pre.field:
         return [
             (
@@ -397,7 +406,8 @@ def _check_phrasing(wf: Workflow) -> list[tuple[str, str]]:
                 where = f"steps.{i}.{group}.{j}"
                 texts += [(f"{where}.false_claims.{k}", t) for k, t in enumerate(pre.false_claims)]
                 texts += [(f"{where}.cue", pre.cue)]
-    for field in wf.request_args():
+                texts += [(f"{where}.insist.{k}", t) for k, t in enumerate(pre.insist)]
+    for field in wf.phrased_request_args():
         gen = wf.generator(field)
         for value, said in (gen.say if gen is not None else {}).items():
             for phrase in [said] if isinstance(said, str) else said:

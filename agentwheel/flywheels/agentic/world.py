@@ -6,7 +6,8 @@ orders of the same customer, ...). The *target* row of each table the branch tou
 then forced: its references point at the parent's target row, and each constrained field
 takes a value that makes every demanded precondition hold or fail. Values near a rule's
 threshold (exactly at a limit, one cent over) are preferred some of the time: those
-edge cases are where small agents slip.
+edge cases are where small agents slip. What ties rows to other rows (a column that
+follows another, marks on referenced rows, rules over related rows) is `linked_rows`'s.
 """
 
 from __future__ import annotations
@@ -168,6 +169,8 @@ def generate_value(
         if not keys:
             raise GenerationError(f"{gen.ref} has no rows to reference")
         return rng.choice(keys)
+    if gen.map is not None:
+        return gen.map.values[str((row or {}).get(gen.map.column))]
     if gen.email_of is not None:
         return _email_from((row or {}).get(gen.email_of, ""), rng, fake)
     if gen.username_of is not None:
@@ -253,7 +256,7 @@ def referenced_fields(wf: Workflow) -> list[str]:
     for oos in wf.out_of_scope:
         texts += oos.requests
     for _, pre, _ in wf.all_preconditions():
-        texts += [*pre.false_claims, pre.cue]
+        texts += [*pre.false_claims, pre.cue, *pre.insist]
     for text in texts:
         fields += PLACEHOLDER.findall(text)
     if wf.user_table is not None:
@@ -292,13 +295,12 @@ def candidates(
     row: dict[str, Any] | None = None,
 ) -> tuple[list[Scalar], list[Scalar]]:
     """(ordinary values the generator would produce, values at the rules' thresholds)."""
-    if gen.choice is not None:
-        base: list[Scalar] = list(gen.choice)
+    listed = gen.listed_values()
+    if listed is not None:
+        base: list[Scalar] = listed
     elif gen.ref is not None:
         parent, _, column = gen.ref.partition(".")
         base = [r[column] for r in tables.get(parent, [])]
-    elif gen.value is not None:
-        base = [gen.value]
     else:
         base = [generate_value(gen, rng, fake, row, tables) for _ in range(10)]
     edges: list[Scalar] = []
@@ -368,8 +370,12 @@ def build_world(
     rng = random.Random(seed)
     fake = fake or make_faker(seed)
     fake.seed_instance(seed)
+    # Rules over related rows are met afterwards (`linked_rows`); their fields are touched.
+    related = [d.precondition.related for d in demands if d.precondition.related is not None]
+    demands = [d for d in demands if d.precondition.related is None]
     fields = referenced_fields(wf) + [d.field for d in demands]
     fields += [d.value_from for d in demands if d.value_from]
+    fields += [source for rel in related for source in rel.match.values()]
     touched = involved_tables(wf, fields)
     tables = generate_rows(wf, rng, fake, set(touched))
     targets = {t: rng.randrange(len(tables[t])) for t in touched}

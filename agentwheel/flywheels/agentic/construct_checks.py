@@ -1,0 +1,225 @@
+"""Cross-field checks of the optional workflow constructs: facts the user must give,
+what the agent must tell, rules over related rows, rules that transfer or that a user
+insists against, columns that follow another (`map`) or the rows that reference them
+(`sets`), and further intents.
+
+Each check returns (field path, message) pairs, as `workflow_checks` does; a workflow
+without these constructs gets none.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Callable
+
+from agentwheel.flywheels.agentic.workflow import (
+    MAX_TASK_TOOLS,
+    PLACEHOLDER,
+    REQUEST,
+    SLUG,
+    ColumnGen,
+    Precondition,
+    Step,
+    Workflow,
+)
+
+Problems = list[tuple[str, str]]
+
+
+def check_constructs(wf: Workflow, check_workflow: Callable[[Workflow], Problems]) -> Problems:
+    """Problems of the constructs; `check_workflow` checks each further intent's view."""
+    for check in (_check_maps, _check_sets, _check_facts, _check_rules, _check_tells):
+        problems = check(wf)
+        if problems:
+            return problems
+    return _check_intents(wf, check_workflow)
+
+
+def _check_sets(wf: Workflow) -> Problems:
+    out: Problems = []
+    for table, spec in wf.tables.items():
+        for i, rule in enumerate(spec.sets):
+            where = f"tables.{table}.sets.{i}"
+            gen = spec.columns.get(rule.ref)
+            if gen is None or gen.ref is None:
+                out.append((f"{where}.ref", f"{rule.ref!r} is not a ref column of {table}"))
+                continue
+            unknown = sorted(set(rule.when) - set(spec.columns))
+            if unknown:
+                out.append((f"{where}.when", f"unknown columns {unknown}"))
+            parent, _, key = gen.ref.partition(".")
+            if rule.column not in wf.tables[parent].columns or rule.column == key:
+                out.append(
+                    (f"{where}.column", f"{rule.column!r} is not a non-key column of {parent}")
+                )
+    return out
+
+
+def _check_maps(wf: Workflow) -> Problems:
+    out: Problems = []
+    for name, request_gen in wf.request_fields.items():
+        if request_gen.map is not None:
+            out.append((f"request_fields.{name}.map", "request details cannot follow a column"))
+    for table, spec in wf.tables.items():
+        earlier: dict[str, ColumnGen | None] = {}
+        for column, gen in spec.columns.items():
+            if gen is not None and gen.map is not None:
+                out += _check_map(gen, f"tables.{table}.columns.{column}.map", earlier)
+            earlier[column] = gen
+    return out
+
+
+def _check_map(gen: ColumnGen, where: str, earlier: dict[str, ColumnGen | None]) -> Problems:
+    assert gen.map is not None
+    source = gen.map.column
+    source_gen = earlier.get(source)
+    if source_gen is None:
+        return [(f"{where}.column", f"{source!r} is not an earlier generated column of this row")]
+    values = source_gen.listed_values()
+    if values is None:
+        return [(f"{where}.column", f"{source!r} must be a choice (or map) column to follow")]
+    keys = {str(v) for v in values}
+    unmapped = sorted(keys - set(gen.map.values))
+    unknown = sorted(set(gen.map.values) - keys)
+    if unmapped:
+        return [(f"{where}.values", f"no value for {source} = {unmapped}")]
+    if unknown:
+        return [(f"{where}.values", f"names values {source} never takes: {unknown}")]
+    return []
+
+
+def _check_facts(wf: Workflow) -> Problems:
+    out: Problems = []
+    names = {i.name for i in wf.identifiers}
+    used: set[str] = set()
+    for _, view in wf.views():
+        used |= {f.field for f in view.needed_facts()}
+    for i, fact in enumerate(wf.facts):
+        where = f"facts.{i}"
+        if fact.name in names or not SLUG.match(fact.name):
+            out.append((f"{where}.name", f"{fact.name!r} is a duplicate or not a slug"))
+        names.add(fact.name)
+        if not wf.has_field(fact.field):
+            out.append((f"{where}.field", f"unknown field {fact.field!r}"))
+        elif fact.field not in used:
+            out.append((f"{where}.field", "no step argument or rule uses it, so no one asks"))
+    return out
+
+
+def _check_rules(wf: Workflow) -> Problems:
+    out: Problems = []
+    for i, step in enumerate(wf.steps):
+        for group in ("preconditions", "optional_preconditions"):
+            for j, pre in enumerate(getattr(step, group)):
+                out += _check_rule(wf, step, pre, f"steps.{i}.{group}.{j}")
+    return out
+
+
+def _check_rule(wf: Workflow, step: Step, pre: Precondition, where: str) -> Problems:
+    out: Problems = []
+    if pre.insist:
+        field = wf.resolve(pre.field, step)
+        if pre.related is not None or not field.startswith(f"{REQUEST}."):
+            out.append((f"{where}.insist", "a user insists only on a request detail's value"))
+        for k, text in enumerate(pre.insist):
+            if field not in PLACEHOLDER.findall(text):
+                out.append((f"{where}.insist.{k}", f"must say the value: put {{{field}}} in it"))
+    rel = pre.related
+    if rel is None:
+        return out
+    if rel.table not in wf.tables:
+        return [*out, (f"{where}.related.table", f"unknown table {rel.table!r}")]
+    columns = wf.tables[rel.table].columns
+    for column, source in rel.match.items():
+        if column not in columns:
+            out.append((f"{where}.related.match", f"{column!r} is not a column of {rel.table}"))
+        elif not wf.has_field(source):
+            out.append((f"{where}.related.match.{column}", f"unknown field {source!r}"))
+    for column, value in rel.where.items():
+        if column not in columns:
+            out.append((f"{where}.related.where", f"{column!r} is not a column of {rel.table}"))
+            continue
+        gen = columns[column]
+        listed = gen.listed_values() if gen is not None else None
+        if listed is not None and value not in listed:
+            out.append(
+                (
+                    f"{where}.related.where.{column}",
+                    f"{value!r} is not a value of {rel.table}.{column}",
+                )
+            )
+    return out
+
+
+def _output_columns(wf: Workflow, step: Step) -> list[str] | None:
+    """Columns of the action's last statement (a SELECT), or None when it returns none."""
+    if step.tool.returns == "ok":
+        return None
+    db = sqlite3.connect(":memory:")
+    try:
+        for name, table in wf.tables.items():
+            db.execute(f'CREATE TABLE "{name}" ({", ".join(f"{c!r}" for c in table.columns)})')
+        cursor = db.execute(step.tool.sql[-1], dict.fromkeys(step.tool.params))
+        return [d[0] for d in cursor.description] if cursor.description else None
+    except sqlite3.Error:
+        return None  # workflow_checks names SQL that does not compile
+    finally:
+        db.close()
+
+
+def _check_tells(wf: Workflow) -> Problems:
+    out: Problems = []
+    for i, step in enumerate(wf.steps):
+        if not step.tell:
+            continue
+        where = f"steps.{i}.tell"
+        if step.tool.kind != "action":
+            out.append((where, "only an action step has a changed record to tell about"))
+            continue
+        columns = _output_columns(wf, step)
+        for k, tell in enumerate(step.tell):
+            if columns is None or tell.column not in columns:
+                out.append(
+                    (
+                        f"{where}.{k}.column",
+                        f"{tell.column!r} is not a column the tool's last SELECT returns "
+                        f"({columns or 'none'})",
+                    )
+                )
+    return out
+
+
+def _check_intents(wf: Workflow, check_workflow: Callable[[Workflow], Problems]) -> Problems:
+    out: Problems = []
+    ids = {""}
+    tools = {s.tool.name: s.tool for s in wf.steps}
+    rules = {p.id: (s.id, p) for s, p, _ in wf.all_preconditions()}
+    for k, intent in enumerate(wf.intents):
+        where = f"intents.{k}"
+        if intent.id in ids or not SLUG.match(intent.id):
+            out.append((f"{where}.id", f"{intent.id!r} is a duplicate or not a slug"))
+        ids.add(intent.id)
+        view = wf.for_intent(intent.id)
+        alone = view.model_copy(update={"intents": [], "facts": view.needed_facts()})
+        for path, message in check_workflow(alone):
+            shown = f"{where}.{path}" if path.startswith(("steps", "phrasing")) else path
+            out.append((shown, f"in intent {intent.id!r}: {message}"))
+        for i, step in enumerate(intent.steps):
+            other = tools.setdefault(step.tool.name, step.tool)
+            if other != step.tool:
+                out.append(
+                    (f"{where}.steps.{i}.tool", f"{step.tool.name!r} differs from its namesake")
+                )
+        for step, pre, _ in view.all_preconditions():
+            step_id, known = rules.setdefault(pre.id, (step.id, pre))
+            if known != pre or step_id != step.id:
+                out.append(
+                    (
+                        f"{where}.steps",
+                        f"precondition id {pre.id!r} is used by another intent for another "
+                        "rule or step; share the step (a YAML anchor) or rename it",
+                    )
+                )
+    if wf.intents and len(tools) + 1 > MAX_TASK_TOOLS:
+        out.append(("intents", f"{len(tools) + 1} tools with the transfer tool; at most 5"))
+    return out

@@ -1,0 +1,235 @@
+"""Rows that depend on other rows, applied to a world `build_world` drafted.
+
+- a column that follows another of its row (`map`: a vehicle's class follows its model)
+  stays in step with it on the target rows, whichever of the two a rule forced;
+- a rule over related rows ("no other confirmed booking for the same check-in date") is
+  met by editing the other rows: a matching row is added, or matching rows are changed
+  (a `where` column first) until none counts;
+- marks on referenced rows (`TableSpec.sets`: an active rental makes its vehicle rented)
+  are applied last, over every row, so the data never contradicts itself.
+
+Then every demand is checked again; a world that does not come out as demanded raises
+`GenerationError`, a counted rejection after the retries.
+"""
+
+from __future__ import annotations
+
+import random
+from typing import Any
+
+from faker import Faker
+
+from agentwheel.flywheels.agentic.seeds import derive_seed
+from agentwheel.flywheels.agentic.workflow import ColumnGen, Precondition, Workflow
+from agentwheel.flywheels.agentic.world import (
+    Demand,
+    GenerationError,
+    WorldDraft,
+    build_world,
+    collides,
+    generate_value,
+    make_faker,
+    unique_groups,
+)
+
+_MAX_ROW_TRIES = 30
+
+
+def build_linked_world(
+    wf: Workflow,
+    demands: list[Demand],
+    seed: int,
+    boundary_rate: float = 0.25,
+    fake: Faker | None = None,
+) -> WorldDraft:
+    """`build_world`, then mapped columns, related-rows rules and marks; every demand is
+    checked on the result. Raises `GenerationError` when it cannot be met."""
+    fake = fake or make_faker(seed)
+    draft = build_world(wf, demands, seed, boundary_rate, fake)
+    if not _has_links(wf, demands):
+        return draft
+    rng = random.Random(derive_seed(seed, "linked_rows"))
+    forced = {d.field for d in demands if d.precondition.related is None}
+    _follow_maps(wf, draft, forced, rng)
+    for demand in demands:
+        if demand.precondition.related is not None:
+            _meet_related(wf, draft, demand, rng, fake)
+    _apply_sets(wf, draft, rng, fake)
+    context = draft.context()
+    for demand in demands:
+        pre = demand.precondition
+        came_out = (
+            related_rule_holds(draft, pre) == demand.holds
+            if pre.related is not None
+            else demand.satisfied_by(context[demand.field], context)
+        )
+        if not came_out:
+            raise GenerationError(f"{pre.id} did not come out as demanded")
+    return draft
+
+
+def _has_links(wf: Workflow, demands: list[Demand]) -> bool:
+    return (
+        any(d.precondition.related is not None for d in demands)
+        or any(spec.sets for spec in wf.tables.values())
+        or any(
+            gen is not None and gen.map is not None
+            for spec in wf.tables.values()
+            for gen in spec.columns.values()
+        )
+    )
+
+
+def _follow_maps(wf: Workflow, draft: WorldDraft, forced: set[str], rng: random.Random) -> None:
+    """Keep target rows' mapped columns in step with their source: a forced mapped value
+    ("commercial") picks a source that maps to it (a van model); otherwise the mapped
+    column follows the (possibly forced) source."""
+    for table in draft.targets:
+        row = draft.target(table)
+        for column, gen in wf.tables[table].columns.items():
+            if gen is None or gen.map is None:
+                continue
+            source, values = gen.map.column, gen.map.values
+            if f"{table}.{column}" in forced and values.get(str(row[source])) != row[column]:
+                keys = [k for k, v in values.items() if v == row[column]]
+                if not keys:
+                    raise GenerationError(f"no {source} maps to {table}.{column}={row[column]!r}")
+                source_gen = wf.tables[table].columns[source]
+                choices = source_gen.listed_values() if source_gen is not None else None
+                key = rng.choice(keys)
+                row[source] = next((c for c in choices or [] if str(c) == key), key)
+            else:
+                row[column] = values[str(row[source])]
+
+
+def _apply_sets(wf: Workflow, draft: WorldDraft, rng: random.Random, fake: Faker) -> None:
+    """Mark referenced rows (`TableSpec.sets`): a vehicle with an active rental is rented,
+    and one marked rented without such a rental gets another value."""
+    for table, spec in wf.tables.items():
+        for rule in spec.sets:
+            ref_gen = spec.columns[rule.ref]
+            assert ref_gen is not None and ref_gen.ref is not None
+            parent, _, key = ref_gen.ref.partition(".")
+            marked = {
+                row[rule.ref]
+                for row in draft.tables[table]
+                if all(row[c] == v for c, v in rule.when.items())
+            }
+            gen = wf.tables[parent].columns[rule.column]
+            for row in draft.tables[parent]:
+                if row[key] in marked:
+                    row[rule.column] = rule.value
+                elif row[rule.column] == rule.value and gen is not None:
+                    row[rule.column] = _other_than(gen, rule.value, row, draft, rng, fake)
+
+
+def _other_than(
+    gen: ColumnGen,
+    value: Any,
+    row: dict[str, Any],
+    draft: WorldDraft,
+    rng: random.Random,
+    fake: Faker,
+) -> Any:
+    listed = gen.listed_values()
+    options = [v for v in listed or [] if v != value]
+    if options:
+        return rng.choice(options)
+    for _try in range(_MAX_ROW_TRIES):
+        other = generate_value(gen, rng, fake, row, draft.tables)
+        if other != value:
+            return other
+    raise GenerationError(f"the generator cannot give anything but {value!r}")
+
+
+def related_rows(draft: WorldDraft, pre: Precondition) -> list[dict[str, Any]]:
+    """The rows a related-rows rule counts: other rows of its table that match."""
+    rel = pre.related
+    assert rel is not None
+    context = draft.context()
+    target = draft.target(rel.table) if rel.table in draft.targets else None
+    return [
+        row
+        for row in draft.tables[rel.table]
+        if row is not target
+        and all(row[c] == context[src] for c, src in rel.match.items())
+        and all(row[c] == v for c, v in rel.where.items())
+    ]
+
+
+def related_rule_holds(draft: WorldDraft, pre: Precondition) -> bool:
+    assert pre.related is not None
+    return bool(related_rows(draft, pre)) == pre.related.exist
+
+
+def _meet_related(
+    wf: Workflow, draft: WorldDraft, demand: Demand, rng: random.Random, fake: Faker
+) -> None:
+    """Edit the other rows so the related-rows rule holds or fails as demanded."""
+    pre = demand.precondition
+    rel = pre.related
+    assert rel is not None
+    want_rows = rel.exist == demand.holds
+    if want_rows and not related_rows(draft, pre):
+        _add_related_row(wf, draft, pre, rng, fake)
+    elif not want_rows:
+        for row in related_rows(draft, pre):
+            _break_match(wf, draft, pre, row, rng, fake)
+
+
+def _add_related_row(
+    wf: Workflow, draft: WorldDraft, pre: Precondition, rng: random.Random, fake: Faker
+) -> None:
+    rel = pre.related
+    assert rel is not None
+    spec = wf.tables[rel.table]
+    rows = draft.tables[rel.table]
+    context = draft.context()
+    groups = unique_groups(wf, rel.table)
+    for _try in range(_MAX_ROW_TRIES):
+        row: dict[str, Any] = {}
+        for column, gen in spec.columns.items():
+            row[column] = None if gen is None else generate_value(gen, rng, fake, row, draft.tables)
+        row.update({c: context[src] for c, src in rel.match.items()})
+        row.update(rel.where)
+        for column, gen in spec.columns.items():
+            if gen is not None and gen.map is not None:
+                row[column] = gen.map.values.get(str(row[gen.map.column]), row[column])
+        if not collides(row, rows, groups):
+            # Appended, so the target row indexes stay valid.
+            rows.append(row)
+            return
+    raise GenerationError(f"cannot add a {rel.table} row that {pre.id} counts")
+
+
+def _break_match(
+    wf: Workflow,
+    draft: WorldDraft,
+    pre: Precondition,
+    row: dict[str, Any],
+    rng: random.Random,
+    fake: Faker,
+) -> None:
+    """Change one `where` column (else one matched column) of a row so it no longer counts."""
+    rel = pre.related
+    assert rel is not None
+    spec = wf.tables[rel.table]
+    for column in [*rel.where, *rel.match]:
+        gen = spec.columns[column]
+        if gen is None or column == spec.key:
+            continue
+        if gen.ref is not None:
+            parent, _, key = gen.ref.partition(".")
+            options: list[Any] = [r[key] for r in draft.tables[parent] if r[key] != row[column]]
+        else:
+            listed = gen.listed_values()
+            options = (
+                [v for v in listed if v != row[column]]
+                if listed is not None and gen.map is None
+                else [generate_value(gen, rng, fake, row, draft.tables) for _ in range(5)]
+            )
+            options = [v for v in options if v != row[column]]
+        if options:
+            row[column] = rng.choice(options)
+            return
+    raise GenerationError(f"cannot keep a {rel.table} row out of {pre.id}")
