@@ -162,13 +162,28 @@ class ChatTemplateRenderer:
         add_generation_prompt: bool = False,
     ) -> str:
         """The template's text for a conversation."""
-        text = self.tokenizer.apply_chat_template(
+        return self.render_openai(
             [m.openai_dict() for m in messages],
-            tools=[t.openai_schema() for t in tools] or None,
+            [t.openai_schema() for t in tools],
+            add_generation_prompt=add_generation_prompt,
+        )
+
+    def render_openai(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]] = (),
+        add_generation_prompt: bool = False,
+        template_kwargs: Mapping[str, Any] | None = None,
+    ) -> str:
+        """The template's text for a conversation in the OpenAI chat format (plain dicts, as
+        an HTTP request carries them); `template_kwargs` add to and override the renderer's."""
+        text = self.tokenizer.apply_chat_template(
+            list(messages),
+            tools=list(tools) or None,
             chat_template=self.template,
             add_generation_prompt=add_generation_prompt,
             tokenize=False,
-            **self.template_kwargs,
+            **{**self.template_kwargs, **(template_kwargs or {})},
         )
         assert isinstance(text, str)
         return text
