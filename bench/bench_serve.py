@@ -136,6 +136,25 @@ def _rates(requests: int, tokens: int, seconds: float) -> dict[str, Any]:
     }
 
 
+def save(args: argparse.Namespace, rows: list[dict[str, Any]]) -> Path:
+    """Written after every concurrency, so an interrupted run keeps what it measured."""
+    return write_result(
+        args.name,
+        {
+            "spec": args.spec,
+            "dtype": args.dtype,
+            "torch_threads": args.threads,
+            "max_tokens": args.max_tokens,
+            "requests_per_client": args.requests_per_client,
+            "prompt": "system + one tool + a short user question, greedy",
+            "note": args.note,
+            "goal": "ratio >= 0.9 at the highest concurrency",
+            "goal_met": rows[-1]["ratio_requests_per_s"] >= 0.9,
+            "rows": rows,
+        },
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--spec", default="hf:default", help="hf:default | hf:<path> | tiny")
@@ -176,23 +195,7 @@ def main() -> None:
                 f"ratio {row['ratio_requests_per_s']:.3f}",
                 flush=True,
             )
-    at_biggest = rows[-1]["ratio_requests_per_s"]
-    path = write_result(
-        args.name,
-        {
-            "spec": args.spec,
-            "dtype": args.dtype,
-            "torch_threads": args.threads,
-            "max_tokens": args.max_tokens,
-            "requests_per_client": args.requests_per_client,
-            "prompt": "system + one tool + a short user question, greedy",
-            "note": args.note,
-            "goal": "ratio >= 0.9 at the highest concurrency",
-            "goal_met": at_biggest >= 0.9,
-            "rows": rows,
-        },
-    )
-    print(f"wrote {path}")
+            print(f"wrote {save(args, rows)}", flush=True)
 
 
 if __name__ == "__main__":
