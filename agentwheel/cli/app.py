@@ -317,6 +317,7 @@ def export_command(
 
 def mount_other_commands() -> None:
     """Commands that live next to the code they drive."""
+    from agentwheel.cli import bench as bench_cli
     from agentwheel.cli import evaluate as evaluate_cli
     from agentwheel.cli import reasoning as reasoning_cli
     from agentwheel.cli import study as study_cli
@@ -327,6 +328,7 @@ def mount_other_commands() -> None:
     evaluate_cli.register(app)
     train_cli.register(app)
     study_cli.register(app)
+    bench_cli.register(app)
 
 
 mount_other_commands()
