@@ -45,6 +45,7 @@ BENCH_ERRORS = (
     ToolRunError,
     bfcl.BfclDataMissing,
     tau2.Tau2ResultsMissing,
+    tau2.Tau2RunChanged,
 )
 
 

@@ -7,8 +7,12 @@ both models through litellm, whose `openai/` provider speaks to any OpenAI-compa
 server (tools in, `tool_calls` out). `--results-dir R --save-to NAME` writes the
 simulations to `R/NAME.json` as each finishes, and at the end `R/NAME_results.json`
 (average reward and pass^k) and `R/NAME_termination_summary.json`. Rerunning with the same
-NAME resumes: tau2 asks on stdin whether to, and asks again if the run's configuration
-changed; we answer yes, then no, so a changed configuration stops instead of mixing runs.
+NAME resumes: tau2 asks on stdin whether to, and asks again if its recorded configuration
+changed. That record includes the servers' URLs, which change whenever the policy is
+served on a new port, so agentwheel keeps its own record without them (`tau2_run.json`),
+refuses to resume a run whose settings differ, and answers both of tau2's questions yes.
+Only an interrupted run resumes: tau2 keeps the first run's task list, so asking for more
+tasks in the same directory would fail at its metrics step; that is refused up front.
 litellm needs `LITELLM_LOCAL_MODEL_COST_MAP=True` to start offline.
 """
 
@@ -39,14 +43,19 @@ LOG_FILE = "tau2.log"
 # over any `api_key` in the model arguments when the agent's variable is unset).
 AGENT_KEY_VARIABLE = "AGENTWHEEL_TAU2_AGENT_API_KEY"
 USER_KEY_VARIABLE = "AGENTWHEEL_TAU2_USER_API_KEY"
-# Answers to tau2's resume prompts: resume, but not if the configuration changed.
-RESUME_ANSWERS = "y\nn\n"
+RUN_RECORD_FILE = "tau2_run.json"
+# Answers to tau2's two resume questions (resume? resume although the URLs changed?).
+RESUME_ANSWERS = "y\ny\n"
 # tau2's own test for a passed simulation (reward 1 within float error).
 SUCCESS_TOLERANCE = 1e-6
 
 
 class Tau2ResultsMissing(RuntimeError):
     """tau2 finished without writing the files it promises."""
+
+
+class Tau2RunChanged(RuntimeError):
+    """A resumed run asks for different settings than the simulations already on disk."""
 
 
 class ModelEndpoint(BaseModel):
@@ -79,6 +88,14 @@ class Tau2Run(BaseModel):
     max_steps: int = 200
     max_concurrency: int = 1
     seed: int = 300  # tau2's default
+
+    def resume_record(self) -> dict[str, Any]:
+        """The settings a resumed run must share with the first: all but where the models
+        are served (URLs, keys)."""
+        endpoint_fields = {"base_url", "api_key"}
+        return self.model_dump(
+            mode="json", exclude={"agent": endpoint_fields, "user": endpoint_fields}
+        )
 
 
 class Tau2Report(BaseModel):
@@ -166,6 +183,7 @@ def run_tau2(
     require_model(run.user.base_url, run.user.model, run.user.api_key)
     results_dir = out / "tau2"
     resuming = simulations_path(results_dir).exists()
+    check_resumable(run, out, resuming)
     if resuming:
         log(f"resuming the simulations in {simulations_path(results_dir)}")
     start = time.monotonic()
@@ -177,6 +195,26 @@ def run_tau2(
         stdin_text=RESUME_ANSWERS if resuming else None,
     )
     return write_report(run, out, results_dir, time.monotonic() - start)
+
+
+def check_resumable(run: Tau2Run, out: Path, resuming: bool) -> None:
+    """Record the run's settings, or, when resuming, refuse settings that differ."""
+    record_path = out / RUN_RECORD_FILE
+    wanted = run.resume_record()
+    if resuming and record_path.is_file():
+        recorded = json.loads(record_path.read_text(encoding="utf-8"))
+        changed = [
+            f"{key}: {recorded.get(key)!r} -> {value!r}"
+            for key, value in wanted.items()
+            if recorded.get(key) != value
+        ]
+        if changed:
+            raise Tau2RunChanged(
+                f"{out} holds a tau2 run with other settings ({'; '.join(changed)}): "
+                f"pass the same settings to resume it, or another --out"
+            )
+        return
+    write_text_atomic(record_path, json.dumps(wanted, indent=2) + "\n")
 
 
 def write_report(run: Tau2Run, out: Path, results_dir: Path, wall_s: float) -> Tau2Report:

@@ -5,6 +5,7 @@ saved from a real run, `samples/bfcl/`)."""
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -77,3 +78,51 @@ def test_the_tool_runs_offline_in_the_run_directory(tmp_path):
 def test_percent_cells():
     assert bfcl.percent("12.50%") == pytest.approx(0.125)
     assert bfcl.percent("N/A") is None
+
+
+def test_the_report_reads_the_official_score_files(tmp_path):
+    """The sample: bfcl-eval's own score files from a real run (2 entries per category,
+    a scripted server; the score files keep only their header line)."""
+    out = tmp_path / "out"
+    shutil.copytree(SAMPLE, out)
+    run = a_run(tmp_path, limit=2)
+    report = bfcl.write_report(run, out, {"generate": 1.0, "evaluate": 2.0})
+    assert set(report.categories) == set(bfcl.MULTI_TURN_CATEGORIES)
+    for score in report.categories.values():
+        assert (score.accuracy, score.correct, score.total) == (0.0, 0, 2)
+    assert report.multi_turn_overall == 0.0
+    assert report.score_table == out / "score" / "data_multi_turn.csv"
+    saved = json.loads((out / bfcl.REPORT_FILE).read_text())
+    assert saved["limit"] == 2
+    assert saved["wall_s"] == {"generate": 1.0, "evaluate": 2.0}
+
+
+def test_each_category_gets_its_own_score(tmp_path):
+    """The same files with distinct numbers, so a mix-up between categories shows."""
+    out = tmp_path / "out"
+    shutil.copytree(SAMPLE, out)
+    scores = out / "score" / "Qwen_Qwen3-8B-FC" / "multi_turn"
+    for i, category in enumerate(bfcl.MULTI_TURN_CATEGORIES):
+        header = {"accuracy": i / 4, "correct_count": i, "total_count": 4}
+        (scores / f"BFCL_v4_{category}_score.json").write_text(json.dumps(header) + "\n")
+    table = out / "score" / "data_multi_turn.csv"
+    table.write_text(
+        "Rank,Model,Multi Turn Overall Acc,Base,Miss Func,Miss Param,Long Context\n"
+        "1,Qwen3-8B (FC),37.50%,0.00%,25.00%,50.00%,75.00%"
+    )
+    report = bfcl.write_report(a_run(tmp_path, limit=4), out, {})
+    assert [report.categories[c].correct for c in bfcl.MULTI_TURN_CATEGORIES] == [0, 1, 2, 3]
+    assert report.categories["multi_turn_long_context"].accuracy == 0.75
+    assert report.multi_turn_overall == pytest.approx(0.375)
+    assert bfcl.table_rows(report)[-1] == ("multi-turn overall", "37.5%")
+
+
+def test_a_category_left_out_is_absent_not_zero(tmp_path):
+    out = tmp_path / "out"
+    shutil.copytree(SAMPLE, out)
+    (
+        out / "score" / "Qwen_Qwen3-8B-FC" / "multi_turn" / "BFCL_v4_multi_turn_base_score.json"
+    ).unlink()
+    report = bfcl.write_report(a_run(tmp_path, limit=2), out, {})
+    assert "multi_turn_base" not in report.categories
+    assert dict(bfcl.table_rows(report))["multi_turn_base"] == "–"
