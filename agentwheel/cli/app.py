@@ -320,6 +320,7 @@ def mount_other_commands() -> None:
     from agentwheel.cli import bench as bench_cli
     from agentwheel.cli import evaluate as evaluate_cli
     from agentwheel.cli import reasoning as reasoning_cli
+    from agentwheel.cli import serve as serve_cli
     from agentwheel.cli import study as study_cli
     from agentwheel.cli import train as train_cli
 
@@ -328,6 +329,7 @@ def mount_other_commands() -> None:
     evaluate_cli.register(app)
     train_cli.register(app)
     study_cli.register(app)
+    serve_cli.register(app)
     bench_cli.register(app)
 
 

@@ -17,13 +17,16 @@ import json
 import os
 import shutil
 import tempfile
+from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import torch
 import transformers
 from transformers import AutoModelForCausalLM, AutoTokenizer
 
 from agentwheel.llm.hf import HFChatModel, ModelLoadError, load_hf_model
+from agentwheel.llm.spec_options import split_spec_options
 from agentwheel.llm.template import tool_chat_template
 
 DEFAULT_SPEC = "hf:default"
@@ -121,7 +124,11 @@ def ensure_default_model() -> Path:
 
 
 def load_default_model(
-    dtype: str = "float32", device: str = "cpu", max_batch_size: int = 8, kv_reuse: bool = True
+    dtype: str = "float32",
+    device: str = "cpu",
+    max_batch_size: int = 8,
+    kv_reuse: bool = True,
+    template_kwargs: Mapping[str, Any] | None = None,
 ) -> HFChatModel:
     """`hf:default`: SmolLM2-135M-Instruct with agentwheel's tool template. `kv_reuse`: see
     `HFChatModel` (False re-reads every prompt, the baseline for benchmarks and debugging)."""
@@ -134,6 +141,7 @@ def load_default_model(
         template=tool_chat_template(),
         max_batch_size=max_batch_size,
         kv_reuse=kv_reuse,
+        template_kwargs=template_kwargs,
     )
 
 
@@ -143,13 +151,25 @@ def load_hf_spec(
     device: str = "cpu",
     max_batch_size: int = 8,
     kv_reuse: bool = True,
+    template_kwargs: Mapping[str, Any] | None = None,
 ) -> HFChatModel:
-    """`hf:default` (the bundled model) or `hf:<path or hub name>` (any causal LM)."""
-    target = spec.removeprefix("hf:")
+    """`hf:default` (the bundled model) or `hf:<path or hub name>` (any causal LM).
+
+    Chat-template keywords come from the spec's `?name=value` options
+    (`hf:Qwen/Qwen3-1.7B?enable_thinking=false`, see `agentwheel.llm.spec_options`) and
+    from `template_kwargs`; the spec's win."""
+    target, options = split_spec_options(spec.removeprefix("hf:"))
+    kwargs = {**(template_kwargs or {}), **options}
     if target == "default":
-        return load_default_model(dtype, device, max_batch_size, kv_reuse)
+        return load_default_model(dtype, device, max_batch_size, kv_reuse, kwargs)
     return load_hf_model(
-        target, dtype=dtype, device=device, max_batch_size=max_batch_size, kv_reuse=kv_reuse
+        target,
+        dtype=dtype,
+        device=device,
+        name=spec,
+        max_batch_size=max_batch_size,
+        kv_reuse=kv_reuse,
+        template_kwargs=kwargs,
     )
 
 
@@ -158,5 +178,5 @@ def hf_spec_dir(spec: str) -> str:
     from its GGUF first."""
     if not spec.startswith("hf:"):
         raise ValueError(f"model {spec!r} is not an hf: spec, so it has no directory on disk")
-    target = spec.removeprefix("hf:")
+    target, _ = split_spec_options(spec.removeprefix("hf:"))
     return str(ensure_default_model()) if target == "default" else target

@@ -39,7 +39,11 @@ from agentwheel.llm.kv_generation import (
     PrefixReusingGenerator,
     supports_prefix_reuse,
 )
-from agentwheel.llm.template import ChatTemplateRenderer, TemplateRenderError
+from agentwheel.llm.template import (
+    ChatTemplateRenderer,
+    TemplateRenderError,
+    standalone_tokenizer,
+)
 from agentwheel.llm.tool_calls import parse_tool_calls
 
 DTYPES = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
@@ -225,6 +229,7 @@ class HFChatModel:
         )
         self.lookahead = lookahead
         self._cached_weights: torch.Tensor | None = None
+        self._standalone_tokenizer: Any = None
 
     @property
     def kv_reuse(self) -> bool:
@@ -238,6 +243,17 @@ class HFChatModel:
     @property
     def renderer(self) -> ChatTemplateRenderer:
         return self._renderer
+
+    def standalone_tokenizer(self) -> Any:
+        """The tokenizer to save with this model's weights: its chat template is the one
+        this model renders with (template keywords baked in as defaults), so plain
+        `apply_chat_template(messages, tools=...)` on the saved directory gives the ids
+        this model was prompted and trained with."""
+        if self._standalone_tokenizer is None:
+            self._standalone_tokenizer = standalone_tokenizer(
+                self.tokenizer, self._renderer.standalone_template()
+            )
+        return self._standalone_tokenizer
 
     @property
     def device(self) -> torch.device:
@@ -351,8 +367,10 @@ def load_hf_model(
     template: str | None = None,
     max_batch_size: int = 8,
     kv_reuse: bool = True,
+    template_kwargs: Mapping[str, Any] | None = None,
 ) -> HFChatModel:
-    """Load a causal LM and its tokenizer from a local directory or a hub name.
+    """Load a causal LM and its tokenizer from a local directory or a hub name;
+    `template_kwargs` go to its chat template (e.g. `{"enable_thinking": False}`).
 
     A hub name needs network access (or a populated hub cache); when neither is there
     the error says so instead of showing a stack of HTTP retries.
@@ -384,4 +402,5 @@ def load_hf_model(
         template=template,
         max_batch_size=max_batch_size,
         kv_reuse=kv_reuse,
+        template_kwargs=template_kwargs,
     )

@@ -15,6 +15,8 @@ ChatML with Hermes-style tool calls and no injected default system prompt.
 
 from __future__ import annotations
 
+import copy
+import json
 from collections.abc import Mapping, Sequence
 from functools import cache
 from importlib import resources
@@ -72,6 +74,48 @@ def choose_template(tokenizer: Any) -> str:
     return own if own is not None and template_supports_tools(own) else tool_chat_template()
 
 
+def jinja_literal(value: Any) -> str:
+    """`value` (None, a bool, number, string, or a list or dict of them) as a Jinja literal."""
+    if value is None:
+        return "none"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int | float | str):
+        # JSON number and string syntax is valid Jinja syntax.
+        return json.dumps(value, ensure_ascii=False)
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(jinja_literal(v) for v in value) + "]"
+    if isinstance(value, Mapping):
+        items = (f"{jinja_literal(str(k))}: {jinja_literal(v)}" for k, v in value.items())
+        return "{" + ", ".join(items) + "}"
+    raise TypeError(f"a chat-template keyword cannot be {type(value).__name__}: {value!r}")
+
+
+def with_default_kwargs(template: str, template_kwargs: Mapping[str, Any]) -> str:
+    """`template` with `template_kwargs` as the defaults of its variables: rendered without
+    them it renders as if they were passed; a caller that passes one still wins. This is
+    how a saved tokenizer carries e.g. `enable_thinking=False` (Jinja's top-level `set`
+    inside an `if` is visible to the rest of the template)."""
+    for name in template_kwargs:
+        if not name.isidentifier():
+            raise ValueError(f"a chat-template keyword must be an identifier, got {name!r}")
+    defaults = "".join(
+        f"{{%- if {name} is not defined %}}{{%- set {name} = {jinja_literal(value)} %}}"
+        "{%- endif %}\n"
+        for name, value in template_kwargs.items()
+    )
+    return defaults + template
+
+
+def standalone_tokenizer(tokenizer: Any, template: str) -> Any:
+    """A copy of `tokenizer` whose own chat template is `template`, so that the directory it
+    is saved to renders, with plain `apply_chat_template`, what `template` renders. The
+    original is not touched (tokenizers are shared between models)."""
+    own = copy.deepcopy(tokenizer)
+    own.chat_template = template
+    return own
+
+
 class ChatTemplateRenderer:
     """Renders conversations for a Hugging Face tokenizer, token-in, token-out.
 
@@ -104,6 +148,11 @@ class ChatTemplateRenderer:
                 f"{self.close_text!r} and the tokenizer has no eos token"
             )
 
+    def standalone_template(self) -> str:
+        """The template this renderer renders with, its keyword arguments baked in as
+        defaults: what a checkpoint's tokenizer must carry to prompt as training did."""
+        return with_default_kwargs(self.template, self.template_kwargs)
+
     # Text -------------------------------------------------------------------------------
 
     def render_text(
@@ -113,13 +162,28 @@ class ChatTemplateRenderer:
         add_generation_prompt: bool = False,
     ) -> str:
         """The template's text for a conversation."""
-        text = self.tokenizer.apply_chat_template(
+        return self.render_openai(
             [m.openai_dict() for m in messages],
-            tools=[t.openai_schema() for t in tools] or None,
+            [t.openai_schema() for t in tools],
+            add_generation_prompt=add_generation_prompt,
+        )
+
+    def render_openai(
+        self,
+        messages: Sequence[Mapping[str, Any]],
+        tools: Sequence[Mapping[str, Any]] = (),
+        add_generation_prompt: bool = False,
+        template_kwargs: Mapping[str, Any] | None = None,
+    ) -> str:
+        """The template's text for a conversation in the OpenAI chat format (plain dicts, as
+        an HTTP request carries them); `template_kwargs` add to and override the renderer's."""
+        text = self.tokenizer.apply_chat_template(
+            list(messages),
+            tools=list(tools) or None,
             chat_template=self.template,
             add_generation_prompt=add_generation_prompt,
             tokenize=False,
-            **self.template_kwargs,
+            **{**self.template_kwargs, **(template_kwargs or {})},
         )
         assert isinstance(text, str)
         return text

@@ -228,6 +228,7 @@ def load_vllm_model(
     template: str | None = None,
     enable_sleep_mode: bool = False,
     seed: int = 0,
+    template_kwargs: Mapping[str, Any] | None = None,
 ) -> VLLMChatModel:
     """A vLLM engine on one GPU for the model at `path` (a local directory or hub name),
     with the Hugging Face tokenizer from the same path.
@@ -262,5 +263,6 @@ def load_vllm_model(
         tokenizer,
         name=name or f"vllm:{path}",
         template=template,
+        template_kwargs=template_kwargs,
         eos_token_ids=_generation_eos_ids(target),
     )

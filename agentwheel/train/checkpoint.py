@@ -3,7 +3,10 @@
 Layout of a checkpoint directory:
 
     model/               safetensors + config (+ tokenizer): `from_pretrained`, vLLM.
-                         With LoRA, the adapters merged into a copy of the base.
+                         With LoRA, the adapters merged into a copy of the base. The
+                         tokenizer's chat template is the one the model was trained with
+                         (pass `HFChatModel.standalone_tokenizer()`); the weights are in
+                         `save_dtype` when given (bfloat16: half the size).
     adapter/             LoRA only: the adapters, which is what resuming loads.
     trainer_state.pt     optimizer state, step, data-order position, RNG states.
     state.json           step and data position, readable.
@@ -199,9 +202,14 @@ def save_checkpoint(
     tokenizer: Any = None,
     config: Any = None,
     run_state: str | None = None,
+    save_dtype: str | None = None,
 ) -> Path:
     """Write a checkpoint atomically to `path` (replacing one already there), with
-    `run_state` (the caller's bookkeeping as of this checkpoint) inside it."""
+    `run_state` (the caller's bookkeeping as of this checkpoint) inside it.
+
+    `save_dtype` ("float32", "bfloat16", ...) is the dtype of the floating-point weights in
+    `model/` (default: as trained). Resuming loads those weights, so a bfloat16 checkpoint
+    of float32 training resumes from the rounded weights; LoRA adapters are kept as trained."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.tmp-{os.getpid()}")
@@ -214,10 +222,10 @@ def save_checkpoint(
             model.save_pretrained(tmp / "adapter")  # type: ignore[operator]
             # A resumed run must continue from exactly these weights: merge into a copy.
             merged = merged_copy(model)
-            merged.save_pretrained(tmp / "model")
+            _save_model(merged, tmp / "model", save_dtype)
             del merged
         else:
-            model.save_pretrained(tmp / "model")  # type: ignore[operator]
+            _save_model(model, tmp / "model", save_dtype)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp / "model")
 
@@ -255,6 +263,26 @@ def save_checkpoint(
     for stale in _siblings(path):
         shutil.rmtree(stale, ignore_errors=True)
     return path
+
+
+def _save_model(model: nn.Module, directory: Path, save_dtype: str | None) -> None:
+    """`save_pretrained`, with the floating-point weights cast to `save_dtype` and the
+    config saying so (so that `from_pretrained(dtype="auto")` and vLLM load that dtype)."""
+    if save_dtype is None:
+        model.save_pretrained(directory)  # type: ignore[operator]
+        return
+    dtype = getattr(torch, save_dtype)
+    weights = {
+        name: tensor.to(dtype) if tensor.is_floating_point() else tensor
+        for name, tensor in model.state_dict().items()
+    }
+    model.save_pretrained(directory, state_dict=weights)  # type: ignore[operator]
+    config_file = directory / "config.json"
+    saved = json.loads(config_file.read_text())
+    for key in ("dtype", "torch_dtype"):
+        if key in saved:
+            saved[key] = save_dtype
+    config_file.write_text(json.dumps(saved, indent=2, sort_keys=True) + "\n")
 
 
 def previous_of(path: Path) -> Path:

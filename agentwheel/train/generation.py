@@ -108,6 +108,7 @@ class Generator:
             max_model_len=self.settings.max_model_len,
             name=f"vllm:{self.source.name}",
             template=self.source.renderer.template,
+            template_kwargs=self.source.renderer.template_kwargs,
         )
 
     def _hf_copy(self) -> HFChatModel:
@@ -120,6 +121,7 @@ class Generator:
             self.source.tokenizer,
             name=f"{self.source.name}[{self.settings.dtype}]",
             template=self.source.renderer.template,
+            template_kwargs=self.source.renderer.template_kwargs,
             max_batch_size=self.source.max_batch_size,
             max_context=self.source.max_context,
         )

@@ -371,11 +371,18 @@ class GRPOTrainer:
         model.train(was_training)
         return out.logprobs
 
-    def save(self, path: str | Path, tokenizer: Any = None) -> Path:
-        """Checkpoint: HF model (+ tokenizer) for serving, and everything to resume."""
+    def save(self, path: str | Path, tokenizer: Any = None, save_dtype: str | None = None) -> Path:
+        """Checkpoint: HF model (+ tokenizer) for serving, and everything to resume; see
+        `save_checkpoint` for `save_dtype`."""
         state = TrainerState(step=self.step_count)
         return save_checkpoint(
-            path, self.model, self.optimizer, state, tokenizer=tokenizer, config=self.config
+            path,
+            self.model,
+            self.optimizer,
+            state,
+            tokenizer=tokenizer,
+            config=self.config,
+            save_dtype=save_dtype,
         )
 
     def load(self, path: str | Path) -> TrainerState:

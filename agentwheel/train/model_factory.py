@@ -52,13 +52,20 @@ def build_tiny_model(settings: ModelSettings, seed: int) -> HFChatModel:
         name="tiny",
         template=tool_chat_template(),
         max_batch_size=settings.max_batch_size,
+        template_kwargs=settings.template_kwargs,
     )
 
 
 def build_hf_model(settings: ModelSettings, seed: int) -> HFChatModel:
     from agentwheel.llm.default_model import load_hf_spec
 
-    return load_hf_spec(settings.spec, settings.dtype, settings.device, settings.max_batch_size)
+    return load_hf_spec(
+        settings.spec,
+        settings.dtype,
+        settings.device,
+        settings.max_batch_size,
+        template_kwargs=settings.template_kwargs,
+    )
 
 
 ModelFactory = Callable[[ModelSettings, int], HFChatModel]

@@ -165,9 +165,10 @@ class RunContext:
             trainer.model,
             trainer.optimizer,
             TrainerState(step=trainer.step_count, data_position=position),
-            tokenizer=self.model.tokenizer,
+            tokenizer=self.model.standalone_tokenizer(),
             config=trainer.config,
             run_state=self.state.model_dump_json(indent=2) if with_run_state else None,
+            save_dtype=self.config.model.save_dtype,
         )
 
     # -- the layout

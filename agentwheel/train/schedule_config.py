@@ -51,6 +51,17 @@ class ModelSettings(_Strict):
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="Weight dtype.")
     device: str = Field("cpu", description="cpu | cuda | cuda:<index> | mps")
     max_batch_size: int = Field(8, ge=1, description="Prompts per generate call.")
+    template_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Keywords for the chat template, e.g. {enable_thinking: false} for Qwen3 "
+        "(a spec's ?name=value options win); saved checkpoints carry them as defaults.",
+    )
+    save_dtype: Literal["float32", "bfloat16"] | None = Field(
+        None,
+        description="dtype of the weights in checkpoints' model/ (None: the training dtype). "
+        "bfloat16 halves the size; a run resumed from such a checkpoint continues from the "
+        "rounded weights.",
+    )
     generation: GenerationSettings = Field(
         default_factory=GenerationSettings,
         description="What rollouts and evals generate with (see agentwheel/train/generation.py).",

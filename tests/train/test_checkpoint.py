@@ -222,3 +222,24 @@ def test_kept_weights_load_alone_and_outlive_the_checkpoint_they_came_from(tmp_p
     assert weights_digest(other) == digest
     saved = torch.load(kept / "trainer_state.pt", weights_only=True)
     assert saved["optimizer"] is None
+
+
+def test_a_bfloat16_checkpoint_is_half_the_size_and_loads_rounded(tmp_path):
+    trainer = SFTTrainer(tiny_model(), SFTConfig(lr=1e-2))
+    trainer.step(dataset(2))
+    full = trainer.save(tmp_path / "full")
+    half = trainer.save(tmp_path / "half", save_dtype="bfloat16")
+    size = {p: (p / "model" / "model.safetensors").stat().st_size for p in (full, half)}
+    assert size[half] < 0.55 * size[full]
+
+    served = AutoModelForCausalLM.from_pretrained(half / "model", dtype="auto")
+    assert next(served.parameters()).dtype == torch.bfloat16
+    rounded = [p.to(torch.bfloat16) for p in params(trainer.model)]
+    assert all(torch.equal(a, b) for a, b in zip(params(served), rounded, strict=True))
+    # Resuming a float32 model from it continues from the rounded weights.
+    resumed = SFTTrainer(tiny_model(seed=5), SFTConfig(lr=1e-2))
+    resumed.load(half)
+    assert next(resumed.model.parameters()).dtype == torch.float32
+    assert all(
+        torch.equal(a, b.float()) for a, b in zip(params(resumed.model), rounded, strict=True)
+    )

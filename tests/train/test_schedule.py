@@ -88,6 +88,36 @@ def test_two_round_tiny_schedule_runs_end_to_end(full_run):
     assert "| unseen workflows |" in md
 
 
+def test_the_runs_checkpoints_prompt_as_training_did(config, full_run):
+    """A `configs/tiny.yaml` run trains with agentwheel's tool template, not SmolLM2's own:
+    its saved tokenizer renders, id for id, what the policy was prompted with."""
+    from transformers import AutoTokenizer
+
+    from agentwheel.core.dataset import load_tasks
+    from agentwheel.core.messages import Message
+    from agentwheel.envs.user import ScriptedUser
+    from agentwheel.train.model_factory import build_model
+
+    policy = build_model(config.model, config.seed)
+    task = load_tasks(full_run / "data" / "held_out" / "tasks.jsonl").tasks[0]
+    messages = [
+        Message(role="system", content=task.instruction),
+        Message(role="user", content=ScriptedUser().opening(task)),
+    ]
+    tools = [t.openai_schema() for t in task.tools]
+    for name in ("sft", "last"):
+        saved = AutoTokenizer.from_pretrained(full_run / "checkpoints" / name / "model")
+        ids = saved.apply_chat_template(
+            [m.openai_dict() for m in messages],
+            tools=tools,
+            add_generation_prompt=True,
+            tokenize=True,
+            return_dict=False,
+        )
+        assert ids == policy.renderer.initial_ids(messages, task.tools)
+        assert "You are a helpful AI assistant named SmolLM" not in saved.chat_template
+
+
 class Interrupt(Exception):
     pass
 
