@@ -18,6 +18,7 @@ from typing import Annotated
 import typer
 from rich.console import Console
 from rich.markup import escape
+from rich.status import Status
 from rich.table import Table
 
 from agentwheel.cli.errors import fail, in_range, require_dir
@@ -91,11 +92,11 @@ def endpoint_for(
         yield base_url, served_name
 
 
-def show_line(status: object) -> Callable[[str], None]:
+def show_line(status: Status) -> Callable[[str], None]:
     """Show the tool's latest output line in the spinner's text."""
 
     def update(line: str) -> None:
-        status.update(f"[dim]{escape(line[:150])}[/]")  # type: ignore[attr-defined]
+        status.update(f"[dim]{escape(line[:150])}[/]")
 
     return update
 
