@@ -15,6 +15,7 @@ from typing import TextIO
 
 _LINE_BREAK = re.compile(r"[\r\n]+")
 _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+STOP_GRACE_S = 10.0
 
 
 class ToolRunError(RuntimeError):
@@ -55,14 +56,25 @@ def run_tool(
             code = process.wait()
         finally:
             # An interrupted run (Ctrl-C) must not leave the tool running on its own.
-            if process.poll() is None:
-                process.terminate()
-                process.wait()
+            stop_tool(process)
     if code != 0:
         raise ToolRunError(
             f"{Path(command[0]).name} {command[1] if len(command) > 1 else ''} exited with "
             f"{code}: {' | '.join(last)} (full output: {log_path})"
         )
+
+
+def stop_tool(process: subprocess.Popen[bytes], grace_s: float = STOP_GRACE_S) -> None:
+    """Terminate, then kill: bfcl-eval catches SIGTERM and waits for its request in flight
+    (a 20-hour client timeout) before it exits."""
+    if process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=grace_s)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 def _pass_lines(

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import signal
+import subprocess
 import sys
 
 import pytest
 
-from agentwheel.eval.public.tool_run import ToolRunError, run_tool
+from agentwheel.eval.public.tool_run import ToolRunError, run_tool, stop_tool
 
 
 def python(code: str) -> list[str]:
@@ -49,3 +51,11 @@ def test_a_failing_tool_raises_with_its_last_lines(tmp_path):
 def test_a_missing_executable_is_a_tool_error(tmp_path):
     with pytest.raises(ToolRunError, match="could not start"):
         run_tool([str(tmp_path / "no-such-tool"), "run"], tmp_path / "tool.log")
+
+
+def test_a_tool_that_ignores_terminate_is_killed():
+    code = "import signal, time; signal.signal(signal.SIGTERM, lambda *a: None); print('up', flush=True); time.sleep(60)"
+    process = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE)
+    assert process.stdout is not None and process.stdout.readline() == b"up\n"
+    stop_tool(process, grace_s=0.5)
+    assert process.returncode == -signal.SIGKILL
