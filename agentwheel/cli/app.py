@@ -366,6 +366,7 @@ def export_command(
 
 def mount_other_commands() -> None:
     """Commands that live next to the code they drive."""
+    from agentwheel.cli import bench as bench_cli
     from agentwheel.cli import evaluate as evaluate_cli
     from agentwheel.cli import reasoning as reasoning_cli
     from agentwheel.cli import serve as serve_cli
@@ -378,6 +379,7 @@ def mount_other_commands() -> None:
     train_cli.register(app)
     study_cli.register(app)
     serve_cli.register(app)
+    bench_cli.register(app)
 
 
 mount_other_commands()
