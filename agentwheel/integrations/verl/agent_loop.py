@@ -26,6 +26,7 @@ from verl.experimental.agent_loop.agent_loop import (
     AgentLoopBase,
     AgentLoopMetrics,
     AgentLoopOutput,
+    _agent_loop_registry,
     register,
 )
 
@@ -73,7 +74,6 @@ def tool_simulator_for(spec: str) -> ToolSimulator:
     return LLMToolSimulator(load_chat_model(spec))
 
 
-@register(VERL_AGENT_NAME)
 class AgentwheelAgentLoop(AgentLoopBase):
     """One agentwheel episode per sample: our task, tools, user simulator and reward.
 
@@ -157,3 +157,10 @@ class AgentwheelAgentLoop(AgentLoopBase):
                 "agentwheel_termination": episode.termination,
             },
         )
+
+
+# A worker reads the loop config file (with our options) into verl's registry before its
+# first sample imports this module; registering unconditionally here would then replace
+# that entry with a bare one, and every later sample would run on default options.
+if VERL_AGENT_NAME not in _agent_loop_registry:
+    register(VERL_AGENT_NAME)(AgentwheelAgentLoop)
