@@ -149,3 +149,23 @@ def test_verls_worker_scores_oracle_episodes_as_our_runner(config, tmp_path, tok
         & ~output.batch["attention_mask"][:, -RESPONSE_LENGTH:].bool(),
         torch.zeros_like(output.batch["response_mask"]).bool(),
     )
+
+
+def test_the_launch_overrides_are_valid_keys_of_verls_config(model_dir, tmp_path):
+    """Every override the launcher writes names a key verl 0.9's trainer config has."""
+    from agentwheel.integrations.verl.launch import verl_ppo_command
+
+    command = verl_ppo_command(
+        "qwen3-1.7b",
+        tmp_path / "t.parquet",
+        tmp_path / "v.parquet",
+        tmp_path,
+        model=str(model_dir),
+        extra=("actor_rollout_ref.rollout.n=4",),
+    )
+    config = compose_verl_config(model_dir, 16, 16, overrides=command[3:])
+    assert config.actor_rollout_ref.rollout.n == 4  # the later override wins
+    assert config.data.train_batch_size == 64
+    assert config.algorithm.filter_groups.enable is True
+    assert config.actor_rollout_ref.actor.clip_ratio_high == 0.28
+    assert config.data.apply_chat_template_kwargs.enable_thinking is False
