@@ -77,6 +77,30 @@ def run_ours(model: HFChatModel, tasks) -> tuple[list, float]:
     )
 
 
+def start_ray(workers: int, attempts: int = 3) -> None:
+    """A local Ray cluster, small and polite: a learning study shares this machine (the
+    driver runs niced; Ray's processes inherit it). Ray gives its raylet a fixed 30 s to
+    register, which a loaded 2-core machine can miss; so a few attempts."""
+    import ray
+
+    for attempt in range(1, attempts + 1):
+        try:
+            ray.init(
+                num_cpus=workers,
+                include_dashboard=False,
+                log_to_driver=False,
+                runtime_env={
+                    "env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}
+                },
+            )
+            return
+        except Exception as exc:  # Ray raises a bare Exception on a start-up timeout
+            ray.shutdown()
+            if attempt == attempts:
+                raise
+            print(f"Ray did not start ({exc}); retrying")
+
+
 def run_on_ray(model: HFChatModel, model_dir: Path, parquet: Path, workers: int, tmp: Path):
     import ray
     from verl.experimental.agent_loop.agent_loop import AgentLoopWorker
@@ -96,14 +120,7 @@ def run_on_ray(model: HFChatModel, model_dir: Path, parquet: Path, workers: int,
         overrides=["actor_rollout_ref.rollout.temperature=0"],
     )
     start = time.perf_counter()
-    # Small and polite: a learning study shares this machine (the driver runs niced; Ray's
-    # processes inherit it).
-    ray.init(
-        num_cpus=workers,
-        include_dashboard=False,
-        log_to_driver=False,
-        runtime_env={"env_vars": {"OMP_NUM_THREADS": "1", "TOKENIZERS_PARALLELISM": "false"}},
-    )
+    start_ray(workers)
     actor = ray.remote(num_cpus=1)(AgentLoopWorker)
     handles = [actor.remote(config, ChatModelTokenServer(model)) for _ in range(workers)]
     dataset = load_rlhf_dataset(parquet, model.tokenizer, config)
@@ -183,7 +200,8 @@ def main() -> None:
         ),
         "episodes_equal_to_runner": len(order) - len(mismatches),
         "mismatched_tasks": mismatches,
-        "note": "2-core machine shared with other jobs, all niced; one run",
+        "torch_threads": {"runner": 1, "each_ray_worker": 1},
+        "note": "2-core machine shared with other jobs (load ~10), all niced; one run",
     }
     print(
         f"runner {result['runner_episodes_per_s']} ep/s, verl on Ray ({args.workers} workers) "
