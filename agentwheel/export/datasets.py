@@ -2,16 +2,18 @@
 
 - `export_parquet`: one row per task, flat columns plus the whole task as JSON; loads
   with `datasets.load_dataset("parquet", data_files=...)` or pandas.
-- `export_verl`: verl's RL parquet layout — chat `prompt` messages, `data_source`,
-  `ability`, `reward_model`, an `agent_name` for its agent loop, and in `extra_info` the
-  per-sample environment arguments (the task itself) that our environment, user simulator
-  and reward need on a remote worker.
+- `export_verl`: verl's RL parquet layout, loaded by its `RLHFDataset` — chat `prompt`
+  messages, `data_source`, `ability`, `reward_model`, the `agent_name` of our agent loop
+  (`agentwheel.integrations.verl`), and in `extra_info` the task itself as JSON: what our
+  environment, user simulator and reward need on a remote worker
+  (`task_from_verl_extra_info` reads it back). The loop scores each episode from the
+  environment's state; `reward_model` only records the expected state, for reading.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -69,10 +71,18 @@ def verl_row(task: Task, index: int, split: str) -> dict[str, Any]:
             "task_id": task.id,
             "branch_kind": task.branch_kind,
             "backend": backend,
-            "tools": json.dumps([t.openai_schema() for t in task.tools]),
             "task_json": task.model_dump_json(),
         },
     }
+
+
+def task_from_verl_extra_info(extra_info: Mapping[str, Any]) -> Task:
+    """The task a `verl_row` carries, from the row's `extra_info` as verl hands it over."""
+    if "task_json" not in extra_info:
+        raise ValueError(
+            "extra_info has no task_json: the row was not written by agentwheel's verl export"
+        )
+    return Task.model_validate_json(extra_info["task_json"])
 
 
 def export_verl(tasks: Sequence[Task], path: Path, split: str = "train") -> Path:

@@ -1,10 +1,14 @@
-import json
-
 import pyarrow.parquet as pq
+import pytest
 
 from agentwheel.core.task import Task
 from agentwheel.envs.reward import expected_state
-from agentwheel.export.datasets import VERL_AGENT_NAME, export_parquet, export_verl
+from agentwheel.export.datasets import (
+    VERL_AGENT_NAME,
+    export_parquet,
+    export_verl,
+    task_from_verl_extra_info,
+)
 from tests.envs.sample_tasks import ALL_KINDS, make_task
 
 TASKS = [make_task(k) for k in ALL_KINDS]
@@ -25,8 +29,13 @@ def test_verl_layout_carries_prompt_reward_target_and_environment_arguments(tmp_
     assert first["prompt"][1]["content"] == TASKS[0].user.request
     assert first["reward_model"]["ground_truth"] == expected_state(TASKS[0], "sqlite")
     assert first["extra_info"]["index"] == 0 and first["extra_info"]["split"] == "train"
-    assert Task.model_validate_json(first["extra_info"]["task_json"]) == TASKS[0]
-    assert json.loads(first["extra_info"]["tools"])[0]["function"]["name"] == "get_order"
+    assert task_from_verl_extra_info(first["extra_info"]) == TASKS[0]
+    assert "tools" not in first["extra_info"]  # verl never reads it; the task carries them
+
+
+def test_a_row_without_a_task_is_refused_by_name():
+    with pytest.raises(ValueError, match="task_json"):
+        task_from_verl_extra_info({"index": 0})
 
 
 def test_cli_exports_the_bundled_fixtures(tmp_path):
