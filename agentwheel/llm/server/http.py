@@ -23,6 +23,12 @@ from agentwheel.llm.server.service import ChatService
 MAX_BODY_BYTES = 32 * 1024 * 1024
 
 
+class _Listener(ThreadingHTTPServer):
+    # The standard library's backlog of 5 resets connections when a burst of clients
+    # (BFCL's threads, 32 concurrent requests) arrives faster than they are accepted.
+    request_queue_size = 256
+
+
 class OpenAIServer:
     """`service` on `host:port` (port 0: an ephemeral one, see `port`).
 
@@ -35,7 +41,7 @@ class OpenAIServer:
     ):
         self.service = service
         handler = type("Handler", (_Handler,), {"service": service, "log_requests": log})
-        self.httpd = ThreadingHTTPServer((host, port), handler)
+        self.httpd = _Listener((host, port), handler)
         self.httpd.daemon_threads = True
         self._thread: threading.Thread | None = None
 
