@@ -1,14 +1,15 @@
 """The values a column generator can make: what a rule's threshold, and the values next
-to it that the world builder tries, must stay within."""
+to it that the world builder tries, must stay within; their JSON types; drawing a choice."""
 
 from __future__ import annotations
 
+import random
 import re
 from datetime import date
 from functools import lru_cache
 from typing import Any
 
-from agentwheel.flywheels.agentic.workflow import ColumnGen
+from agentwheel.flywheels.agentic.workflow import ColumnGen, Scalar, Workflow
 
 
 @lru_cache(maxsize=256)
@@ -61,3 +62,33 @@ def describe_values(gen: ColumnGen) -> str:
 
 def _shown(values: list[Any]) -> str:
     return "[" + ", ".join(repr(v) for v in values) + "]"
+
+
+def value_types(wf: Workflow, field: str, _hops: int = 0) -> set[str]:
+    """The JSON types a field's values have (what a tool parameter bound to it must accept)."""
+    gen = wf.generator(field)
+    if gen is None or _hops > len(wf.tables):
+        return set()
+    if gen.ref is not None:
+        return value_types(wf, gen.ref, _hops + 1)
+    if gen.int_range is not None:
+        return {"integer", "number"}
+    if gen.money is not None:
+        return {"number"}
+    values = gen.listed_values()
+    if values is None:
+        return {"string"}
+    types = {
+        "string" if isinstance(v, str) else "number" if isinstance(v, float) else "integer"
+        for v in values
+    }
+    if types == {"integer"}:
+        types.add("number")
+    return types if len(types) == 1 or types == {"integer", "number"} else set()
+
+
+def sample_choice(gen: ColumnGen, rng: random.Random) -> Scalar:
+    assert gen.choice is not None
+    return (
+        rng.choices(gen.choice, weights=gen.weights)[0] if gen.weights else rng.choice(gen.choice)
+    )

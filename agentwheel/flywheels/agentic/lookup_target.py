@@ -14,6 +14,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from agentwheel.flywheels.agentic.generator_values import value_types
 from agentwheel.flywheels.agentic.workflow import (
     PLACEHOLDER,
     ColumnGen,
@@ -22,7 +23,6 @@ from agentwheel.flywheels.agentic.workflow import (
     ParamType,
     ToolDef,
     Workflow,
-    value_types,
 )
 
 # Faker providers whose values describe a record in words (not contact data or codes).

@@ -28,7 +28,6 @@ holds the cross-field checks and `workflow_loader` reads files.
 
 from __future__ import annotations
 
-import random
 import re
 from collections.abc import Iterator
 from typing import Any, Literal
@@ -475,33 +474,3 @@ class Workflow(_Strict):
                 yield step, pre, False
             for pre in step.optional_preconditions:
                 yield step, pre, True
-
-
-def value_types(wf: Workflow, field: str, _hops: int = 0) -> set[str]:
-    """The JSON types a field's values have (what a tool parameter bound to it must accept)."""
-    gen = wf.generator(field)
-    if gen is None or _hops > len(wf.tables):
-        return set()
-    if gen.ref is not None:
-        return value_types(wf, gen.ref, _hops + 1)
-    if gen.int_range is not None:
-        return {"integer", "number"}
-    if gen.money is not None:
-        return {"number"}
-    values = gen.listed_values()
-    if values is None:
-        return {"string"}
-    types = {
-        "string" if isinstance(v, str) else "number" if isinstance(v, float) else "integer"
-        for v in values
-    }
-    if types == {"integer"}:
-        types.add("number")
-    return types if len(types) == 1 or types == {"integer", "number"} else set()
-
-
-def sample_choice(gen: ColumnGen, rng: random.Random) -> Scalar:
-    assert gen.choice is not None
-    return (
-        rng.choices(gen.choice, weights=gen.weights)[0] if gen.weights else rng.choice(gen.choice)
-    )

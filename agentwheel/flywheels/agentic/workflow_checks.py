@@ -16,6 +16,7 @@ from pydantic import ValidationError
 
 from agentwheel.core.task import MAX_TOOL_PARAMETERS
 from agentwheel.flywheels.agentic.construct_checks import check_constructs
+from agentwheel.flywheels.agentic.generator_values import value_types
 from agentwheel.flywheels.agentic.workflow import (
     HANDOFF_TABLE,
     IDENT,
@@ -28,7 +29,6 @@ from agentwheel.flywheels.agentic.workflow import (
     Precondition,
     Step,
     Workflow,
-    value_types,
 )
 from agentwheel.flywheels.agentic.workflow_values import (
     check_compared_fields,

@@ -17,8 +17,8 @@ import re
 from datetime import date, datetime
 from typing import Any
 
-from agentwheel.flywheels.agentic.generator_values import describe_values, produces
-from agentwheel.flywheels.agentic.workflow import ColumnGen, Precondition, Workflow, value_types
+from agentwheel.flywheels.agentic.generator_values import describe_values, produces, value_types
+from agentwheel.flywheels.agentic.workflow import ColumnGen, Precondition, Workflow
 
 # The only workflow field whose YAML value is a boolean.
 BOOLEAN_KEYS = frozenset({"require_rows"})

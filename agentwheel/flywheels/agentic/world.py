@@ -22,7 +22,7 @@ from typing import Any
 from faker import Faker
 
 from agentwheel.core.task import SqlTable
-from agentwheel.flywheels.agentic.generator_values import produces
+from agentwheel.flywheels.agentic.generator_values import produces, sample_choice
 from agentwheel.flywheels.agentic.workflow import (
     HANDOFF_TABLE,
     PLACEHOLDER,
@@ -31,7 +31,6 @@ from agentwheel.flywheels.agentic.workflow import (
     Precondition,
     Scalar,
     Workflow,
-    sample_choice,
 )
 
 _TITLES = {
