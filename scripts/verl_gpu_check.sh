@@ -4,6 +4,9 @@
 #
 #   MODEL=/models/Qwen3-1.7B bash scripts/verl_gpu_check.sh
 #
+# Then the schedule on verl: one round of `agentwheel train --config verl-qwen3-1.7b`,
+# scaled to one GPU (evolve -> band -> verl steps -> our held-out eval of verl's weights).
+#
 # Needs .venv-verl with a CUDA torch and vLLM (pip install -e ".[verl,vllm]"; verl's v1
 # trainer may also want its `verl-core` extra). Passes when verl finishes STEPS steps,
 # logging agentwheel/* reward components, and writes a checkpoint under $OUT.
@@ -30,3 +33,14 @@ echo "$command"
 eval "$command" 2>&1 | tee "$OUT/verl.log"
 grep -q "agentwheel/passed" "$OUT/verl.log"
 echo "verl GPU check passed: $STEPS steps, log in $OUT/verl.log"
+
+# The schedule with verl as its trainer back-end, one small round on this GPU.
+"$PY" -m agentwheel train --config verl-qwen3-1.7b --out "$OUT/schedule" \
+  --set model.spec="hf:$MODEL" --set data.tasks_per_workflow=2 --set data.held_out_tasks=8 \
+  --set data.held_out_seen_tasks=4 --set sft.max_steps=4 --set eval.k=1 \
+  --set "rounds=[{kind: agentic, steps: $STEPS, batch_groups: 8, group_size: 4, max_attempts: 2, evolve_tasks_per_workflow: 1, band_samples: 2, probe_tasks: 8}]" \
+  --set trainer.verl.gpus_per_node=1 --set trainer.verl.python="$PY" \
+  --set 'trainer.verl.overrides=[actor_rollout_ref.rollout.response_length=2048, data.max_response_length=2048]'
+test -d "$OUT/schedule/checkpoints/round-1"
+grep -q '"trainer": "verl"' "$OUT/schedule/metrics.jsonl"
+echo "schedule on verl passed: round 1 trained by verl and evaluated, report in $OUT/schedule/report.md"

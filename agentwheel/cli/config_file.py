@@ -28,6 +28,7 @@ from agentwheel.train.schedule_config import (
     apply_overrides,
     load_config,
     parse_override,
+    resolve_extends,
 )
 
 SET_EXAMPLE = "--set grpo.lr=2e-6"
@@ -43,7 +44,7 @@ def read_checked_config(
         path = find_config(name_or_path)
     except FileNotFoundError as exc:
         raise UserError(f"{exc}: pass a YAML file or one of the bundled names") from None
-    raw = read_mapping(path)
+    raw = resolve_extends(read_mapping(path), path, read_mapping)
     for text in overrides:
         raw = apply_one_override(raw, text)
     unknown = first_unknown_key(raw, schema, [])

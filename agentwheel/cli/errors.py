@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.markup import escape
 from typer.core import TyperGroup
 
+from agentwheel.core.external_training import ExternalTrainingFailed
 from agentwheel.specs import SpecError
 
 console = Console(stderr=True)
@@ -44,7 +45,7 @@ def require_dir(path: Path, option: str = "--out") -> None:
 
 def describe(exc: BaseException) -> str | None:
     """The one-line message for a user's mistake; None for anything else (a bug)."""
-    if isinstance(exc, UserError | SpecError):
+    if isinstance(exc, UserError | SpecError | ExternalTrainingFailed):
         return str(exc)
     if isinstance(exc, FileNotFoundError | NotADirectoryError | IsADirectoryError):
         if exc.filename is None:

@@ -13,6 +13,7 @@ import os
 # Spinning OpenMP workers starve each other on shared cores; set before torch loads.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Annotated
 
@@ -23,6 +24,7 @@ from rich.table import Table
 from agentwheel.cli.config_file import load_schedule_config
 from agentwheel.cli.errors import UserErrorGroup, fail, require_dir
 from agentwheel.cli.progress import phase_bars
+from agentwheel.core.external_training import ExternalTrainer
 from agentwheel.core.resources import bundled_config, bundled_config_names
 from agentwheel.train.config import describe
 from agentwheel.train.schedule import run_schedule
@@ -60,6 +62,25 @@ def print_config(config: ScheduleConfig) -> None:
         console.print(table)
 
 
+def external_trainer(config: ScheduleConfig, log: Callable[[str], None]) -> ExternalTrainer | None:
+    """The engine that runs the rounds' RL steps when `trainer.backend` is not ours."""
+    if config.trainer.backend == "builtin":
+        return None
+    from agentwheel.integrations.verl.schedule_trainer import VerlTrainer
+
+    settings = config.trainer.verl
+    python = Path(settings.python)
+    if not python.exists() and os.sep in settings.python:
+        raise fail(
+            f"trainer.verl.python {settings.python} does not exist: create verl's virtualenv "
+            "with `make verl-env` (or point trainer.verl.python at an interpreter with verl)"
+        )
+    try:
+        return VerlTrainer(**settings.model_dump(), log=log)
+    except ValueError as exc:
+        raise fail(str(exc)) from exc
+
+
 def run_with_progress(config: ScheduleConfig, out: Path, resume: bool) -> None:
     require_dir(out)
     if (out / "state.json").exists() and not resume:
@@ -68,7 +89,12 @@ def run_with_progress(config: ScheduleConfig, out: Path, resume: bool) -> None:
     with phase_bars(console) as (progress, on_progress):
         start = time.perf_counter()
         state = run_schedule(
-            config, out, resume=resume, progress=on_progress, log=progress.console.print
+            config,
+            out,
+            resume=resume,
+            progress=on_progress,
+            log=progress.console.print,
+            external=external_trainer(config, progress.console.print),
         )
     table = Table(title=f"held-out pass^1 ({time.perf_counter() - start:.0f}s)")
     table.add_column("stage")

@@ -196,7 +196,7 @@ def read_run_state(path: str | Path) -> str | None:
 def save_checkpoint(
     path: str | Path,
     model: nn.Module,
-    optimizer: torch.optim.Optimizer,
+    optimizer: torch.optim.Optimizer | None,
     state: TrainerState,
     *,
     tokenizer: Any = None,
@@ -233,7 +233,8 @@ def save_checkpoint(
         {
             "step": state.step,
             "data_position": dict(state.data_position),
-            "optimizer": optimizer.state_dict(),
+            # None: the optimizer lives elsewhere (an external engine such as verl).
+            "optimizer": optimizer.state_dict() if optimizer is not None else None,
             "rng": capture_rng_state(),
         },
         tmp / "trainer_state.pt",
@@ -363,10 +364,16 @@ def _load(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None)
 
     # On the CPU: RNG states must be CPU tensors; the optimizer moves its state to the params.
     saved = torch.load(path / "trainer_state.pt", map_location="cpu", weights_only=True)
-    if optimizer is not None:
+    if optimizer is not None and saved["optimizer"] is not None:
         optimizer.load_state_dict(saved["optimizer"])
     restore_rng_state(saved["rng"])
     return TrainerState(step=saved["step"], data_position=dict(saved["data_position"]))
+
+
+def load_model_weights(model_dir: str | Path, model: nn.Module) -> None:
+    """Load a Hugging Face model directory's safetensors into `model` in place (e.g. the
+    weights an external engine trained); every weight must match by name."""
+    _load_weights(Path(model_dir), model, next(model.parameters()).device)
 
 
 def _load_weights(model_dir: Path, model: nn.Module, device: torch.device) -> None:

@@ -18,9 +18,11 @@ such runs usually recompute the old log-probs (`grpo.old_logprobs: recompute`).
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Callable
 from typing import Any, Literal
 
+import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
@@ -77,6 +79,15 @@ class Generator:
 
     def mark_stale(self) -> None:
         self._stale = True
+
+    def release(self) -> None:
+        """Drop the separate engine (and its accelerator memory) until the next use, e.g.
+        while an external trainer has the GPUs."""
+        self._engine = None
+        self._stale = True
+        gc.collect()
+        if torch.cuda.is_available():
+            torch.cuda.empty_cache()
 
     def chat_model(self) -> ChatModel:
         if not self.separate:

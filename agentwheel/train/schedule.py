@@ -31,6 +31,10 @@ data/{train,held_out}/, sft/, evals/<name>/ (run_eval output), rounds/round-<r>/
 report.json), reasoning/seeds/, checkpoints/{sft,last,round-<r>} (round-<r>: the weights
 after round r, kept for later evals), tb/ (TensorBoard, when available), plots/, report.md.
 
+With an external trainer (`trainer.backend: verl`), a round's grpo phase runs on that
+engine instead (rounds/external.py): it gets the round's tasks and the current policy and
+returns the weights after the round; evolve, eval, checkpoints and report stay ours.
+
 A run may start from another run's data and weights (`data.reuse_from`,
 `model.init_from`, with `sft.enabled: false`): the learning study (agentwheel/study/)
 runs its RL arms so, from one SFT checkpoint.
@@ -48,9 +52,11 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+from agentwheel.core.external_training import ExternalTrainer
 from agentwheel.train.phases import phase_data, phase_eval, phase_sft
 from agentwheel.train.report import write_report
 from agentwheel.train.rounds.base import run_grpo_round, select_round_items, write_round_report
+from agentwheel.train.rounds.external import run_external_round
 from agentwheel.train.rounds.registry import round_kind
 from agentwheel.train.run_context import Progress, RunContext, StepHook
 from agentwheel.train.run_state import RunState
@@ -60,7 +66,26 @@ Phase = tuple[str, Callable[[], Any]]
 
 
 class ScheduleRun(RunContext):
-    """One run of a schedule in `run_dir`. `run()` does (or finishes) every phase."""
+    """One run of a schedule in `run_dir`. `run()` does (or finishes) every phase.
+
+    `external` runs the rounds' RL steps when the config's `trainer.backend` is not
+    `builtin` (the CLI builds it: agentwheel/integrations/verl/schedule_trainer.py)."""
+
+    def __init__(
+        self,
+        config: ScheduleConfig,
+        run_dir: Path,
+        external: ExternalTrainer | None = None,
+        **kw: Any,
+    ):
+        backend = config.trainer.backend
+        if backend != "builtin" and (external is None or external.name != backend):
+            got = "none" if external is None else external.name
+            raise ValueError(
+                f"trainer.backend is {backend} but the external trainer given is {got}"
+            )
+        super().__init__(config, run_dir, **kw)
+        self.external = external if backend != "builtin" else None
 
     def phases(self) -> list[Phase]:
         """The recipe, in order; a phase's name is what `state.json` records as done."""
@@ -77,12 +102,17 @@ class ScheduleRun(RunContext):
             kind = round_kind(settings.kind)
             phases += [
                 (f"round-{r}:evolve", partial(select_round_items, self, kind, r, settings)),
-                (f"round-{r}:grpo", partial(run_grpo_round, self, kind, r, settings)),
+                (f"round-{r}:grpo", self._rl_steps(kind, r, settings)),
                 (f"round-{r}:eval", partial(phase_eval, self, f"round-{r}", r)),
                 (f"round-{r}:report", partial(write_round_report, self, r, settings)),
             ]
         phases.append(("report", partial(write_report, self.dir, self.config.plots)))
         return phases
+
+    def _rl_steps(self, kind: Any, round_: int, settings: Any) -> Callable[[], Any]:
+        if self.external is not None:
+            return partial(run_external_round, self, self.external, round_, settings)
+        return partial(run_grpo_round, self, kind, round_, settings)
 
     def run(self) -> RunState:
         """Every phase not yet done, in order; returns the final state."""
@@ -108,8 +138,15 @@ def run_schedule(
     on_step: StepHook | None = None,
     progress: Progress | None = None,
     log: Callable[[str], None] = print,
+    external: ExternalTrainer | None = None,
 ) -> RunState:
     """Run (or resume) a schedule in `run_dir`; see the module docstring for the phases."""
     return ScheduleRun(
-        config, Path(run_dir), resume=resume, on_step=on_step, progress=progress, log=log
+        config,
+        Path(run_dir),
+        external,
+        resume=resume,
+        on_step=on_step,
+        progress=progress,
+        log=log,
     ).run()

@@ -158,6 +158,45 @@ class EvalSettings(_Strict):
     max_new_tokens: int = Field(128, ge=1, description="Tokens per agent turn.")
 
 
+class VerlSettings(_Strict):
+    preset: str = Field(
+        "qwen3-1.7b",
+        description="How the model fits a node: qwen3-1.7b | qwen3-4b | qwen3-8b "
+        "(agentwheel/integrations/verl/launch.py).",
+    )
+    python: str = Field(
+        ".venv-verl/bin/python",
+        description="The interpreter that has verl (`make verl-env`), relative to the "
+        "working directory or absolute.",
+    )
+    entrypoint: str = Field(
+        "verl.trainer.main_ppo", description="The module run with `python -m` for a round."
+    )
+    nodes: int = Field(1, ge=1, description="Nodes of the Ray cluster verl trains on.")
+    gpus_per_node: int = Field(8, ge=1, description="GPUs per node.")
+    ray_address: str | None = Field(
+        None, description="An existing Ray cluster (several nodes), e.g. 10.0.0.1:6379."
+    )
+    save_every: int = Field(
+        10,
+        ge=1,
+        description="verl checkpoints every this many steps of a round (and after its last): "
+        "where a killed round resumes.",
+    )
+    overrides: list[str] = Field(
+        default_factory=list, description="More hydra overrides for verl; they win."
+    )
+
+
+class TrainerSettings(_Strict):
+    backend: Literal["builtin", "verl"] = Field(
+        "builtin",
+        description="Who runs a round's RL steps: our GRPO trainer in this process, or verl "
+        "on Ray (agentic rounds only; evolve, band, evals and checkpoints stay ours).",
+    )
+    verl: VerlSettings = Field(default_factory=VerlSettings)
+
+
 class ScheduleConfig(_Strict):
     name: str = "run"
     seed: int = Field(0, ge=0, description="Run seed (data, rollouts, trainers).")
@@ -172,6 +211,7 @@ class ScheduleConfig(_Strict):
         default_factory=list, description="RL rounds in order; each names its `kind`."
     )
     eval: EvalSettings = Field(default_factory=EvalSettings)
+    trainer: TrainerSettings = Field(default_factory=TrainerSettings)
     tensorboard: bool = Field(True, description="Also log to TensorBoard when installed.")
     wandb_project: str | None = Field(
         None, description="Also log to this Weights & Biases project (needs `wandb` installed)."
@@ -200,6 +240,17 @@ class ScheduleConfig(_Strict):
             raise ValueError(f"workflows both trained on and held out: {sorted(overlap)}")
         return self
 
+    @model_validator(mode="after")
+    def _external_rounds_are_agentic(self) -> ScheduleConfig:
+        if self.trainer.backend != "builtin":
+            other = sorted({r.kind for r in self.rounds} - {"agentic"})
+            if other:
+                raise ValueError(
+                    f"trainer.backend {self.trainer.backend} runs agentic rounds only; "
+                    f"this config also has {', '.join(other)} rounds"
+                )
+        return self
+
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.model_dump(mode="json"), sort_keys=False)
 
@@ -226,6 +277,36 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
     return raw
 
 
+EXTENDS = "extends"
+
+
+def resolve_extends(raw: dict[str, Any], path: Path, read: Any = None) -> dict[str, Any]:
+    """A config with `extends: other.yaml` (a path relative to its own file) is that file's
+    config with this one's keys merged over it, mapping by mapping (a list replaces the
+    list it overrides). `read(path)` reads a file as a mapping (default: plain YAML)."""
+    parent_name = raw.pop(EXTENDS, None)
+    if parent_name is None:
+        return raw
+    reader = read or (lambda p: yaml.safe_load(Path(p).read_text()) or {})
+    parent_path = (path.parent / str(parent_name)).resolve()
+    if not parent_path.exists():
+        raise FileNotFoundError(
+            2, f"{path}: extends a config that does not exist", str(parent_path)
+        )
+    parent = resolve_extends(reader(parent_path), parent_path, reader)
+    return _merged(parent, raw)
+
+
+def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in over.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _merged(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> ScheduleConfig:
-    raw = yaml.safe_load(Path(path).read_text()) or {}
+    raw = resolve_extends(yaml.safe_load(Path(path).read_text()) or {}, Path(path))
     return ScheduleConfig.model_validate(apply_overrides(raw, overrides))

@@ -242,11 +242,14 @@ def write_round_report(run: RunContext, round_: int, settings: RLRound) -> None:
         "settings": settings.model_dump(),
         "selection": json.loads((rdir / "selection.json").read_text()),
         "steps": len(steps),
-        "updates": sum(1 for m in steps if m["updated"]),
-        "rollout_reward_mean": mean([m["rollout_reward_mean"] for m in steps]),
-        "groups_dropped": sum(m["rollout_groups_dropped"] for m in steps),
-        "rollout_attempts": sum(m["rollout_attempts"] for m in steps),
-        "exhausted_steps": sum(1 for m in steps if m["rollout_exhausted"]),
+        # An external engine's steps (rounds/external.py) may lack some of these.
+        "updates": sum(1 for m in steps if m.get("updated", True)),
+        "rollout_reward_mean": mean(
+            [m["rollout_reward_mean"] for m in steps if "rollout_reward_mean" in m]
+        ),
+        "groups_dropped": sum(m.get("rollout_groups_dropped", 0) for m in steps),
+        "rollout_attempts": sum(m.get("rollout_attempts", 1) for m in steps),
+        "exhausted_steps": sum(1 for m in steps if m.get("rollout_exhausted")),
         "held_out_pass1_before": run.state.evals.get(previous),
         "held_out_pass1_after": run.state.evals.get(f"round-{round_}"),
         "collapse_alarm": collapse_alarm(run, metrics, round_),
