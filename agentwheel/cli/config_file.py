@@ -32,6 +32,7 @@ from agentwheel.train.schedule_config import (
 )
 
 SET_EXAMPLE = "--set grpo.lr=2e-6"
+STUDY_KEY = "study"  # the section only a study config has (agentwheel/study/config.py)
 
 
 def read_checked_config(
@@ -45,6 +46,11 @@ def read_checked_config(
     except FileNotFoundError as exc:
         raise UserError(f"{exc}: pass a YAML file or one of the bundled names") from None
     raw = resolve_extends(read_mapping(path), path, read_mapping)
+    if schema is ScheduleConfig and STUDY_KEY in raw:
+        raise UserError(
+            f"{path} is a learning-study config, not a training schedule: run "
+            f"`agentwheel study --config {name_or_path}`"
+        )
     for text in overrides:
         raw = apply_one_override(raw, text)
     unknown = first_unknown_key(raw, schema, [])

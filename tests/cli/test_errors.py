@@ -121,6 +121,12 @@ def test_train_config_file(tmp_path):
     typo.write_text("name: x\ndata: {held_out_workflows: [hr_leave_request]}\ngrpo: {lrr: 1}\n")
     in_file = train(tmp_path, "--config", str(typo))
     assert "unknown config key grpo.lrr (in " in in_file and "did you mean grpo.lr?" in in_file
+    study = train(tmp_path, "--config", "study")
+    assert "is a learning-study config, not a training schedule" in study
+    assert "run `agentwheel study --config study`" in study
+    orphan = tmp_path / "orphan.yaml"
+    orphan.write_text("extends: gone.yaml\nname: x\n")
+    assert "extends a config that does not exist" in train(tmp_path, "--config", str(orphan))
 
 
 def test_train_set_overrides(tmp_path):
