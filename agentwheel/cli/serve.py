@@ -64,6 +64,14 @@ def serve_command(
             callback=in_range(1), help="Tokens per chat reply when a request sets no max_tokens."
         ),
     ] = 512,
+    max_tokens_cap: Annotated[
+        int | None,
+        typer.Option(
+            callback=in_range(1),
+            help="hf: only: no reply longer than this, whatever a request asks (BFCL's "
+            "handler asks for the whole context left).",
+        ),
+    ] = None,
     tool_parser: Annotated[
         str, typer.Option(help="vllm: only: vLLM's tool-call parser (our templates write Hermes).")
     ] = "hermes",
@@ -88,7 +96,9 @@ def serve_command(
         model = load_hf_spec(spec, dtype=dtype, device=device, max_batch_size=max_batch_size)
     except Exception as exc:  # a model that cannot be loaded is a user-facing error here
         raise fail(f"could not load {spec!r}: {exc}") from None
-    service = ChatService(model, name, max_batch_size, default_max_tokens)
+    service = ChatService(
+        model, name, max_batch_size, default_max_tokens, max_tokens_cap=max_tokens_cap
+    )
     try:
         server = OpenAIServer(service, host, port, log=log_requests)
     except OSError as exc:

@@ -93,6 +93,25 @@ def test_sampling_with_a_seed_repeats(client):
     assert first.usage.completion_tokens <= 10
 
 
+def test_a_token_cap_bounds_every_reply_whatever_the_request_asks(chat_model):
+    service = ChatService(chat_model, NAME, max_tokens_cap=3)
+    with OpenAIServer(service, port=0).start() as capped:
+        client = openai.OpenAI(base_url=capped.base_url, api_key="unused", max_retries=0)
+        chat = client.chat.completions.create(
+            model=NAME,
+            messages=wire(MESSAGES),
+            tools=tool_schemas(),
+            max_tokens=500,
+            temperature=0.0,
+        )
+        text = client.completions.create(model=NAME, prompt="Hello", max_tokens=500, temperature=0)
+    assert chat.usage.completion_tokens == 3 and chat.choices[0].finish_reason == "length"
+    assert text.usage.completion_tokens == 3
+    assert (
+        chat.choices[0].message.content == in_process(chat_model, MESSAGES, max_new_tokens=3).text
+    )
+
+
 def test_completions_continue_raw_text(client, chat_model):
     prompt = chat_model.renderer.render_text(MESSAGES, TOOLS, add_generation_prompt=True)
     reply = client.completions.create(

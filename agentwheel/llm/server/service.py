@@ -50,6 +50,7 @@ class ChatService:
         max_batch_size: int = 32,
         default_max_tokens: int = 512,
         gather_s: float = 0.005,
+        max_tokens_cap: int | None = None,
     ):
         renderer = model.renderer
         if not isinstance(renderer, ChatTemplateRenderer):
@@ -60,6 +61,9 @@ class ChatService:
         self.renderer: ChatTemplateRenderer = renderer
         self.model_name = model_name
         self.default_max_tokens = default_max_tokens
+        # Clients such as BFCL's handler ask for the whole context left (thousands of
+        # tokens); on a CPU a rambling small model then takes minutes per reply.
+        self.max_tokens_cap = max_tokens_cap
         self.max_context: int | None = getattr(model, "max_context", None)
         self.batcher = RequestBatcher(model, max_batch_size=max_batch_size, gather_s=gather_s)
         self.created = int(time.time())
@@ -184,6 +188,8 @@ class ChatService:
 
     def _params(self, body: Any, max_tokens: int | None, prompt_tokens: int) -> SamplingParams:
         limit = max_tokens or self.default_max_tokens
+        if self.max_tokens_cap is not None:
+            limit = min(limit, self.max_tokens_cap)
         if self.max_context is not None:
             limit = max(1, min(limit, self.max_context - prompt_tokens))
         return SamplingParams(
