@@ -22,6 +22,7 @@ from pydantic import BaseModel
 from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.dataset import LoadError
 from agentwheel.core.jsonl import end_torn_tail, read_jsonl
+from agentwheel.core.run_settings import changed_settings
 from agentwheel.core.stats import mean
 from agentwheel.core.task import BRANCH_KINDS, Task
 from agentwheel.envs.agent import Policy
@@ -94,11 +95,7 @@ def check_resume_key(out: Path, key: dict[str, Any]) -> None:
     if not path.exists():
         return
     on_disk = json.loads(path.read_text(encoding="utf-8"))
-    differ = [
-        f"{name}: {on_disk.get(name)!r} on disk, {value!r} now"
-        for name, value in key.items()
-        if on_disk.get(name) != value
-    ]
+    differ = changed_settings(on_disk, key)
     if differ:
         raise ResumeMismatch(
             f"{out} holds episodes made with other settings ({'; '.join(differ)}): "

@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agentwheel.core.atomic import write_text_atomic
+from agentwheel.core.run_settings import changed_settings
 from agentwheel.eval.passk import pass_hat_curve
 from agentwheel.eval.public.endpoint import PLACEHOLDER_API_KEY, require_model
 from agentwheel.eval.public.tool_env import ToolEnv, ensure_tool_env
@@ -203,11 +204,7 @@ def check_resumable(run: Tau2Run, out: Path, resuming: bool) -> None:
     wanted = run.resume_record()
     if resuming and record_path.is_file():
         recorded = json.loads(record_path.read_text(encoding="utf-8"))
-        changed = [
-            f"{key}: {recorded.get(key)!r} -> {value!r}"
-            for key, value in wanted.items()
-            if recorded.get(key) != value
-        ]
+        changed = changed_settings(recorded, wanted)
         if changed:
             raise Tau2RunChanged(
                 f"{out} holds a tau2 run with other settings ({'; '.join(changed)}): "

@@ -98,8 +98,8 @@ def test_a_resume_may_move_servers_but_not_change_settings(tmp_path):
         update={"agent": first.agent.model_copy(update={"base_url": "http://127.0.0.1:9/v1"})}
     )
     tau2.check_resumable(moved, tmp_path, resuming=True)  # same settings: resumes
-    with pytest.raises(tau2.Tau2RunChanged, match="trials: 2 -> 3"):
+    with pytest.raises(tau2.Tau2RunChanged, match="trials: 2 on disk, 3 now"):
         tau2.check_resumable(first.model_copy(update={"trials": 3}), tmp_path, resuming=True)
     # tau2 keeps the first run's task list, so more tasks cannot be a resume
-    with pytest.raises(tau2.Tau2RunChanged, match="num_tasks: 2 -> 5"):
+    with pytest.raises(tau2.Tau2RunChanged, match="num_tasks: 2 on disk, 5 now"):
         tau2.check_resumable(first.model_copy(update={"num_tasks": 5}), tmp_path, resuming=True)
