@@ -46,7 +46,7 @@ def produces(gen: ColumnGen, value: Any) -> bool | None:
 
 
 def describe_values(gen: ColumnGen) -> str:
-    """What a generator makes, in words (for messages)."""
+    """What a generator makes, in words (for messages and the expander's prompts)."""
     if gen.choice is not None:
         return f"one of {_shown(list(gen.choice))}"
     if gen.int_range is not None:
@@ -57,7 +57,13 @@ def describe_values(gen: ColumnGen) -> str:
         return f"ISO dates from {gen.date[0]} to {gen.date[1]}"
     if gen.pattern is not None:
         return f"strings like {gen.pattern!r} (# = digit, ? = capital letter)"
-    return "its generator's values"
+    if gen.ref is not None:
+        return f"values of {gen.ref}"
+    if gen.email_of is not None or gen.username_of is not None:
+        return "values derived from the person's name"
+    if gen.faker is not None:
+        return f"realistic {gen.faker.replace('_', ' ')} values"
+    return f"always {gen.value!r}"
 
 
 def _shown(values: list[Any]) -> str:

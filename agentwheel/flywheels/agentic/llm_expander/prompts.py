@@ -12,6 +12,7 @@ from string import Template
 from agentwheel.core.resources import bundled
 from agentwheel.core.task import ToolSpec
 from agentwheel.flywheels.agentic.branches import Branch
+from agentwheel.flywheels.agentic.generator_values import describe_values
 from agentwheel.flywheels.agentic.llm_expander.schemas import PolicyRule
 from agentwheel.flywheels.agentic.tree import BehaviorTree, TreeNode
 from agentwheel.flywheels.agentic.workflow import ColumnGen, Workflow
@@ -62,25 +63,7 @@ def fix_prompt(problems: str) -> str:
 
 
 def _generator_text(gen: ColumnGen | None) -> str:
-    if gen is None:
-        return "filled in by the tools"
-    if gen.pattern is not None:
-        return f"like {gen.pattern} (# = digit, ? = letter)"
-    if gen.choice is not None:
-        return "one of " + ", ".join(str(c) for c in gen.choice)
-    if gen.int_range is not None:
-        return f"a whole number from {gen.int_range[0]} to {gen.int_range[1]}"
-    if gen.money is not None:
-        return f"an amount from {gen.money[0]:g} to {gen.money[1]:g}"
-    if gen.date is not None:
-        return f"a date from {gen.date[0]} to {gen.date[1]}"
-    if gen.ref is not None:
-        return f"refers to {gen.ref}"
-    if gen.email_of is not None or gen.username_of is not None:
-        return "derived from the person's name"
-    if gen.faker is not None:
-        return f"a realistic {gen.faker.replace('_', ' ')}"
-    return f"always {gen.value!r}"
+    return "filled in by the tools" if gen is None else describe_values(gen)
 
 
 def render_workflow(workflow: Workflow) -> str:
