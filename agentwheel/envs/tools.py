@@ -180,7 +180,8 @@ class TaskSqlAuthorizer:
     ) -> int:
         allowed = (
             action in (sqlite3.SQLITE_SELECT, sqlite3.SQLITE_TRANSACTION)
-            or (action in self._TABLE_ACTIONS and db_name == "main" and arg1 in self.tables)
+            # SQLite names no database for the read behind a bare COUNT(*) (column "").
+            or (action in self._TABLE_ACTIONS and db_name in ("main", None) and arg1 in self.tables)
             or (action == sqlite3.SQLITE_FUNCTION and arg2 not in self.DENIED_FUNCTIONS)
         )
         return sqlite3.SQLITE_OK if allowed else sqlite3.SQLITE_DENY

@@ -250,3 +250,12 @@ def test_the_authorizer_allows_what_task_tools_do():
     ]
     with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
         db.execute("ATTACH DATABASE ':memory:' AS other")
+
+
+def test_a_bare_count_of_a_task_table_is_allowed():
+    """SQLite reads a bare COUNT(*) without naming the database; it was denied."""
+    db = build_database(ITEMS)
+    count = SqlToolImpl(sql=["SELECT COUNT(*) AS n FROM items"], returns="row")
+    assert run_sql_tool(db, count, {}) == {"n": 2}
+    with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
+        db.execute("SELECT COUNT(*) FROM sqlite_master")
