@@ -354,6 +354,18 @@ def test_workflow_text_names_steps_rules_and_ids(workflows):
     assert all(i.spoken in text for i in wf.identifiers)
 
 
+def test_workflow_text_describes_every_intent():
+    """A workflow with further intents: each one's request and happy path reach the
+    teacher (only the first intent did)."""
+    (wf,) = [w for w in load_workflows()[0] if w.id == "car_rental_change"]
+    assert wf.intents
+    text = render_workflow(wf)
+    for intent in wf.intents:
+        assert f"- to {intent.phrasing.action} (intent `{intent.id}`):" in text
+        assert all(f"`{s.tool.name}`" in text for s in intent.steps)
+        assert all(p.rule.strip() in text for s in intent.steps for p in s.preconditions)
+
+
 # ---- runs against the loopback server --------------------------------------------------
 
 

@@ -15,7 +15,7 @@ from agentwheel.flywheels.agentic.branches import Branch
 from agentwheel.flywheels.agentic.generator_values import describe_values
 from agentwheel.flywheels.agentic.llm_expander.schemas import PolicyRule
 from agentwheel.flywheels.agentic.tree import BehaviorTree, TreeNode
-from agentwheel.flywheels.agentic.workflow import ColumnGen, Workflow
+from agentwheel.flywheels.agentic.workflow import ColumnGen, Step, Workflow
 
 
 @functools.cache
@@ -80,21 +80,7 @@ def render_workflow(workflow: Workflow) -> str:
         "",
         "Steps of the happy path:",
     ]
-    for i, step in enumerate(workflow.steps, 1):
-        spec = step.tool.spec()
-        params = ", ".join(
-            f"{name} ({p.get('type')}" + (f": one of {p['enum']}" if "enum" in p else "") + ")"
-            for name, p in spec.properties.items()
-        )
-        label = "" if step.id == spec.name else f"{step.id}: "
-        lines.append(
-            f"{i}. {label}`{spec.name}` ({spec.kind}) — {spec.description} "
-            f"Parameters: {params or 'none'}."
-        )
-        for pre in step.preconditions:
-            lines.append(f"   Relies on: {pre.rule.strip()}")
-        for pre in step.optional_preconditions:
-            lines.append(f"   May also check: {pre.rule.strip()}")
+    lines += _step_lines(workflow.steps)
     lines += ["", "What the user must give:"]
     lines += [f"- {i.spoken} (`{i.name}`)" for i in workflow.identifiers]
     transfer_id = next(
@@ -106,6 +92,15 @@ def render_workflow(workflow: Workflow) -> str:
         f"Handed to a human with `{workflow.transfer.tool}` (passing the {transfer_id}):",
     ]
     lines += [f"- {o.rule}" for o in workflow.out_of_scope]
+    if workflow.intents:
+        lines += [
+            "",
+            "Further requests the same agent serves (each its own happy path; the same "
+            "records, identifiers, hand-offs and policy):",
+        ]
+        for intent in workflow.intents:
+            lines.append(f"- to {intent.phrasing.action} (intent `{intent.id}`):")
+            lines += [f"  {line}" for line in _step_lines(intent.steps)]
     if workflow.extra_tools:
         lines += ["", "Other tools the agent has:"]
         lines += [f"- `{t.name}` ({t.kind}) — {t.description}" for t in workflow.extra_tools]
@@ -119,6 +114,26 @@ def render_workflow(workflow: Workflow) -> str:
         )
         lines.append(f"- details the user states: {details}")
     return "\n".join(lines)
+
+
+def _step_lines(steps: Sequence[Step]) -> list[str]:
+    """A happy path as numbered steps: tool, kind, description, parameters, and the rules
+    each step relies on or may check."""
+    lines = []
+    for i, step in enumerate(steps, 1):
+        spec = step.tool.spec()
+        params = ", ".join(
+            f"{name} ({p.get('type')}" + (f": one of {p['enum']}" if "enum" in p else "") + ")"
+            for name, p in spec.properties.items()
+        )
+        label = "" if step.id == spec.name else f"{step.id}: "
+        lines.append(
+            f"{i}. {label}`{spec.name}` ({spec.kind}) — {spec.description} "
+            f"Parameters: {params or 'none'}."
+        )
+        lines += [f"   Relies on: {pre.rule.strip()}" for pre in step.preconditions]
+        lines += [f"   May also check: {pre.rule.strip()}" for pre in step.optional_preconditions]
+    return lines
 
 
 def render_tools(tools: Sequence[ToolSpec]) -> str:
