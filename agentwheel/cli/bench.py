@@ -22,6 +22,7 @@ from rich.status import Status
 from rich.table import Table
 
 from agentwheel.cli.errors import fail, in_range, require_dir
+from agentwheel.cli.serve import checkpoint_model_dir
 from agentwheel.eval.public import bfcl, tau2
 from agentwheel.eval.public.endpoint import EndpointError
 from agentwheel.eval.public.served import served_model
@@ -51,9 +52,11 @@ BENCH_ERRORS = (
 
 
 def local_model_dir(spec: str) -> str:
-    """The directory a servable spec loads from (`hf:default` is converted first)."""
+    """The directory a servable spec loads from (`hf:default` is converted first; a
+    training checkpoint's is its `model/`)."""
     from agentwheel.llm.default_model import hf_spec_dir
 
+    spec = checkpoint_model_dir(spec)
     if spec.startswith("hf:"):
         return hf_spec_dir(spec)
     return spec.removeprefix("vllm:")

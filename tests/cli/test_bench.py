@@ -83,3 +83,14 @@ def test_a_venv_that_cannot_be_created_is_reported(tmp_path):
          "--out", str(tmp_path / "out")]
     )  # fmt: skip
     assert f"{blocker} is a file, not a virtualenv directory" in line
+
+
+def test_a_training_checkpoint_is_benchmarked_from_its_model_directory(tmp_path):
+    """`--policy hf:<run>/checkpoints/sft` (as the README shows) names the checkpoint, whose
+    servable model is in model/; bfcl-eval must be given that directory."""
+    from agentwheel.cli.bench import local_model_dir
+
+    (tmp_path / "sft" / "model").mkdir(parents=True)
+    (tmp_path / "sft" / "model" / "config.json").write_text("{}")
+    assert local_model_dir(f"hf:{tmp_path / 'sft'}") == str(tmp_path / "sft" / "model")
+    assert local_model_dir(f"vllm:{tmp_path / 'sft'}") == str(tmp_path / "sft" / "model")
