@@ -133,8 +133,9 @@ class VerlTrainer:
 
 
 def round_overrides(job: ExternalRoundJob, save_every: int) -> list[str]:
-    """The round's budget and the run's GRPO settings as verl overrides; verl checkpoints
-    every `save_every` steps (what a killed round resumes from) and after the last."""
+    """The round's budget, the run's GRPO settings and chat-template keywords as verl
+    overrides; verl checkpoints every `save_every` steps (what a killed round resumes from)
+    and after the last."""
     overrides = [
         f"data.train_batch_size={job.groups_per_step}",
         f"actor_rollout_ref.actor.ppo_mini_batch_size={job.groups_per_step}",
@@ -153,6 +154,11 @@ def round_overrides(job: ExternalRoundJob, save_every: int) -> list[str]:
         "actor_rollout_ref.actor.checkpoint.save_contents=[model,optimizer,extra,hf_model]",
         "trainer.logger=[console,file]",
         f"trainer.experiment_name=round-{job.round}",
+    ]
+    # `++` adds or replaces (the preset already sets enable_thinking).
+    overrides += [
+        f"++data.apply_chat_template_kwargs.{name}={json.dumps(value)}"
+        for name, value in job.template_kwargs.items()
     ]
     if job.kl_coef > 0:
         overrides += [

@@ -57,6 +57,7 @@ def job(tmp_path, tiny_model, tokenizer) -> ExternalRoundJob:
         max_new_tokens=64,
         max_agent_turns=5,
         max_episode_tokens=3072,
+        template_kwargs={"enable_thinking": True},
     )
 
 
@@ -87,6 +88,7 @@ def test_the_round_command_carries_the_rounds_budget_and_our_settings(job, stand
     assert got["trainer.save_freq"] == "1"  # save_every, capped at the round's steps
     assert "hf_model" in got["actor_rollout_ref.actor.checkpoint.save_contents"]
     assert got["trainer.default_local_dir"] == str((job.out_dir / "checkpoints").resolve())
+    assert got["data.apply_chat_template_kwargs.enable_thinking"] == "true"  # the run's wins
     # The round's loop config has the run's turn and token limits.
     loop = Path(got["actor_rollout_ref.rollout.agent.agent_loop_config_path"])
     assert loop.parent == job.out_dir.resolve()
@@ -160,6 +162,7 @@ def test_verl_accepts_every_override_of_a_round_command(job, stand_in):
     assert list(config.trainer.logger) == ["console", "file"]
     assert config.algorithm.filter_groups.enable is True
     assert config.actor_rollout_ref.model.path == str(job.init_model.resolve())
+    assert config.data.apply_chat_template_kwargs.enable_thinking is True
 
 
 def test_the_cli_says_how_to_get_verl_when_its_python_is_missing(tmp_path):
