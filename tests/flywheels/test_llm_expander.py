@@ -473,10 +473,12 @@ def test_429s_and_timeouts_are_retried_by_the_client(tmp_path, workflows):
     teacher = FakeTeacher()
     server = OpenAITestServer(
         teacher,
-        script=[error_reply(429, "slow down", retry_after=0), slow_reply(2.0), error_reply(503)],
+        script=[error_reply(429, "slow down", retry_after=0), slow_reply(6.0), error_reply(503)],
     )
     with server:
-        model = teacher_for(server, timeout_s=0.3, max_retries=3)
+        # 1.5 s: an ordinary reply from the local fake must never time out, even on a
+        # loaded machine (0.3 s did, counting a second timeout).
+        model = teacher_for(server, timeout_s=1.5, max_retries=3)
         manifest = expand_with_llm(workflows, model, tmp_path)
     assert manifest.tasks_kept == 2 * len(BRANCHES)
     stats = manifest.teacher_stats or {}
