@@ -72,8 +72,11 @@ def verl_ppo_command(
     ray_address: str | None = None,
     agent_loop_config: Path = LOOP_CONFIG,
     extra: tuple[str, ...] = (),
+    python: str = sys.executable,
+    entrypoint: str = "verl.trainer.main_ppo",
 ) -> list[str]:
-    """The verl command for `preset`; `extra` overrides come last and win."""
+    """`python -m entrypoint` with the overrides for `preset`; `extra` overrides come last
+    and win."""
     if preset not in PRESETS:
         raise ValueError(f"unknown preset {preset!r}: use one of {', '.join(PRESETS)}")
     p = PRESETS[preset]
@@ -106,7 +109,7 @@ def verl_ppo_command(
     ]
     if ray_address:
         overrides.append(f"+ray_kwargs.ray_init.address={ray_address}")
-    return [sys.executable, "-m", "verl.trainer.main_ppo", *overrides, *extra]
+    return [python, "-m", entrypoint, *overrides, *extra]
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -100,7 +100,7 @@ class VerlTrainer:
         export_verl(load_tasks(job.tasks).tasks, train, split="train")
         export_verl(load_tasks(job.held_out).tasks, val, split="val")
         loop_config = write_loop_config(out / "agent_loops.yaml", job)
-        command = verl_ppo_command(
+        return verl_ppo_command(
             self.preset,
             train,
             val,
@@ -112,8 +112,9 @@ class VerlTrainer:
             ray_address=self.ray_address,
             agent_loop_config=loop_config,
             extra=(*round_overrides(job, self.save_every), *self.overrides),
+            python=self.python,
+            entrypoint=self.entrypoint,
         )
-        return [self.python, "-m", self.entrypoint, *command[3:]]
 
     def _run(self, command: list[str], out: Path, launch: int, round_: int) -> None:
         env = {**os.environ, "VERL_FILE_LOGGER_PATH": str(out / f"metrics-{launch}.jsonl")}

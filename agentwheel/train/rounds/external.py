@@ -163,10 +163,9 @@ def _adopt(
 
 def _free_accelerator(run: RunContext) -> None:
     """The engine needs the GPUs: drop our generation engine and move the policy off."""
-    run.generator.release()
     if run.config.model.device != "cpu":
         run.model.model.to("cpu")
-        run.generator.release()  # empties the CUDA cache after the move
+    run.generator.release()  # after the move, so its cache flush covers the policy too
 
 
 def _restore_accelerator(run: RunContext) -> None:
