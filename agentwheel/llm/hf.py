@@ -32,6 +32,7 @@ from transformers import (
 )
 
 from agentwheel.core.messages import ChatRequest, Completion, FinishReason, SamplingParams
+from agentwheel.llm.half_precision import runnable_dtype
 from agentwheel.llm.kv_cache import PrefixKVCache, weights_fingerprint
 from agentwheel.llm.kv_generation import (
     DEFAULT_LOOKAHEAD,
@@ -382,6 +383,7 @@ def load_hf_model(
     if is_local:
         target = str(Path(target).expanduser())
     torch_device = _resolve_device(device)
+    dtype = runnable_dtype(dtype, torch_device)
     try:
         tokenizer = AutoTokenizer.from_pretrained(target)
         model = AutoModelForCausalLM.from_pretrained(

@@ -5,9 +5,10 @@ the weights. Three back-ends:
 
     shared   the trained module itself (HF `generate` on the training weights). Nothing to
              refresh; generation runs in the training dtype (float32 master weights).
-    hf       a separate transformers copy in `dtype` (bfloat16 by default). On the CPU this
-             is the fast path: bf16 generation measured ~1.6x faster than float32 for the
-             default model on the demo's held-out eval here.
+    hf       a separate transformers copy in `dtype` (bfloat16 by default). On a CPU with
+             native bf16 this is the fast path: bf16 generation measured ~1.6x faster than
+             float32 for the default model on the demo's held-out eval; on one without, the
+             copy is float32 (`agentwheel.llm.half_precision`).
     vllm     a vLLM engine on the GPU (`pip install -e ".[vllm]"`).
 
 A separate engine is refreshed lazily: `mark_stale()` after anything that changes the
@@ -26,6 +27,7 @@ import torch
 from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
+from agentwheel.llm.half_precision import runnable_dtype
 from agentwheel.llm.hf import DTYPES, HFChatModel
 from agentwheel.llm.types import ChatModel
 from agentwheel.train.model import copy_named_weights, merged_state_dict
@@ -125,12 +127,13 @@ class Generator:
     def _hf_copy(self) -> HFChatModel:
         # Weights come with the first refresh; only the architecture is needed here.
         base = self.source.model
-        copy = type(base)(base.config).to(device=base.device, dtype=DTYPES[self.settings.dtype])
+        dtype = runnable_dtype(self.settings.dtype, base.device)
+        copy = type(base)(base.config).to(device=base.device, dtype=DTYPES[dtype])
         copy.generation_config = base.generation_config
         return HFChatModel(
             copy,
             self.source.tokenizer,
-            name=f"{self.source.name}[{self.settings.dtype}]",
+            name=f"{self.source.name}[{dtype}]",
             template=self.source.renderer.template,
             template_kwargs=self.source.renderer.template_kwargs,
             max_batch_size=self.source.max_batch_size,

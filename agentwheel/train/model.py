@@ -13,6 +13,7 @@ from typing import Any
 import torch
 from torch import nn
 
+from agentwheel.llm.half_precision import runnable_dtype
 from agentwheel.train.config import LoraSettings, TrainConfig
 
 
@@ -90,13 +91,14 @@ def lr_at(step: int, config: TrainConfig) -> float:
 
 
 def autocast(model: nn.Module, config: TrainConfig) -> AbstractContextManager[object]:
-    """bf16 matmuls when configured; parameters stay in their own dtype (float32 master
-    weights, so AdamW updates of ~lr x 1e-3 are not rounded away as in a bf16 copy)."""
+    """bf16 matmuls when configured and the device runs them natively; parameters stay in
+    their own dtype (float32 master weights, so AdamW updates of ~lr x 1e-3 are not rounded
+    away as in a bf16 copy)."""
     device = next(model.parameters()).device
     return torch.autocast(
         device_type=device.type,
         dtype=torch.bfloat16,
-        enabled=config.compute_dtype == "bfloat16",
+        enabled=runnable_dtype(config.compute_dtype, device) == "bfloat16",
     )
 
 

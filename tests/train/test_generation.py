@@ -9,6 +9,7 @@ import pytest
 import torch
 
 from agentwheel.core.messages import ChatRequest, Message, SamplingParams
+from agentwheel.llm.half_precision import OVERRIDE_VARIABLE
 from agentwheel.train.generation import GenerationSettings, Generator
 from agentwheel.train.model import copy_named_weights, merged_copy, merged_state_dict
 from agentwheel.train.report import read_metrics
@@ -59,12 +60,22 @@ def test_hf_copy_is_refreshed_only_when_marked_stale(tiny):
     assert _greedy(engine) == _greedy(tiny)
 
 
-def test_bf16_copy_holds_the_trained_weights_rounded(tiny):
+def test_bf16_copy_holds_the_trained_weights_rounded(tiny, monkeypatch):
+    monkeypatch.setenv(OVERRIDE_VARIABLE, "1")  # bf16 even on a CPU without native bf16
     generator = Generator(GenerationSettings(backend="hf"), tiny, lambda: tiny.model)
     engine = generator.chat_model()
     weight = engine.model.model.layers[0].mlp.up_proj.weight
     assert weight.dtype == torch.bfloat16
     assert torch.equal(weight, tiny.model.model.layers[0].mlp.up_proj.weight.bfloat16())
+
+
+def test_a_cpu_without_native_bf16_generates_from_an_exact_float32_copy(tiny, monkeypatch):
+    monkeypatch.setenv(OVERRIDE_VARIABLE, "0")  # as on an AVX2-only CPU
+    generator = Generator(GenerationSettings(backend="hf"), tiny, lambda: tiny.model)
+    engine = generator.chat_model()
+    assert engine.name.endswith("[float32]")
+    assert all(p.dtype == torch.float32 for p in engine.model.parameters())
+    assert _greedy(engine) == _greedy(tiny)
 
 
 def test_lora_weights_are_merged_for_the_engine_and_the_trainee_is_untouched(tiny):
