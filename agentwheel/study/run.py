@@ -58,6 +58,9 @@ from agentwheel.train.run_context import Progress
 from agentwheel.train.schedule import run_schedule
 
 STUDY_STATE = "study_state.json"
+# The flywheel arm trains first: it is the study's question, so a run stopped before the
+# end has measured it (each arm's held-out eval comes with its run).
+ARM_RUN_ORDER = ("rl_flywheel", "rl_static")
 STUDY_JSON = "study.json"
 
 
@@ -134,7 +137,7 @@ class StudyRun:
             ("shared", self.run_shared),
             ("check", self.check_data),
         ]
-        phases += [(f"arm:{arm}", partial(self.run_arm, arm)) for arm in RL_ARMS]
+        phases += [(f"arm:{arm}", partial(self.run_arm, arm)) for arm in ARM_RUN_ORDER]
         phases += [(f"evals:{arm}", partial(self.evaluate, arm)) for arm in ARMS]
         return phases
 

@@ -172,11 +172,13 @@ def test_a_killed_study_resumes_without_redoing_finished_arms(config, study, tmp
 
     with pytest.raises(Interrupt):
         run_study(config, tmp_path, log=kill_in_the_second_arm)
-    static_metrics = (tmp_path / "arms" / "rl_static" / "metrics.jsonl").read_bytes()
+    # the flywheel arm runs first (a study cut short has measured it)
+    assert seen.index("== study: arm:rl_flywheel") < seen.index("== study: arm:rl_static")
+    flywheel_metrics = (tmp_path / "arms" / "rl_flywheel" / "metrics.jsonl").read_bytes()
     logs: list[str] = []
     result = run_study(config, tmp_path, resume=True, log=logs.append)
-    assert "== study: arm:rl_static" not in logs and "== study: arm:rl_flywheel" in logs
-    assert (tmp_path / "arms" / "rl_static" / "metrics.jsonl").read_bytes() == static_metrics
+    assert "== study: arm:rl_flywheel" not in logs and "== study: arm:rl_static" in logs
+    assert (tmp_path / "arms" / "rl_flywheel" / "metrics.jsonl").read_bytes() == flywheel_metrics
     assert _numbers(result) == _numbers(full_result)
     # The interrupted arm continued exactly: its steps and evals are the uninterrupted ones.
     timing = {"step_s", "tokens_per_s"}
