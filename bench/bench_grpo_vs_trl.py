@@ -264,6 +264,8 @@ def run_trl(settings: Settings, data_path: str) -> dict[str, Any]:
     from datasets import Dataset
     from transformers import TrainerCallback
 
+    from agentwheel.llm.half_precision import runnable_dtype
+
     data = torch.load(data_path)
     model, _ = load_policy(settings)
     rss_after_load = current_rss_mb()
@@ -280,7 +282,8 @@ def run_trl(settings: Settings, data_path: str) -> dict[str, Any]:
             self.seconds.append(time.perf_counter() - self._start)
 
     total_steps = 1 + settings.steps
-    bf16 = settings.dtype == "bfloat16"
+    # The same rule as ours: on a CPU without native bf16 both sides compute in float32.
+    bf16 = runnable_dtype(settings.dtype, "cpu") == "bfloat16"
     with tempfile.TemporaryDirectory() as out_dir:
         args = trl.GRPOConfig(
             output_dir=out_dir,

@@ -168,6 +168,8 @@ def compare(policy: str, dtype: str, tasks: list[Task], args: argparse.Namespace
     rate = {arm: sum(r["episodes_per_s"] for r in rs) / len(rs) for arm, rs in rows.items()}
     return {
         "dtype": dtype,
+        # what ran: a CPU without native bf16 runs a bf16 request in float32
+        "dtype_run": str(next(baseline.model.parameters()).dtype).removeprefix("torch."),
         "tasks": len(tasks),
         "load_average_1_5_15": load,
         "arms": rows,

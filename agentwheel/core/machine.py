@@ -22,6 +22,23 @@ def cpu_model() -> str:
     return platform.processor() or "unknown"
 
 
+# The CPU instructions that decide whether half precision is fast here (see
+# agentwheel.llm.half_precision): without the AVX-512 / AMX ones, bf16 is emulated.
+NUMERIC_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "amx_bf16")
+
+
+def cpu_numeric_flags() -> list[str]:
+    """Which of `NUMERIC_CPU_FLAGS` the CPU has (empty where /proc/cpuinfo is not there)."""
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                flags = set(line.split(":", 1)[1].split())
+                return [f for f in NUMERIC_CPU_FLAGS if f in flags]
+    except OSError:
+        pass
+    return []
+
+
 def machine_facts() -> dict[str, Any]:
     versions: dict[str, str | None] = {}
     for package in ("agentwheel", "torch", "transformers", "trl"):
@@ -34,6 +51,7 @@ def machine_facts() -> dict[str, Any]:
         "platform": platform.platform(),
         "cpu": cpu_model(),
         "cores": os.cpu_count(),
+        "cpu_flags": cpu_numeric_flags(),
         "python": sys.version.split()[0],
         "versions": versions,
     }
