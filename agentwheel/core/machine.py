@@ -12,14 +12,19 @@ from pathlib import Path
 from typing import Any
 
 
-def cpu_model() -> str:
+def cpuinfo_value(field: str) -> str | None:
+    """The first `field` line's value in /proc/cpuinfo (None where there is none)."""
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
+            if line.startswith(field):
                 return line.split(":", 1)[1].strip()
     except OSError:
         pass
-    return platform.processor() or "unknown"
+    return None
+
+
+def cpu_model() -> str:
+    return cpuinfo_value("model name") or platform.processor() or "unknown"
 
 
 # The CPU instructions that decide whether half precision is fast here (see
@@ -29,14 +34,8 @@ NUMERIC_CPU_FLAGS = ("avx2", "fma", "avx512f", "avx512_bf16", "avx512_fp16", "am
 
 def cpu_numeric_flags() -> list[str]:
     """Which of `NUMERIC_CPU_FLAGS` the CPU has (empty where /proc/cpuinfo is not there)."""
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("flags"):
-                flags = set(line.split(":", 1)[1].split())
-                return [f for f in NUMERIC_CPU_FLAGS if f in flags]
-    except OSError:
-        pass
-    return []
+    flags = set((cpuinfo_value("flags") or "").split())
+    return [f for f in NUMERIC_CPU_FLAGS if f in flags]
 
 
 def machine_facts() -> dict[str, Any]:

