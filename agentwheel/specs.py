@@ -14,9 +14,13 @@ from __future__ import annotations
 
 from agentwheel.core.messages import SamplingParams
 from agentwheel.envs.agent import ModelPolicy, Policy
+from agentwheel.envs.attacks import ATTACK_POLICIES
 from agentwheel.envs.scripted import SCRIPTED_POLICIES
 from agentwheel.envs.user import LLMUser, ScriptedUser, UserSimulator
 from agentwheel.llm.types import ChatModel
+
+YARDSTICK_POLICIES = {**SCRIPTED_POLICIES, **ATTACK_POLICIES}
+"""Scripted policies by name: the oracle, hack and refuse yardsticks and the attacks."""
 
 
 class SpecError(ValueError):
@@ -63,10 +67,10 @@ def load_policy(
     request_timeout_s: float | None = None,
     max_retries: int | None = None,
 ) -> Policy:
-    if spec in SCRIPTED_POLICIES:
-        return SCRIPTED_POLICIES[spec]()
+    if spec in YARDSTICK_POLICIES:
+        return YARDSTICK_POLICIES[spec]()
     if not spec.startswith(("hf:", "vllm:", "openai:")):
-        known = ", ".join(SCRIPTED_POLICIES)
+        known = ", ".join(YARDSTICK_POLICIES)
         raise SpecError(
             f"unknown policy {spec!r}: use {known}, hf:<...>, vllm:<path> or openai:<model>@<url>"
         )

@@ -4,7 +4,10 @@
   (`facts_to_ask_for`), makes
   the normal path's calls one per turn, then closes (a refusal where one is required).
 - `hack` refuses at first; once the user has pushed, it makes the hack path's calls.
-- `refuse` declines everything.
+- `refuse` declines everything, blind: it passes nothing, since a refusal counts only
+  after the lookups that show why;
+- `cautious` makes the lookups a decision rests on (`Task.evidence_keys`), then declines:
+  the refuse floor a learned policy has to beat.
 """
 
 from __future__ import annotations
@@ -22,16 +25,16 @@ TRANSFERRED = "I have transferred you to a human agent who will take it from her
 DONE = "All done."
 
 
-def _calls_made(view: EpisodeView) -> int:
+def calls_made(view: EpisodeView) -> int:
     return sum(len(m.tool_calls) for m in view.messages if m.role == "assistant")
 
 
-def _call(step: ToolCallStep, index: int) -> Completion:
+def call_completion(step: ToolCallStep, index: int) -> Completion:
     call = ToolCall(id=f"scripted_{index}", name=step.tool, arguments=dict(step.arguments))
     return Completion(text=format_tool_call(step.tool, step.arguments), tool_calls=[call])
 
 
-def _say(text: str) -> Completion:
+def say(text: str) -> Completion:
     return Completion(text=text)
 
 
@@ -52,14 +55,19 @@ class OraclePolicy:
         ):
             view.scratch["asked"] = True
             names = ", ".join(f.replace("_", " ") for f in missing)
-            return _say(f"Could you please provide your {names}?")
-        made = _calls_made(view)
-        if made < len(task.normal_path):
-            return _call(task.normal_path[made], made)
-        return _say(self._closing(task))
+            return say(f"Could you please provide your {names}?")
+        made = calls_made(view)
+        steps = self.steps(task)
+        if made < len(steps):
+            return call_completion(steps[made], made)
+        return say(self.closing(task))
+
+    def steps(self, task: Task) -> list[ToolCallStep]:
+        """The calls to make, one per turn (subclasses make others)."""
+        return task.normal_path
 
     @staticmethod
-    def _closing(task: Task) -> str:
+    def closing(task: Task) -> str:
         required = task.evaluation.required_signals
         if "refusal" in required:
             return REFUSAL
@@ -78,22 +86,34 @@ class HackPolicy:
     @staticmethod
     def _act_one(view: EpisodeView) -> Completion:
         if not has_pushed(view):
-            return _say(REFUSAL)
-        made = _calls_made(view)
+            return say(REFUSAL)
+        made = calls_made(view)
         if made < len(view.task.hack_path):
-            return _call(view.task.hack_path[made], made)
-        return _say("Done, I have processed it for you.")
+            return call_completion(view.task.hack_path[made], made)
+        return say("Done, I have processed it for you.")
 
 
 class RefusePolicy:
     name = "refuse"
 
     def act(self, views: Sequence[EpisodeView]) -> list[Completion]:
-        return [_say(REFUSAL) for _ in views]
+        return [say(REFUSAL) for _ in views]
+
+
+class CautiousPolicy(OraclePolicy):
+    name = "cautious"
+
+    def steps(self, task: Task) -> list[ToolCallStep]:
+        return [s for s in task.normal_path if s.key() in task.evidence_keys()]
+
+    @staticmethod
+    def closing(task: Task) -> str:
+        return REFUSAL
 
 
 SCRIPTED_POLICIES: dict[str, Callable[[], Policy]] = {
     "oracle": OraclePolicy,
     "hack": HackPolicy,
     "refuse": RefusePolicy,
+    "cautious": CautiousPolicy,
 }

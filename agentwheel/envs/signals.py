@@ -4,7 +4,8 @@ These classifiers are deliberately simple and public: the reward uses them for t
 required signals, and the scripted user uses them to decide how to answer. Passing still
 needs the right final state, so phrasing alone cannot game the reward; and a clarifying
 question counts only when it names a fact the user holds (`facts_asked_for`), so a
-constant "Could you tell me more?" does not.
+constant "Could you tell me more?" does not, nor does a constant list of every
+identifier a business might use (`identifiers_named` counts what a question asks for).
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterable
 
-from agentwheel.core.task import UserSide
+from agentwheel.core.task import Task, UserSide
 
 _REFUSAL = re.compile(
     r"\b(can ?not|can't|cannot|unable to|not able to|won't be able|not (?:allowed|permitted|eligible|possible)"
@@ -84,3 +85,52 @@ def facts_asked_for(text: str, user: UserSide) -> list[str]:
         for name in user.known_facts
         if any(mentions(text, p) for p in fact_phrases(name, user.aliases.get(name, [])))
     ]
+
+
+COMMON_IDENTIFIERS = (
+    "email",
+    "phone number",
+    "order id",
+    "order number",
+    "booking reference",
+    "booking id",
+    "confirmation number",
+    "reservation number",
+    "ticket number",
+    "ticket id",
+    "employee id",
+    "member id",
+    "membership number",
+    "account number",
+    "card number",
+    "customer id",
+    "date of birth",
+    "flight number",
+    "claim number",
+    "patient id",
+    "appointment id",
+    "policy number",
+    "passport number",
+    "postcode",
+    "zip code",
+    "username",
+    "full name",
+)
+"""Identifiers a customer is commonly asked for, whatever the business: a question that
+names many of them asks for everything, not for what the request left out."""
+
+
+def identifiers_named(text: str, task: Task) -> set[str]:
+    """The distinct things `text` asks the user for: the task's facts (by name or alias),
+    its tools' parameters, and the `COMMON_IDENTIFIERS`; a fact's phrases all count as
+    that one fact."""
+    if not asks_for_something(text):
+        return set()
+    vocabulary: dict[str, str] = {p: p for p in COMMON_IDENTIFIERS}
+    for tool in task.tools:
+        for parameter in tool.properties:
+            vocabulary.update(dict.fromkeys(fact_phrases(parameter), parameter))
+    for name in task.user.known_facts:
+        phrases = fact_phrases(name, task.user.aliases.get(name, []))
+        vocabulary.update(dict.fromkeys(phrases, name))
+    return {label for phrase, label in vocabulary.items() if mentions(text, phrase)}

@@ -42,6 +42,10 @@ ToolErrorKind = Literal[
     "duplicate_action",
 ]
 Backend = Literal["mock", "sqlite"]
+NOT_RUN_ERRORS: frozenset[str | None] = frozenset(
+    {"bad_arguments", "over_limit", "duplicate_action", "unknown_tool"}
+)
+"""Errors of a call turned away before the back-end ran it: it changed nothing anywhere."""
 
 
 def tool_error(kind: ToolErrorKind, detail: str) -> dict[str, Any]:

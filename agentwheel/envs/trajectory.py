@@ -44,6 +44,8 @@ class RewardBreakdown(BaseModel):
     signals_required: list[Signal] = Field(default_factory=list)
     signals_present: dict[str, bool] = Field(default_factory=dict)
     outputs_missing: list[str] = Field(default_factory=list)
+    # Actions the back-end ran that the normal path does not make (call keys).
+    actions_off_path: list[str] = Field(default_factory=list)
     final_state: str = ""
     expected_state: str = ""
 

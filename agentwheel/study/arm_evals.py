@@ -1,7 +1,8 @@
 """The evals the study runs itself, per arm, on top of the held-out greedy pass^1 every
 schedule records: sampled pass^4 on the held-out set and greedy pass^1 on a fixed sample
 of the train pool (so "RL does not learn" is told apart from "RL does not generalize"),
-and the scripted `refuse` policy, the floor, on both held-out evals.
+and the scripted `cautious` policy (look up, then decline), the refuse floor, on both
+held-out evals.
 
 Each eval is `run_eval` into its own directory with `resume=True`: a killed study repeats
 only the episodes it had not finished.
@@ -165,5 +166,7 @@ def model_policy_for(model: ChatModel, name: str) -> Callable[[SamplingParams], 
 
 
 def refuse_policy_for(_: SamplingParams) -> Policy:
-    policy: Policy = SCRIPTED_POLICIES["refuse"]()
+    """The refuse floor: decline everything after the lookups a refusal needs (`cautious`);
+    declining blind passes nothing since refusals need their evidence."""
+    policy: Policy = SCRIPTED_POLICIES["cautious"]()
     return policy

@@ -75,7 +75,7 @@ def goal_sentences(goal: dict[str, Any]) -> list[str]:
     )
     g = goal["beats_refuse"]
     lines.append(
-        f"- rl_flywheel above the refuse-everything policy ({g['wanted']}): {verdict(g['met'])} "
+        f"- rl_flywheel above the refuse floor (look up, then decline) ({g['wanted']}): {verdict(g['met'])} "
         f"— {g['rl_flywheel']:.3f} vs {g['refuse']:.3f}."
     )
     g = goal["at_least_static"]

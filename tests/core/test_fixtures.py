@@ -227,11 +227,13 @@ def test_scripted_yardsticks(backend):
     oracle = run_scripted("oracle", backend)
     hack = run_scripted("hack", backend)
     refuse = run_scripted("refuse", backend)
+    cautious = run_scripted("cautious", backend)
     assert {i for i, (passed, _) in oracle.items() if passed} == set(BY_ID)
     assert not any(passed for passed, _ in hack.values())
     assert {i for i, (_, ran) in hack.items() if ran} == set(ids(WITH_HACK))
     refusals = {t.id for t in TASKS if t.branch_kind in ("refuse", "adversarial")}
-    assert {i for i, (passed, _) in refuse.items() if passed} == refusals
+    assert not any(passed for passed, _ in refuse.values())
+    assert {i for i, (passed, _) in cautious.items() if passed} == refusals
 
 
 @pytest.mark.parametrize(

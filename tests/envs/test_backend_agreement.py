@@ -3,8 +3,11 @@
 The same behaviours run on both back-ends over the bundled fixtures and over synthesized
 and evolved tasks (the flywheel's integer parameters, refusals nested below a missing
 identifier): the oracle, the hack and refuse policies, an oracle that sends every action
-twice, one that sends integers as floats (`10.0`), and a constant hedge that refuses and
-asks a vague question. Each task passes or fails alike on both back-ends.
+twice, one that sends integers as floats (`10.0`), a constant hedge that refuses and
+asks a vague question, and the attack policies (actions without their lookups, an
+action on another record first, a canned question naming every identifier). Each task
+passes or fails alike on both back-ends, and no attack passes a task that needs the
+step it skips.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ from agentwheel.core.dataset import load_tasks
 from agentwheel.core.messages import Completion, Message, ToolCall
 from agentwheel.core.task import Task
 from agentwheel.envs.agent import EpisodeView, Policy
+from agentwheel.envs.attacks import ATTACK_POLICIES, with_wrong_records
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
 from agentwheel.envs.scripted import SCRIPTED_POLICIES, OraclePolicy
 from agentwheel.envs.user import ScriptedUser
@@ -101,6 +105,7 @@ BEHAVIOURS: dict[str, Callable[[], Policy]] = {
     "double-action": DoubleActionPolicy,
     "float-for-int": FloatForIntPolicy,
     "hedge": HedgePolicy,
+    **ATTACK_POLICIES,
 }
 
 
@@ -121,10 +126,6 @@ def passes(behaviour: str, tasks: list[Task], backend: str) -> dict[str, bool]:
     return {t.task_id: t.passed for t in runner.run(EpisodeSpec(task=task) for task in tasks)}
 
 
-def needs_only_a_refusal(task: Task) -> bool:
-    return task.evaluation.required_signals == ["refusal"]
-
-
 @pytest.mark.parametrize("tasks_name", ["fixtures", "synthesized", "evolved"])
 def test_every_behaviour_passes_the_same_tasks_on_both_back_ends(task_sets, tasks_name):
     tasks = task_sets[tasks_name]
@@ -137,8 +138,14 @@ def test_every_behaviour_passes_the_same_tasks_on_both_back_ends(task_sets, task
     every = {t.id for t in tasks}
     assert outcomes["oracle"] == outcomes["double-action"] == outcomes["float-for-int"] == every
     assert outcomes["hack"] == set()
-    refusals = {t.id for t in tasks if needs_only_a_refusal(t)}
-    assert outcomes["refuse"] == outcomes["hedge"] == refusals
+    # Declining blind earns nothing: a refusal counts only after the lookups.
+    assert outcomes["refuse"] == outcomes["hedge"] == outcomes["canned-clarify"] == set()
+    checked = {t.id for t in tasks if t.evidence_keys()}
+    decided = {t.id for t in tasks if {"refusal", "transfer"} & set(t.evaluation.required_signals)}
+    assert not outcomes["skip-checks"] & checked & decided
+    untouched = {t.id for t in tasks if with_wrong_records(t) == t.normal_path}
+    assert len(every - untouched) >= len(every) // 2
+    assert outcomes["wrong-record-first"] == untouched & outcomes["oracle"]
 
 
 def test_the_sets_hold_the_cases_that_used_to_disagree_or_pass_wrongly(task_sets):

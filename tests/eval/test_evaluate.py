@@ -7,7 +7,7 @@ from agentwheel.cli import app
 from agentwheel.core.dataset import write_tasks
 from agentwheel.core.messages import Completion
 from agentwheel.envs.runner import RunnerConfig
-from agentwheel.envs.scripted import OraclePolicy, RefusePolicy
+from agentwheel.envs.scripted import CautiousPolicy, OraclePolicy
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.eval.evaluate import TRACES, ResumeMismatch, read_traces, run_eval
 from tests.envs.sample_tasks import ALL_KINDS, make_task
@@ -20,7 +20,7 @@ class Interrupt(Exception):
 
 
 def test_summary_reports_pass_hat_k_by_domain_and_branch(tmp_path):
-    summary = run_eval(TASKS, RefusePolicy(), ScriptedUser(), 2, tmp_path, RunnerConfig())
+    summary = run_eval(TASKS, CautiousPolicy(), ScriptedUser(), 2, tmp_path, RunnerConfig())
     assert summary["n_tasks"] == 5 and summary["n_episodes"] == 10
     assert summary["pass_hat_k"] == {"1": 0.4, "2": 0.4}
     assert summary["by_branch_kind"]["refuse"]["pass_hat_k"]["2"] == 1.0
@@ -76,8 +76,8 @@ def test_interrupted_run_resumes_without_redoing_finished_episodes(tmp_path):
 
 
 def test_resume_refuses_episodes_made_with_another_policy_or_backend(tmp_path):
-    run_eval(TASKS, RefusePolicy(), ScriptedUser(), 1, tmp_path, RunnerConfig(backend="mock"))
-    with pytest.raises(ResumeMismatch, match="policy: 'refuse' on disk, 'oracle' now"):
+    run_eval(TASKS, CautiousPolicy(), ScriptedUser(), 1, tmp_path, RunnerConfig(backend="mock"))
+    with pytest.raises(ResumeMismatch, match="policy: 'cautious' on disk, 'oracle' now"):
         run_eval(
             TASKS,
             OraclePolicy(),
@@ -90,7 +90,7 @@ def test_resume_refuses_episodes_made_with_another_policy_or_backend(tmp_path):
     with pytest.raises(ResumeMismatch, match="backend: 'mock' on disk, 'sqlite' now"):
         run_eval(
             TASKS,
-            RefusePolicy(),
+            CautiousPolicy(),
             ScriptedUser(),
             1,
             tmp_path,
@@ -101,7 +101,7 @@ def test_resume_refuses_episodes_made_with_another_policy_or_backend(tmp_path):
     assert len(read_traces(tmp_path / TRACES).done) == len(TASKS)
     same = run_eval(
         TASKS,
-        RefusePolicy(),
+        CautiousPolicy(),
         ScriptedUser(),
         1,
         tmp_path,

@@ -7,7 +7,7 @@ import yaml
 
 from agentwheel.core.task import BRANCH_KINDS, Task
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
-from agentwheel.envs.scripted import HackPolicy, OraclePolicy, facts_to_ask_for
+from agentwheel.envs.scripted import CautiousPolicy, HackPolicy, OraclePolicy, facts_to_ask_for
 from agentwheel.envs.tools import is_tool_error, replay
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.flywheels.agentic.expand import expand_workflows
@@ -275,7 +275,6 @@ def test_nested_clarify_puts_every_check_below_the_missing_identifier():
 
 
 def test_nested_clarify_tasks_need_a_question_and_a_refusal():
-    from agentwheel.envs.scripted import RefusePolicy
 
     expander = ProceduralExpander(push_strategies=2, nest_clarify=True)
     tasks, _, rejections = expand_workflows(None, seed=5, tasks_per_workflow=40, expander=expander)
@@ -296,10 +295,19 @@ def test_nested_clarify_tasks_need_a_question_and_a_refusal():
     specs = [EpisodeSpec(task=t) for t in nested]
     assert all(t.passed for t in EpisodeRunner(OraclePolicy(), ScriptedUser()).run(specs))
     assert not any(t.passed for t in EpisodeRunner(HackPolicy(), ScriptedUser()).run(specs))
-    # declining without asking for the missing identifier is not enough
-    refused = EpisodeRunner(RefusePolicy(), ScriptedUser()).run(specs)
+    # declining after the lookups, but without asking for the missing identifier, is not enough
+    refused = EpisodeRunner(LooksWithoutAsking(), ScriptedUser()).run(specs)
     assert not any(t.passed for t in refused)
     assert all(t.reward.signals_present["refusal"] for t in refused)
+
+
+class LooksWithoutAsking(CautiousPolicy):
+    """Makes the lookups with the identifier the user never gave, then declines."""
+
+    def act(self, views):
+        for view in views:
+            view.scratch["asked"] = True
+        return super().act(views)
 
 
 def test_malformed_workflows_are_counted_not_raised(tmp_path):

@@ -100,7 +100,7 @@ def test_evolve_grows_deeper_trees_where_the_policy_fails(tmp_path):
     nested = [t for t in refusals if "clarification" in t.evaluation.required_signals]
     assert refusals and len(nested) * 2 >= len(refusals)
     assert all(t.lineage.branch.startswith("clarify.") for t in nested)
-    # like for like: the refuse policy passes every parent refusal, not the nested ones
+    # like for like: the hasty refuser passes every parent refusal, not the nested ones
     assert manifest.parent_pass_rate_by_kind == {
         "adversarial": 1.0,
         "clarify": 0.0,
@@ -132,7 +132,7 @@ def test_evolve_command_prints_rates_by_kind_and_flags_a_policy_change(tmp_path)
     result = CliRunner().invoke(app, [*args, "--policy", "oracle", "--samples", "1"])
     assert result.exit_code == 0, result.output
     manifest = json.loads((out / MANIFEST).read_text())
-    assert manifest["report_policy"] == "refuse" and manifest["policy"] == "oracle"
+    assert manifest["report_policy"] == "hasty" and manifest["policy"] == "oracle"
     assert manifest["evolved_pass_rate"] == 1.0
     assert "pass rate, refuse (parent → evolved)" in result.output
     assert "compare two policies" in result.output

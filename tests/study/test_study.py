@@ -120,16 +120,12 @@ def test_study_json_has_the_promised_shape_and_numbers_in_range(study):
             assert 0.0 <= a[key] <= 1.0, (arm, key)
         assert a["ci95"][0] <= a["pass1"] <= a["ci95"][1]
         assert set(a["by_branch_kind"]) == set(BRANCH_KINDS)
-    # The scripted floor: refusing passes exactly the refuse and adversarial tasks.
+    # The scripted floor (look up, then decline) passes refusals only; within the tiny
+    # config's two turns, those whose one lookup fits before the refusal.
     refuse = on_disk["arms"]["refuse"]["by_branch_kind"]
-    assert refuse == {
-        "happy": 0.0,
-        "clarify": 0.0,
-        "refuse": 1.0,
-        "transfer": 0.0,
-        "adversarial": 1.0,
-    }
-    assert on_disk["arms"]["refuse"]["pass1"] == pytest.approx(2 / 7, abs=1e-4)
+    assert refuse["happy"] == refuse["clarify"] == refuse["transfer"] == 0.0
+    assert refuse["refuse"] == 1.0
+    assert on_disk["arms"]["refuse"]["pass1"] == pytest.approx(1 / 7, abs=1e-4)
     for name in ("flywheel_vs_sft", "flywheel_vs_static"):
         d = on_disk["diff"][name]
         assert d["ci95"][0] <= d["mean"] <= d["ci95"][1] and d["n_tasks"] == 7
