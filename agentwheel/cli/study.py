@@ -2,6 +2,7 @@
 
 agentwheel study [--config study|path.yaml] [--out runs/study] [--resume]
                  [--set study.rounds=3 ...] [--publish]
+                 [--restore-from bench/results/study_run] [--export-to DIR]
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from agentwheel.cli.config_file import bad_value, check_names, read_checked_conf
 from agentwheel.cli.errors import fail, require_dir
 from agentwheel.cli.progress import phase_bars
 from agentwheel.study.config import ARMS, PASS_K, StudyConfig
+from agentwheel.study.portable import export_study, rebuild_from_adapter, restore_study
 from agentwheel.study.run import STUDY_JSON, STUDY_STATE, StudyError, run_study
 from agentwheel.train.phases import MissingBranchKinds
 
@@ -57,6 +59,20 @@ def study_command(
     publish: Annotated[
         bool, typer.Option(help=f"Also copy study.json to ./{PUBLISHED} (the committed result).")
     ] = False,
+    restore_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="A portable copy (--export-to) to resume from: copied into --out, the "
+            "merged weights rebuilt from the adapters; implies --resume."
+        ),
+    ] = None,
+    export_to: Annotated[
+        Path | None,
+        typer.Option(
+            help="Write the portable copy of --out (small enough to commit) to this folder "
+            "and exit: what a later session on another machine needs to resume."
+        ),
+    ] = None,
 ) -> None:
     """Does RL on flywheel data beat SFT alone? base, SFT, RL without and with the flywheel
     (same SFT checkpoint, same RL budget) and the refuse-everything floor on one held-out set:
@@ -64,6 +80,12 @@ def study_command(
     study = load_study_config(config, set_ or [])
     out = out or Path("runs") / study.name
     require_dir(out)
+    if export_to is not None:
+        _export(out, export_to)
+        return
+    if restore_from is not None:
+        _restore(restore_from, out, study)
+        resume = True
     if (out / STUDY_STATE).exists() and not resume:
         raise fail(f"{out} already holds a study: pass --resume to continue it, or another --out")
     with phase_bars(console) as (progress, on_progress):
@@ -93,6 +115,26 @@ def study_command(
         PUBLISHED.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(out / STUDY_JSON, PUBLISHED)
         console.print(f"published: {PUBLISHED}")
+
+
+def _export(out: Path, dest: Path) -> None:
+    if not (out / STUDY_STATE).exists():
+        raise fail(f"{out} holds no study to export")
+    try:
+        summary = export_study(out, dest)
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    console.print(
+        f"portable study: {summary['files']} files, {summary['bytes'] / 1e6:.1f} MB → {dest}"
+    )
+
+
+def _restore(src: Path, out: Path, study: StudyConfig) -> None:
+    try:
+        rebuilt = restore_study(src, out, rebuild_from_adapter(study.model, study.seed))
+    except ValueError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"restored {src} into {out}; rebuilt the weights of {len(rebuilt)} checkpoints")
 
 
 def register(app: typer.Typer) -> None:

@@ -222,10 +222,10 @@ def save_checkpoint(
             model.save_pretrained(tmp / "adapter")  # type: ignore[operator]
             # A resumed run must continue from exactly these weights: merge into a copy.
             merged = merged_copy(model)
-            _save_model(merged, tmp / "model", save_dtype)
+            save_model_dir(merged, tmp / "model", save_dtype)
             del merged
         else:
-            _save_model(model, tmp / "model", save_dtype)
+            save_model_dir(model, tmp / "model", save_dtype)
         if tokenizer is not None:
             tokenizer.save_pretrained(tmp / "model")
 
@@ -266,7 +266,7 @@ def save_checkpoint(
     return path
 
 
-def _save_model(model: nn.Module, directory: Path, save_dtype: str | None) -> None:
+def save_model_dir(model: nn.Module, directory: Path, save_dtype: str | None) -> None:
     """`save_pretrained`, with the floating-point weights cast to `save_dtype` and the
     config saying so (so that `from_pretrained(dtype="auto")` and vLLM load that dtype)."""
     if save_dtype is None:

@@ -1,0 +1,92 @@
+"""A study's portable copy: small, without full weights or optimizer moments, and enough
+for a fresh directory (another machine) to resume the study without redoing anything."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+from agentwheel.cli.study import load_study_config
+from agentwheel.study.portable import export_study, rebuild_from_adapter, restore_study
+from agentwheel.study.run import STUDY_STATE, run_study
+from tests.train.conftest import require_bundled_gguf
+
+LORA = ["sft.train.lora={rank: 4}", "grpo.lora={rank: 4}", "study.rounds=1"]
+
+
+@pytest.fixture(scope="module")
+def lora_study(tmp_path_factory):
+    require_bundled_gguf()
+    config = load_study_config("study-tiny", LORA)
+    out = tmp_path_factory.mktemp("lora_study") / "run"
+    previous = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        result = run_study(config, out, log=lambda _: None)
+    finally:
+        torch.set_num_threads(previous)
+    return config, out, result
+
+
+def weights(path: Path) -> dict[str, torch.Tensor]:
+    return load_file(path / "model" / "model.safetensors")
+
+
+def test_the_copy_leaves_out_what_can_be_rebuilt(lora_study, tmp_path):
+    _, out, _ = lora_study
+    summary = export_study(out, tmp_path / "portable")
+    portable = tmp_path / "portable"
+    assert not list(portable.rglob("model/*.safetensors"))
+    assert not [p for p in portable.rglob("*") if p.name.endswith(".previous")]
+    assert list(portable.rglob("adapter/adapter_model.safetensors"))
+    state = torch.load(
+        next(portable.rglob("trainer_state.pt")), map_location="cpu", weights_only=True
+    )
+    assert state["optimizer"] is None and "rng" in state
+    whole = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
+    assert summary["bytes"] * 4 < whole
+
+
+def test_a_fresh_directory_resumes_from_the_copy_and_redoes_nothing(lora_study, tmp_path):
+    config, out, result = lora_study
+    export_study(out, tmp_path / "portable")
+    fresh = tmp_path / "fresh"
+    rebuilt = restore_study(
+        tmp_path / "portable", fresh, rebuild_from_adapter(config.model, config.seed)
+    )
+    relative = {p.relative_to(fresh).as_posix() for p in rebuilt}
+    assert "shared/checkpoints/sft" in relative
+    assert {"arms/rl_static/checkpoints/last", "arms/rl_flywheel/checkpoints/last"} <= relative
+    for checkpoint in rebuilt:
+        again, original = weights(checkpoint), weights(out / checkpoint.relative_to(fresh))
+        assert again.keys() == original.keys()
+        for name, tensor in original.items():
+            torch.testing.assert_close(again[name], tensor, atol=1e-5, rtol=1e-4)
+    traces = {p: p.stat().st_mtime_ns for p in fresh.rglob("traces.jsonl")}
+    done = json.loads((fresh / STUDY_STATE).read_text())["done"]
+    log: list[str] = []
+    again = run_study(config, fresh, resume=True, log=log.append)
+    assert {p: p.stat().st_mtime_ns for p in fresh.rglob("traces.jsonl")} == traces
+    assert json.loads((fresh / STUDY_STATE).read_text())["done"] == done
+    changed = {
+        (arm, key)
+        for arm, line in result["arms"].items()
+        for key, value in line.items()
+        if again["arms"][arm][key] != value and key != "weights"  # a path: the run moved
+    }
+    assert not changed, {
+        k: (result["arms"][k[0]][k[1]], again["arms"][k[0]][k[1]]) for k in changed
+    }
+
+
+def test_a_full_fine_tune_is_refused_with_the_fix(tmp_path):
+    checkpoint = tmp_path / "run" / "shared" / "checkpoints" / "sft"
+    (checkpoint / "model").mkdir(parents=True)
+    (checkpoint / "trainer_state.pt").write_bytes(b"")
+    (tmp_path / "run" / STUDY_STATE).write_text("{}")
+    with pytest.raises(ValueError, match="needs LoRA"):
+        export_study(tmp_path / "run", tmp_path / "portable")
