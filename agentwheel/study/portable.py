@@ -99,9 +99,9 @@ def _checkpoints(run_dir: Path) -> Iterator[Path]:
     """The `model/` directories of every kept checkpoint (fallbacks excluded)."""
     for model_dir in sorted(run_dir.rglob("model")):
         relative = model_dir.relative_to(run_dir)
-        if model_dir.is_dir() and not any(p.endswith(".previous") for p in relative.parts):
-            if (model_dir.parent / "trainer_state.pt").exists():
-                yield model_dir
+        kept = not any(p.endswith(".previous") for p in relative.parts)
+        if kept and model_dir.is_dir() and (model_dir.parent / "trainer_state.pt").exists():
+            yield model_dir
 
 
 def _save_without_optimizer(source: Path, target: Path) -> None:
