@@ -43,9 +43,13 @@ from agentwheel.train.model import (
     model_device,
     prepare_model,
     trainable_parameters,
+    unwrap,
 )
 
 RewardFn = Callable[[Trajectory], float]
+
+
+_DROPOUT_KEYS = ("attention_dropout", "hidden_dropout", "dropout", "resid_pdrop", "attn_pdrop")
 
 
 def trajectory_reward(trajectory: Trajectory) -> float:
@@ -263,8 +267,12 @@ class GRPOTrainer:
         ]
         num_tokens = sum(b.num_tokens for b in batches)
 
-        # Old (behaviour) and reference log-probs, before any weight changes.
-        old_logprobs = [self._old_logprobs(b) for b in batches]
+        # Old (behaviour) and reference log-probs, before any weight changes. Recomputed
+        # ones are the training forward's own, detached: one optimizer step per batch, so
+        # the weights are those the old log-probs would be recomputed with (no separate
+        # no-grad pass over every token, a quarter to a third of the step's compute).
+        reuse_forward = self._old_is_current_forward()
+        old_logprobs = [None if reuse_forward else self._old_logprobs(b) for b in batches]
         ref_logprobs = [self._ref_logprobs(b) if cfg.kl_coef > 0 else None for b in batches]
 
         lr = lr_at(self.step_count, cfg)
@@ -288,7 +296,7 @@ class GRPOTrainer:
                 )
             loss, stats = grpo_loss(
                 new.logprobs,
-                old,
+                new.logprobs.detach() if old is None else old,
                 batch.advantages,
                 batch.target_mask,
                 clip_low=cfg.clip_low,
@@ -336,6 +344,17 @@ class GRPOTrainer:
             step_s=elapsed,
             tokens_per_s=sum(b.num_real_tokens for b in batches) / elapsed,
         )
+
+    def _old_is_current_forward(self) -> bool:
+        """Whether the old log-probs are the training forward's: recomputed, and no dropout
+        makes the training forward differ from an evaluation one."""
+        if self.config.old_logprobs != "recompute":
+            return False
+        config = getattr(unwrap(self.model), "config", None)
+        dropout = any(
+            isinstance(m, nn.Dropout) and m.p > 0 for m in self.model.modules()
+        ) or any(float(getattr(config, k, 0.0) or 0.0) > 0 for k in _DROPOUT_KEYS)
+        return not dropout
 
     def _old_logprobs(self, batch: MicroBatch) -> Tensor:
         """The behaviour policy's log-probs: the sampler's where it returned them (unless

@@ -317,3 +317,42 @@ def test_given_rewards_override_the_environment_verdict():
     assert any(not torch.equal(a, b) for a, b in zip(before, model.parameters(), strict=True))
     with pytest.raises(ValueError, match="shaped"):
         trainer.step([group], rewards=[[1.0]])
+
+
+class SeparateRecompute(GRPOTrainer):
+    """The trainer as it was: a no-grad pass over every token for the old log-probs."""
+
+    def _old_is_current_forward(self) -> bool:
+        return False
+
+
+def test_old_logprobs_from_the_training_forward_equal_a_separate_recompute():
+    rng = random.Random(7)
+    groups = [
+        [
+            make_trajectory(random_trace(rng), passed=p, task_id="t", trial=i)
+            for i, p in enumerate([True, False])
+        ]
+    ]
+    config = GRPOConfig(lr=1e-2, old_logprobs="recompute", micro_batch_tokens=25, clip_low=0.01)
+    runs = []
+    for trainer_class in (GRPOTrainer, SeparateRecompute):
+        trainer = trainer_class(tiny_model(), config)
+        first, second = trainer.step(groups), trainer.step(groups)
+        weights = {k: v.clone() for k, v in trainer.model.state_dict().items()}
+        runs.append((first, second, weights))
+    (reused_1, reused_2, reused_w), (separate_1, separate_2, separate_w) = runs
+    assert reused_1.grad_norm > 0
+    for a, b in ((reused_1, separate_1), (reused_2, separate_2)):
+        assert a.loss == pytest.approx(b.loss, abs=1e-6)
+        assert a.grad_norm == pytest.approx(b.grad_norm, rel=1e-5)
+        assert a.ratio_mean == pytest.approx(1.0, abs=1e-6) == b.ratio_mean
+    for name, value in separate_w.items():
+        torch.testing.assert_close(reused_w[name], value, atol=1e-6, rtol=1e-5)
+
+
+def test_a_model_with_dropout_keeps_the_separate_recompute():
+    model = tiny_model()
+    model.config.attention_dropout = 0.1
+    trainer = GRPOTrainer(model, GRPOConfig(old_logprobs="recompute"))
+    assert not trainer._old_is_current_forward()
