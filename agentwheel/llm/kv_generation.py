@@ -148,7 +148,7 @@ class _PreallocatedLayer(DynamicLayer):
         return self.buffer_k[row, :, index], self.buffer_v[row, :, index]
 
 
-def _cache_argument(model: Any) -> str:
+def cache_argument(model: Any) -> str:
     """transformers 5 renamed `past_key_values` to `cache` in forward signatures."""
     return "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
 
@@ -164,7 +164,7 @@ class PrefixReusingGenerator:
         self.model = model
         self.cache = cache
         self.num_layers = int(model.config.get_text_config().num_hidden_layers)
-        self.cache_argument = _cache_argument(model)
+        self.cache_argument = cache_argument(model)
         self.reused_tokens = 0
         self.computed_tokens = 0
 

@@ -66,6 +66,8 @@ class MicroBatch:
     has_sampling_logprobs: Tensor  # [B] bool
     advantages: Tensor  # [B] float32
     index: list[int]  # position of each row in the list the batch was built from
+    # Leading input positions identical in every row: computed once for the whole batch.
+    prefix_len: int = 0
 
     @property
     def num_tokens(self) -> int:
@@ -86,6 +88,7 @@ class MicroBatch:
             has_sampling_logprobs=self.has_sampling_logprobs.to(device),
             advantages=self.advantages.to(device),
             index=self.index,
+            prefix_len=self.prefix_len,
         )
 
 
@@ -107,7 +110,9 @@ def group_by_length(lengths: Sequence[int], max_tokens: int) -> list[list[int]]:
     return groups
 
 
-def collate(sequences: Sequence[TrainSequence], index: list[int], pad_id: int = 0) -> MicroBatch:
+def collate(
+    sequences: Sequence[TrainSequence], index: list[int], pad_id: int = 0, prefix_len: int = 0
+) -> MicroBatch:
     """Right-pad the sequences into one micro-batch of shifted inputs and targets."""
     rows = [sequences[i] for i in index]
     width = max(len(s) for s in rows) - 1
@@ -135,17 +140,53 @@ def collate(sequences: Sequence[TrainSequence], index: list[int], pad_id: int = 
         has_sampling_logprobs=torch.tensor([s.sampling_logprobs is not None for s in rows]),
         advantages=torch.tensor([s.advantage for s in rows], dtype=torch.float32),
         index=list(index),
+        prefix_len=prefix_len,
     )
 
 
 def make_micro_batches(
-    sequences: Sequence[TrainSequence], max_tokens: int, pad_id: int = 0
+    sequences: Sequence[TrainSequence],
+    max_tokens: int,
+    pad_id: int = 0,
+    share_prefixes: bool = False,
 ) -> list[MicroBatch]:
-    """All sequences (each of at least 2 tokens) as length-grouped, padded micro-batches."""
+    """All sequences (each of at least 2 tokens) as length-grouped, padded micro-batches.
+
+    With `share_prefixes`, sequences that open with the same prompt (the ids before the
+    first trained token: a GRPO group's rollouts) are batched together and their common
+    prefix is computed once (`MicroBatch.prefix_len`); the token budget counts it once."""
     if any(len(s) < 2 for s in sequences):
         raise ValueError("every sequence needs at least 2 tokens (an input and a target)")
-    groups = group_by_length([len(s) - 1 for s in sequences], max_tokens)
-    return [collate(sequences, group, pad_id) for group in groups]
+    if not share_prefixes:
+        groups = group_by_length([len(s) - 1 for s in sequences], max_tokens)
+        return [collate(sequences, group, pad_id) for group in groups]
+    batches = []
+    for members in _same_opening(sequences):
+        prefix = common_prefix_len([sequences[i].ids[:-1] for i in members])
+        suffixes = [len(sequences[i]) - 1 - prefix for i in members]
+        for group in group_by_length(suffixes, max(max_tokens - prefix, 1)):
+            index = [members[i] for i in group]
+            shared = prefix if len(index) > 1 else 0
+            batches.append(collate(sequences, index, pad_id, prefix_len=shared))
+    return batches
+
+
+def _same_opening(sequences: Sequence[TrainSequence]) -> list[list[int]]:
+    """Indices grouped by opening prompt, in order of first appearance."""
+    groups: dict[tuple[int, ...], list[int]] = {}
+    for i, s in enumerate(sequences):
+        first_trained = next((t for t, m in enumerate(s.loss_mask) if m), len(s))
+        groups.setdefault(tuple(s.ids[:first_trained]), []).append(i)
+    return list(groups.values())
+
+
+def common_prefix_len(rows: Sequence[Sequence[int]]) -> int:
+    """Leading positions equal in every row, leaving each row at least one of its own."""
+    shortest = min(len(r) for r in rows)
+    length = 0
+    while length < shortest - 1 and all(r[length] == rows[0][length] for r in rows):
+        length += 1
+    return length
 
 
 def padding_fraction(batches: Sequence[MicroBatch]) -> float:

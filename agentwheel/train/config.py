@@ -141,6 +141,11 @@ class GRPOConfig(TrainConfig):
         OldLogprobs,
         "sampling: the sampler's (recomputed where absent); recompute: always recompute.",
     ] = "sampling"
+    share_prefixes: Annotated[
+        bool,
+        "Compute a group's shared prompt once in forward and backward (not with "
+        "gradient checkpointing, which turns the decoder's cache off).",
+    ] = True
 
     def __post_init__(self) -> None:
         super().__post_init__()

@@ -263,7 +263,10 @@ class GRPOTrainer:
         trained = [s for s in sequences if s.num_trained_tokens > 0]
         device = model_device(self.model)
         batches = [
-            b.to(device) for b in make_micro_batches(trained, cfg.micro_batch_tokens, self.pad_id)
+            b.to(device)
+            for b in make_micro_batches(
+                trained, cfg.micro_batch_tokens, self.pad_id, share_prefixes=self._share_prefixes
+            )
         ]
         num_tokens = sum(b.num_tokens for b in batches)
 
@@ -293,6 +296,7 @@ class GRPOTrainer:
                     chunk_size=cfg.logprob_chunk_tokens,
                     temperature=cfg.temperature,
                     with_entropy=True,
+                    prefix_len=batch.prefix_len,
                 )
             loss, stats = grpo_loss(
                 new.logprobs,
@@ -345,15 +349,19 @@ class GRPOTrainer:
             tokens_per_s=sum(b.num_real_tokens for b in batches) / elapsed,
         )
 
+    @property
+    def _share_prefixes(self) -> bool:
+        return self.config.share_prefixes and not self.config.gradient_checkpointing
+
     def _old_is_current_forward(self) -> bool:
         """Whether the old log-probs are the training forward's: recomputed, and no dropout
         makes the training forward differ from an evaluation one."""
         if self.config.old_logprobs != "recompute":
             return False
         config = getattr(unwrap(self.model), "config", None)
-        dropout = any(
-            isinstance(m, nn.Dropout) and m.p > 0 for m in self.model.modules()
-        ) or any(float(getattr(config, k, 0.0) or 0.0) > 0 for k in _DROPOUT_KEYS)
+        dropout = any(isinstance(m, nn.Dropout) and m.p > 0 for m in self.model.modules()) or any(
+            float(getattr(config, k, 0.0) or 0.0) > 0 for k in _DROPOUT_KEYS
+        )
         return not dropout
 
     def _old_logprobs(self, batch: MicroBatch) -> Tensor:
@@ -386,6 +394,7 @@ class GRPOTrainer:
                 target_mask=batch.target_mask,
                 chunk_size=self.config.logprob_chunk_tokens,
                 temperature=self.config.temperature,
+                prefix_len=batch.prefix_len,
             )
         model.train(was_training)
         return out.logprobs

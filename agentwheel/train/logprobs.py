@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
+from agentwheel.llm.kv_generation import cache_argument
 from agentwheel.train.model import unwrap
 
 
@@ -93,16 +94,22 @@ def token_logprobs(
     chunk_size: int = 1024,
     temperature: float = 1.0,
     with_entropy: bool = False,
+    prefix_len: int = 0,
 ) -> TokenLogprobs:
     """Log-probs [B, T] of `targets` (targets[:, t] is the token after input_ids[:, t]).
 
     Only positions where `target_mask` is true are computed (the rest are 0.0 and carry
-    no gradient), so user, tool and padding tokens cost no lm_head work at all.
+    no gradient), so user, tool and padding tokens cost no lm_head work at all. The first
+    `prefix_len` positions, identical in every row, are computed once (`shared_prefix_hidden`).
     """
     decoder, head = decoder_and_head(model)
-    hidden = decoder(
-        input_ids=input_ids, attention_mask=attention_mask, use_cache=False
-    ).last_hidden_state
+    hidden = (
+        shared_prefix_hidden(decoder, input_ids, attention_mask, prefix_len)
+        if prefix_len > 0
+        else decoder(
+            input_ids=input_ids, attention_mask=attention_mask, use_cache=False
+        ).last_hidden_state
+    )
     if target_mask is None:
         target_mask = torch.ones_like(targets, dtype=torch.bool)
     target_mask = target_mask.bool()
@@ -120,3 +127,28 @@ def token_logprobs(
     if picked.entropy is not None:
         entropy = torch.zeros_like(logprobs).masked_scatter(target_mask, picked.entropy)
     return TokenLogprobs(logprobs=logprobs, entropy=entropy)
+
+
+def shared_prefix_hidden(
+    decoder: nn.Module, input_ids: Tensor, attention_mask: Tensor, prefix_len: int
+) -> Tensor:
+    """Final hidden states [B, T, H] of rows whose first `prefix_len` ids are the same:
+    the prefix runs once (one row), the rest of every row attends to its keys/values.
+    Under autograd the prefix's gradient is the sum over the rows that read it, so loss and
+    gradients equal those of running every row whole (to float rounding), for the cost of
+    one prefix instead of B. Needs the decoder's cache, so not with activation
+    checkpointing (which turns the cache off)."""
+    rows, width = input_ids.shape
+    prefix = decoder(input_ids=input_ids[:1, :prefix_len], use_cache=True)
+    argument = cache_argument(decoder)
+    cache = getattr(prefix, argument)
+    cache.batch_repeat_interleave(rows)
+    positions = torch.arange(prefix_len, width, device=input_ids.device).expand(rows, -1)
+    rest = decoder(
+        input_ids=input_ids[:, prefix_len:],
+        attention_mask=attention_mask,
+        position_ids=positions,
+        use_cache=True,
+        **{argument: cache},
+    ).last_hidden_state
+    return torch.cat([prefix.last_hidden_state.expand(rows, -1, -1), rest], dim=1)

@@ -12,6 +12,7 @@ from agentwheel.train.grpo import (
     group_advantages,
     grpo_loss,
     rollout_sequences,
+    trajectory_reward,
 )
 from agentwheel.train.logprobs import token_logprobs
 from tests.train.conftest import make_trace, make_trajectory, random_trace, tiny_model
@@ -356,3 +357,52 @@ def test_a_model_with_dropout_keeps_the_separate_recompute():
     model.config.attention_dropout = 0.1
     trainer = GRPOTrainer(model, GRPOConfig(old_logprobs="recompute"))
     assert not trainer._old_is_current_forward()
+
+
+def shared_prompt_group(rng, rows=3):
+    """Rollouts of one task: the same opening prompt, then different agent and tool turns."""
+    prompt = [rng.randrange(3, 90) for _ in range(12)]
+    return [
+        make_trajectory(
+            make_trace(
+                [
+                    (prompt, 0),
+                    ([rng.randrange(3, 90) for _ in range(rng.randrange(2, 7))], 1),
+                    ([rng.randrange(3, 90) for _ in range(4)], 0),
+                    ([rng.randrange(3, 90) for _ in range(rng.randrange(1, 5))], 1),
+                ]
+            ),
+            passed=i % 2 == 0,
+            task_id=f"t{prompt[0]}",
+            trial=i,
+        )
+        for i in range(rows)
+    ]
+
+
+def test_shared_prefix_gives_the_loss_and_gradient_of_whole_rows():
+    rng = random.Random(3)
+    groups = [shared_prompt_group(rng), shared_prompt_group(rng, rows=4)]
+    results = []
+    for share in (False, True):
+        model = tiny_model()
+        trainer = GRPOTrainer(model, GRPOConfig(lr=1e-2, share_prefixes=share))
+        sequences = [s for s in rollout_sequences(groups, trainer.config, trajectory_reward)[1]]
+        batches = make_micro_batches(sequences, 10_000, share_prefixes=share)
+        assert [b.prefix_len > 0 for b in batches] == [share] * len(batches)
+        metrics = trainer.step(groups)
+        results.append((metrics, {k: v.clone() for k, v in model.state_dict().items()}))
+    (whole, whole_w), (shared, shared_w) = results
+    assert whole.trained_tokens == shared.trained_tokens > 0
+    assert shared.loss == pytest.approx(whole.loss, abs=1e-6)
+    assert shared.grad_norm == pytest.approx(whole.grad_norm, rel=1e-4)
+    for name, value in whole_w.items():
+        torch.testing.assert_close(shared_w[name], value, atol=1e-5, rtol=1e-4)
+
+
+def test_shared_prefix_batches_count_the_prompt_once():
+    rng = random.Random(4)
+    sequences = [TrainSequence.from_trace(t.tokens) for t in shared_prompt_group(rng, rows=4)]
+    (batch,) = make_micro_batches(sequences, 10_000, share_prefixes=True)
+    assert batch.prefix_len >= 12 - 1
+    assert (batch.input_ids[:, : batch.prefix_len] == batch.input_ids[0, : batch.prefix_len]).all()

@@ -1,0 +1,211 @@
+"""One GRPO step of the study, profiled, and its training cost per trainer variant.
+
+The step is the study's: `--groups` tasks (one per branch kind in turn) x `--group-size`
+sampled rollouts (temperature 1, 64 new tokens a turn, 5 agent turns), then one update.
+The rollouts run once (prefill, decode, the rest of model time, environment and user);
+the update runs on copies of the same weights, on the same groups, once per variant:
+
+- `main`: the trainer as it was at 70174d9 (the baseline): a full fine-tune, a no-grad
+  pass over every token for the recomputed old log-probs, then the training forward and
+  backward;
+- `reuse`: the old log-probs are the training forward's own (one update per batch);
+- `lora`: `reuse` with rank-16 LoRA on every linear layer (the study's setting).
+
+Tokens per episode are split into policy text, tool schemas and the conversation. The
+step speedup is (rollouts + main update) / (rollouts + best update), measured in one run.
+
+    python bench/bench_grpo_step.py [--policy hf:runs/study/shared/checkpoints/sft/model]
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import torch
+from bench_rollout import ForwardTimer
+from machine import write_result
+
+from agentwheel.core.dataset import load_tasks
+from agentwheel.core.messages import Message, SamplingParams
+from agentwheel.core.task import BRANCH_KINDS, Task
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.trajectory import Trajectory
+from agentwheel.envs.user import ScriptedUser
+from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
+from agentwheel.llm.default_model import load_hf_spec
+from agentwheel.llm.hf import HFChatModel
+from agentwheel.train.config import GRPOConfig, LoraSettings
+from agentwheel.train.grpo import GRPOTrainer
+from agentwheel.train.rollout import TurnSeededPolicy
+
+TRAIN_WORKFLOWS = ("retail_order_cancel", "banking_transfer", "airline_flight_change")
+
+
+class SeparateRecompute(GRPOTrainer):
+    """The trainer at 70174d9: old log-probs from a no-grad pass of their own."""
+
+    def _old_is_current_forward(self) -> bool:
+        return False
+
+
+VARIANTS: dict[str, tuple[type[GRPOTrainer], LoraSettings | None]] = {
+    "main": (SeparateRecompute, None),
+    "reuse": (GRPOTrainer, None),
+    "lora": (GRPOTrainer, LoraSettings(rank=16, alpha=32.0)),
+}
+
+
+def step_tasks(groups: int) -> list[Task]:
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = [f"agentwheel/data/workflows/{w}.yaml" for w in TRAIN_WORKFLOWS]
+        synth_agentic(Path(tmp), paths, tasks_per_workflow=5, seed=11)
+        tasks = load_tasks(Path(tmp) / TASKS).tasks
+    by_kind = {k: [t for t in tasks if t.branch_kind == k] for k in BRANCH_KINDS}
+    return [by_kind[BRANCH_KINDS[i % 5]][i // 5] for i in range(groups)]
+
+
+def prompt_split(model: HFChatModel, task: Task) -> dict[str, int]:
+    """Opening-prompt tokens: policy text (system message), tool schemas, the request."""
+    tokenizer = model.tokenizer
+    system = [Message(role="system", content=task.instruction)]
+    opening = [*system, Message(role="user", content=task.user.request)]
+    schemas = [t.openai_schema() for t in task.tools]
+
+    def count(messages: list[Message], tools: list[dict[str, Any]] | None) -> int:
+        text = tokenizer.apply_chat_template(
+            [m.openai_dict() for m in messages], tools=tools, tokenize=False
+        )
+        return len(tokenizer(text, add_special_tokens=False)["input_ids"])
+
+    with_tools = count(opening, schemas)
+    without_tools = count(opening, None)
+    system_only = count(system, None)
+    return {
+        "policy_text": system_only,
+        "tool_schemas": with_tools - without_tools,
+        "request": without_tools - system_only,
+        "opening_total": with_tools,
+    }
+
+
+def rollouts(
+    model: HFChatModel, tasks: list[Task], group_size: int, seed: int
+) -> tuple[list[list[Trajectory]], dict[str, Any]]:
+    timer = ForwardTimer(model.model)
+    params = SamplingParams(temperature=1.0, max_new_tokens=64, seed=seed)
+    policy = TurnSeededPolicy(model, params, name="policy")
+    runner = EpisodeRunner(
+        policy,
+        ScriptedUser(),
+        RunnerConfig(max_agent_turns=5, max_episode_tokens=3072, batch_size=16),
+    )
+    specs = [EpisodeSpec(task=t, trial=i) for t in tasks for i in range(group_size)]
+    model.release_kv_cache()
+    start = time.perf_counter()
+    done = runner.run(specs)
+    wall = time.perf_counter() - start
+    groups = [[tr for tr in done if tr.task_id == t.id] for t in tasks]
+    model_s = sum(t.timings.model_s for t in done)
+    splits = [prompt_split(model, t) for t in tasks]
+    n = len(done)
+    profile = {
+        "episodes": n,
+        "wall_s": round(wall, 2),
+        "split_s": {
+            "prefill": round(timer.seconds["prefill"], 2),
+            "decode": round(timer.seconds["decode"], 2),
+            "model_other": round(model_s - sum(timer.seconds.values()), 2),
+            "env_and_user": round(sum(t.timings.env_s + t.timings.user_s for t in done), 2),
+        },
+        "forward_tokens": dict(timer.tokens),
+        "tokens_per_episode": {
+            "total": round(sum(len(t.tokens.ids) for t in done if t.tokens) / n),
+            "generated": round(sum(t.counts.generated_tokens for t in done) / n, 1),
+            **{k: round(sum(s[k] for s in splits) / len(splits)) for k in splits[0]},
+        },
+        "mean_agent_turns": round(sum(t.counts.agent_turns for t in done) / n, 2),
+        "reward_mean": round(sum(t.passed for t in done) / n, 3),
+    }
+    return groups, profile
+
+
+def update(
+    weights: torch.nn.Module, groups: list[list[Trajectory]], variant: str
+) -> dict[str, Any]:
+    trainer_class, lora = VARIANTS[variant]
+    config = GRPOConfig(
+        lr=1e-4 if lora else 1e-5,
+        old_logprobs="recompute",
+        compute_dtype="bfloat16" if _has_native_bf16() else "float32",
+        micro_batch_tokens=4400,
+        max_seq_len=3072,
+        dynamic_sampling=False,  # every group trains, whatever the rewards drawn
+        lora=lora,
+    )
+    trainer = trainer_class(copy.deepcopy(weights), config)
+    start = time.perf_counter()
+    metrics = trainer.step(groups)
+    wall = time.perf_counter() - start
+    return {
+        "wall_s": round(wall, 2),
+        "trained_tokens": metrics.trained_tokens,
+        "compute_dtype": config.compute_dtype,
+        "grad_norm": round(metrics.grad_norm, 4),
+    }
+
+
+def _has_native_bf16() -> bool:
+    from agentwheel.llm.half_precision import cpu_has_native
+
+    return cpu_has_native("bfloat16")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--policy", default="hf:default")
+    parser.add_argument("--groups", type=int, default=5)
+    parser.add_argument("--group-size", type=int, default=4)
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args()
+    torch.manual_seed(args.seed)
+    tasks = step_tasks(args.groups)
+    dtype = "bfloat16" if _has_native_bf16() else "float32"
+    sampler = load_hf_spec(args.policy, dtype=dtype, max_batch_size=16)
+    groups, profile = rollouts(sampler, tasks, args.group_size, args.seed)
+    print(f"rollouts: {profile}", flush=True)
+    weights = load_hf_spec(args.policy, dtype="float32").model
+    updates = {}
+    for variant in VARIANTS:
+        updates[variant] = update(weights, groups, variant)
+        print(f"update {variant}: {updates[variant]}", flush=True)
+    rollout_s = profile["wall_s"]
+    best = min(updates, key=lambda v: updates[v]["wall_s"])
+    step_main = rollout_s + updates["main"]["wall_s"]
+    step_best = rollout_s + updates[best]["wall_s"]
+    result = {
+        "policy": args.policy,
+        "sampler_dtype": dtype,
+        "groups": args.groups,
+        "group_size": args.group_size,
+        "rollouts": profile,
+        "updates": updates,
+        "baseline": "main: the trainer at 70174d9 (full fine-tune, separate old-logprob pass)",
+        "best_update": best,
+        "update_speedup": round(updates["main"]["wall_s"] / updates[best]["wall_s"], 2),
+        "step_s": {"main": round(step_main, 2), "best": round(step_best, 2)},
+        "speedup": round(step_main / step_best, 2),
+    }
+    print(f"step {step_main:.1f}s -> {step_best:.1f}s: speedup {result['speedup']}x")
+    write_result("grpo_step", result)
+
+
+if __name__ == "__main__":
+    main()
