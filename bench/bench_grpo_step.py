@@ -9,7 +9,8 @@ the update runs on copies of the same weights, on the same groups, once per vari
   pass over every token for the recomputed old log-probs, then the training forward and
   backward;
 - `reuse`: the old log-probs are the training forward's own (one update per batch);
-- `lora`: `reuse` with rank-16 LoRA on every linear layer (the study's setting).
+- `shared`: `reuse`, and each group's shared prompt computed once in forward and backward;
+- `lora`: `shared` with rank-16 LoRA on every linear layer (the study's setting).
 
 Tokens per episode are split into policy text, tool schemas and the conversation. The
 step speedup is (rollouts + main update) / (rollouts + best update), measured in one run.
@@ -56,10 +57,12 @@ class SeparateRecompute(GRPOTrainer):
         return False
 
 
-VARIANTS: dict[str, tuple[type[GRPOTrainer], LoraSettings | None]] = {
-    "main": (SeparateRecompute, None),
-    "reuse": (GRPOTrainer, None),
-    "lora": (GRPOTrainer, LoraSettings(rank=16, alpha=32.0)),
+# name: (trainer, LoRA, shared prompts)
+VARIANTS: dict[str, tuple[type[GRPOTrainer], LoraSettings | None, bool]] = {
+    "main": (SeparateRecompute, None, False),
+    "reuse": (GRPOTrainer, None, False),
+    "shared": (GRPOTrainer, None, True),
+    "lora": (GRPOTrainer, LoraSettings(rank=16, alpha=32.0), True),
 }
 
 
@@ -140,7 +143,7 @@ def rollouts(
 def update(
     weights: torch.nn.Module, groups: list[list[Trajectory]], variant: str
 ) -> dict[str, Any]:
-    trainer_class, lora = VARIANTS[variant]
+    trainer_class, lora, share = VARIANTS[variant]
     config = GRPOConfig(
         lr=1e-4 if lora else 1e-5,
         old_logprobs="recompute",
@@ -149,6 +152,7 @@ def update(
         max_seq_len=3072,
         dynamic_sampling=False,  # every group trains, whatever the rewards drawn
         lora=lora,
+        share_prefixes=share,
     )
     trainer = trainer_class(copy.deepcopy(weights), config)
     start = time.perf_counter()
