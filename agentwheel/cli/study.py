@@ -118,7 +118,7 @@ def study_command(
 
 
 def _export(out: Path, dest: Path) -> None:
-    if not (out / STUDY_STATE).exists():
+    if not (out / STUDY_STATE).exists() and not (out / "shared").is_dir():
         raise fail(f"{out} holds no study to export")
     try:
         summary = export_study(out, dest)

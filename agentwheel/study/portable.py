@@ -7,7 +7,13 @@ the repository. `export_study` copies the run directory without what can be rebu
   default model): the adapter beside them and the weights they sit on rebuild them;
 - optimizer moments (`trainer_state.pt` keeps the step, data position and RNG states; a
   phase resumed mid-way restarts AdamW's moments, a finished phase never reads them);
-- the `*.previous` fallback checkpoints, and every copy of the tokenizer but one.
+- the `*.previous` fallback checkpoints, a round's checkpoint once a later round has
+  one (the study reads only the last round's), and every copy of the tokenizer but one;
+- a second copy of any file (`checkpoints/last` is the last round's): a `.same-as` note
+  names the first.
+Adapters are kept in bfloat16 (half their size): the rebuilt weights differ from the
+trained ones by that rounding, which only matters to a phase that resumes training; the
+evaluations on disk are kept, not redone.
 
 `restore_study` copies a portable copy into a run directory (nothing already there is
 overwritten) and rebuilds each checkpoint's `model/` from the weights it was trained on
@@ -17,12 +23,15 @@ shared SFT checkpoint. Then `agentwheel study --resume` redoes only what is miss
 
 from __future__ import annotations
 
+import hashlib
 import json
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import torch
+from safetensors.torch import load_file, save_file
 
 from agentwheel.core.atomic import write_text_atomic
 from agentwheel.train.checkpoint import load_model_weights, save_model_dir
@@ -33,6 +42,9 @@ PORTABLE_MANIFEST = "portable.json"
 SHARED_TOKENIZER = "tokenizer.json"
 SFT_CHECKPOINT = Path("shared") / "checkpoints" / "sft"
 _WEIGHTS = "*.safetensors"
+ADAPTER_FILE = "adapter_model.safetensors"
+SAME_AS = ".same-as"
+_NOTE_BELOW = 4096  # smaller duplicates are copied: a note would save nothing
 
 
 def _is_rebuildable_weights(relative: Path) -> bool:
@@ -54,11 +66,32 @@ def _checkpoint_of(relative: Path) -> Path | None:
 def _skipped(run_dir: Path, relative: Path) -> bool:
     if any(part.endswith(".previous") or part.startswith(".") for part in relative.parts):
         return True
+    if _superseded_round(run_dir, relative):
+        return True
     if relative.name == SHARED_TOKENIZER and "model" in relative.parts:
         return True
     checkpoint = _checkpoint_of(relative)
     has_adapter = checkpoint is not None and (run_dir / checkpoint / "adapter").is_dir()
     return has_adapter and _is_rebuildable_weights(relative)
+
+
+_ROUND = re.compile(r"^round-(\d+)$")
+
+
+def _superseded_round(run_dir: Path, relative: Path) -> bool:
+    """A file of a `checkpoints/round-k` whose checkpoints folder has a later round."""
+    parts = relative.parts
+    for i in range(1, len(parts) - 1):
+        found = _ROUND.match(parts[i])
+        if parts[i - 1] == "checkpoints" and found:
+            folder = run_dir.joinpath(*parts[:i])
+            later = [
+                int(m.group(1))
+                for p in folder.iterdir()
+                if (m := _ROUND.match(p.name)) and (p / "COMPLETE").exists()
+            ]
+            return max(later, default=0) > int(found.group(1))
+    return False
 
 
 def export_study(run_dir: Path, dest: Path) -> dict[str, int]:
@@ -73,6 +106,7 @@ def export_study(run_dir: Path, dest: Path) -> dict[str, int]:
     staging = dest.with_name(f".{dest.name}.tmp")
     shutil.rmtree(staging, ignore_errors=True)
     tokenizer: Path | None = None
+    first_copy: dict[str, Path] = {}
     for source in sorted(p for p in run_dir.rglob("*") if p.is_file()):
         relative = source.relative_to(run_dir)
         if relative.name == SHARED_TOKENIZER and "model" in relative.parts:
@@ -81,10 +115,16 @@ def export_study(run_dir: Path, dest: Path) -> dict[str, int]:
             continue
         target = staging / relative
         target.parent.mkdir(parents=True, exist_ok=True)
-        if relative.name == "trainer_state.pt":
+        digest = hashlib.sha256(source.read_bytes()).hexdigest()
+        if digest in first_copy and source.stat().st_size > _NOTE_BELOW:
+            _write_note(target, first_copy[digest])
+        elif relative.name == "trainer_state.pt":
             _save_without_optimizer(source, target)
+        elif relative.name == ADAPTER_FILE:
+            _save_tensors(source, target, torch.bfloat16)
         else:
             shutil.copyfile(source, target)
+        first_copy.setdefault(digest, relative)
     if tokenizer is not None:
         shutil.copyfile(tokenizer, staging / SHARED_TOKENIZER)
     files = [p for p in staging.rglob("*") if p.is_file()]
@@ -102,6 +142,15 @@ def _checkpoints(run_dir: Path) -> Iterator[Path]:
         kept = not any(p.endswith(".previous") for p in relative.parts)
         if kept and model_dir.is_dir() and (model_dir.parent / "trainer_state.pt").exists():
             yield model_dir
+
+
+def _write_note(target: Path, original: Path) -> None:
+    target.with_name(target.name + SAME_AS).write_text(original.as_posix() + "\n")
+
+
+def _save_tensors(source: Path, target: Path, dtype: torch.dtype) -> None:
+    tensors = load_file(source)
+    save_file({k: v.to(dtype) if v.is_floating_point() else v for k, v in tensors.items()}, target)
 
 
 def _save_without_optimizer(source: Path, target: Path) -> None:
@@ -122,11 +171,17 @@ def restore_study(src: Path, run_dir: Path, rebuild: WeightsBuilder) -> list[Pat
         raise ValueError(f"{src} is not a portable study (no {PORTABLE_MANIFEST})")
     for source in sorted(p for p in src.rglob("*") if p.is_file()):
         relative = source.relative_to(src)
+        if relative.name.endswith(SAME_AS):
+            relative = relative.with_name(relative.name.removesuffix(SAME_AS))
+            source = src / source.read_text().strip()
         target = run_dir / relative
-        if relative.name in (PORTABLE_MANIFEST,) or target.exists():
+        if relative.name == PORTABLE_MANIFEST or target.exists():
             continue
         target.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(source, target)
+        if relative.name == ADAPTER_FILE:
+            _save_tensors(source, target, torch.float32)
+        else:
+            shutil.copyfile(source, target)
     rebuilt = []
     # Shared checkpoints first: an arm's weights sit on the shared SFT checkpoint.
     for adapter in sorted(run_dir.rglob("adapter"), key=lambda p: not _in_shared(run_dir, p)):

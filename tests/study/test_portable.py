@@ -15,7 +15,7 @@ from agentwheel.study.portable import export_study, rebuild_from_adapter, restor
 from agentwheel.study.run import STUDY_STATE, run_study
 from tests.train.conftest import require_bundled_gguf
 
-LORA = ["sft.train.lora={rank: 4}", "grpo.lora={rank: 4}", "study.rounds=1"]
+LORA = ["sft.train.lora={rank: 4}", "grpo.lora={rank: 4}", "study.rounds=2"]
 
 
 @pytest.fixture(scope="module")
@@ -42,6 +42,10 @@ def test_the_copy_leaves_out_what_can_be_rebuilt(lora_study, tmp_path):
     portable = tmp_path / "portable"
     assert not list(portable.rglob("model/*.safetensors"))
     assert not [p for p in portable.rglob("*") if p.name.endswith(".previous")]
+    # the arm's last checkpoint is its last round's: one copy and a note
+    assert (
+        portable / "arms/rl_static/checkpoints/last/adapter/adapter_model.safetensors.same-as"
+    ).exists()
     assert list(portable.rglob("adapter/adapter_model.safetensors"))
     state = torch.load(
         next(portable.rglob("trainer_state.pt")), map_location="cpu", weights_only=True
@@ -60,12 +64,14 @@ def test_a_fresh_directory_resumes_from_the_copy_and_redoes_nothing(lora_study, 
     )
     relative = {p.relative_to(fresh).as_posix() for p in rebuilt}
     assert "shared/checkpoints/sft" in relative
-    assert {"arms/rl_static/checkpoints/last", "arms/rl_flywheel/checkpoints/last"} <= relative
+    assert {"arms/rl_static/checkpoints/last", "arms/rl_flywheel/checkpoints/round-2"} <= relative
+    assert not (fresh / "arms/rl_static/checkpoints/round-1").exists()  # superseded
     for checkpoint in rebuilt:
         again, original = weights(checkpoint), weights(out / checkpoint.relative_to(fresh))
         assert again.keys() == original.keys()
         for name, tensor in original.items():
-            torch.testing.assert_close(again[name], tensor, atol=1e-5, rtol=1e-4)
+            # the adapters travel in bfloat16: the merged weights differ by that rounding
+            torch.testing.assert_close(again[name], tensor, atol=2e-3, rtol=1e-2)
     traces = {p: p.stat().st_mtime_ns for p in fresh.rglob("traces.jsonl")}
     done = json.loads((fresh / STUDY_STATE).read_text())["done"]
     log: list[str] = []
