@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentwheel.core.rejection import Rejection
 from agentwheel.core.task import BRANCH_KINDS, Task
@@ -31,7 +31,7 @@ from agentwheel.flywheels.agentic.seeds import derive_seed
 from agentwheel.flywheels.agentic.tree import BehaviorTree, TreeStats
 from agentwheel.flywheels.agentic.workflow import Workflow
 from agentwheel.flywheels.agentic.workflow_checks import check_workflow
-from agentwheel.flywheels.agentic.workflow_loader import load_workflows
+from agentwheel.flywheels.agentic.workflow_loader import load_workflows, workflow_warnings
 from agentwheel.flywheels.agentic.world import make_faker
 
 
@@ -61,6 +61,7 @@ class WorkflowStats(_Report):
     attempts: int
     near_duplicates: int
     rejections: int
+    warnings: list[str] = Field(default_factory=list)
 
 
 class ExpansionStats(_Report):
@@ -113,6 +114,7 @@ def expand_workflow(
         attempts=report.attempts,
         near_duplicates=report.near_duplicates,
         rejections=len(report.rejections),
+        warnings=[f"{field}: {message}" for field, message in workflow_warnings(workflow)],
     )
     return tasks, stats, report.rejections
 

@@ -23,8 +23,9 @@ def produces(gen: ColumnGen, value: Any) -> bool | None:
     if isinstance(value, bool):
         return False
     number = isinstance(value, int | float)
-    if gen.choice is not None:
-        return any(c == value and isinstance(c, str) != number for c in gen.choice)
+    if gen.choice is not None or gen.map is not None:
+        listed = gen.listed_values() or []
+        return any(c == value and isinstance(c, str) != number for c in listed)
     if gen.int_range is not None:
         lo, hi = gen.int_range
         return number and float(value).is_integer() and lo <= value <= hi
@@ -49,6 +50,8 @@ def describe_values(gen: ColumnGen) -> str:
     """What a generator makes, in words (for messages and the expander's prompts)."""
     if gen.choice is not None:
         return f"one of {_shown(list(gen.choice))}"
+    if gen.map is not None:
+        return f"one of {_shown(gen.listed_values() or [])} (following {gen.map.column})"
     if gen.int_range is not None:
         return f"whole numbers from {gen.int_range[0]} to {gen.int_range[1]}"
     if gen.money is not None:

@@ -15,7 +15,6 @@ A branch of a further intent is instantiated against that intent's view of the w
 from __future__ import annotations
 
 import random
-from collections.abc import Sequence
 from typing import Any, Literal, Protocol
 
 from faker import Faker
@@ -37,14 +36,12 @@ from agentwheel.flywheels.agentic.branches import Branch
 from agentwheel.flywheels.agentic.linked_rows import build_linked_world, related_rows
 from agentwheel.flywheels.agentic.policy import instruction_for
 from agentwheel.flywheels.agentic.seeds import derive_seed
+from agentwheel.flywheels.agentic.task_tools import pick_tools, sibling_tools
 from agentwheel.flywheels.agentic.tree import TRANSFER_STEP, BehaviorTree, Outcome
 from agentwheel.flywheels.agentic.workflow import (
-    MAX_TASK_TOOLS,
-    MIN_TASK_TOOLS,
     PLACEHOLDER,
     REQUEST,
     Identifier,
-    ToolDef,
     Workflow,
 )
 from agentwheel.flywheels.agentic.world import (
@@ -116,20 +113,6 @@ def path_calls(wf: Workflow, step_ids: list[str], ctx: dict[str, Any]) -> list[T
 
 def _ids(idents: list[Identifier], ctx: dict[str, Any]) -> list[tuple[str, str]]:
     return [(i.spoken, str(ctx[i.field])) for i in idents]
-
-
-def _pick_tools(
-    wf: Workflow, rng: random.Random, siblings: Sequence[ToolDef] = ()
-) -> list[ToolDef]:
-    """The workflow's tools, the other intents' step tools (`siblings`), plus distractor
-    tools, 3 to 5 in all, in a seeded order."""
-    base = [*(s.tool for s in wf.steps), wf.transfer_spec(), *siblings]
-    room = MAX_TASK_TOOLS - len(base)
-    lo = max(0, MIN_TASK_TOOLS - len(base))
-    count = min(rng.randint(lo, max(lo, room)), len(wf.extra_tools))
-    tools = base + rng.sample(wf.extra_tools, count)
-    rng.shuffle(tools)
-    return tools
 
 
 def _outputs_show(outputs: list[Any], column: str) -> bool:
@@ -313,7 +296,7 @@ def instantiate(
     rng = random.Random(derive_seed(base_seed, "task"))
     fake.seed_instance(derive_seed(base_seed, "persona"))
     ctx = draft.context()
-    tools = _pick_tools(view, rng, _sibling_tools(wf, view))
+    tools = pick_tools(view, rng, sibling_tools(wf, view))
     normal = path_calls(view, branch.steps, ctx)
     # A jailbroken agent acts instead of handing over: the hand-off is not on its path.
     own_steps = [s for s in branch.steps if s != TRANSFER_STEP]
@@ -354,18 +337,6 @@ def instantiate(
                 "the request happens to contain the missing identifier",
             )
     return _replayed(task, branch, view, tree, draft, reject)
-
-
-def _sibling_tools(wf: Workflow, view: Workflow) -> list[ToolDef]:
-    """The step tools of the workflow's other intents (an agent asked to extend a rental
-    also holds the tool that adds a driver)."""
-    own = {t.name for t in view.all_tools()}
-    out: dict[str, ToolDef] = {}
-    for _, other in wf.views():
-        for step in other.steps:
-            if step.tool.name not in own:
-                out.setdefault(step.tool.name, step.tool)
-    return list(out.values())
 
 
 def _replayed(

@@ -44,6 +44,7 @@ class SynthManifest(BaseModel):
     mean_branching_factor: float
     seconds: float
     per_workflow: list[dict[str, Any]] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -114,6 +115,7 @@ def synth_agentic(
         mean_branching_factor=branching,
         seconds=stats.seconds,
         per_workflow=[w.model_dump(mode="json") for w in stats.per_workflow],
+        warnings=[f"{w.workflow}: {text}" for w in stats.per_workflow for text in w.warnings],
     )
     write_stage_output(out, report.kept, rejections, manifest)
     return manifest

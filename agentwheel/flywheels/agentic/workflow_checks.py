@@ -103,7 +103,13 @@ def _check_generator(
         return [(where, "set exactly one generator (faker, pattern, choice, int, money, ...)")]
     out: list[tuple[str, str]] = []
     if gen.faker is not None and gen.faker not in FAKER_PROVIDERS:
-        out.append((f"{where}.faker", f"unknown or non-deterministic Faker provider {gen.faker!r}"))
+        out.append(
+            (
+                f"{where}.faker",
+                f"unknown or non-deterministic Faker provider {gen.faker!r}: use one of "
+                f"{', '.join(sorted(FAKER_PROVIDERS))}",
+            )
+        )
     if gen.choice is not None:
         if not gen.choice:
             out.append((f"{where}.choice", "needs at least one value"))
@@ -128,10 +134,21 @@ def _check_generator(
         else:
             ref_table, _, ref_col = gen.ref.partition(".")
             names = list(wf.tables)
-            if table is not None and (
-                ref_table not in names or names.index(ref_table) >= names.index(table)
-            ):
-                out.append((f"{where}.ref", f"{ref_table!r} is not an earlier table"))
+            if ref_table not in names:
+                out.append(
+                    (
+                        f"{where}.ref",
+                        f"no table {ref_table!r} (tables: {', '.join(names)}): name one of them",
+                    )
+                )
+            elif table is not None and names.index(ref_table) >= names.index(table):
+                out.append(
+                    (
+                        f"{where}.ref",
+                        f"{ref_table!r} is not an earlier table: a ref points at a table "
+                        f"defined above its own; move {ref_table!r} above {table!r}",
+                    )
+                )
             elif ref_table in wf.tables and wf.tables[ref_table].key != ref_col:
                 out.append((f"{where}.ref", f"must name the key column of {ref_table!r}"))
     for key in ("email_of", "username_of"):
@@ -333,10 +350,22 @@ def _check_identifiers(wf: Workflow) -> list[tuple[str, str]]:
         if ident.name in names or not SLUG.match(ident.name):
             out.append((f"{where}.name", f"{ident.name!r} is duplicate or not a slug"))
         names.add(ident.name)
-        if not wf.has_field(ident.field) or ident.field.startswith(f"{REQUEST}."):
-            out.append((f"{where}.field", f"{ident.field!r} is not a table column"))
+        if ident.field.startswith(f"{REQUEST}."):
+            out.append(
+                (
+                    f"{where}.field",
+                    f"{ident.field!r} is a request detail, not a table column: an identifier "
+                    "names a record's column; list a detail the user must give under `facts`",
+                )
+            )
+        elif not wf.has_field(ident.field):
+            out.append((f"{where}.field", unknown_field(wf, ident.field)))
         elif ident.field not in bound:
             out.append((f"{where}.field", "the user gives it, so some step argument must use it"))
+    for i, fact in enumerate(wf.facts):
+        # Checked before the phrasing, which would otherwise blame the intents for it.
+        if not wf.has_field(fact.field):
+            out.append((f"facts.{i}.field", unknown_field(wf, fact.field)))
     if wf.transfer.identifier not in names:
         out.append(("transfer.identifier", f"{wf.transfer.identifier!r} is not an identifier"))
     kinds: set[str] = set()

@@ -92,6 +92,8 @@ def check_threshold(
 
 def _threshold_problem(gen: ColumnGen, field: str, pre: Precondition, value: Any) -> str:
     ordered = pre.op in ("lt", "le", "gt", "ge")
+    # A mapped column takes only its map's values ("e-book", never "ebook").
+    listed = gen.choice if gen.choice is not None or gen.map is None else gen.listed_values()
     if gen.date is not None:
         if not isinstance(value, str) or not _ISO_DATE.match(value):
             return (
@@ -107,14 +109,15 @@ def _threshold_problem(gen: ColumnGen, field: str, pre: Precondition, value: Any
             f"{value!r} is not a number, and {field} holds {describe_values(gen)}: "
             "write the threshold as a number, unquoted"
         )
-    elif gen.choice is not None and not ordered and value not in gen.choice:
-        close = [c for c in gen.choice if str(c).lower() == str(value).lower()]
+    elif listed is not None and not ordered and value not in listed:
+        close = [c for c in listed if str(c).lower() == str(value).lower()]
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return (
             f"{value!r} is not a value of {field}, which holds {describe_values(gen)}{hint}: use one "
-            "of them exactly as the choice list spells it, or add it to the choice list"
+            f"of them exactly as the {'map' if gen.map is not None else 'choice list'} spells "
+            f"it, or add it to the {'map' if gen.map is not None else 'choice list'}"
         )
-    if produces(gen, value) is False and (not ordered or gen.choice is None):
+    if produces(gen, value) is False and (not ordered or listed is None):
         return (
             f"{value!r} is outside what {field}'s generator makes ({describe_values(gen)}): the rule "
             "would put impossible values into the data; pick a threshold inside that range, "
