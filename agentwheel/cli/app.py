@@ -149,6 +149,7 @@ def synth_agentic_command(
     out_console.print(counts_table("tasks by domain", manifest.tasks_by_domain))
     if manifest.rejections_by_reason:
         out_console.print(counts_table("rejections", manifest.rejections_by_reason))
+    out_console.print(counts_table("world invariants", manifest.world_invariants))
     console.print(f"{manifest.tasks} validated tasks in {manifest.seconds:.1f} s → {out}")
     rejected = sum(r.stage == "load" for r in rejections)
     if rejected:

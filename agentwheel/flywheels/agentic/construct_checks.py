@@ -13,6 +13,7 @@ import re
 import sqlite3
 from collections.abc import Callable
 
+from agentwheel.flywheels.agentic.row_checks import check_rows_and_desks
 from agentwheel.flywheels.agentic.workflow import (
     MAX_TASK_TOOLS,
     PLACEHOLDER,
@@ -31,7 +32,8 @@ Problems = list[tuple[str, str]]
 
 def check_constructs(wf: Workflow, check_workflow: Callable[[Workflow], Problems]) -> Problems:
     """Problems of the constructs; `check_workflow` checks each further intent's view."""
-    for check in (_check_maps, _check_sets, _check_facts, _check_rules, _check_tells):
+    checks = (_check_maps, _check_sets, _check_facts, _check_rules, check_rows_and_desks)
+    for check in (*checks, _check_tells):
         problems = check(wf)
         if problems:
             return problems
@@ -220,7 +222,7 @@ def _check_listing(wf: Workflow, step: Step, pre: Precondition, where: str) -> P
         ]
     out: Problems = []
     shown = output_columns(wf, tool) or []
-    missing = [c for c in [*rel.match, *rel.where] if c not in shown]
+    missing = [c for c in rel.shown_columns() if c not in shown]
     if missing:
         out.append(
             (
@@ -352,6 +354,13 @@ def _check_intents(wf: Workflow, check_workflow: Callable[[Workflow], Problems])
                         "rule or step; share the step (a YAML anchor) or rename it",
                     )
                 )
-    if wf.intents and len(tools) + 1 > MAX_TASK_TOOLS:
-        out.append(("intents", f"{len(tools) + 1} tools with the transfer tool; at most 5"))
+    handoffs = 1 + len(wf.desks)
+    if wf.intents and len(tools) + handoffs > MAX_TASK_TOOLS:
+        out.append(
+            (
+                "intents",
+                f"{len(tools) + handoffs} tools with the hand-off tools; at most "
+                f"{MAX_TASK_TOOLS}: every task holds every intent's step tools",
+            )
+        )
     return out

@@ -17,7 +17,7 @@ from agentwheel.flywheels.agentic.workflow import MAX_TASK_TOOLS, MIN_TASK_TOOLS
 
 def base_tools(view: Workflow, siblings: Sequence[ToolDef] = ()) -> list[ToolDef]:
     """The tools every task of an intent holds: its steps', the transfer tool, siblings."""
-    return [*(s.tool for s in view.steps), view.transfer_spec(), *siblings]
+    return [*(s.tool for s in view.steps), *view.handoff_tools(), *siblings]
 
 
 def pick_tools(wf: Workflow, rng: random.Random, siblings: Sequence[ToolDef] = ()) -> list[ToolDef]:

@@ -180,7 +180,8 @@ def _check_tables(wf: Workflow) -> list[tuple[str, str]]:
         if table.key is not None and table.key not in table.columns:
             out.append((f"{where}.key", f"{table.key!r} is not a column"))
         for group_i, group in enumerate(table.unique):
-            bad = [c for c in group if c not in table.columns]
+            named = group if isinstance(group, list) else [*group.columns, *group.when]
+            bad = [c for c in named if c not in table.columns]
             if bad:
                 out.append((f"{where}.unique.{group_i}", f"unknown columns {bad}"))
         earlier: list[str] = []
@@ -212,6 +213,12 @@ def _check_precondition(
 ) -> list[tuple[str, str]]:
     if pre.related is not None:
         return []  # a rule over other rows: see construct_checks
+    if pre.any_of:
+        return [
+            problem
+            for k, alt in enumerate(pre.alternatives())
+            for problem in _check_precondition(wf, step, alt, f"{where}.any_of.{k}")
+        ]
     if step.entity is None and "." not in pre.field:
         return [
             (
@@ -387,10 +394,11 @@ def _schema_db(tables: tuple[tuple[str, tuple[str, ...]], ...]) -> sqlite3.Conne
 def _check_tools(wf: Workflow) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     schema = tuple((n, tuple(t.columns)) for n, t in wf.tables.items())
-    db = _schema_db((*schema, (HANDOFF_TABLE, ("reference",))))
+    db = _schema_db((*schema, (HANDOFF_TABLE, tuple(wf.handoff_columns()))))
     located = [(f"steps.{i}.tool", s.tool) for i, s in enumerate(wf.steps)]
     if any(i.name == wf.transfer.identifier for i in wf.identifiers):
         located.append(("transfer", wf.transfer_spec()))
+        located += [(f"desks.{i}", wf.transfer_spec(d.name)) for i, d in enumerate(wf.desks)]
     located += [(f"extra_tools.{i}", t) for i, t in enumerate(wf.extra_tools)]
     seen: set[str] = set()
     for where, tool in located:
@@ -412,9 +420,15 @@ def _check_tools(wf: Workflow) -> list[tuple[str, str]]:
                 db.execute(f"EXPLAIN {statement}", dict.fromkeys(tool.params))
             except sqlite3.Error as exc:
                 out.append((f"{where}.sql.{k}", f"does not compile on the tables: {exc}"))
-    step_tools = len(wf.steps) + 1
+    step_tools = len(wf.steps) + 1 + len(wf.desks)
     if step_tools > MAX_TASK_TOOLS:
-        out.append(("steps", f"{step_tools} tools with the transfer tool; a task has at most 5"))
+        out.append(
+            (
+                "steps",
+                f"{step_tools} tools with the hand-off tools; a task has at most "
+                f"{MAX_TASK_TOOLS} (step tools, the transfer tool and each desk's)",
+            )
+        )
     if step_tools + len(wf.extra_tools) < MIN_TASK_TOOLS:
         out.append(("extra_tools", f"a task needs at least {MIN_TASK_TOOLS} tools; add one"))
     return out
