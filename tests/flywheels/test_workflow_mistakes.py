@@ -172,3 +172,14 @@ def test_crowded_out_extra_tools_are_a_warning_in_validate_and_synth(tmp_path):
     assert manifest.warnings == written["warnings"]
     assert len(written["warnings"]) == 1
     assert "['list_customer_rentals'] never appear in any task" in written["warnings"][0]
+
+
+def test_exist_true_is_read_as_the_flag_not_as_a_stray_boolean():
+    # `exist: true` is the documented way to require a related row; it was rejected as
+    # "YAML reads an unquoted yes/on/true as the boolean true".
+    data = hotel()
+    data["steps"][1]["preconditions"][0]["related"]["exist"] = True
+    data["steps"][1]["preconditions"][0]["related"]["where"] = {"status": "cancelled"}
+    wf = parse_workflow(data, "wf.yaml")
+    related = wf.steps[1].preconditions[0].related
+    assert related is not None and related.exist is True

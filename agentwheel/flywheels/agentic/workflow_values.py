@@ -20,8 +20,8 @@ from typing import Any
 from agentwheel.flywheels.agentic.generator_values import describe_values, produces, value_types
 from agentwheel.flywheels.agentic.workflow import ColumnGen, Precondition, Workflow
 
-# The only workflow field whose YAML value is a boolean.
-BOOLEAN_KEYS = frozenset({"require_rows"})
+# The workflow fields whose YAML value is a boolean.
+BOOLEAN_KEYS = frozenset({"require_rows", "exist"})
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # A sentence opens with a capital letter, a digit, a quote or a placeholder, and closes
 # with . ! or ? (a closing quote or bracket may follow).
@@ -32,7 +32,7 @@ _FRAGMENT_START = re.compile(r"^[a-z0-9]")
 
 def yaml_readings(data: Any, path: str = "") -> tuple[Any, list[tuple[str, str]]]:
     """The data with YAML's dates turned back into ISO strings, and an error for every
-    boolean outside `require_rows` (YAML's reading of an unquoted yes/no/on/off/true/false
+    boolean outside `BOOLEAN_KEYS` (YAML's reading of an unquoted yes/no/on/off/true/false
     where a word was meant)."""
     problems: list[tuple[str, str]] = []
     if isinstance(data, dict):
