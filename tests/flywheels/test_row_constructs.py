@@ -281,3 +281,18 @@ def test_the_guide_shows_each_construct_as_the_bundled_workflows_write_it():
     for block in blocks:
         yaml.safe_load(block)
         assert any(" ".join(block.split()) in s for s in sources), block
+
+
+def test_the_cross_check_names_what_a_world_breaks(tasks):
+    wf = load_workflow(LIBRARY)
+    task = of_workflow(tasks, "library_loan_renewal")[0]
+    assert task.sqlite is not None
+    world = task_rows(wf, task.sqlite.tables)
+    assert world_violations(wf, world) == []
+    loans = world["loans"]
+    loans[1].update(item_id=loans[0]["item_id"], status="active")
+    loans[0]["status"] = "active"
+    world["holds"][0]["member_id"] = "LM-00000"
+    found = world_violations(wf, world)
+    assert any("share ['item_id']" in v and "'status': 'active'" in v for v in found), found
+    assert any(v.startswith("holds row 0: member_id = 'LM-00000' points at no row") for v in found)

@@ -2,14 +2,17 @@
 
 - a column that follows another of its row (`map`: a vehicle's class follows its model)
   stays in step with it on the target rows, whichever of the two a rule forced;
-- a rule over related rows ("no other confirmed booking for the same check-in date") is
-  met by editing the other rows: a matching row is added, or matching rows are changed
-  (a `where` column first) until none counts;
+- a rule over related rows ("no other confirmed booking for the same check-in date", "at
+  most one other request in 30 days") is met by editing the other rows: matching rows are
+  added, or changed (a `where` column, else the date out of the window, else the row made
+  the same person's, else a matched column) until the count is as demanded;
+- a column that follows a referenced row (`follows`) is copied from that row;
 - marks on referenced rows (`TableSpec.sets`: an active rental makes its vehicle rented)
   are applied last, over every row, so the data never contradicts itself.
 
-Then every demand is checked again; a world that does not come out as demanded raises
-`GenerationError`, a counted rejection after the retries.
+Then every demand and the workflow's invariants (`world_invariants`) are checked; a world
+that does not come out as demanded raises `GenerationError`, a counted rejection after
+the retries.
 """
 
 from __future__ import annotations

@@ -16,8 +16,11 @@ A workflow declares
 - optionally: facts beyond identifiers the user must give (`facts`, asked for when
   missing), what the agent must tell the user after an action (`Step.tell`), rules that
   send the user to a human when they fail (`on_fail: transfer`), rules over related rows
-  (`related`), values the user insists on (`insist`), columns that follow another
-  (`map`) or the rows that reference them (`sets`), and further intents (`intents`) that share the tables and the policy.
+  (`related`: none, at most n, another person's, within a date window), rules with
+  alternatives (`any_of`), hand-off desks (`desks`), values the user insists on
+  (`insist`), columns that follow another (`map`), a referenced row (`follows`) or the
+  rows that reference them (`sets`), uniqueness among some rows (`unique` with `when`),
+  and further intents (`intents`) that share the tables and the policy.
 
 Fields are named `table.column` or `request.<name>`; inside a step's preconditions a bare
 column name refers to the step's `entity` table.
