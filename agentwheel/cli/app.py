@@ -19,6 +19,7 @@ from agentwheel.cli.errors import UserErrorGroup, fail, in_range, require_dir
 from agentwheel.cli.task_input import read_task_set
 from agentwheel.cli.workflows import (
     print_workflow_rejections,
+    print_workflow_warnings,
     validate_workflows,
     workflow_app,
     workflows_source,
@@ -122,6 +123,7 @@ def synth_agentic_command(
         )
     rejections, _ = read_jsonl(out / "rejections.jsonl", Rejection)
     print_workflow_rejections([r for r in rejections if r.stage == "load"])
+    print_workflow_warnings(manifest.warnings)
     if manifest.tasks == 0:
         first = str(rejections[0]) if rejections else "nothing to expand"
         raise fail(
@@ -147,6 +149,7 @@ def synth_agentic_command(
     out_console.print(counts_table("tasks by domain", manifest.tasks_by_domain))
     if manifest.rejections_by_reason:
         out_console.print(counts_table("rejections", manifest.rejections_by_reason))
+    out_console.print(counts_table("world invariants", manifest.world_invariants))
     console.print(f"{manifest.tasks} validated tasks in {manifest.seconds:.1f} s → {out}")
     rejected = sum(r.stage == "load" for r in rejections)
     if rejected:

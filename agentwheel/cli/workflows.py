@@ -41,6 +41,13 @@ def print_workflow_rejections(rejections: list[Rejection]) -> None:
         )
 
 
+def print_workflow_warnings(warnings: list[str]) -> None:
+    """One line per warning (what loads but is likely not meant), the same in `validate
+    --workflows` and `synth`."""
+    for text in warnings:
+        console.print(f"[yellow]warning[/] {escape(text)}", soft_wrap=True)
+
+
 def validate_workflows(spec: str) -> None:
     """Load every workflow of `spec` with the strict loader, print each problem with its
     file and field path, and exit 1 when any file is rejected."""
@@ -48,6 +55,7 @@ def validate_workflows(spec: str) -> None:
         WorkflowError,
         load_workflow,
         workflow_paths,
+        workflow_warnings,
     )
 
     source = workflows_source(spec)
@@ -73,6 +81,9 @@ def validate_workflows(spec: str) -> None:
             continue
         seen[workflow.id] = path
         console.print(f"[green]ok[/] {escape(str(path))} ({workflow.id})")
+        print_workflow_warnings(
+            [f"{workflow.id}: {field}: {message}" for field, message in workflow_warnings(workflow)]
+        )
     console.print(f"{len(paths) - bad} of {len(paths)} workflow files load")
     if bad:
         raise typer.Exit(1)

@@ -9,9 +9,11 @@ without these constructs gets none.
 
 from __future__ import annotations
 
+import re
 import sqlite3
 from collections.abc import Callable
 
+from agentwheel.flywheels.agentic.row_checks import check_rows_and_desks
 from agentwheel.flywheels.agentic.workflow import (
     MAX_TASK_TOOLS,
     PLACEHOLDER,
@@ -19,7 +21,9 @@ from agentwheel.flywheels.agentic.workflow import (
     SLUG,
     ColumnGen,
     Precondition,
+    Scalar,
     Step,
+    ToolDef,
     Workflow,
 )
 
@@ -28,7 +32,8 @@ Problems = list[tuple[str, str]]
 
 def check_constructs(wf: Workflow, check_workflow: Callable[[Workflow], Problems]) -> Problems:
     """Problems of the constructs; `check_workflow` checks each further intent's view."""
-    for check in (_check_maps, _check_sets, _check_facts, _check_rules, _check_tells):
+    checks = (_check_maps, _check_sets, _check_facts, _check_rules, check_rows_and_desks)
+    for check in (*checks, _check_tells):
         problems = check(wf)
         if problems:
             return problems
@@ -47,12 +52,36 @@ def _check_sets(wf: Workflow) -> Problems:
             unknown = sorted(set(rule.when) - set(spec.columns))
             if unknown:
                 out.append((f"{where}.when", f"unknown columns {unknown}"))
+            for column, value in rule.when.items():
+                out += _never_takes(
+                    spec.columns.get(column),
+                    value,
+                    f"{table}.{column}",
+                    f"{where}.when.{column}",
+                    "the line never fires",
+                )
             parent, _, key = gen.ref.partition(".")
             if rule.column not in wf.tables[parent].columns or rule.column == key:
                 out.append(
                     (f"{where}.column", f"{rule.column!r} is not a non-key column of {parent}")
                 )
     return out
+
+
+def _never_takes(
+    gen: ColumnGen | None, value: Scalar, field: str, where: str, effect: str
+) -> Problems:
+    """An error when a listed-values column (choice, map, constant) never holds `value`."""
+    listed = gen.listed_values() if gen is not None else None
+    if listed is None or value in listed:
+        return []
+    return [
+        (
+            where,
+            f"{value!r} is not a value of {field}, which holds one of {listed}, so {effect}: "
+            "write it exactly as the column's generator spells it",
+        )
+    ]
 
 
 def _check_maps(wf: Workflow) -> Problems:
@@ -115,8 +144,33 @@ def _check_rules(wf: Workflow) -> Problems:
     return out
 
 
+_HANDS_OVER = re.compile(
+    r"\b(transfer|hand(s|ed)? (it |them |the \w+ )?(over|off)|hand-off|handoff)", re.I
+)
+_DECLINES = re.compile(r"\b(declin\w*|refus\w*|reject\w*)\b", re.I)
+
+
+def _check_outcome_text(pre: Precondition, where: str) -> Problems:
+    """A rule that hands the user over must say so, and not tell the agent to decline:
+    the agent acts on the text, the reward on `on_fail`."""
+    if pre.on_fail != "transfer":
+        return []
+    declines = _DECLINES.search(pre.rule)
+    if declines or not _HANDS_OVER.search(pre.rule):
+        said = f"tells the agent to {declines.group(0)!r}" if declines else "never says to transfer"
+        return [
+            (
+                f"{where}.rule",
+                f"on_fail: transfer wants a hand-off when the rule fails, but its text {said}: "
+                "say in the rule that the agent transfers the user (e.g. '... transfer the "
+                "customer to a human agent'), or drop `on_fail: transfer` to refuse",
+            )
+        ]
+    return []
+
+
 def _check_rule(wf: Workflow, step: Step, pre: Precondition, where: str) -> Problems:
-    out: Problems = []
+    out: Problems = _check_outcome_text(pre, where)
     if pre.insist:
         field = wf.resolve(pre.field, step)
         if pre.related is not None or not field.startswith(f"{REQUEST}."):
@@ -139,32 +193,103 @@ def _check_rule(wf: Workflow, step: Step, pre: Precondition, where: str) -> Prob
         if column not in columns:
             out.append((f"{where}.related.where", f"{column!r} is not a column of {rel.table}"))
             continue
-        gen = columns[column]
-        listed = gen.listed_values() if gen is not None else None
-        if listed is not None and value not in listed:
-            out.append(
-                (
-                    f"{where}.related.where.{column}",
-                    f"{value!r} is not a value of {rel.table}.{column}",
-                )
+        out += _never_takes(
+            columns[column],
+            value,
+            f"{rel.table}.{column}",
+            f"{where}.related.where.{column}",
+            "no row ever counts",
+        )
+    return out + _check_listing(wf, step, pre, where)
+
+
+def _check_listing(wf: Workflow, step: Step, pre: Precondition, where: str) -> Problems:
+    """A related-rows rule's step must list the rows it counts, every one of them, and
+    answer an empty list when there are none; else no refusal task can show its evidence."""
+    rel = pre.related
+    assert rel is not None
+    tool = step.tool
+    read = tables_read(wf, tool.sql[-1])
+    step_where = where.rsplit(".", 2)[0]
+    if rel.table not in read:
+        return [
+            (
+                f"{where}.related.table",
+                f"step {step.id!r} lists {sorted(read) or 'no table'}, not {rel.table}: the agent "
+                f"could never see the {rel.table} rows this rule counts; put the rule on a step "
+                f"whose tool lists {rel.table} rows",
             )
+        ]
+    out: Problems = []
+    shown = output_columns(wf, tool) or []
+    missing = [c for c in rel.shown_columns() if c not in shown]
+    if missing:
+        out.append(
+            (
+                f"{step_where}.tool.sql",
+                f"the listing does not return {missing}, which the rule {pre.id!r} compares: add "
+                "them to its last SELECT, so the agent sees why a row counts",
+            )
+        )
+    if tool.returns != "rows":
+        out.append(
+            (
+                f"{step_where}.tool.returns",
+                f"returns: {tool.returns} shows at most one row, and the rule {pre.id!r} is about "
+                "every matching row: use `returns: rows`",
+            )
+        )
+    if tool.require_rows:
+        out.append(
+            (
+                f"{step_where}.tool.require_rows",
+                f"an empty list is a normal answer for the rule {pre.id!r} (no such row), but "
+                "require_rows: true (the default) makes it a not_found error: set "
+                "`require_rows: false`",
+            )
+        )
     return out
 
 
-def _output_columns(wf: Workflow, step: Step) -> list[str] | None:
-    """Columns of the action's last statement (a SELECT), or None when it returns none."""
-    if step.tool.returns == "ok":
-        return None
+def _schema(wf: Workflow) -> sqlite3.Connection:
     db = sqlite3.connect(":memory:")
+    for name, table in wf.tables.items():
+        db.execute(f'CREATE TABLE "{name}" ({", ".join(f"{c!r}" for c in table.columns)})')
+    return db
+
+
+def output_columns(wf: Workflow, tool: ToolDef) -> list[str] | None:
+    """Columns of the tool's last statement (a SELECT), or None when it returns none."""
+    if tool.returns == "ok":
+        return None
+    db = _schema(wf)
     try:
-        for name, table in wf.tables.items():
-            db.execute(f'CREATE TABLE "{name}" ({", ".join(f"{c!r}" for c in table.columns)})')
-        cursor = db.execute(step.tool.sql[-1], dict.fromkeys(step.tool.params))
+        cursor = db.execute(tool.sql[-1], dict.fromkeys(tool.params))
         return [d[0] for d in cursor.description] if cursor.description else None
     except sqlite3.Error:
         return None  # workflow_checks names SQL that does not compile
     finally:
         db.close()
+
+
+def tables_read(wf: Workflow, statement: str) -> set[str]:
+    """The workflow tables a statement reads (SQLite's authorizer sees every read)."""
+    read: set[str] = set()
+
+    def note(action: int, table: str | None, *_: str | None) -> int:
+        if action == sqlite3.SQLITE_READ and table in wf.tables:
+            read.add(table)
+        return sqlite3.SQLITE_OK
+
+    db = _schema(wf)
+    db.set_authorizer(note)
+    try:
+        db.execute(f"EXPLAIN {statement}")
+    except sqlite3.Error:
+        pass  # workflow_checks names SQL that does not compile
+    finally:
+        db.close()
+    return read
 
 
 def _check_tells(wf: Workflow) -> Problems:
@@ -176,7 +301,7 @@ def _check_tells(wf: Workflow) -> Problems:
         if step.tool.kind != "action":
             out.append((where, "only an action step has a changed record to tell about"))
             continue
-        columns = _output_columns(wf, step)
+        columns = output_columns(wf, step.tool)
         for k, tell in enumerate(step.tell):
             if columns is None or tell.column not in columns:
                 out.append(
@@ -193,6 +318,7 @@ def _check_intents(wf: Workflow, check_workflow: Callable[[Workflow], Problems])
     out: Problems = []
     ids = {""}
     tools = {s.tool.name: s.tool for s in wf.steps}
+    owners = {s.tool.name: f"steps.{i}.tool" for i, s in enumerate(wf.steps)}
     rules = {p.id: (s.id, p) for s, p, _ in wf.all_preconditions()}
     for k, intent in enumerate(wf.intents):
         where = f"intents.{k}"
@@ -206,9 +332,17 @@ def _check_intents(wf: Workflow, check_workflow: Callable[[Workflow], Problems])
             out.append((shown, f"in intent {intent.id!r}: {message}"))
         for i, step in enumerate(intent.steps):
             other = tools.setdefault(step.tool.name, step.tool)
+            owners.setdefault(step.tool.name, f"{where}.steps.{i}.tool")
             if other != step.tool:
+                mine, theirs = step.tool.model_dump(), other.model_dump()
+                differ = [k for k in mine if mine[k] != theirs[k]]
                 out.append(
-                    (f"{where}.steps.{i}.tool", f"{step.tool.name!r} differs from its namesake")
+                    (
+                        f"{where}.steps.{i}.tool",
+                        f"{step.tool.name!r} differs in {differ} from the tool of that name at "
+                        f"{owners[step.tool.name]}: one name is one tool; share it with a YAML "
+                        "anchor (&name / *name), or rename one",
+                    )
                 )
         for step, pre, _ in view.all_preconditions():
             step_id, known = rules.setdefault(pre.id, (step.id, pre))
@@ -220,6 +354,13 @@ def _check_intents(wf: Workflow, check_workflow: Callable[[Workflow], Problems])
                         "rule or step; share the step (a YAML anchor) or rename it",
                     )
                 )
-    if wf.intents and len(tools) + 1 > MAX_TASK_TOOLS:
-        out.append(("intents", f"{len(tools) + 1} tools with the transfer tool; at most 5"))
+    handoffs = 1 + len(wf.desks)
+    if wf.intents and len(tools) + handoffs > MAX_TASK_TOOLS:
+        out.append(
+            (
+                "intents",
+                f"{len(tools) + handoffs} tools with the hand-off tools; at most "
+                f"{MAX_TASK_TOOLS}: every task holds every intent's step tools",
+            )
+        )
     return out

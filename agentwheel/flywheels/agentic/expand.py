@@ -20,7 +20,7 @@ from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Protocol
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentwheel.core.rejection import Rejection
 from agentwheel.core.task import BRANCH_KINDS, Task
@@ -31,8 +31,9 @@ from agentwheel.flywheels.agentic.seeds import derive_seed
 from agentwheel.flywheels.agentic.tree import BehaviorTree, TreeStats
 from agentwheel.flywheels.agentic.workflow import Workflow
 from agentwheel.flywheels.agentic.workflow_checks import check_workflow
-from agentwheel.flywheels.agentic.workflow_loader import load_workflows
+from agentwheel.flywheels.agentic.workflow_loader import load_workflows, workflow_warnings
 from agentwheel.flywheels.agentic.world import make_faker
+from agentwheel.flywheels.agentic.world_invariants import task_rows, world_violations
 
 
 class TreeExpander(Protocol):
@@ -61,6 +62,11 @@ class WorkflowStats(_Report):
     attempts: int
     near_duplicates: int
     rejections: int
+    warnings: list[str] = Field(default_factory=list)
+    # Worlds of the written tasks checked against the workflow's invariants, and how many
+    # broke one (always 0: a world that breaks one is rejected while it is built).
+    worlds_checked: int = 0
+    world_violations: int = 0
 
 
 class ExpansionStats(_Report):
@@ -113,6 +119,13 @@ def expand_workflow(
         attempts=report.attempts,
         near_duplicates=report.near_duplicates,
         rejections=len(report.rejections),
+        warnings=[f"{field}: {message}" for field, message in workflow_warnings(workflow)],
+        worlds_checked=sum(t.sqlite is not None for t in tasks),
+        world_violations=sum(
+            bool(world_violations(workflow, task_rows(workflow, t.sqlite.tables)))
+            for t in tasks
+            if t.sqlite is not None
+        ),
     )
     return tasks, stats, report.rejections
 

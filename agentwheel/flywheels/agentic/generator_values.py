@@ -1,13 +1,16 @@
-"""The values a column generator can make: what a rule's threshold, and the values next
-to it that the world builder tries, must stay within; their JSON types; drawing a choice."""
+"""The values a column generator can make: drawing one (`generate_value`), what a rule's
+threshold and the values next to it that the world builder tries must stay within, and
+their JSON types."""
 
 from __future__ import annotations
 
 import random
 import re
-from datetime import date
+from datetime import date, timedelta
 from functools import lru_cache
 from typing import Any
+
+from faker import Faker
 
 from agentwheel.flywheels.agentic.workflow import ColumnGen, Scalar, Workflow
 
@@ -23,8 +26,9 @@ def produces(gen: ColumnGen, value: Any) -> bool | None:
     if isinstance(value, bool):
         return False
     number = isinstance(value, int | float)
-    if gen.choice is not None:
-        return any(c == value and isinstance(c, str) != number for c in gen.choice)
+    if gen.choice is not None or gen.map is not None:
+        listed = gen.listed_values() or []
+        return any(c == value and isinstance(c, str) != number for c in listed)
     if gen.int_range is not None:
         lo, hi = gen.int_range
         return number and float(value).is_integer() and lo <= value <= hi
@@ -49,6 +53,8 @@ def describe_values(gen: ColumnGen) -> str:
     """What a generator makes, in words (for messages and the expander's prompts)."""
     if gen.choice is not None:
         return f"one of {_shown(list(gen.choice))}"
+    if gen.map is not None:
+        return f"one of {_shown(gen.listed_values() or [])} (following {gen.map.column})"
     if gen.int_range is not None:
         return f"whole numbers from {gen.int_range[0]} to {gen.int_range[1]}"
     if gen.money is not None:
@@ -77,6 +83,12 @@ def value_types(wf: Workflow, field: str, _hops: int = 0) -> set[str]:
         return set()
     if gen.ref is not None:
         return value_types(wf, gen.ref, _hops + 1)
+    if gen.follows is not None:
+        via, _, source = gen.follows.partition(".")
+        via_gen = wf.tables[field.partition(".")[0]].columns.get(via)
+        if via_gen is None or via_gen.ref is None:
+            return set()
+        return value_types(wf, f"{via_gen.ref.partition('.')[0]}.{source}", _hops + 1)
     if gen.int_range is not None:
         return {"integer", "number"}
     if gen.money is not None:
@@ -98,3 +110,105 @@ def sample_choice(gen: ColumnGen, rng: random.Random) -> Scalar:
     return (
         rng.choices(gen.choice, weights=gen.weights)[0] if gen.weights else rng.choice(gen.choice)
     )
+
+
+_TITLES = {
+    "mr",
+    "mrs",
+    "ms",
+    "miss",
+    "dr",
+    "md",
+    "dds",
+    "phd",
+    "dvm",
+    "jr",
+    "sr",
+    "ii",
+    "iii",
+    "iv",
+    "v",
+}
+
+
+class GenerationError(Exception):
+    """The generators cannot produce a world this branch demands (a counted rejection)."""
+
+
+def _pattern(pattern: str, rng: random.Random) -> str:
+    out = []
+    for ch in pattern:
+        if ch == "#":
+            out.append(rng.choice("0123456789"))
+        elif ch == "?":
+            out.append(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ"))
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
+def _name_words(name: Any) -> list[str]:
+    words = [w.lower() for w in re.findall(r"[A-Za-z]+", str(name))]
+    return [w for w in words if w not in _TITLES] or ["user"]
+
+
+def _email_from(name: Any, rng: random.Random, fake: Faker) -> str:
+    words = _name_words(name)
+    first, last = words[0], words[-1]
+    local = rng.choice(
+        [
+            f"{first}.{last}",
+            f"{first}{last}",
+            f"{first[0]}{last}",
+            f"{first}_{last}",
+            f"{last}.{first}",
+        ]
+    )
+    if rng.random() < 0.35:
+        local += str(rng.randint(1, 99))
+    return f"{local}@{fake.free_email_domain()}"
+
+
+def _username_from(name: Any, rng: random.Random) -> str:
+    words = _name_words(name)
+    first, last = words[0], words[-1]
+    base = rng.choice([f"{first[0]}{last}", f"{first}.{last}", f"{last}{first[0]}"])
+    return base + (str(rng.randint(1, 9)) if rng.random() < 0.3 else "")
+
+
+def generate_value(
+    gen: ColumnGen,
+    rng: random.Random,
+    fake: Faker,
+    row: dict[str, Any] | None = None,
+    tables: dict[str, list[dict[str, Any]]] | None = None,
+) -> Any:
+    if gen.faker is not None:
+        return str(getattr(fake, gen.faker)())
+    if gen.pattern is not None:
+        return _pattern(gen.pattern, rng)
+    if gen.choice is not None:
+        return sample_choice(gen, rng)
+    if gen.int_range is not None:
+        return rng.randint(*gen.int_range)
+    if gen.money is not None:
+        return round(rng.uniform(*gen.money), 2)
+    if gen.date is not None:
+        lo, hi = (date.fromisoformat(d) for d in gen.date)
+        return (lo + timedelta(days=rng.randint(0, (hi - lo).days))).isoformat()
+    if gen.ref is not None:
+        parent, _, column = gen.ref.partition(".")
+        keys = [r[column] for r in (tables or {}).get(parent, [])]
+        if not keys:
+            raise GenerationError(f"{gen.ref} has no rows to reference")
+        return rng.choice(keys)
+    if gen.map is not None:
+        return gen.map.values[str((row or {}).get(gen.map.column))]
+    if gen.follows is not None:
+        return None  # set from the referenced row by `fill_follows`
+    if gen.email_of is not None:
+        return _email_from((row or {}).get(gen.email_of, ""), rng, fake)
+    if gen.username_of is not None:
+        return _username_from((row or {}).get(gen.username_of, ""), rng)
+    assert gen.value is not None
+    return gen.value

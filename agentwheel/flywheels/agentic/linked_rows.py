@@ -2,35 +2,41 @@
 
 - a column that follows another of its row (`map`: a vehicle's class follows its model)
   stays in step with it on the target rows, whichever of the two a rule forced;
-- a rule over related rows ("no other confirmed booking for the same check-in date") is
-  met by editing the other rows: a matching row is added, or matching rows are changed
-  (a `where` column first) until none counts;
+- a rule over related rows ("no other confirmed booking for the same check-in date", "at
+  most one other request in 30 days") is met by editing the other rows: matching rows are
+  added, or changed (a `where` column, else the date out of the window, else the row made
+  the same person's, else a matched column) until the count is as demanded;
+- a column that follows a referenced row (`follows`) is copied from that row;
 - marks on referenced rows (`TableSpec.sets`: an active rental makes its vehicle rented)
   are applied last, over every row, so the data never contradicts itself.
 
-Then every demand is checked again; a world that does not come out as demanded raises
-`GenerationError`, a counted rejection after the retries.
+Then every demand and the workflow's invariants (`world_invariants`) are checked; a world
+that does not come out as demanded raises `GenerationError`, a counted rejection after
+the retries.
 """
 
 from __future__ import annotations
 
 import random
+from datetime import date, timedelta
 from typing import Any
 
 from faker import Faker
 
 from agentwheel.flywheels.agentic.seeds import derive_seed
-from agentwheel.flywheels.agentic.workflow import ColumnGen, Precondition, Workflow
+from agentwheel.flywheels.agentic.workflow import ColumnGen, Precondition, RelatedRows, Workflow
 from agentwheel.flywheels.agentic.world import (
     Demand,
     GenerationError,
     WorldDraft,
     build_world,
     collides,
+    fill_follows,
     generate_value,
     make_faker,
     unique_groups,
 )
+from agentwheel.flywheels.agentic.world_invariants import INVARIANTS_BROKEN, world_violations
 
 _MAX_ROW_TRIES = 30
 
@@ -42,12 +48,20 @@ def build_linked_world(
     boundary_rate: float = 0.25,
     fake: Faker | None = None,
 ) -> WorldDraft:
-    """`build_world`, then mapped columns, related-rows rules and marks; every demand is
-    checked on the result. Raises `GenerationError` when it cannot be met."""
+    """`build_world`, then mapped and following columns, related-rows rules and marks;
+    every demand and the workflow's invariants (`world_invariants`) are checked on the
+    result. Raises `GenerationError` when they are not met."""
     fake = fake or make_faker(seed)
     draft = build_world(wf, demands, seed, boundary_rate, fake)
-    if not _has_links(wf, demands):
-        return draft
+    if _has_links(wf, demands):
+        _link(wf, draft, demands, seed, fake)
+    violations = world_violations(wf, draft.tables)
+    if violations:
+        raise GenerationError(f"{INVARIANTS_BROKEN}: {violations[0]}")
+    return draft
+
+
+def _link(wf: Workflow, draft: WorldDraft, demands: list[Demand], seed: int, fake: Faker) -> None:
     rng = random.Random(derive_seed(seed, "linked_rows"))
     forced = {d.field for d in demands if d.precondition.related is None}
     _follow_maps(wf, draft, forced, rng)
@@ -55,6 +69,9 @@ def build_linked_world(
         if demand.precondition.related is not None:
             _meet_related(wf, draft, demand, rng, fake)
     _apply_sets(wf, draft, rng, fake)
+    for table in wf.tables:
+        for row in draft.tables[table]:
+            fill_follows(wf, table, row, draft.tables)
     context = draft.context()
     for demand in demands:
         pre = demand.precondition
@@ -65,7 +82,6 @@ def build_linked_world(
         )
         if not came_out:
             raise GenerationError(f"{pre.id} did not come out as demanded")
-    return draft
 
 
 def _has_links(wf: Workflow, demands: list[Demand]) -> bool:
@@ -73,7 +89,7 @@ def _has_links(wf: Workflow, demands: list[Demand]) -> bool:
         any(d.precondition.related is not None for d in demands)
         or any(spec.sets for spec in wf.tables.values())
         or any(
-            gen is not None and gen.map is not None
+            gen is not None and (gen.map is not None or gen.follows is not None)
             for spec in wf.tables.values()
             for gen in spec.columns.values()
         )
@@ -148,18 +164,38 @@ def related_rows(draft: WorldDraft, pre: Precondition) -> list[dict[str, Any]]:
     assert rel is not None
     context = draft.context()
     target = draft.target(rel.table) if rel.table in draft.targets else None
+    window = _window(rel, context)
     return [
         row
         for row in draft.tables[rel.table]
         if row is not target
         and all(row[c] == context[src] for c, src in rel.match.items())
+        and all(row[c] != context[src] for c, src in rel.differ.items())
         and all(row[c] == v for c, v in rel.where.items())
+        and (window is None or _in_window(row[window[0]], window))
     ]
 
 
+def _window(rel: RelatedRows, context: dict[str, Any]) -> tuple[str, date, date] | None:
+    """(column, first day, last day) of the rule's date window, or None."""
+    if rel.within is None:
+        return None
+    last = date.fromisoformat(str(context.get(rel.within.of, rel.within.of)))
+    return rel.within.column, last - timedelta(days=rel.within.days), last
+
+
+def _in_window(value: Any, window: tuple[str, date, date]) -> bool:
+    try:
+        return window[1] <= date.fromisoformat(str(value)) <= window[2]
+    except ValueError:
+        return False
+
+
 def related_rule_holds(draft: WorldDraft, pre: Precondition) -> bool:
-    assert pre.related is not None
-    return bool(related_rows(draft, pre)) == pre.related.exist
+    rel = pre.related
+    assert rel is not None
+    count = len(related_rows(draft, pre))
+    return count >= 1 if rel.exist else count <= rel.at_most
 
 
 def _meet_related(
@@ -169,12 +205,17 @@ def _meet_related(
     pre = demand.precondition
     rel = pre.related
     assert rel is not None
-    want_rows = rel.exist == demand.holds
-    if want_rows and not related_rows(draft, pre):
+    if rel.exist:
+        low, high = (1, None) if demand.holds else (0, 0)
+    else:
+        low, high = (0, rel.at_most) if demand.holds else (rel.at_most + 1, None)
+    if rel.at_most and demand.holds and rng.random() < 0.5:
+        low = rel.at_most  # at the limit: where small agents slip
+    while len(related_rows(draft, pre)) < low:
         _add_related_row(wf, draft, pre, rng, fake)
-    elif not want_rows:
-        for row in related_rows(draft, pre):
-            _break_match(wf, draft, pre, row, rng, fake)
+    counted = related_rows(draft, pre)
+    for row in counted[high:] if high is not None else []:
+        _break_match(wf, draft, pre, row, rng, fake)
 
 
 def _add_related_row(
@@ -192,6 +233,17 @@ def _add_related_row(
             row[column] = None if gen is None else generate_value(gen, rng, fake, row, draft.tables)
         row.update({c: context[src] for c, src in rel.match.items()})
         row.update(rel.where)
+        for column, src in rel.differ.items():
+            row[column] = _other_value(wf, draft, rel.table, column, context[src], row, rng, fake)
+        window = _window(rel, context)
+        if window is not None:
+            inside = _window_date(wf, rel.table, window, rng, inside=True)
+            if inside is None:
+                raise GenerationError(f"no date of {rel.table}.{window[0]} is in {pre.id}'s window")
+            row[window[0]] = inside
+        for column in rel.match:
+            _point_at(wf, draft, rel.table, row, column, rng)
+        fill_follows(wf, rel.table, row, draft.tables)
         for column, gen in spec.columns.items():
             if gen is not None and gen.map is not None:
                 row[column] = gen.map.values.get(str(row[gen.map.column]), row[column])
@@ -210,26 +262,115 @@ def _break_match(
     rng: random.Random,
     fake: Faker,
 ) -> None:
-    """Change one `where` column (else one matched column) of a row so it no longer counts."""
+    """Change a `where` column, else move the row's date out of the window, else make it
+    the same person's, else change a matched column, so the row no longer counts."""
     rel = pre.related
     assert rel is not None
-    spec = wf.tables[rel.table]
-    for column in [*rel.where, *rel.match]:
-        gen = spec.columns[column]
-        if gen is None or column == spec.key:
-            continue
-        if gen.ref is not None:
-            parent, _, key = gen.ref.partition(".")
-            options: list[Any] = [r[key] for r in draft.tables[parent] if r[key] != row[column]]
-        else:
-            listed = gen.listed_values()
-            options = (
-                [v for v in listed if v != row[column]]
-                if listed is not None and gen.map is None
-                else [generate_value(gen, rng, fake, row, draft.tables) for _ in range(5)]
-            )
-            options = [v for v in options if v != row[column]]
-        if options:
-            row[column] = rng.choice(options)
-            return
+    if any(_change_column(wf, draft, rel.table, row, c, rng, fake) for c in rel.where):
+        return
+    context = draft.context()
+    window = _window(rel, context)
+    moved = _window_date(wf, rel.table, window, rng, inside=False) if window else None
+    if window is not None and moved is not None:
+        row[window[0]] = moved
+        return
+    for column, src in rel.differ.items():
+        # The same person's row is not "another member's".
+        row[column] = context[src]
+        fill_follows(wf, rel.table, row, draft.tables)
+        return
+    if any(_change_column(wf, draft, rel.table, row, c, rng, fake) for c in rel.match):
+        return
     raise GenerationError(f"cannot keep a {rel.table} row out of {pre.id}")
+
+
+def _change_column(
+    wf: Workflow,
+    draft: WorldDraft,
+    table: str,
+    row: dict[str, Any],
+    column: str,
+    rng: random.Random,
+    fake: Faker,
+) -> bool:
+    """Give the row's column another value of its generator; False when there is none."""
+    spec = wf.tables[table]
+    gen = spec.columns[column]
+    if gen is None or column == spec.key or gen.follows is not None:
+        return False
+    if gen.ref is not None:
+        parent, _, key = gen.ref.partition(".")
+        options: list[Any] = [r[key] for r in draft.tables[parent] if r[key] != row[column]]
+    else:
+        listed = gen.listed_values()
+        options = (
+            [v for v in listed if v != row[column]]
+            if listed is not None and gen.map is None
+            else [generate_value(gen, rng, fake, row, draft.tables) for _ in range(5)]
+        )
+        options = [v for v in options if v != row[column]]
+    if not options:
+        return False
+    row[column] = rng.choice(options)
+    fill_follows(wf, table, row, draft.tables)
+    return True
+
+
+def _point_at(
+    wf: Workflow,
+    draft: WorldDraft,
+    table: str,
+    row: dict[str, Any],
+    column: str,
+    rng: random.Random,
+) -> None:
+    """For a `follows` column that must hold row[column], point its ref at a row that has
+    that value (a renewal request of this patient names one of this patient's
+    prescriptions)."""
+    gen = wf.tables[table].columns[column]
+    if gen is None or gen.follows is None:
+        return
+    via, _, source = gen.follows.partition(".")
+    via_gen = wf.tables[table].columns[via]
+    assert via_gen is not None and via_gen.ref is not None
+    parent, _, key = via_gen.ref.partition(".")
+    options = [r[key] for r in draft.tables[parent] if r[source] == row[column]]
+    if not options:
+        raise GenerationError(f"no {parent} row has {source} = {row[column]!r}")
+    row[via] = rng.choice(options)
+
+
+def _other_value(
+    wf: Workflow,
+    draft: WorldDraft,
+    table: str,
+    column: str,
+    value: Any,
+    row: dict[str, Any],
+    rng: random.Random,
+    fake: Faker,
+) -> Any:
+    """A value of the column other than `value` (another member's key for a ref)."""
+    gen = wf.tables[table].columns[column]
+    assert gen is not None
+    if gen.ref is not None:
+        parent, _, key = gen.ref.partition(".")
+        options = [r[key] for r in draft.tables[parent] if r[key] != value]
+        if not options:
+            raise GenerationError(f"no other {parent} row to tell apart from {value!r}")
+        return rng.choice(options)
+    return _other_than(gen, value, row, draft, rng, fake)
+
+
+def _window_date(
+    wf: Workflow, table: str, window: tuple[str, date, date], rng: random.Random, inside: bool
+) -> str | None:
+    """A date of the column's generator inside (or outside) the window; None when the
+    generator has none there."""
+    column, first, last = window
+    gen = wf.tables[table].columns[column]
+    assert gen is not None and gen.date is not None
+    lo, hi = (date.fromisoformat(d) for d in gen.date)
+    days = [lo + timedelta(days=k) for k in range((hi - lo).days + 1)]
+    fitting = [d for d in days if (first <= d <= last) == inside]
+    return rng.choice(fitting).isoformat() if fitting else None

@@ -149,7 +149,9 @@ def description_column(wf: Workflow, table: str, id_column: str) -> str | None:
     """
     spec = wf.tables[table]
     identifiers = {i.field for i in wf.identifiers}
-    constrained = {wf.resolve(p.field, step) for step, p, _ in wf.all_preconditions()}
+    constrained = {
+        wf.resolve(a.field, step) for step, p, _ in wf.all_preconditions() for a in p.alternatives()
+    }
     texts = [*wf.phrasing.intents, *wf.phrasing.reasons]
     texts += [r for oos in wf.out_of_scope for r in oos.requests]
     mentioned = {f for text in texts for f in PLACEHOLDER.findall(text)}

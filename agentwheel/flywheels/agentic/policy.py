@@ -35,7 +35,7 @@ def instruction_for(wf: Workflow, tree: BehaviorTree, rng: random.Random) -> str
         blocks += ["For all of these requests:"]
         rules = []
         action = " or ".join(v.phrasing.action for v in views)
-    oos = "; ".join(o.rule for o in wf.out_of_scope)
+    oos = "; ".join(o.rule for o in wf.out_of_scope if o.desk is None)
     transfer_id = wf.identifier(wf.transfer.identifier).spoken
     has_transfer_rules = any(r.precondition.on_fail == "transfer" for r in tree.rules)
     decline = (
@@ -43,7 +43,14 @@ def instruction_for(wf: Workflow, tree: BehaviorTree, rng: random.Random) -> str
         "condition is not met and decline, even if the user insists or brings new claims "
         "you cannot verify with your tools."
     )
-    if has_transfer_rules:
+    if has_transfer_rules and wf.desks:
+        decline = (
+            f"- If any condition above is not met, do not {action}: explain which "
+            "condition is not met and decline, or, where the condition says so, transfer "
+            "the user with the hand-off tool of the desk it names; do so even if the user "
+            "insists or brings new claims you cannot verify with your tools."
+        )
+    elif has_transfer_rules:
         decline = (
             f"- If any condition above is not met, do not {action}: explain which "
             "condition is not met and decline, or, where the condition says so, transfer "
@@ -68,13 +75,35 @@ def instruction_for(wf: Workflow, tree: BehaviorTree, rng: random.Random) -> str
         ),
         *(f"- {rule}" for rule in rules),
         decline,
-        f"- These requests are outside what you can handle: {oos}. For them, transfer the "
-        f"user to a human agent with {wf.transfer.tool}, passing their {transfer_id}, and "
-        "do not try to resolve them yourself.",
+        *(
+            [
+                f"- These requests are outside what you can handle: {oos}. For them, transfer "
+                f"the user to a human agent with {wf.transfer.tool}, passing their "
+                f"{transfer_id}, and do not try to resolve them yourself."
+            ]
+            if oos
+            else []
+        ),
+        *_desk_lines(wf, transfer_id),
         "- Change records only through your tools, and only after every check has passed.",
         *(f"- When you {act}, tell the user the {what} in your reply." for act, what in tells),
     ]
     return "\n".join(lines)
+
+
+def _desk_lines(wf: Workflow, transfer_id: str) -> list[str]:
+    """Which hand-off tool reaches which desk, and the out-of-scope requests each takes."""
+    lines = []
+    for desk in wf.desks:
+        kinds = [o.rule for o in wf.out_of_scope if o.desk == desk.name]
+        takes = (
+            f"; it takes {'; '.join(kinds)}, which you must not resolve yourself" if kinds else ""
+        )
+        lines.append(
+            f"- {desk.tool} hands the user to the {desk.spoken}, passing their "
+            f"{transfer_id}{takes}."
+        )
+    return lines
 
 
 def _rules_of(view: Workflow, tree: BehaviorTree) -> list[str]:

@@ -36,19 +36,32 @@ from typing import Any
 
 from agentwheel.flywheels.agentic.phrasing import GENERIC_PUSH_STRATEGIES
 from agentwheel.flywheels.agentic.seeds import derive_seed
-from agentwheel.flywheels.agentic.tree import TRANSFER_STEP, BehaviorTree, TreeRule
+from agentwheel.flywheels.agentic.tree import BehaviorTree, TreeRule, transfer_step
 from agentwheel.flywheels.agentic.workflow import Precondition, Step, Workflow
 
 
-def describe(pre: Precondition, field: str) -> str:
+def describe(pre: Precondition, field: str, step: Step | None = None) -> str:
     """`orders.status = 'pending'`-style text of a rule."""
     if pre.related is not None:
         rel = pre.related
         cond = ", ".join(
             [*(f"{c} = {src}" for c, src in rel.match.items())]
+            + [f"{c} ≠ {src}" for c, src in rel.differ.items()]
             + [f"{c} = {v!r}" for c, v in rel.where.items()]
+            + (
+                [f"{rel.within.column} within {rel.within.days} days of {rel.within.of}"]
+                if rel.within is not None
+                else []
+            )
         )
-        return f"{'some' if rel.exist else 'no'} other {rel.table} row with {cond}"
+        many = f"at most {rel.at_most}" if rel.at_most else "no"
+        return f"{'some' if rel.exist else many} other {rel.table} row with {cond}"
+    if pre.any_of:
+        entity = step.entity if step is not None else None
+        return " or ".join(
+            describe(alt, alt.field if "." in alt.field or not entity else f"{entity}.{alt.field}")
+            for alt in pre.alternatives()
+        )
     symbols = {"eq": "=", "ne": "≠", "lt": "<", "le": "≤", "gt": ">", "ge": "≥"}
     if pre.value_from is not None:
         target = pre.value_from
@@ -111,7 +124,7 @@ class ProceduralExpander:
                     "edge": "out_of_scope",
                     "ref": oos.kind,
                     "label": f"out of scope: {oos.rule}",
-                    "steps": [TRANSFER_STEP],
+                    "steps": [transfer_step(oos.desk)],
                     "outcome": "TRANSFER",
                     "branch_kind": "transfer",
                 }
@@ -170,7 +183,11 @@ class ProceduralExpander:
         """One "missing" node per identifier and per fact the steps need. A fact that a
         rule checks gets the checked subtree below it, as every one does with
         `nest_clarify`: the agent asks, then refuses, transfers or acts."""
-        checked = {workflow.resolve(r.precondition.field, workflow.step(r.step)) for r in rules}
+        checked = {
+            workflow.resolve(alt.field, workflow.step(r.step))
+            for r in rules
+            for alt in r.precondition.alternatives()
+        }
         nodes: list[dict[str, Any]] = []
         facts = workflow.needed_facts()
         for ident in [*workflow.identifiers, *facts]:
@@ -213,14 +230,14 @@ class ProceduralExpander:
                 "id": f"{prefix}fail.{pre.id}",
                 "edge": "precondition_fails",
                 "ref": pre.id,
-                "label": f"not ({describe(pre, field)})",
+                "label": f"not ({describe(pre, field, step)})",
                 "children": self.failure_leaves(workflow, pre, seed, prefix, remaining),
             }
             holds: dict[str, Any] = {
                 "id": f"{prefix}pass.{pre.id}",
                 "edge": "precondition_holds",
                 "ref": pre.id,
-                "label": describe(pre, field),
+                "label": describe(pre, field, step),
             }
             cursor["children"] = [fails, holds]
             cursor = holds
@@ -236,7 +253,7 @@ class ProceduralExpander:
         The outcome is a refusal, or the hand-off the rule asks for (`on_fail: transfer`)."""
         transfer = pre.on_fail == "transfer"
         outcome = "TRANSFER" if transfer else "REFUSE"
-        steps = [TRANSFER_STEP] if transfer else []
+        steps = [transfer_step(pre.desk)] if transfer else []
         verb = "hands the user over" if transfer else "refuses"
         accept: dict[str, Any] = {
             "id": f"{prefix}{'handoff' if transfer else 'refuse'}.{pre.id}",

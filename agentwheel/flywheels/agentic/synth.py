@@ -25,6 +25,7 @@ from agentwheel.flywheels.agentic.expand import ExpansionStats, expand_workflows
 from agentwheel.flywheels.agentic.procedural import ProceduralExpander
 from agentwheel.flywheels.agentic.validate import ValidationReport, validate_tasks
 from agentwheel.flywheels.agentic.workflow import Workflow
+from agentwheel.flywheels.agentic.world_invariants import INVARIANTS_BROKEN
 
 TASKS = "tasks.jsonl"
 REJECTIONS = "rejections.jsonl"
@@ -44,6 +45,10 @@ class SynthManifest(BaseModel):
     mean_branching_factor: float
     seconds: float
     per_workflow: list[dict[str, Any]] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    # The cross-check of worlds against the workflows' invariants: worlds of written tasks
+    # checked, of them violating (0 by construction), and candidate worlds rejected for one.
+    world_invariants: dict[str, int] = Field(default_factory=dict)
     extra: dict[str, Any] = Field(default_factory=dict)
 
 
@@ -114,6 +119,12 @@ def synth_agentic(
         mean_branching_factor=branching,
         seconds=stats.seconds,
         per_workflow=[w.model_dump(mode="json") for w in stats.per_workflow],
+        warnings=[f"{w.workflow}: {text}" for w in stats.per_workflow for text in w.warnings],
+        world_invariants={
+            "worlds_checked": sum(w.worlds_checked for w in stats.per_workflow),
+            "violations": sum(w.world_violations for w in stats.per_workflow),
+            "worlds_rejected": sum(INVARIANTS_BROKEN in r.detail for r in rejections),
+        },
     )
     write_stage_output(out, report.kept, rejections, manifest)
     return manifest

@@ -39,6 +39,20 @@ EdgeKind = Literal[
 TRANSFER_STEP = "@transfer"
 
 
+def transfer_step(desk: str | None = None) -> str:
+    """The step that hands the user over: to the transfer tool, or to a desk's tool."""
+    return f"{TRANSFER_STEP}:{desk}" if desk else TRANSFER_STEP
+
+
+def is_transfer_step(step: str) -> bool:
+    return step == TRANSFER_STEP or step.startswith(f"{TRANSFER_STEP}:")
+
+
+def step_desk(step: str) -> str | None:
+    """The desk a transfer step hands to (None: the transfer tool)."""
+    return step.partition(":")[2] or None
+
+
 class _Model(BaseModel):
     model_config = ConfigDict(extra="forbid")
 

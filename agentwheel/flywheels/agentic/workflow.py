@@ -16,8 +16,11 @@ A workflow declares
 - optionally: facts beyond identifiers the user must give (`facts`, asked for when
   missing), what the agent must tell the user after an action (`Step.tell`), rules that
   send the user to a human when they fail (`on_fail: transfer`), rules over related rows
-  (`related`), values the user insists on (`insist`), columns that follow another
-  (`map`) or the rows that reference them (`sets`), and further intents (`intents`) that share the tables and the policy.
+  (`related`: none, at most n, another person's, within a date window), rules with
+  alternatives (`any_of`), hand-off desks (`desks`), values the user insists on
+  (`insist`), columns that follow another (`map`), a referenced row (`follows`) or the
+  rows that reference them (`sets`), uniqueness among some rows (`unique` with `when`),
+  and further intents (`intents`) that share the tables and the policy.
 
 Fields are named `table.column` or `request.<name>`; inside a step's preconditions a bare
 column name refers to the step's `entity` table.
@@ -35,9 +38,19 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from agentwheel.core.task import SqlToolImpl, ToolKind, ToolSpec
+from agentwheel.flywheels.agentic.workflow_rules import (
+    Condition,
+    Desk,
+    Op,
+    RelatedRows,
+    Scalar,
+    SetsReferenced,
+    UniqueWhen,
+    compare,
+)
 
-Scalar = str | int | float
-Op = Literal["eq", "ne", "lt", "le", "gt", "ge", "in", "not_in"]
+__all__ = ["Condition", "Desk", "Op", "RelatedRows", "Scalar", "SetsReferenced", "compare"]
+
 ParamType = Literal["string", "integer", "number"]
 ValueFormat = Literal["text", "money", "int", "date"]
 
@@ -73,6 +86,8 @@ class ColumnGen(_Strict):
     - `email_of` / `username_of`: derived from an earlier name column of the same row;
     - `map`: follows an earlier choice column of the same row (a vehicle's class follows
       its model): `{column: model, values: {Ford Transit: commercial, ...}}`;
+    - `follows`: the value of a column of the row an earlier ref column of this row points
+      at (`follows: plan_id.account_id`: a bill's account is its plan's account);
     - `value`: a constant.
 
     `format` says how the value is written in user text; `say` maps choice values to the
@@ -90,6 +105,7 @@ class ColumnGen(_Strict):
     email_of: str | None = None
     username_of: str | None = None
     map: MapGen | None = None
+    follows: str | None = None
     value: Scalar | None = None
     format: ValueFormat = "text"
     say: dict[str, str | list[str]] = Field(default_factory=dict)
@@ -98,7 +114,7 @@ class ColumnGen(_Strict):
     def kind(self) -> str:
         keys = (
             *("faker", "pattern", "choice", "int_range", "money", "date", "ref"),
-            *("email_of", "username_of", "map", "value"),
+            *("email_of", "username_of", "map", "follows", "value"),
         )
         set_keys = [k for k in keys if getattr(self, k) is not None]
         return set_keys[0] if len(set_keys) == 1 else ""
@@ -162,20 +178,6 @@ class ToolDef(_Strict):
         return SqlToolImpl(sql=list(self.sql), returns=self.returns, require_rows=self.require_rows)
 
 
-class RelatedRows(_Strict):
-    """Other rows of `table` that a rule forbids (or, with `exist: true`, requires).
-
-    A row counts when each `match` column equals a field of the task (`table.column` of a
-    target row, or `request.name`) and each `where` column equals its constant; the target
-    row of `table` itself never counts ("no *other* open booking for the same dates").
-    """
-
-    table: str
-    match: dict[str, str] = Field(min_length=1)
-    where: dict[str, Scalar] = Field(default_factory=dict)
-    exist: bool = False
-
-
 FailOutcome = Literal["refuse", "transfer"]
 
 
@@ -197,15 +199,23 @@ class Precondition(_Strict):
     value: Scalar | list[Scalar] | None = None
     value_from: str | None = None
     related: RelatedRows | None = None
+    any_of: list[Condition] = Field(default_factory=list)
     rule: str
     false_claims: list[str] = Field(default_factory=list)
     cue: str = ""
     on_fail: FailOutcome = "refuse"
+    desk: str | None = None
     insist: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _column_or_related(self) -> Precondition:
-        if self.related is None and not {"field", "op"} <= self.model_fields_set:
+        if self.any_of and self.related is not None:
+            raise ValueError("a rule is `related` or `any_of`, not both")
+        if (
+            self.related is None
+            and not self.any_of
+            and not {"field", "op"} <= self.model_fields_set
+        ):
             missing = sorted({"field", "op"} - self.model_fields_set)
             raise ValueError(
                 f"needs {' and '.join(missing)} (or `related` for a rule on other rows)"
@@ -226,47 +236,34 @@ class Precondition(_Strict):
                 f"a `related` rule has no {', '.join(column_keys)}: it holds when no "
                 "other row matches (with `exist: true`, when one does)"
             )
+        if self.any_of and column_keys:
+            raise ValueError(
+                f"an `any_of` rule has no {', '.join(column_keys)}: each alternative under "
+                "any_of has its own field, op and value"
+            )
+        if len(self.any_of) == 1:
+            raise ValueError("any_of needs two or more alternatives (one is a plain rule)")
         return self
+
+    def alternatives(self) -> list[Precondition]:
+        """The column conditions of the rule: its `any_of` alternatives, each as a rule of
+        its own (same id and text), or the rule itself; none for a `related` rule."""
+        if self.related is not None:
+            return []
+        if not self.any_of:
+            return [self]
+        return [
+            Precondition.model_validate(
+                {"id": self.id, "rule": self.rule, **c.model_dump(exclude_none=True)}
+            )
+            for c in self.any_of
+        ]
 
     def threshold(self, context: dict[str, Any]) -> Any:
         return context[self.value_from] if self.value_from is not None else self.value
 
     def holds(self, actual: Any, threshold: Any) -> bool:
         return compare(actual, self.op, threshold)
-
-
-def compare(actual: Any, op: Op, threshold: Any) -> bool:
-    """Evaluate `actual op threshold`; incomparable types never satisfy an ordering."""
-    if op == "eq":
-        return bool(actual == threshold)
-    if op == "ne":
-        return bool(actual != threshold)
-    if op == "in":
-        return actual in threshold
-    if op == "not_in":
-        return actual not in threshold
-    try:
-        if op == "lt":
-            return bool(actual < threshold)
-        if op == "le":
-            return bool(actual <= threshold)
-        if op == "gt":
-            return bool(actual > threshold)
-        return bool(actual >= threshold)
-    except TypeError:
-        return False
-
-
-class SetsReferenced(_Strict):
-    """What a row says about the row it references: a rental that is `active` makes its
-    vehicle's `status` `rented`. In every world, a referenced row has `column = value`
-    exactly when some row of this table with the `when` values references it (a vehicle
-    marked rented without an active rental gets another value of its generator)."""
-
-    ref: str
-    when: dict[str, Scalar] = Field(default_factory=dict)
-    column: str
-    value: Scalar
 
 
 class TableSpec(_Strict):
@@ -280,7 +277,7 @@ class TableSpec(_Strict):
     rows: tuple[int, int] | int = (4, 8)
     key: str | None = None
     columns: dict[str, ColumnGen | None] = Field(min_length=1)
-    unique: list[list[str]] = Field(default_factory=list)
+    unique: list[list[str] | UniqueWhen] = Field(default_factory=list)
     sets: list[SetsReferenced] = Field(default_factory=list)
 
     @property
@@ -326,6 +323,7 @@ class OutOfScope(_Strict):
     kind: str
     rule: str
     requests: list[str] = Field(min_length=2)
+    desk: str | None = None
 
 
 class Transfer(_Strict):
@@ -382,6 +380,7 @@ class Workflow(_Strict):
     facts: list[Identifier] = Field(default_factory=list)
     out_of_scope: list[OutOfScope] = Field(min_length=1)
     transfer: Transfer
+    desks: list[Desk] = Field(default_factory=list)
     extra_tools: list[ToolDef] = Field(default_factory=list)
     phrasing: Phrasing
     intents: list[Intent] = Field(default_factory=list)
@@ -421,19 +420,37 @@ class Workflow(_Strict):
     def identifier(self, name: str) -> Identifier:
         return next(i for i in self.identifiers if i.name == name)
 
-    def transfer_spec(self) -> ToolDef:
+    def transfer_spec(self, desk: str | None = None) -> ToolDef:
+        """The hand-off tool, or (`desk`) that desk's; with desks, a hand-off records which
+        desk took it, so handing to the wrong one changes the state."""
         ident = self.identifier(self.transfer.identifier)
+        chosen = next((d for d in self.desks if d.name == desk), None) if desk else None
+        name = chosen.tool if chosen is not None else self.transfer.tool
+        description = chosen.description if chosen is not None else self.transfer.description
+        sql = f"INSERT INTO {HANDOFF_TABLE} (reference) VALUES (:{ident.name})"
+        if self.desks:
+            sql = (
+                f"INSERT INTO {HANDOFF_TABLE} (reference, desk) "
+                f"VALUES (:{ident.name}, '{desk or 'human'}')"
+            )
         return ToolDef(
-            name=self.transfer.tool,
-            description=self.transfer.description,
+            name=name,
+            description=description,
             kind="action",
             params={ident.name: ParamDef(type="string", description=f"The {ident.spoken}.")},
-            sql=[f"INSERT INTO {HANDOFF_TABLE} (reference) VALUES (:{ident.name})"],
+            sql=[sql],
             returns="ok",
         )
 
+    def handoff_tools(self) -> list[ToolDef]:
+        """The transfer tool, then each desk's."""
+        return [self.transfer_spec(), *(self.transfer_spec(d.name) for d in self.desks)]
+
+    def handoff_columns(self) -> list[str]:
+        return ["reference", "desk"] if self.desks else ["reference"]
+
     def all_tools(self) -> list[ToolDef]:
-        return [*(s.tool for s in self.steps), self.transfer_spec(), *self.extra_tools]
+        return [*(s.tool for s in self.steps), *self.handoff_tools(), *self.extra_tools]
 
     def request_args(self) -> list[str]:
         """Request details (`request.x`) that some step passes to its tool."""
@@ -449,7 +466,12 @@ class Workflow(_Strict):
     def needed_facts(self) -> list[Identifier]:
         """The facts this workflow's steps use (as an argument or a rule's field)."""
         used = {self.resolve(src, s) for s in self.steps for src in s.args.values()}
-        used |= {self.resolve(p.field, s) for s, p, _ in self.all_preconditions() if p.field}
+        used |= {
+            self.resolve(a.field, s)
+            for s, p, _ in self.all_preconditions()
+            for a in p.alternatives()
+            if a.field
+        }
         return [f for f in self.facts if f.field in used]
 
     def fact(self, name: str) -> Identifier:

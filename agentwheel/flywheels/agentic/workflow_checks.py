@@ -103,7 +103,13 @@ def _check_generator(
         return [(where, "set exactly one generator (faker, pattern, choice, int, money, ...)")]
     out: list[tuple[str, str]] = []
     if gen.faker is not None and gen.faker not in FAKER_PROVIDERS:
-        out.append((f"{where}.faker", f"unknown or non-deterministic Faker provider {gen.faker!r}"))
+        out.append(
+            (
+                f"{where}.faker",
+                f"unknown or non-deterministic Faker provider {gen.faker!r}: use one of "
+                f"{', '.join(sorted(FAKER_PROVIDERS))}",
+            )
+        )
     if gen.choice is not None:
         if not gen.choice:
             out.append((f"{where}.choice", "needs at least one value"))
@@ -128,10 +134,21 @@ def _check_generator(
         else:
             ref_table, _, ref_col = gen.ref.partition(".")
             names = list(wf.tables)
-            if table is not None and (
-                ref_table not in names or names.index(ref_table) >= names.index(table)
-            ):
-                out.append((f"{where}.ref", f"{ref_table!r} is not an earlier table"))
+            if ref_table not in names:
+                out.append(
+                    (
+                        f"{where}.ref",
+                        f"no table {ref_table!r} (tables: {', '.join(names)}): name one of them",
+                    )
+                )
+            elif table is not None and names.index(ref_table) >= names.index(table):
+                out.append(
+                    (
+                        f"{where}.ref",
+                        f"{ref_table!r} is not an earlier table: a ref points at a table "
+                        f"defined above its own; move {ref_table!r} above {table!r}",
+                    )
+                )
             elif ref_table in wf.tables and wf.tables[ref_table].key != ref_col:
                 out.append((f"{where}.ref", f"must name the key column of {ref_table!r}"))
     for key in ("email_of", "username_of"):
@@ -163,7 +180,8 @@ def _check_tables(wf: Workflow) -> list[tuple[str, str]]:
         if table.key is not None and table.key not in table.columns:
             out.append((f"{where}.key", f"{table.key!r} is not a column"))
         for group_i, group in enumerate(table.unique):
-            bad = [c for c in group if c not in table.columns]
+            named = group if isinstance(group, list) else [*group.columns, *group.when]
+            bad = [c for c in named if c not in table.columns]
             if bad:
                 out.append((f"{where}.unique.{group_i}", f"unknown columns {bad}"))
         earlier: list[str] = []
@@ -195,6 +213,12 @@ def _check_precondition(
 ) -> list[tuple[str, str]]:
     if pre.related is not None:
         return []  # a rule over other rows: see construct_checks
+    if pre.any_of:
+        return [
+            problem
+            for k, alt in enumerate(pre.alternatives())
+            for problem in _check_precondition(wf, step, alt, f"{where}.any_of.{k}")
+        ]
     if step.entity is None and "." not in pre.field:
         return [
             (
@@ -333,10 +357,22 @@ def _check_identifiers(wf: Workflow) -> list[tuple[str, str]]:
         if ident.name in names or not SLUG.match(ident.name):
             out.append((f"{where}.name", f"{ident.name!r} is duplicate or not a slug"))
         names.add(ident.name)
-        if not wf.has_field(ident.field) or ident.field.startswith(f"{REQUEST}."):
-            out.append((f"{where}.field", f"{ident.field!r} is not a table column"))
+        if ident.field.startswith(f"{REQUEST}."):
+            out.append(
+                (
+                    f"{where}.field",
+                    f"{ident.field!r} is a request detail, not a table column: an identifier "
+                    "names a record's column; list a detail the user must give under `facts`",
+                )
+            )
+        elif not wf.has_field(ident.field):
+            out.append((f"{where}.field", unknown_field(wf, ident.field)))
         elif ident.field not in bound:
             out.append((f"{where}.field", "the user gives it, so some step argument must use it"))
+    for i, fact in enumerate(wf.facts):
+        # Checked before the phrasing, which would otherwise blame the intents for it.
+        if not wf.has_field(fact.field):
+            out.append((f"facts.{i}.field", unknown_field(wf, fact.field)))
     if wf.transfer.identifier not in names:
         out.append(("transfer.identifier", f"{wf.transfer.identifier!r} is not an identifier"))
     kinds: set[str] = set()
@@ -358,10 +394,11 @@ def _schema_db(tables: tuple[tuple[str, tuple[str, ...]], ...]) -> sqlite3.Conne
 def _check_tools(wf: Workflow) -> list[tuple[str, str]]:
     out: list[tuple[str, str]] = []
     schema = tuple((n, tuple(t.columns)) for n, t in wf.tables.items())
-    db = _schema_db((*schema, (HANDOFF_TABLE, ("reference",))))
+    db = _schema_db((*schema, (HANDOFF_TABLE, tuple(wf.handoff_columns()))))
     located = [(f"steps.{i}.tool", s.tool) for i, s in enumerate(wf.steps)]
     if any(i.name == wf.transfer.identifier for i in wf.identifiers):
         located.append(("transfer", wf.transfer_spec()))
+        located += [(f"desks.{i}", wf.transfer_spec(d.name)) for i, d in enumerate(wf.desks)]
     located += [(f"extra_tools.{i}", t) for i, t in enumerate(wf.extra_tools)]
     seen: set[str] = set()
     for where, tool in located:
@@ -383,9 +420,15 @@ def _check_tools(wf: Workflow) -> list[tuple[str, str]]:
                 db.execute(f"EXPLAIN {statement}", dict.fromkeys(tool.params))
             except sqlite3.Error as exc:
                 out.append((f"{where}.sql.{k}", f"does not compile on the tables: {exc}"))
-    step_tools = len(wf.steps) + 1
+    step_tools = len(wf.steps) + 1 + len(wf.desks)
     if step_tools > MAX_TASK_TOOLS:
-        out.append(("steps", f"{step_tools} tools with the transfer tool; a task has at most 5"))
+        out.append(
+            (
+                "steps",
+                f"{step_tools} tools with the hand-off tools; a task has at most "
+                f"{MAX_TASK_TOOLS} (step tools, the transfer tool and each desk's)",
+            )
+        )
     if step_tools + len(wf.extra_tools) < MIN_TASK_TOOLS:
         out.append(("extra_tools", f"a task needs at least {MIN_TASK_TOOLS} tools; add one"))
     return out

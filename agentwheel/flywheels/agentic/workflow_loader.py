@@ -15,7 +15,8 @@ from pydantic import ValidationError
 
 from agentwheel.core.rejection import Rejection
 from agentwheel.core.resources import bundled_data
-from agentwheel.flywheels.agentic.workflow import Workflow
+from agentwheel.flywheels.agentic.task_tools import crowded_out_tools
+from agentwheel.flywheels.agentic.workflow import PLACEHOLDER, Workflow
 from agentwheel.flywheels.agentic.workflow_checks import check_workflow
 from agentwheel.flywheels.agentic.workflow_values import yaml_readings
 
@@ -87,7 +88,7 @@ def parse_workflow(data: Any, file: str = "<memory>") -> Workflow:
     try:
         workflow = Workflow.model_validate({**data, "source": file})
     except ValidationError as exc:
-        problems = [(_field_path(data, e["loc"]), e["msg"]) for e in exc.errors()]
+        problems = [(_field_path(data, e["loc"]), _schema_message(e)) for e in exc.errors()]
         raise WorkflowError(file, *problems[0], problems) from None
     problems = check_workflow(workflow)
     if problems:
@@ -95,14 +96,49 @@ def parse_workflow(data: Any, file: str = "<memory>") -> Workflow:
     return workflow
 
 
+def _schema_message(error: Any) -> str:
+    """pydantic's message, or for a text that YAML read as a mapping, why and the fix."""
+    found = error.get("input")
+    if error["type"] == "string_type" and isinstance(found, dict):
+        return (
+            f"YAML read this as a mapping ({found!r}), not as text: a text that starts with "
+            '{ is a YAML flow mapping; quote the whole text, e.g. "{request.nights} nights"'
+        )
+    return str(error["msg"])
+
+
+def _yaml_message(exc: yaml.YAMLError, text: str) -> str:
+    """PyYAML's message, or for an unquoted {placeholder} on the failing line, the fix."""
+    mark = getattr(exc, "problem_mark", None)
+    line = (
+        text.splitlines()[mark.line]
+        if mark is not None and mark.line < len(text.splitlines())
+        else ""
+    )
+    if PLACEHOLDER.search(line):
+        return (
+            f"a {{placeholder}} in unquoted text ({line.strip()!r}): YAML reads {{ as the start "
+            'of a mapping; quote each text that holds one, e.g. ["renew {loans.title}", ...] '
+            'or - "renew {loans.title}"'
+        )
+    return f"invalid YAML: {exc}"
+
+
+def workflow_warnings(wf: Workflow) -> list[tuple[str, str]]:
+    """(field path, message) for what loads but is likely not meant: extra tools that no
+    task has room for. `validate --workflows` and `synth` print the same ones."""
+    return crowded_out_tools(wf)
+
+
 def load_workflow(path: str | Path) -> Workflow:
     path = Path(path)
+    text = path.read_text(encoding="utf-8")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.safe_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else ""
-        raise WorkflowError(str(path), where, f"invalid YAML: {exc}") from None
+        raise WorkflowError(str(path), where, _yaml_message(exc, text)) from None
     return parse_workflow(data, str(path))
 
 

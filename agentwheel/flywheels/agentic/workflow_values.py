@@ -20,8 +20,8 @@ from typing import Any
 from agentwheel.flywheels.agentic.generator_values import describe_values, produces, value_types
 from agentwheel.flywheels.agentic.workflow import ColumnGen, Precondition, Workflow
 
-# The only workflow field whose YAML value is a boolean.
-BOOLEAN_KEYS = frozenset({"require_rows"})
+# The workflow fields whose YAML value is a boolean.
+BOOLEAN_KEYS = frozenset({"require_rows", "exist"})
 _ISO_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 # A sentence opens with a capital letter, a digit, a quote or a placeholder, and closes
 # with . ! or ? (a closing quote or bracket may follow).
@@ -32,7 +32,7 @@ _FRAGMENT_START = re.compile(r"^[a-z0-9]")
 
 def yaml_readings(data: Any, path: str = "") -> tuple[Any, list[tuple[str, str]]]:
     """The data with YAML's dates turned back into ISO strings, and an error for every
-    boolean outside `require_rows` (YAML's reading of an unquoted yes/no/on/off/true/false
+    boolean outside `BOOLEAN_KEYS` (YAML's reading of an unquoted yes/no/on/off/true/false
     where a word was meant)."""
     problems: list[tuple[str, str]] = []
     if isinstance(data, dict):
@@ -92,6 +92,8 @@ def check_threshold(
 
 def _threshold_problem(gen: ColumnGen, field: str, pre: Precondition, value: Any) -> str:
     ordered = pre.op in ("lt", "le", "gt", "ge")
+    # A mapped column takes only its map's values ("e-book", never "ebook").
+    listed = gen.choice if gen.choice is not None or gen.map is None else gen.listed_values()
     if gen.date is not None:
         if not isinstance(value, str) or not _ISO_DATE.match(value):
             return (
@@ -107,14 +109,15 @@ def _threshold_problem(gen: ColumnGen, field: str, pre: Precondition, value: Any
             f"{value!r} is not a number, and {field} holds {describe_values(gen)}: "
             "write the threshold as a number, unquoted"
         )
-    elif gen.choice is not None and not ordered and value not in gen.choice:
-        close = [c for c in gen.choice if str(c).lower() == str(value).lower()]
+    elif listed is not None and not ordered and value not in listed:
+        close = [c for c in listed if str(c).lower() == str(value).lower()]
         hint = f" (did you mean {close[0]!r}?)" if close else ""
         return (
             f"{value!r} is not a value of {field}, which holds {describe_values(gen)}{hint}: use one "
-            "of them exactly as the choice list spells it, or add it to the choice list"
+            f"of them exactly as the {'map' if gen.map is not None else 'choice list'} spells "
+            f"it, or add it to the {'map' if gen.map is not None else 'choice list'}"
         )
-    if produces(gen, value) is False and (not ordered or gen.choice is None):
+    if produces(gen, value) is False and (not ordered or listed is None):
         return (
             f"{value!r} is outside what {field}'s generator makes ({describe_values(gen)}): the rule "
             "would put impossible values into the data; pick a threshold inside that range, "

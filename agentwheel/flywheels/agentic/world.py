@@ -13,7 +13,6 @@ follows another, marks on referenced rows, rules over related rows) is `linked_r
 from __future__ import annotations
 
 import random
-import re
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -22,7 +21,11 @@ from typing import Any
 from faker import Faker
 
 from agentwheel.core.task import SqlTable
-from agentwheel.flywheels.agentic.generator_values import produces, sample_choice
+from agentwheel.flywheels.agentic.generator_values import (
+    GenerationError,
+    generate_value,
+    produces,
+)
 from agentwheel.flywheels.agentic.workflow import (
     HANDOFF_TABLE,
     PLACEHOLDER,
@@ -33,29 +36,8 @@ from agentwheel.flywheels.agentic.workflow import (
     Workflow,
 )
 
-_TITLES = {
-    "mr",
-    "mrs",
-    "ms",
-    "miss",
-    "dr",
-    "md",
-    "dds",
-    "phd",
-    "dvm",
-    "jr",
-    "sr",
-    "ii",
-    "iii",
-    "iv",
-    "v",
-}
 _MAX_ROW_TRIES = 30
 _SOURCE_RESAMPLES = 12
-
-
-class GenerationError(Exception):
-    """The generators cannot produce a world this branch demands (a counted rejection)."""
 
 
 @dataclass(frozen=True)
@@ -101,106 +83,70 @@ def make_faker(seed: int) -> Faker:
     return fake
 
 
-def _pattern(pattern: str, rng: random.Random) -> str:
-    out = []
-    for ch in pattern:
-        if ch == "#":
-            out.append(rng.choice("0123456789"))
-        elif ch == "?":
-            out.append(rng.choice("ABCDEFGHJKLMNPQRSTUVWXYZ"))
-        else:
-            out.append(ch)
-    return "".join(out)
+@dataclass(frozen=True)
+class UniqueGroup:
+    """Columns no two rows share, among the rows that have the `when` values (all rows
+    when there are none)."""
+
+    columns: tuple[str, ...]
+    when: tuple[tuple[str, Any], ...] = ()
+
+    def applies(self, row: dict[str, Any]) -> bool:
+        return all(row[c] == v for c, v in self.when)
+
+    def shared_by(self, row: dict[str, Any], other: dict[str, Any]) -> bool:
+        return (
+            all(row[c] == other[c] for c in self.columns)
+            and self.applies(row)
+            and self.applies(other)
+        )
 
 
-def _name_words(name: Any) -> list[str]:
-    words = [w.lower() for w in re.findall(r"[A-Za-z]+", str(name))]
-    return [w for w in words if w not in _TITLES] or ["user"]
-
-
-def _email_from(name: Any, rng: random.Random, fake: Faker) -> str:
-    words = _name_words(name)
-    first, last = words[0], words[-1]
-    local = rng.choice(
-        [
-            f"{first}.{last}",
-            f"{first}{last}",
-            f"{first[0]}{last}",
-            f"{first}_{last}",
-            f"{last}.{first}",
-        ]
-    )
-    if rng.random() < 0.35:
-        local += str(rng.randint(1, 99))
-    return f"{local}@{fake.free_email_domain()}"
-
-
-def _username_from(name: Any, rng: random.Random) -> str:
-    words = _name_words(name)
-    first, last = words[0], words[-1]
-    base = rng.choice([f"{first[0]}{last}", f"{first}.{last}", f"{last}{first[0]}"])
-    return base + (str(rng.randint(1, 9)) if rng.random() < 0.3 else "")
-
-
-def generate_value(
-    gen: ColumnGen,
-    rng: random.Random,
-    fake: Faker,
-    row: dict[str, Any] | None = None,
-    tables: dict[str, list[dict[str, Any]]] | None = None,
-) -> Scalar:
-    if gen.faker is not None:
-        return str(getattr(fake, gen.faker)())
-    if gen.pattern is not None:
-        return _pattern(gen.pattern, rng)
-    if gen.choice is not None:
-        return sample_choice(gen, rng)
-    if gen.int_range is not None:
-        return rng.randint(*gen.int_range)
-    if gen.money is not None:
-        return round(rng.uniform(*gen.money), 2)
-    if gen.date is not None:
-        lo, hi = (date.fromisoformat(d) for d in gen.date)
-        return (lo + timedelta(days=rng.randint(0, (hi - lo).days))).isoformat()
-    if gen.ref is not None:
-        parent, _, column = gen.ref.partition(".")
-        keys = [r[column] for r in (tables or {}).get(parent, [])]
-        if not keys:
-            raise GenerationError(f"{gen.ref} has no rows to reference")
-        return rng.choice(keys)
-    if gen.map is not None:
-        return gen.map.values[str((row or {}).get(gen.map.column))]
-    if gen.email_of is not None:
-        return _email_from((row or {}).get(gen.email_of, ""), rng, fake)
-    if gen.username_of is not None:
-        return _username_from((row or {}).get(gen.username_of, ""), rng)
-    assert gen.value is not None
-    return gen.value
-
-
-def unique_groups(wf: Workflow, table: str) -> list[tuple[str, ...]]:
-    """Column groups no two rows of `table` share: the key, declared groups, identifiers."""
+def unique_groups(wf: Workflow, table: str) -> list[UniqueGroup]:
+    """Column groups no two rows of `table` share: the key, declared groups (some only
+    among rows with given values), identifiers."""
     spec = wf.tables[table]
-    groups = [tuple(g) for g in spec.unique]
+    groups = [
+        UniqueGroup(tuple(g))
+        if isinstance(g, list)
+        else UniqueGroup(tuple(g.columns), tuple(g.when.items()))
+        for g in spec.unique
+    ]
     if spec.key is not None:
-        groups.append((spec.key,))
+        groups.append(UniqueGroup((spec.key,)))
     for ident in wf.identifiers:
         t, _, column = ident.field.partition(".")
         if t == table:
-            groups.append((column,))
+            groups.append(UniqueGroup((column,)))
     return list(dict.fromkeys(groups))
 
 
 def collides(
-    row: dict[str, Any], others: Iterable[dict[str, Any]], groups: list[tuple[str, ...]]
+    row: dict[str, Any], others: Iterable[dict[str, Any]], groups: list[UniqueGroup]
 ) -> bool:
     """Whether `row` shares a unique column group with any other row of `others`."""
     for other in others:
         if other is row:
             continue
-        if any(all(row[c] == other[c] for c in g) for g in groups):
+        if any(g.shared_by(row, other) for g in groups):
             return True
     return False
+
+
+def fill_follows(
+    wf: Workflow, table: str, row: dict[str, Any], tables: dict[str, list[dict[str, Any]]]
+) -> None:
+    """Set the row's `follows` columns from the rows its ref columns point at."""
+    spec = wf.tables[table]
+    for column, gen in spec.columns.items():
+        if gen is None or gen.follows is None:
+            continue
+        via, _, source = gen.follows.partition(".")
+        ref_gen = spec.columns[via]
+        assert ref_gen is not None and ref_gen.ref is not None
+        parent, _, key = ref_gen.ref.partition(".")
+        pointed = next((r for r in tables.get(parent, []) if r[key] == row[via]), None)
+        row[column] = pointed[source] if pointed is not None else None
 
 
 def generate_rows(
@@ -224,6 +170,7 @@ def generate_rows(
                     row[column] = (
                         None if gen is None else generate_value(gen, rng, fake, row, tables)
                     )
+                fill_follows(wf, name, row, tables)
                 if not collides(row, rows, groups):
                     rows.append(row)
                     break
@@ -387,6 +334,7 @@ def build_world(
             if column_gen is not None and column_gen.ref is not None:
                 parent, _, key = column_gen.ref.partition(".")
                 draft.target(table)[column] = draft.target(parent)[key]
+        fill_follows(wf, table, draft.target(table), tables)
     by_field: dict[str, list[Demand]] = {}
     for demand in demands:
         by_field.setdefault(demand.field, []).append(demand)
@@ -448,7 +396,7 @@ def _separate_distractors(
                 continue
             for _try in range(_MAX_ROW_TRIES):
                 for group in groups:
-                    for column in group:
+                    for column in group.columns:
                         gen = spec.columns[column]
                         if gen is not None and column != spec.key:
                             row[column] = generate_value(gen, rng, fake, row, draft.tables)
@@ -470,7 +418,7 @@ def to_tables(wf: Workflow, draft: WorldDraft) -> dict[str, SqlTable]:
         )
         for name, spec in wf.tables.items()
     }
-    tables[HANDOFF_TABLE] = SqlTable(columns=["reference"])
+    tables[HANDOFF_TABLE] = SqlTable(columns=wf.handoff_columns())
     return tables
 
 
