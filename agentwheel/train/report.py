@@ -11,6 +11,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from agentwheel.core.run_layout import METRICS, ROUND_PREFIX, ROUND_REPORT, ROUNDS_DIR, STATE
+
 PLOTS = (
     ("reward", "rollout_reward_mean", "rollout reward (mean)"),
     ("kl", "approx_kl", "approx KL(old || new)"),
@@ -21,23 +23,19 @@ PLOTS = (
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """The run's metrics.jsonl, one dict per step or eval."""
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / METRICS
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _read(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-    state = (
-        json.loads((run_dir / "state.json").read_text())
-        if (run_dir / "state.json").exists()
-        else {}
-    )
+    state = json.loads((run_dir / STATE).read_text()) if (run_dir / STATE).exists() else {}
     metrics = read_metrics(run_dir)
     rounds = [
         json.loads(p.read_text())
         for p in sorted(
-            (run_dir / "rounds").glob("round-*/report.json"),
+            (run_dir / ROUNDS_DIR).glob(f"{ROUND_PREFIX}*/{ROUND_REPORT}"),
             key=lambda p: int(p.parent.name.split("-")[1]),
         )
     ]
