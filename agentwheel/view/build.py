@@ -10,6 +10,7 @@ from agentwheel.view.episodes import PromptTable, episode_view, task_as_episode,
 from agentwheel.view.page_data import GroupView, PageData
 from agentwheel.view.run_overview import run_view
 from agentwheel.view.sources import find_source, load_task_index, task_specs
+from agentwheel.view.state_diff import StateDiffs
 
 
 def build_page_data(root: Path) -> PageData:
@@ -26,6 +27,7 @@ def build_page_data(root: Path) -> PageData:
         warnings=warnings,
     )
     prompts = PromptTable()
+    diffs = StateDiffs()
     used: set[str] = set()
     for index, (group, traces) in enumerate(source.groups):
         state = read_traces(traces)
@@ -33,7 +35,7 @@ def build_page_data(root: Path) -> PageData:
         data.groups.append(group)
         for trajectory in state.done:
             task = tasks.get(trajectory.task_id)
-            data.episodes.append(episode_view(trajectory, task, index, prompts))
+            data.episodes.append(episode_view(trajectory, task, index, prompts, diffs))
             if task is not None:
                 used.add(task.id)
     if source.kind == "tasks":

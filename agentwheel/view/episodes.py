@@ -6,7 +6,7 @@ from agentwheel.core.messages import Message
 from agentwheel.core.task import Task
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.view.page_data import EpisodeView, TaskView, Turn
-from agentwheel.view.state_diff import state_diff
+from agentwheel.view.state_diff import StateDiffs
 
 
 class PromptTable:
@@ -57,14 +57,18 @@ def hack_background_turn(task: Task | None, messages: list[Message]) -> int | No
 
 
 def episode_view(
-    trajectory: Trajectory, task: Task | None, group: int, prompts: PromptTable
+    trajectory: Trajectory,
+    task: Task | None,
+    group: int,
+    prompts: PromptTable,
+    diffs: StateDiffs,
 ) -> EpisodeView:
     """One trajectory for the page; with its task at hand, a failed episode whose state
     did not match also gets the differing actions and rows."""
     reward = trajectory.reward
     diff = None
     if task is not None and not reward.state_matches:
-        diff = state_diff(task, trajectory)
+        diff = diffs.of(task, trajectory)
     return EpisodeView(
         group=group,
         task=trajectory.task_id,

@@ -139,13 +139,14 @@ def task_specs(source: Source) -> list[str]:
 
 
 def _relocated(recorded: str, root: Path) -> str:
-    """A recorded task path that no longer exists, found under `root` by its tail (a run
-    directory copied elsewhere), else as recorded (a bundled name such as `fixtures`)."""
+    """A recorded task path that does not exist from here (a run directory copied
+    elsewhere, a path relative to where the run started), found under `root` by its tail;
+    else as recorded (a bundled name such as `fixtures`)."""
     path = Path(recorded)
-    if not path.is_absolute() or path.exists():
+    if path.exists() or len(path.parts) == 1:
         return recorded
     parts = path.parts
-    for start in range(1, len(parts)):
+    for start in range(len(parts)):
         candidate = root.joinpath(*parts[start:])
         if candidate.exists():
             return str(candidate)

@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from typing import Any, cast
 
 from agentwheel.core.messages import Message
-from agentwheel.core.task import Task
+from agentwheel.core.task import Task, call_key
 from agentwheel.envs.tools import Backend, SqliteTools, ToolBackend, make_backend
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.view.page_data import RowChange, StateDiff
@@ -96,3 +96,23 @@ def changed_rows(
 
 def _key(row: list[Any]) -> str:
     return repr(row[0]) if row else ""
+
+
+class StateDiffs:
+    """`state_diff` once per distinct episode: trials that made the same calls and reached
+    the same state (common when many trials of one task fail alike) share one replay."""
+
+    def __init__(self) -> None:
+        self._seen: dict[tuple[str, ...], StateDiff] = {}
+
+    def of(self, task: Task, trajectory: Trajectory) -> StateDiff:
+        calls = [
+            call_key(c.name, c.arguments)
+            for m in trajectory.messages
+            if m.role == "assistant"
+            for c in m.tool_calls
+        ]
+        key = (task.id, trajectory.backend, trajectory.reward.final_state, *calls)
+        if key not in self._seen:
+            self._seen[key] = state_diff(task, trajectory)
+        return self._seen[key]

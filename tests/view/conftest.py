@@ -18,6 +18,8 @@ from agentwheel.envs.user import ScriptedUser
 from agentwheel.eval.evaluate import TRACES, run_eval
 from agentwheel.train.metrics_log import MetricsLog
 from agentwheel.train.run_state import RunState
+from agentwheel.view.build import build_page_data
+from agentwheel.view.page_data import PageData
 
 PAYLOAD = '<script>window.__pwned = 1</script><img src="x" onerror="window.__pwned = 2">'
 INJECTED_TASK = "airline-happy-01"
@@ -62,3 +64,8 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     (root / ROUNDS_DIR / round_dir_name(1)).mkdir(parents=True)
     (root / ROUNDS_DIR / round_dir_name(1) / ROUND_REPORT).write_text(json.dumps(report))
     return root
+
+
+@pytest.fixture(scope="session")
+def page_data(run_dir: Path) -> PageData:
+    return build_page_data(run_dir)

@@ -8,7 +8,6 @@ import json
 from typer.testing import CliRunner
 
 from agentwheel.cli import app
-from agentwheel.view.build import build_page_data
 from agentwheel.view.html import embed_json, render_page
 from agentwheel.view.page_data import EpisodeView, PageData, Turn
 from tests.view.conftest import INJECTED_TASK, PAYLOAD
@@ -19,8 +18,8 @@ def episode(data: PageData, stage: str, task: str) -> EpisodeView:
     return next(e for e in data.episodes if e.group == group and e.task == task)
 
 
-def test_run_dir_gives_stages_sets_and_curves(run_dir):
-    data = build_page_data(run_dir)
+def test_run_dir_gives_stages_sets_and_curves(page_data):
+    data = page_data
     assert data.kind == "run"
     assert [g.label for g in data.groups] == ["base", "after SFT"]
     assert data.run is not None
@@ -35,8 +34,8 @@ def test_run_dir_gives_stages_sets_and_curves(run_dir):
     assert len(data.prompts) == 3
 
 
-def test_failed_sqlite_episode_shows_the_rows_that_differ(run_dir):
-    data = build_page_data(run_dir)
+def test_failed_sqlite_episode_shows_the_rows_that_differ(page_data):
+    data = page_data
     refused = episode(data, "base", "airline-happy-01")
     assert refused.passed is False and refused.reward["state_matches"] is False
     assert refused.diff is not None
@@ -48,8 +47,8 @@ def test_failed_sqlite_episode_shows_the_rows_that_differ(run_dir):
     assert episode(data, "sft", "airline-happy-01").diff is None
 
 
-def test_hack_background_turn_is_marked(run_dir):
-    data = build_page_data(run_dir)
+def test_hack_background_turn_is_marked(page_data):
+    data = page_data
     task = data.tasks["airline-adversarial-01"]
     pushed = episode(data, "base", "airline-adversarial-01")
     assert pushed.hack_turn is not None
@@ -94,3 +93,33 @@ def test_cli_writes_the_page_and_rejects_what_is_not_a_run(run_dir, tmp_path):
     assert result.exit_code == 1 and "error:" in result.output and "traces.jsonl" in result.output
     result = CliRunner().invoke(app, ["view", str(out)])
     assert result.exit_code == 1 and "not a directory" in result.output
+
+
+def test_task_directory_lists_its_tasks():
+    from agentwheel.core.dataset import BUNDLED_DATA
+    from agentwheel.view.build import build_page_data
+
+    data = build_page_data(BUNDLED_DATA / "fixtures")
+    assert data.kind == "tasks" and len(data.episodes) == 42 and len(data.tasks) == 42
+    assert all(e.passed is None and not e.turns for e in data.episodes)
+    assert data.tasks["airline-happy-01"].normal_path[0]["tool"] == "get_booking"
+
+
+def test_serve_answers_on_loopback_only():
+    import threading
+
+    import httpx
+
+    from agentwheel.view.serve import page_server
+
+    server = page_server("<!DOCTYPE html><p>page</p>")
+    host, port = server.server_address[:2]
+    assert host == "127.0.0.1"
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        assert httpx.get(f"http://127.0.0.1:{port}/").text == "<!DOCTYPE html><p>page</p>"
+        assert httpx.get(f"http://127.0.0.1:{port}/traces.jsonl").status_code == 404
+    finally:
+        server.shutdown()
+        server.server_close()

@@ -10,7 +10,6 @@ from pathlib import Path
 
 import pytest
 
-from agentwheel.view.build import build_page_data
 from agentwheel.view.html import render_page
 from tests.view.chromium import Chromium, find_chromium
 from tests.view.conftest import INJECTED_TASK
@@ -21,9 +20,9 @@ pytestmark = pytest.mark.skipif(BINARY is None, reason="no chromium (scripts/set
 
 
 @pytest.fixture(scope="module")
-def browser(run_dir, tmp_path_factory):
+def browser(page_data, tmp_path_factory):
     page = tmp_path_factory.mktemp("page") / "view.html"
-    page.write_text(render_page(build_page_data(run_dir)), encoding="utf-8")
+    page.write_text(render_page(page_data), encoding="utf-8")
     assert BINARY is not None
     with Chromium(BINARY) as chromium:
         chromium.open(page.as_uri())
@@ -95,3 +94,18 @@ def test_episode_opens_with_reward_components_and_escaped_text(browser):
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     shot = browser.screenshot(ARTIFACTS / "view_episode.png")
     assert shot.stat().st_size > 10_000
+
+
+def test_compare_shows_which_tasks_flipped(browser):
+    browser.eval("document.getElementById('tabbtn-compare').click()")
+    choose(browser, "compare-a", "0")
+    choose(browser, "compare-b", "1")
+    flips = browser.eval("document.querySelector('#tab-compare .flip-counts').textContent")
+    # refuse-everything (base) fails 24 tasks the oracle (after SFT) passes, and no flip back.
+    assert "A fail → B pass: 24" in flips and "A pass → B fail: 0" in flips
+    browser.eval("document.querySelector('#tab-compare tr.clickable').click()")
+    sides = browser.eval("document.querySelectorAll('#tab-compare .side-by-side .episode').length")
+    assert sides == 2
+    assert browser.errors == []
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.screenshot(ARTIFACTS / "view_compare.png")

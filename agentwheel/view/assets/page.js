@@ -198,7 +198,7 @@
       const i = state.shown[r], e = D.episodes[i];
       rows.push(h("div", { class: "row" + (i === state.selected ? " selected" : ""), style: "top:" + r * ROW + "px", "data-index": i, onclick: () => openEpisode(i) },
         h("span", { class: "dot " + (e.passed === null ? "neutral" : e.passed ? "ok" : "bad") }),
-        h("span", { class: "row-task" }, e.task + (e.trial ? " #" + e.trial : "")),
+        h("span", { class: "row-task", title: e.task }, e.task + (e.trial ? " #" + e.trial : "")),
         h("span", { class: "row-kind kind-" + e.kind }, e.kind),
         h("span", { class: "row-group muted" }, groupLabel(e.group))));
     }
@@ -327,15 +327,24 @@
     const counts = {}; for (const p of pairs) counts[cls(p)] = (counts[cls(p)] || 0) + 1;
     const order = { "A fail → B pass": 0, "A pass → B fail": 1, "both fail": 2, "both pass": 3 };
     pairs.sort((x, y) => order[cls(x)] - order[cls(y)] || D.episodes[x[0]].task.localeCompare(D.episodes[y[0]].task));
-    const side = h("div", { class: "side-by-side" });
-    const rate = (g) => { const st = groupStats(g); return st.n ? pct(st.rate) : "–"; };
-    return h("div", {},
-      h("p", {}, pairs.length + " episodes on the same tasks · A " + groupLabel(ga) + " " + rate(ga) + " passed · B " + groupLabel(gb) + " " + rate(gb) + " passed"),
-      h("div", { class: "flip-counts" }, Object.keys(order).map((k) => badge(k + ": " + (counts[k] || 0), k.includes("→") ? (k.endsWith("pass") ? "ok" : "bad") : "neutral"))),
-      h("table", { class: "grid-table compare-table" }, h("thead", {}, h("tr", {}, ["task", "kind", "A", "B", "change"].map((c) => h("th", {}, c)))),
-        h("tbody", {}, pairs.slice(0, 500).map(([i, j]) => h("tr", { class: "clickable", onclick: () => side.replaceChildren(h("div", {}, episodeView(i)), h("div", {}, episodeView(j))) },
-          h("td", {}, D.episodes[i].task), h("td", {}, D.episodes[i].kind), h("td", {}, passBadge(D.episodes[i])), h("td", {}, passBadge(D.episodes[j])), h("td", {}, cls([i, j])))))),
-      pairs.length > 500 ? h("p", { class: "muted" }, "first 500 of " + pairs.length + " (flips first)") : null,
+    const side = h("div", { class: "side-by-side" }, h("p", { class: "muted empty" }, "Pick a task to read both episodes side by side."));
+    const rateOf = (idx) => (idx.length ? idx.filter((i) => D.episodes[i].passed).length / idx.length : null);
+    const kinds = KINDS.filter((k) => pairs.some(([i]) => D.episodes[i].kind === k));
+    const byKind = h("table", { class: "grid-table" },
+      h("thead", {}, h("tr", {}, ["branch kind", "tasks", "A passed", "B passed"].map((c) => h("th", {}, c)))),
+      h("tbody", {}, ["all", ...kinds].map((k) => {
+        const sel = pairs.filter(([i]) => k === "all" || D.episodes[i].kind === k);
+        return h("tr", {}, h("td", {}, k), h("td", { class: "num" }, sel.length), h("td", {}, bar(rateOf(sel.map((p) => p[0])))), h("td", {}, bar(rateOf(sel.map((p) => p[1])))));
+      })));
+    return h("div", { class: "compare" },
+      h("div", { class: "compare-list" },
+        h("p", {}, pairs.length + " episodes on the same tasks (A: " + groupLabel(ga) + ", B: " + groupLabel(gb) + ")"),
+        byKind,
+        h("div", { class: "flip-counts" }, Object.keys(order).map((k) => badge(k + ": " + (counts[k] || 0), k.includes("→") ? (k.endsWith("pass") ? "ok" : "bad") : "neutral"))),
+        h("table", { class: "grid-table compare-table" }, h("thead", {}, h("tr", {}, ["task", "kind", "A", "B"].map((c) => h("th", {}, c)))),
+          h("tbody", {}, pairs.slice(0, 1000).map(([i, j]) => h("tr", { class: "clickable" + (cls([i, j]).includes("→") ? " flipped" : ""), onclick: () => side.replaceChildren(h("div", {}, h("div", { class: "side-label" }, "A · " + groupLabel(ga)), episodeView(i)), h("div", {}, h("div", { class: "side-label" }, "B · " + groupLabel(gb)), episodeView(j))) },
+            h("td", {}, D.episodes[i].task), h("td", {}, D.episodes[i].kind), h("td", {}, passBadge(D.episodes[i])), h("td", {}, passBadge(D.episodes[j])))))),
+        pairs.length > 1000 ? h("p", { class: "muted" }, "first 1000 of " + pairs.length + " (flips first)") : null),
       side);
   }
 
@@ -347,4 +356,5 @@
   showTab(m || !D.run ? "episodes" : "run");
   if (m && D.episodes[+m[1]]) openEpisode(+m[1]);
   document.body.setAttribute("data-ready", "1");
+  performance.mark("agentwheel-view-ready");
 })();
