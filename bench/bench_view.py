@@ -18,9 +18,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "bench"))
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))  # tests.view.chromium
+sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machine import write_result
 
@@ -51,7 +50,15 @@ def select(select_id: str, value: str) -> str:
 def page_for(tasks: list[Any], trials: int, work: Path) -> tuple[Path, dict[str, Any]]:
     eval_dir = work / f"eval-{trials}"
     start = time.perf_counter()
-    run_eval(tasks, RefusePolicy(), ScriptedUser(), trials, eval_dir, RunnerConfig(), meta={"tasks": "fixtures"})
+    run_eval(
+        tasks,
+        RefusePolicy(),
+        ScriptedUser(),
+        trials,
+        eval_dir,
+        RunnerConfig(),
+        meta={"tasks": "fixtures"},
+    )
     eval_s = time.perf_counter() - start
     start, cpu = time.perf_counter(), time.process_time()
     data = build_page_data(eval_dir)
@@ -82,7 +89,9 @@ def browser_times(chromium: Chromium, page: Path) -> dict[str, float]:
         )
     )
     scroll = chromium.eval(
-        timed_js("const l = document.getElementById('list'); l.scrollTop = l.scrollHeight / 2; l.dispatchEvent(new Event('scroll'))")
+        timed_js(
+            "const l = document.getElementById('list'); l.scrollTop = l.scrollHeight / 2; l.dispatchEvent(new Event('scroll'))"
+        )
     )
     opened = chromium.eval(timed_js("document.querySelector('#list .row').click()"))
     shown = chromium.eval("document.getElementById('list-count').textContent")
@@ -100,7 +109,9 @@ def browser_times(chromium: Chromium, page: Path) -> dict[str, float]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--trials", type=int, default=239, help="trials per fixture task (42 tasks)")
+    parser.add_argument(
+        "--trials", type=int, default=239, help="trials per fixture task (42 tasks)"
+    )
     args = parser.parse_args()
     binary = find_chromium()
     if binary is None:
