@@ -44,9 +44,10 @@ def build_page_data(root: Path) -> PageData:
         used = set(tasks)
     missing = {e.task for e in data.episodes} - set(tasks)
     if missing:
+        where = sorted({data.groups[e.group].label for e in data.episodes if e.task in missing})
         data.warnings.append(
-            f"{len(missing)} tasks not found (their episodes show without policy text, "
-            f"tools or state diff), e.g. {sorted(missing)[0]}"
+            f"{len(missing)} tasks of {', '.join(where)} not found (their episodes show "
+            f"without policy text, tools or state diff), e.g. {sorted(missing)[0]}"
         )
     data.tasks = {tid: task_view(tasks[tid]) for tid in sorted(used)}
     data.prompts = prompts.texts

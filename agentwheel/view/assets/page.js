@@ -62,6 +62,11 @@
   for (const g of D.groups) for (const w of g.skipped_lines || []) warn.append(h("div", { class: "warning" }, g.label + ": skipped " + w));
 
   // ---- run tab
+  // Enough decimals to tell four ticks apart over `range`; exponents for tiny ranges (KL).
+  function tick(v, range) {
+    if (range < 1e-3) return v.toExponential(1);
+    return v.toFixed(Math.max(0, Math.ceil(-Math.log10(range / 3)) + 1));
+  }
   function chart(curve) {
     const W = 340, H = 170, L = 46, R = 10, T = 24, B = 26;
     const xs = curve.points.map((p) => p[0]), ys = curve.points.map((p) => p[1]);
@@ -75,7 +80,7 @@
     for (let i = 0; i <= 3; i++) {
       const v = y0 + ((y1 - y0) * i) / 3;
       svg.append(s("line", { x1: L, x2: W - R, y1: Y(v), y2: Y(v), class: "grid" }));
-      svg.append(s("text", { x: L - 4, y: Y(v) + 3, class: "tick", "text-anchor": "end" }, Math.abs(v) < 1e-3 && v !== 0 ? v.toExponential(1) : +v.toPrecision(4)));
+      svg.append(s("text", { x: L - 4, y: Y(v) + 3, class: "tick", "text-anchor": "end" }, tick(v, y1 - y0)));
     }
     svg.append(s("text", { x: L, y: H - 8, class: "tick" }, "step " + x0));
     svg.append(s("text", { x: W - R, y: H - 8, class: "tick", "text-anchor": "end" }, "step " + x1));
@@ -200,7 +205,7 @@
         h("span", { class: "dot " + (e.passed === null ? "neutral" : e.passed ? "ok" : "bad") }),
         h("span", { class: "row-task", title: e.task }, e.task + (e.trial ? " #" + e.trial : "")),
         h("span", { class: "row-kind kind-" + e.kind }, e.kind),
-        h("span", { class: "row-group muted" }, groupLabel(e.group))));
+        D.groups.length > 1 ? h("span", { class: "row-group muted" }, groupLabel(e.group)) : null));
     }
     spacer.replaceChildren(...rows);
   }
