@@ -21,3 +21,13 @@ def round_number(name: str) -> int | None:
     if name.startswith(ROUND_PREFIX) and name[len(ROUND_PREFIX) :].isdigit():
         return int(name[len(ROUND_PREFIX) :])
     return None
+
+
+def stage_rank(eval_name: str) -> int:
+    """Run order of the held-out evals: base, sft, round-1, round-2, ..."""
+    return {"base": -2, "sft": -1}.get(eval_name, round_number(eval_name) or 0)
+
+
+def stage_label(eval_name: str) -> str:
+    """How reports name the policy an eval scored: base, after SFT, after RL round-2."""
+    return {"base": "base", "sft": "after SFT"}.get(eval_name, f"after RL {eval_name}")

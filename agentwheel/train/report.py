@@ -11,7 +11,14 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agentwheel.core.run_layout import METRICS, ROUND_PREFIX, ROUND_REPORT, ROUNDS_DIR, STATE
+from agentwheel.core.run_layout import (
+    METRICS,
+    ROUND_PREFIX,
+    ROUND_REPORT,
+    ROUNDS_DIR,
+    STATE,
+    stage_label,
+)
 
 PLOTS = (
     ("reward", "rollout_reward_mean", "rollout reward (mean)"),
@@ -49,13 +56,9 @@ def _eval_names(state: dict[str, Any]) -> list[str]:
     return [k for k in ["base", "sft", *rounds] if k in evals]
 
 
-def _label(eval_name: str) -> str:
-    return {"base": "base", "sft": "after SFT"}.get(eval_name, f"after RL {eval_name}")
-
-
 def eval_rows(state: dict[str, Any]) -> list[tuple[str, float]]:
     """(stage, held-out pass^1) in run order: base, after SFT, after each RL round."""
-    return [(_label(k), state["evals"][k]) for k in _eval_names(state)]
+    return [(stage_label(k), state["evals"][k]) for k in _eval_names(state)]
 
 
 def write_plots(run_dir: Path, metrics: list[dict[str, Any]], state: dict[str, Any]) -> list[str]:
@@ -122,7 +125,7 @@ def eval_table(state: dict[str, Any], metrics: list[dict[str, Any]]) -> list[str
     for name in _eval_names(state):
         record = records.get(name, {})
         lines.append(
-            f"| {_label(name)} | {state['evals'][name]:.3f} | "
+            f"| {stage_label(name)} | {state['evals'][name]:.3f} | "
             f"{_fmt(record.get('held_out_pass1_unseen_workflows'))} | "
             f"{_fmt(record.get('held_out_pass1_seen_workflows'))} |"
         )

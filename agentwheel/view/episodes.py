@@ -23,7 +23,7 @@ class PromptTable:
         return self._index[text]
 
 
-def workflow_of(task: Task | None, task_id: str, domain: str) -> str:
+def workflow_of(task: Task | None, domain: str) -> str:
     """The workflow a task was made from; its domain when the task is not at hand."""
     if task is not None and task.lineage.source_workflow:
         return task.lineage.source_workflow
@@ -74,7 +74,7 @@ def episode_view(
         task=trajectory.task_id,
         trial=trajectory.trial,
         domain=trajectory.domain,
-        workflow=workflow_of(task, trajectory.task_id, trajectory.domain),
+        workflow=workflow_of(task, trajectory.domain),
         kind=trajectory.branch_kind,
         policy=trajectory.policy,
         backend=trajectory.backend,
@@ -95,7 +95,7 @@ def task_view(task: Task) -> TaskView:
         id=task.id,
         domain=task.domain,
         kind=task.branch_kind,
-        workflow=workflow_of(task, task.id, task.domain),
+        workflow=workflow_of(task, task.domain),
         instruction=task.instruction,
         tools=[t.model_dump() for t in task.tools],
         user=task.user.model_dump(),
@@ -114,7 +114,7 @@ def task_as_episode(task: Task, group: int) -> EpisodeView:
         task=task.id,
         trial=0,
         domain=task.domain,
-        workflow=workflow_of(task, task.id, task.domain),
+        workflow=workflow_of(task, task.domain),
         kind=task.branch_kind,
         policy="",
         backend="sqlite" if task.sqlite is not None else "mock",

@@ -7,7 +7,15 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agentwheel.core.run_layout import METRICS, ROUND_REPORT, ROUNDS_DIR, STATE, round_number
+from agentwheel.core.run_layout import (
+    METRICS,
+    ROUND_REPORT,
+    ROUNDS_DIR,
+    STATE,
+    round_number,
+    stage_label,
+    stage_rank,
+)
 from agentwheel.view.page_data import Curve, GroupView, RunView, StageView
 
 # (metrics stage, key, title): the curves the page draws, in this order.
@@ -61,10 +69,6 @@ def curves(metrics: list[dict[str, Any]]) -> list[Curve]:
     return out
 
 
-def _stage_rank(name: str) -> int:
-    return {"base": -2, "sft": -1}.get(name, round_number(name) or 0)
-
-
 def stages(
     state: dict[str, Any], metrics: list[dict[str, Any]], groups: list[GroupView]
 ) -> list[StageView]:
@@ -74,7 +78,7 @@ def stages(
     records = {m.get("eval"): m for m in metrics if m.get("stage") == "eval"}
     summaries = {g.stage: g.summary for g in groups if g.role == "held-out eval"}
     out = []
-    for name in sorted(evals, key=_stage_rank):
+    for name in sorted(evals, key=stage_rank):
         record = records.get(name, {})
         summary = summaries.get(name, {})
         by_kind = {
@@ -87,7 +91,7 @@ def stages(
         out.append(
             StageView(
                 name=name,
-                label={"base": "base", "sft": "after SFT"}.get(name, f"after RL {name}"),
+                label=stage_label(name),
                 pass1=float(evals[name]),
                 n_tasks=summary.get("n_tasks", record.get("held_out_tasks")),
                 by_kind=by_kind,

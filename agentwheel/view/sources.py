@@ -14,7 +14,14 @@ from pathlib import Path
 from typing import Any
 
 from agentwheel.core.dataset import EVAL_SUMMARY_FILE, TASKS_FILE, load_tasks, resolve_dataset
-from agentwheel.core.run_layout import EVALS_DIR, ROUNDS_DIR, STATE, round_number
+from agentwheel.core.run_layout import (
+    EVALS_DIR,
+    ROUNDS_DIR,
+    STATE,
+    round_number,
+    stage_label,
+    stage_rank,
+)
 from agentwheel.core.task import Task
 from agentwheel.eval.evaluate import TRACES
 from agentwheel.view.page_data import GroupView
@@ -68,9 +75,13 @@ def describe_group(root: Path, traces: Path) -> GroupView:
     if len(parts) == 2 and parts[0] == EVALS_DIR:
         stage = parts[1]
         n = round_number(stage)
-        label = {"base": "base", "sft": "after SFT"}.get(stage, f"after RL {stage}")
         return GroupView(
-            name=rel, label=label, role="held-out eval", stage=stage, round=n, summary=summary
+            name=rel,
+            label=stage_label(stage),
+            role="held-out eval",
+            stage=stage,
+            round=n,
+            summary=summary,
         )
     if len(parts) >= 2 and parts[0] == ROUNDS_DIR and round_number(parts[1]) is not None:
         n = round_number(parts[1])
@@ -95,8 +106,7 @@ def read_summary(folder: Path) -> dict[str, Any]:
 
 def _order(group: GroupView) -> tuple[int, int, str]:
     if group.role == "held-out eval":
-        rank = {"base": -2, "sft": -1}.get(group.stage, group.round or 0)
-        return (0, rank, group.name)
+        return (0, stage_rank(group.stage), group.name)
     if group.round is not None:
         return (1, group.round, group.name)
     return (2, 0, group.name)

@@ -154,6 +154,15 @@ class Chromium:
         self.send("Page.navigate", {"url": url}, self.session)
         self.wait_event("Page.loadEventFired")
 
+    def wait_for(self, expression: str) -> Any:
+        """Poll a JavaScript expression until it is truthy; returns its value."""
+        deadline = time.monotonic() + self.timeout
+        while not (value := self.eval(expression)):
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"{expression} stayed false; errors: {self.errors}")
+            time.sleep(0.02)
+        return value
+
     def wait_event(self, method: str) -> dict[str, Any]:
         deadline = time.monotonic() + self.timeout
         with self._cond:

@@ -3,14 +3,14 @@ the state diff found by replaying a failed SQLite episode."""
 
 from __future__ import annotations
 
-import json
+import re
 
 from typer.testing import CliRunner
 
 from agentwheel.cli import app
-from agentwheel.view.html import embed_json, render_page
+from agentwheel.view.html import decode_page_data, encode_data, render_page
 from agentwheel.view.page_data import EpisodeView, PageData, Turn
-from tests.view.conftest import INJECTED_TASK, PAYLOAD
+from tests.view.conftest import PAYLOAD
 
 
 def episode(data: PageData, stage: str, task: str) -> EpisodeView:
@@ -74,11 +74,11 @@ def test_embedded_json_cannot_close_its_script_block():
             turns=[Turn(role="assistant", text=PAYLOAD + "</SCRIPT><!--")],
         )
     )
-    block = embed_json(data)
-    assert "<" not in block
-    assert json.loads(block)["episodes"][0]["turns"][0]["text"] == PAYLOAD + "</SCRIPT><!--"
+    block = encode_data(data)
+    assert re.fullmatch(r"[A-Za-z0-9+/=]+", block)  # base64: no `<` to close the block with
     page = render_page(data)
     assert page.count("</script>") == 2  # the data block's and the script's own
+    assert decode_page_data(page)["episodes"][0]["turns"][0]["text"] == PAYLOAD + "</SCRIPT><!--"
 
 
 def test_cli_writes_the_page_and_rejects_what_is_not_a_run(run_dir, tmp_path):
@@ -86,7 +86,7 @@ def test_cli_writes_the_page_and_rejects_what_is_not_a_run(run_dir, tmp_path):
     result = CliRunner().invoke(app, ["view", str(run_dir), "--out", str(out)])
     assert result.exit_code == 0, result.output
     assert out.read_text().startswith("<!DOCTYPE html>")
-    assert INJECTED_TASK in out.read_text()
+    assert len(decode_page_data(out.read_text())["episodes"]) == 84
     empty = tmp_path / "empty"
     empty.mkdir()
     result = CliRunner().invoke(app, ["view", str(empty)])

@@ -26,6 +26,7 @@ def browser(page_data, tmp_path_factory):
     assert BINARY is not None
     with Chromium(BINARY) as chromium:
         chromium.open(page.as_uri())
+        chromium.wait_for("document.body.dataset.ready")
         yield chromium
 
 

@@ -1,8 +1,16 @@
 "use strict";
 // agentwheel view: renders the JSON in #page-data. Every piece of run or episode text goes
 // into the page through textContent (the `h` helper); nothing is parsed as HTML.
-(function () {
-  const D = JSON.parse(document.getElementById("page-data").textContent);
+async function loadPageData() {
+  const text = document.getElementById("page-data").textContent.trim();
+  const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
+  const json = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
+  return JSON.parse(await new Response(json).text());
+}
+(async function () {
+  performance.mark("agentwheel-view-start");
+  const D = await loadPageData();
+  for (const e of D.episodes) for (const t of e.turns) { t.text = t.text || ""; t.calls = t.calls || []; }
   const ROW = 30;
   const KINDS = ["happy", "clarify", "refuse", "transfer", "adversarial"];
   const SVG = "http://www.w3.org/2000/svg";
