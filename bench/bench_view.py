@@ -35,6 +35,8 @@ from tests.view.chromium import Chromium, find_chromium
 READY = "performance.getEntriesByName('agentwheel-view-ready')[0].startTime"
 # When the page's script starts: before it, the browser loads and parses the HTML.
 SCRIPT_START = "performance.getEntriesByName('agentwheel-view-start')[0].startTime"
+# When every episode's turns, reward and diff are decoded too (searches and clicks need them).
+DETAILS = "performance.getEntriesByName('agentwheel-view-details')[0].startTime"
 
 
 def timed_js(body: str) -> str:
@@ -81,9 +83,10 @@ def page_for(tasks: list[Any], trials: int, work: Path) -> tuple[Path, dict[str,
 
 def browser_times(chromium: Chromium, page: Path) -> dict[str, float]:
     chromium.open(page.as_uri())
-    chromium.wait_for("document.body.dataset.ready")
+    chromium.wait_for("document.body.dataset.ready && document.body.dataset.details")
     ready = chromium.eval(READY)
     script_start = chromium.eval(SCRIPT_START)
+    details = chromium.eval(DETAILS)
     chromium.eval("document.getElementById('tabbtn-episodes').click()")
     filtered = chromium.eval(timed_js(select("filter-outcome", "failed")))
     search = chromium.eval(
@@ -105,6 +108,7 @@ def browser_times(chromium: Chromium, page: Path) -> dict[str, float]:
         "list_rendered_ms": round(ready, 1),
         "html_loaded_ms": round(script_start, 1),
         "script_ms": round(ready - script_start, 1),
+        "details_decoded_ms": round(details, 1),
         "filter_ms": round(filtered, 1),
         "first_search_ms": round(search, 1),
         "scroll_ms": round(scroll, 1),

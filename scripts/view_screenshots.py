@@ -39,7 +39,7 @@ def main() -> None:
         page = Path(tmp) / "view.html"
         page.write_text(render_page(data), encoding="utf-8")
         browser.open(page.as_uri())
-        browser.wait_for("document.body.dataset.ready")
+        browser.wait_for("document.body.dataset.ready && document.body.dataset.details")
         if data.run is not None:
             print(browser.screenshot(args.out / f"{args.prefix}_run.png"))
             browser.eval(CLICK_FIRST_STAGE)

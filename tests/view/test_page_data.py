@@ -8,7 +8,7 @@ import re
 from typer.testing import CliRunner
 
 from agentwheel.cli import app
-from agentwheel.view.html import decode_page_data, encode_data, render_page
+from agentwheel.view.html import decode_page_data, encode_blocks, render_page
 from agentwheel.view.page_data import EpisodeView, PageData, Turn
 from tests.view.conftest import PAYLOAD
 
@@ -74,10 +74,10 @@ def test_embedded_json_cannot_close_its_script_block():
             turns=[Turn(role="assistant", text=PAYLOAD + "</SCRIPT><!--")],
         )
     )
-    block = encode_data(data)
-    assert re.fullmatch(r"[A-Za-z0-9+/=]+", block)  # base64: no `<` to close the block with
+    for block in encode_blocks(data):
+        assert re.fullmatch(r"[A-Za-z0-9+/=]+", block)  # base64: no `<` to close a block with
     page = render_page(data)
-    assert page.count("</script>") == 2  # the data block's and the script's own
+    assert page.count("</script>") == 3  # the two data blocks' and the script's own
     assert decode_page_data(page)["episodes"][0]["turns"][0]["text"] == PAYLOAD + "</SCRIPT><!--"
 
 

@@ -26,7 +26,7 @@ def browser(page_data, tmp_path_factory):
     assert BINARY is not None
     with Chromium(BINARY) as chromium:
         chromium.open(page.as_uri())
-        chromium.wait_for("document.body.dataset.ready")
+        chromium.wait_for("document.body.dataset.ready && document.body.dataset.details")
         yield chromium
 
 

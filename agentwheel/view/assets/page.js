@@ -1,16 +1,28 @@
 "use strict";
 // agentwheel view: renders the JSON in #page-data. Every piece of run or episode text goes
 // into the page through textContent (the `h` helper); nothing is parsed as HTML.
-async function loadPageData() {
-  const text = document.getElementById("page-data").textContent.trim();
+// The list needs only the small block; turns, rewards and diffs are decoded after the list
+// is drawn (or on the first click or search that needs them).
+async function decodeBlock(id) {
+  const text = document.getElementById(id).textContent.trim();
   const bytes = Uint8Array.from(atob(text), (c) => c.charCodeAt(0));
   const json = new Blob([bytes]).stream().pipeThrough(new DecompressionStream("gzip"));
   return JSON.parse(await new Response(json).text());
 }
 (async function () {
   performance.mark("agentwheel-view-start");
-  const D = await loadPageData();
-  for (const e of D.episodes) for (const t of e.turns) { t.text = t.text || ""; t.calls = t.calls || []; }
+  const D = await decodeBlock("page-data");
+  let DETAILS = null, detailsPromise = null;
+  function withDetails(then) {
+    if (DETAILS) return then();
+    if (!detailsPromise) detailsPromise = decodeBlock("page-details").then((d) => {
+      for (const x of d) for (const t of x.turns) { t.text = t.text || ""; t.calls = t.calls || []; }
+      DETAILS = d;
+      document.body.setAttribute("data-details", "1");
+    });
+    detailsPromise.then(then);
+  }
+  const full = (i) => Object.assign({}, D.episodes[i], DETAILS[i]);
   const ROW = 30;
   const KINDS = ["happy", "clarify", "refuse", "transfer", "adversarial"];
   const SVG = "http://www.w3.org/2000/svg";
@@ -179,14 +191,15 @@ async function loadPageData() {
   filterBox.append(h("label", { class: "search" }, h("span", {}, "search"),
     h("input", { id: "search", type: "search", placeholder: "task id or any text", oninput: (ev) => { state.query = ev.target.value.toLowerCase(); applyFilters(); } })));
 
-  function textOf(e) {
+  function textOf(i) {
+    const e = full(i);
     const parts = [e.task, e.workflow, e.termination, e.error || ""];
     for (const t of e.turns) { parts.push(t.text); for (const c of t.calls) parts.push(callText(c)); }
     return parts.join("\n").toLowerCase();
   }
   function applyFilters() {
+    if (state.query && !searchText) return withDetails(() => { searchText = D.episodes.map((_, i) => textOf(i)); applyFilters(); });
     const active = FILTERS.filter(([key]) => state.filters[key]);
-    if (state.query && !searchText) searchText = D.episodes.map(textOf);
     state.shown = [];
     for (let i = 0; i < D.episodes.length; i++) {
       const e = D.episodes[i];
@@ -296,7 +309,7 @@ async function loadPageData() {
     ];
   }
   function episodeView(i) {
-    const e = D.episodes[i], task = D.tasks[e.task];
+    const e = full(i), task = D.tasks[e.task];
     const c = e.counts || {}, tm = e.timings || {};
     return h("div", { class: "episode", "data-episode": i },
       h("div", { class: "ep-head" }, passBadge(e), h("h2", {}, e.task), h("span", { class: "muted" }, "trial " + e.trial)),
@@ -312,6 +325,7 @@ async function loadPageData() {
       taskCards(task));
   }
   function openEpisode(i) {
+    if (!DETAILS) return withDetails(() => openEpisode(i));
     state.selected = i;
     const detail = document.getElementById("detail");
     detail.replaceChildren(episodeView(i));
@@ -355,7 +369,7 @@ async function loadPageData() {
         byKind,
         h("div", { class: "flip-counts" }, Object.keys(order).map((k) => badge(k + ": " + (counts[k] || 0), k.includes("→") ? (k.endsWith("pass") ? "ok" : "bad") : "neutral"))),
         h("table", { class: "grid-table compare-table" }, h("thead", {}, h("tr", {}, ["task", "kind", "A", "B"].map((c) => h("th", {}, c)))),
-          h("tbody", {}, pairs.slice(0, 1000).map(([i, j]) => h("tr", { class: "clickable" + (cls([i, j]).includes("→") ? " flipped" : ""), onclick: () => side.replaceChildren(h("div", {}, h("div", { class: "side-label" }, "A · " + groupLabel(ga)), episodeView(i)), h("div", {}, h("div", { class: "side-label" }, "B · " + groupLabel(gb)), episodeView(j))) },
+          h("tbody", {}, pairs.slice(0, 1000).map(([i, j]) => h("tr", { class: "clickable" + (cls([i, j]).includes("→") ? " flipped" : ""), onclick: () => withDetails(() => side.replaceChildren(h("div", {}, h("div", { class: "side-label" }, "A · " + groupLabel(ga)), episodeView(i)), h("div", {}, h("div", { class: "side-label" }, "B · " + groupLabel(gb)), episodeView(j)))) },
             h("td", {}, D.episodes[i].task), h("td", {}, D.episodes[i].kind), h("td", {}, passBadge(D.episodes[i])), h("td", {}, passBadge(D.episodes[j])))))),
         pairs.length > 1000 ? h("p", { class: "muted" }, "first 1000 of " + pairs.length + " (flips first)") : null),
       side);
@@ -370,4 +384,5 @@ async function loadPageData() {
   if (m && D.episodes[+m[1]]) openEpisode(+m[1]);
   document.body.setAttribute("data-ready", "1");
   performance.mark("agentwheel-view-ready");
+  setTimeout(() => withDetails(() => performance.mark("agentwheel-view-details")), 0);
 })();
