@@ -123,3 +123,18 @@ def test_serve_answers_on_loopback_only():
     finally:
         server.shutdown()
         server.server_close()
+
+
+def test_building_a_page_imports_no_torch_and_no_trainer():
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, agentwheel.view.build, agentwheel.view.html;"
+        "bad = [m for m in sys.modules if m == 'torch' or m.startswith('agentwheel.train')];"
+        "print(bad)"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    )
+    assert result.stdout.strip() == "[]"
