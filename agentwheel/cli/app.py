@@ -375,6 +375,7 @@ def mount_other_commands() -> None:
     from agentwheel.cli import serve as serve_cli
     from agentwheel.cli import study as study_cli
     from agentwheel.cli import train as train_cli
+    from agentwheel.cli import view as view_cli
 
     synth_app.command("reasoning")(reasoning_cli.synth)
     evolve_app.command("reasoning")(reasoning_cli.evolve)
@@ -383,6 +384,7 @@ def mount_other_commands() -> None:
     study_cli.register(app)
     serve_cli.register(app)
     bench_cli.register(app)
+    view_cli.register(app)
 
 
 mount_other_commands()

@@ -29,7 +29,7 @@ from collections.abc import Callable, Iterable
 from typing import Any, Literal, Protocol
 
 from agentwheel.core.messages import ToolCallError
-from agentwheel.core.task import SqliteWorld, SqlToolImpl, Task, ToolSpec, call_key
+from agentwheel.core.task import SqliteWorld, SqlTable, SqlToolImpl, Task, ToolSpec, call_key
 from agentwheel.llm.tool_calls import prepare_arguments
 
 ToolErrorKind = Literal[
@@ -156,6 +156,16 @@ class SqliteTools(_LedgerTools):
     def state_hash(self) -> str:
         return database_hash(self._db, self._world)
 
+    def table_rows(self) -> dict[str, list[list[Any]]]:
+        """Every table's rows in column order, sorted (to show a state; compare hashes)."""
+        return {
+            name: sorted(
+                (list(r) for r in self._db.execute(f'SELECT {_column_list(table)} FROM "{name}"')),
+                key=lambda row: json.dumps(row, default=str),
+            )
+            for name, table in self._world.tables.items()
+        }
+
     def close(self) -> None:
         self._db.close()
 
@@ -257,13 +267,16 @@ def _not_found_detail(arguments: dict[str, Any]) -> str:
     return f"no matching record ({shown})" if shown else "no matching record"
 
 
+def _column_list(table: SqlTable) -> str:
+    return ", ".join(f'"{c}"' for c in table.columns)
+
+
 def database_hash(db: sqlite3.Connection, world: SqliteWorld) -> str:
     """A hash of every table's rows (order-free); an integral float counts as the int, as
     in `call_key`, so `10.0` and `10` in a `number` column are one state."""
     content = {}
     for name, table in world.tables.items():
-        cols = ", ".join(f'"{c}"' for c in table.columns)
-        rows = db.execute(f'SELECT {cols} FROM "{name}"').fetchall()
+        rows = db.execute(f'SELECT {_column_list(table)} FROM "{name}"').fetchall()
         content[name] = sorted(json.dumps([_canonical(v) for v in r], default=str) for r in rows)
     return _digest(content)
 

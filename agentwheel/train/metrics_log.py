@@ -6,9 +6,8 @@ import json
 from pathlib import Path
 from typing import Any
 
+from agentwheel.core.run_layout import METRICS
 from agentwheel.train.run_state import truncate_to_committed
-
-METRICS = "metrics.jsonl"
 
 
 class MetricsLog:

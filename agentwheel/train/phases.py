@@ -13,6 +13,7 @@ import numpy as np
 from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.dataset import load_tasks, write_tasks
 from agentwheel.core.messages import SamplingParams
+from agentwheel.core.run_layout import EVALS_DIR
 from agentwheel.core.task import Task
 from agentwheel.envs.agent import ModelPolicy
 from agentwheel.envs.user import ScriptedUser
@@ -145,7 +146,7 @@ KIND_PASS1 = "held_out_pass1_kind_"  # + a branch kind: a metrics key of an eval
 def phase_eval(run: RunContext, name: str, round_: int) -> float:
     """Held-out pass^k of the current policy, recorded as an `eval` metrics line."""
     run.model.model.eval()
-    out = run.dir / "evals" / name
+    out = run.dir / EVALS_DIR / name
     tasks = load_tasks(run.held_out_path()).tasks
     summary = run_eval(
         tasks,

@@ -11,6 +11,15 @@ import json
 from pathlib import Path
 from typing import Any
 
+from agentwheel.core.run_layout import (
+    METRICS,
+    ROUND_PREFIX,
+    ROUND_REPORT,
+    ROUNDS_DIR,
+    STATE,
+    stage_label,
+)
+
 PLOTS = (
     ("reward", "rollout_reward_mean", "rollout reward (mean)"),
     ("kl", "approx_kl", "approx KL(old || new)"),
@@ -21,23 +30,19 @@ PLOTS = (
 
 def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
     """The run's metrics.jsonl, one dict per step or eval."""
-    path = run_dir / "metrics.jsonl"
+    path = run_dir / METRICS
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
 
 
 def _read(run_dir: Path) -> tuple[dict[str, Any], list[dict[str, Any]], list[dict[str, Any]]]:
-    state = (
-        json.loads((run_dir / "state.json").read_text())
-        if (run_dir / "state.json").exists()
-        else {}
-    )
+    state = json.loads((run_dir / STATE).read_text()) if (run_dir / STATE).exists() else {}
     metrics = read_metrics(run_dir)
     rounds = [
         json.loads(p.read_text())
         for p in sorted(
-            (run_dir / "rounds").glob("round-*/report.json"),
+            (run_dir / ROUNDS_DIR).glob(f"{ROUND_PREFIX}*/{ROUND_REPORT}"),
             key=lambda p: int(p.parent.name.split("-")[1]),
         )
     ]
@@ -51,13 +56,9 @@ def _eval_names(state: dict[str, Any]) -> list[str]:
     return [k for k in ["base", "sft", *rounds] if k in evals]
 
 
-def _label(eval_name: str) -> str:
-    return {"base": "base", "sft": "after SFT"}.get(eval_name, f"after RL {eval_name}")
-
-
 def eval_rows(state: dict[str, Any]) -> list[tuple[str, float]]:
     """(stage, held-out pass^1) in run order: base, after SFT, after each RL round."""
-    return [(_label(k), state["evals"][k]) for k in _eval_names(state)]
+    return [(stage_label(k), state["evals"][k]) for k in _eval_names(state)]
 
 
 def write_plots(run_dir: Path, metrics: list[dict[str, Any]], state: dict[str, Any]) -> list[str]:
@@ -124,7 +125,7 @@ def eval_table(state: dict[str, Any], metrics: list[dict[str, Any]]) -> list[str
     for name in _eval_names(state):
         record = records.get(name, {})
         lines.append(
-            f"| {_label(name)} | {state['evals'][name]:.3f} | "
+            f"| {stage_label(name)} | {state['evals'][name]:.3f} | "
             f"{_fmt(record.get('held_out_pass1_unseen_workflows'))} | "
             f"{_fmt(record.get('held_out_pass1_seen_workflows'))} |"
         )

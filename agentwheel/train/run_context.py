@@ -16,6 +16,7 @@ import yaml
 
 from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.messages import SamplingParams
+from agentwheel.core.run_layout import ROUNDS_DIR, round_dir_name
 from agentwheel.flywheels.agentic.synth import TASKS
 from agentwheel.train.checkpoint import (
     TrainerState,
@@ -180,7 +181,7 @@ class RunContext:
         return self.dir / "data" / "held_out" / TASKS
 
     def round_dir(self, round_: int) -> Path:
-        return self.dir / "rounds" / f"round-{round_}"
+        return self.dir / ROUNDS_DIR / round_dir_name(round_)
 
     def previous_round(self, round_: int, kind: str) -> int | None:
         """The latest round before `round_` of this kind (rounds may alternate kinds)."""

@@ -13,8 +13,9 @@ from typing import Any
 from pydantic import BaseModel, Field
 
 from agentwheel.core.atomic import write_text_atomic
+from agentwheel.core.run_layout import STATE
 
-STATE = "state.json"
+__all__ = ["STATE", "RunState", "truncate_to_committed"]
 
 
 class RunState(BaseModel):

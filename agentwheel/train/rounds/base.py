@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentwheel.core.atomic import write_text_atomic
+from agentwheel.core.run_layout import ROUND_REPORT
 from agentwheel.core.stats import mean
 from agentwheel.eval.evaluate import SUMMARY, TRACES, TraceWriter, read_traces, summarize
 from agentwheel.train.checkpoint import keep_weights
@@ -254,7 +255,7 @@ def write_round_report(run: RunContext, round_: int, settings: RLRound) -> None:
         "held_out_pass1_after": run.state.evals.get(f"round-{round_}"),
         "collapse_alarm": collapse_alarm(run, metrics, round_),
     }
-    write_text_atomic(rdir / "report.json", json.dumps(report, indent=2))
+    write_text_atomic(rdir / ROUND_REPORT, json.dumps(report, indent=2))
     headline = {k: report[k] for k in ("steps", "updates", "held_out_pass1_after")}
     run.log(f"round {round_}: {json.dumps(headline)}")
 
