@@ -12,10 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.messages import SamplingParams
+from agentwheel.core.yaml_text import load_yaml
 from agentwheel.flywheels.agentic.synth import TASKS
 from agentwheel.train.checkpoint import (
     TrainerState,
@@ -110,7 +109,7 @@ class RunContext:
         path = self.dir / "config.yaml"
         if not path.exists():
             return config
-        saved = ScheduleConfig.model_validate(yaml.safe_load(path.read_text()))
+        saved = ScheduleConfig.model_validate(load_yaml(path.read_text()))
         if saved != config:
             self.log("note: the config differs from the run's saved config; using the saved one")
         return saved

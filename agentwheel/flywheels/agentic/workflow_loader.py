@@ -15,6 +15,7 @@ from pydantic import ValidationError
 
 from agentwheel.core.rejection import Rejection
 from agentwheel.core.resources import bundled_data
+from agentwheel.core.yaml_text import load_yaml
 from agentwheel.flywheels.agentic.workflow import Workflow
 from agentwheel.flywheels.agentic.workflow_checks import check_workflow
 from agentwheel.flywheels.agentic.workflow_values import yaml_readings
@@ -98,7 +99,7 @@ def parse_workflow(data: Any, file: str = "<memory>") -> Workflow:
 def load_workflow(path: str | Path) -> Workflow:
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else ""
