@@ -100,7 +100,7 @@ def eval_command(
         float | None,
         typer.Option(
             callback=in_range(0, min_open=True),
-            help="Seconds per request to an openai: policy (> 0).",
+            help="Seconds an openai: policy request may take, whole reply included, per attempt (> 0).",
         ),
     ] = None,
     max_retries: Annotated[
