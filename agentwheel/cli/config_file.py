@@ -115,6 +115,8 @@ def located_problem(error: Any) -> tuple[list[str], str]:
         return key, f"must be {BOUND_TEXT[kind]} {bound}, got {error['input']}"
     if kind == "value_error" and cause is not None:
         return key, str(cause)
+    if kind == "finite_number":
+        return key, f"must be a finite number, got {error['input']}"
     return key, error["msg"]
 
 

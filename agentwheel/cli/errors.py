@@ -9,6 +9,7 @@ command. Set AGENTWHEEL_TRACEBACK=1 to see the traceback instead.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -74,7 +75,7 @@ def in_range(
 ) -> Callable[[Any], Any]:
     """An option callback that refuses a number outside [min, max] (min excluded when
     `min_open`) as a usage error naming the value and the range; typer's own `min=` and
-    `max=` name only the bound. None (an option left unset) passes."""
+    `max=` name only the bound. None (an option left unset) passes; nan and inf do not."""
     if max is None:
         text = f"x>{min}" if min_open else f"x>={min}"
     else:
@@ -84,6 +85,8 @@ def in_range(
     def check(value: Any) -> Any:
         if value is None:
             return value
+        if isinstance(value, float) and not math.isfinite(value):
+            raise typer.BadParameter(f"{value} is not a finite number.")
         below = min is not None and (value <= min if min_open else value < min)
         if below or (max is not None and value > max):
             raise typer.BadParameter(f"{value} is not in the range {text}.")

@@ -34,7 +34,8 @@ from agentwheel.train.rounds.registry import parse_rounds
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No knob of a run means anything at inf or nan (YAML reads `.inf` and `.nan`).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def _reject_unknown_fields(cls: type, value: Any) -> Any:

@@ -7,6 +7,7 @@ from __future__ import annotations
 from typer.testing import CliRunner
 
 from agentwheel.cli import app
+from agentwheel.core.resources import bundled_config
 from tests.core.test_yaml_text import BILLION_LAUGHS
 
 runner = CliRunner()
@@ -47,3 +48,11 @@ def test_a_config_that_extends_itself_or_a_cycle_is_refused(tmp_path):
     (tmp_path / "b.yaml").write_text("extends: a.yaml\n")
     line = error_line(["train", "--config", tmp_path / "a.yaml", "--out", tmp_path / "run"])
     assert "cycle" in line and "a.yaml" in line and "b.yaml" in line
+
+
+def test_an_infinite_temperature_in_a_config_file_is_refused(tmp_path):
+    config = tmp_path / "hot.yaml"
+    config.write_text("extends: tiny.yaml\nrollout: {temperature: .inf}\n")
+    (tmp_path / "tiny.yaml").write_text(bundled_config("tiny").read_text())
+    line = error_line(["train", "--config", config, "--out", tmp_path / "run"])
+    assert "rollout.temperature" in line and "must be a finite number, got inf" in line
