@@ -268,11 +268,14 @@ def evolve_agentic_command(
     ] = "deepen,lookup",
 ) -> None:
     """Grow deeper trees where the policy fails or saturates; keep the learnable band."""
+    from agentwheel.eval.evaluate import UnreadableSummary, read_summary
     from agentwheel.flywheels.agentic.evolve import OPERATORS, evolve_agentic
     from agentwheel.specs import SpecError, load_policy
 
-    if not (report / "summary.json").exists():
-        raise fail(f"{report} has no summary.json: run `agentwheel eval --out {report}` first")
+    try:
+        read_summary(report)
+    except UnreadableSummary as exc:
+        raise fail(str(exc)) from None
     source = workflows_source(workflows)
     require_dir(out)
     chosen = [o.strip() for o in operators.split(",") if o.strip()]

@@ -119,6 +119,7 @@ def eval_command(
     ] = True,
 ) -> None:
     """Run a policy on agentic tasks and report state-verified pass^k."""
+    from agentwheel.core.dir_lock import DirectoryBusy
     from agentwheel.envs.tool_simulator import LLMToolSimulator
     from agentwheel.eval.evaluate import SUMMARY, ResumeMismatch, run_eval
     from agentwheel.llm.openai_compat import ModelConfigError
@@ -198,7 +199,7 @@ def eval_command(
                 on_episode=tick,
                 tool_simulator=tool_sim,
             )
-        except (FileExistsError, ResumeMismatch) as exc:
+        except (FileExistsError, ResumeMismatch, DirectoryBusy) as exc:
             raise fail(str(exc)) from None
         except KeyboardInterrupt:
             console.print(f"interrupted: finished episodes are in {out}; rerun with --resume")
