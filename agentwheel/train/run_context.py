@@ -112,14 +112,13 @@ class RunContext:
         point = resume_point(self.dir / "checkpoints" / "last")
         notes += point.notes
         saved = self._checkpoint_run_state(point.run_state, notes)
-        if saved is not None:
-            if point.fell_back or saved.global_step > self.state.global_step:
-                notes.append(
-                    f"resumed from the run state saved with the checkpoint at global step "
-                    f"{saved.global_step} (state.json was at {self.state.global_step})"
-                )
-                saved.notes = self.state.notes
-                self.state = saved
+        if saved is not None and (point.fell_back or saved.global_step > self.state.global_step):
+            notes.append(
+                f"resumed from the run state saved with the checkpoint at global step "
+                f"{saved.global_step} (state.json was at {self.state.global_step})"
+            )
+            saved.notes = self.state.notes
+            self.state = saved
         for text in notes:
             self.note(text)
 
