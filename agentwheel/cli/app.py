@@ -178,6 +178,13 @@ def run_llm_expander(source: str | None, teacher: str, out: Path, seed: int) -> 
     if rejected:
         print_workflow_rejections(rejected)
         raise fail(f"{len(rejected)} workflow file(s) rejected (listed above)")
+    if manifest.tasks_kept == 0:
+        # A teacher that is down or answers garbage rejects every item: not a success.
+        first = str(rejections[-1]) if rejections else "nothing to expand"
+        raise fail(
+            f"no tasks kept from teacher {teacher}: {first} "
+            f"(every rejection: {out / 'rejections.jsonl'}; rerun to retry)"
+        )
 
 
 @app.command("validate")
