@@ -9,6 +9,7 @@ command. Set AGENTWHEEL_TRACEBACK=1 to see the traceback instead.
 
 from __future__ import annotations
 
+import errno
 import math
 import os
 from collections.abc import Callable
@@ -44,10 +45,19 @@ def require_dir(path: Path, option: str = "--out") -> None:
         raise fail(f"{option} {path} is a file: pass a directory (it is created if missing)")
 
 
+def disk_full(exc: BaseException) -> bool:
+    """Whether `exc` is the disk (or the user's quota) running out of space."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def describe(exc: BaseException) -> str | None:
-    """The one-line message for a user's mistake; None for anything else (a bug)."""
+    """The one-line message for a user's mistake or the machine's state; None for anything
+    else (a bug)."""
     if isinstance(exc, UserError | SpecError | ExternalTrainingFailed):
         return str(exc)
+    if disk_full(exc):
+        where = f" writing {exc.filename}" if getattr(exc, "filename", None) else ""  # type: ignore[attr-defined]
+        return f"no space left on the device{where}: free some space, then rerun"
     if isinstance(exc, FileNotFoundError | NotADirectoryError | IsADirectoryError):
         if exc.filename is None:
             return str(exc)

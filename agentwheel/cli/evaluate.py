@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agentwheel.cli.errors import fail, in_range, require_dir
+from agentwheel.cli.errors import disk_full, fail, in_range, require_dir
 from agentwheel.cli.eval_gate import gate_tasks
 from agentwheel.cli.task_input import read_task_set
 from agentwheel.core.messages import SamplingParams
@@ -206,6 +206,13 @@ def eval_command(
             raise typer.Exit(130) from None
         except ModelConfigError as exc:
             raise fail(f"{exc}; finished episodes are in {out}, rerun with --resume") from None
+        except OSError as exc:
+            if not disk_full(exc):
+                raise
+            raise fail(
+                f"no space left on the device: finished episodes are in {out}; free some "
+                "space, then rerun with --resume"
+            ) from None
     if summary["resumed_episodes"]:
         console.print(f"resumed: {summary['resumed_episodes']} episodes were already on disk")
     Console().print(pass_table(summary, f"{policy} on {tasks}"))

@@ -22,7 +22,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agentwheel.cli.config_file import load_schedule_config
-from agentwheel.cli.errors import UserErrorGroup, fail, require_dir
+from agentwheel.cli.errors import UserErrorGroup, disk_full, fail, require_dir
 from agentwheel.cli.progress import phase_bars
 from agentwheel.core.external_training import ExternalTrainer
 from agentwheel.core.resources import bundled_config, bundled_config_names
@@ -100,6 +100,13 @@ def run_with_progress(config: ScheduleConfig, out: Path, resume: bool) -> None:
             )
         except RunStateDamaged as exc:
             raise fail(str(exc)) from None
+        except OSError as exc:
+            if not disk_full(exc):
+                raise
+            raise fail(
+                f"no space left on the device: the run so far is in {out}; free some space, "
+                "then rerun with --resume"
+            ) from None
     table = Table(title=f"held-out pass^1 ({time.perf_counter() - start:.0f}s)")
     table.add_column("stage")
     table.add_column("pass^1", justify="right")
