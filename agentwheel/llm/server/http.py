@@ -70,6 +70,7 @@ class OpenAIServer:
         self.request_deadline_s = request_deadline_s
         self.max_connections = max_connections
         self.open_connections = 0
+        self._writers: set[asyncio.StreamWriter] = set()
         self._socket = _listening_socket(host, port)
         workers = workers or max(16, 2 * service.batcher.max_batch_size)
         self._pool = ThreadPoolExecutor(max_workers=workers, thread_name_prefix="openai-worker")
@@ -135,6 +136,8 @@ class OpenAIServer:
             ready.set()
         async with server:
             await self._stop.wait()
+            for writer in list(self._writers):  # keep-alive clients must not hold the stop
+                writer.close()
 
     async def _connection(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self.open_connections >= self.max_connections:
@@ -143,6 +146,7 @@ class OpenAIServer:
             writer.close()
             return
         self.open_connections += 1
+        self._writers.add(writer)
         try:
             while await self._exchange(reader, writer):
                 pass
@@ -150,6 +154,7 @@ class OpenAIServer:
             pass  # the client went away; nothing to answer
         finally:
             self.open_connections -= 1
+            self._writers.discard(writer)
             writer.close()
 
     async def _exchange(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> bool:
