@@ -205,6 +205,8 @@ def build_database(world: SqliteWorld) -> sqlite3.Connection:
 # about 10^5; an 8-way cross join of small tables is 10^9 and would run for minutes.
 SQL_STEP_BUDGET = 20_000_000
 _STEPS_PER_CHECK = 10_000
+# Rows one statement may return: no agent reads more, and each costs Python memory.
+MAX_RESULT_ROWS = 5_000
 
 
 def _step_budget(steps: int) -> Callable[[], int]:
@@ -256,7 +258,9 @@ def _run_statements(db: sqlite3.Connection, impl: SqlToolImpl, arguments: dict[s
             return tool_error("bad_arguments", f"missing argument(s) {missing}")
         cursor = db.execute(statement, arguments)
         if cursor.description is not None:
-            rows = [dict(r) for r in cursor.fetchall()]
+            rows = [dict(r) for r in cursor.fetchmany(MAX_RESULT_ROWS + 1)]
+            if len(rows) > MAX_RESULT_ROWS:
+                return tool_error("sql_error", f"more than {MAX_RESULT_ROWS:,} rows in the result")
             if impl.require_rows and not rows:
                 return tool_error("not_found", _not_found_detail(arguments))
         elif impl.require_rows and cursor.rowcount == 0:

@@ -56,3 +56,24 @@ def test_an_infinite_temperature_in_a_config_file_is_refused(tmp_path):
     (tmp_path / "tiny.yaml").write_text(bundled_config("tiny").read_text())
     line = error_line(["train", "--config", config, "--out", tmp_path / "run"])
     assert "rollout.temperature" in line and "must be a finite number, got inf" in line
+
+
+def test_a_task_whose_sql_is_a_huge_cross_join_is_rejected_by_validate(tmp_path):
+    from agentwheel.core.dataset import load_tasks
+    from tests.eval.test_eval_dir import RETAIL
+
+    task = load_tasks(RETAIL).tasks[0]
+    assert task.sqlite is not None
+    aliases = ", ".join(f"orders AS x{i}" for i in range(7))
+    join = (  # 20^7 rows counted for each order looked up
+        f"SELECT o.* FROM orders AS o WHERE o.order_id = :order_id "
+        f"AND (SELECT count(*) FROM {aliases}) > 0"
+    )
+    tools = {**task.sqlite.tools}
+    tools["get_order"] = tools["get_order"].model_copy(update={"sql": [join]})
+    world = task.sqlite.model_copy(update={"tools": tools})
+    path = tmp_path / "join.jsonl"
+    path.write_text(task.model_copy(update={"sqlite": world}).model_dump_json() + "\n")
+    result = runner.invoke(app, ["validate", str(path)])
+    assert result.exit_code == 1, result.output
+    assert "budget" in " ".join(result.output.split())

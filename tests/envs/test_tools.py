@@ -279,3 +279,16 @@ def test_a_cross_join_past_the_step_budget_is_a_sql_error_and_the_database_stays
     }
     small = SqlToolImpl(sql=["SELECT count(*) AS n FROM items AS a, items AS b"], returns="row")
     assert run_sql_tool(db, small, {}) == {"n": 144}
+
+
+def test_a_result_past_the_row_cap_is_a_sql_error():
+    rows = [[f"I-{i}", i] for i in range(80)]
+    world = ITEMS.model_copy(
+        update={"tables": {"items": SqlTable(columns=["item_id", "qty"], rows=rows)}}
+    )
+    db = build_database(world)
+    pairs = SqlToolImpl(sql=["SELECT a.item_id, b.qty FROM items AS a, items AS b"])
+    out = run_sql_tool(db, pairs, {})  # 6,400 rows
+    assert out["error"] == "sql_error" and "more than 5,000 rows" in out["detail"]
+    some = SqlToolImpl(sql=["SELECT a.item_id FROM items AS a, items AS b WHERE b.qty < 50"])
+    assert len(run_sql_tool(db, some, {})) == 4000
