@@ -181,6 +181,13 @@ def run_llm_expander(source: str | None, teacher: str, out: Path, seed: int) -> 
     if rejected:
         print_workflow_rejections(rejected)
         raise fail(f"{len(rejected)} workflow file(s) rejected (listed above)")
+    if manifest.tasks_kept == 0:
+        # A teacher that is down or answers garbage rejects every item: not a success.
+        first = str(rejections[-1]) if rejections else "nothing to expand"
+        raise fail(
+            f"no tasks kept from teacher {teacher}: {first} "
+            f"(every rejection: {out / 'rejections.jsonl'}; rerun to retry)"
+        )
 
 
 @app.command("validate")
@@ -271,11 +278,14 @@ def evolve_agentic_command(
     ] = "deepen,lookup",
 ) -> None:
     """Grow deeper trees where the policy fails or saturates; keep the learnable band."""
+    from agentwheel.eval.evaluate import UnreadableSummary, read_summary
     from agentwheel.flywheels.agentic.evolve import OPERATORS, evolve_agentic
     from agentwheel.specs import SpecError, load_policy
 
-    if not (report / "summary.json").exists():
-        raise fail(f"{report} has no summary.json: run `agentwheel eval --out {report}` first")
+    try:
+        read_summary(report)
+    except UnreadableSummary as exc:
+        raise fail(str(exc)) from None
     source = workflows_source(workflows)
     require_dir(out)
     chosen = [o.strip() for o in operators.split(",") if o.strip()]

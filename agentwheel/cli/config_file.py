@@ -18,6 +18,7 @@ from pydantic import BaseModel, ValidationError
 
 from agentwheel.cli.errors import UserError
 from agentwheel.core.resources import find_config
+from agentwheel.core.yaml_text import load_yaml
 from agentwheel.flywheels.agentic.workflow_loader import load_workflows
 from agentwheel.train.config import KnobOutOfRange
 from agentwheel.train.model_factory import MODEL_FACTORIES
@@ -45,7 +46,10 @@ def read_checked_config(
         path = find_config(name_or_path)
     except FileNotFoundError as exc:
         raise UserError(f"{exc}: pass a YAML file or one of the bundled names") from None
-    raw = resolve_extends(read_mapping(path), path, read_mapping)
+    try:
+        raw = resolve_extends(read_mapping(path), path, read_mapping)
+    except ValueError as exc:  # a cycle of `extends:`
+        raise UserError(str(exc)) from None
     if schema is ScheduleConfig and STUDY_KEY in raw:
         raise UserError(
             f"{path} is a learning-study config, not a training schedule: run "
@@ -111,6 +115,8 @@ def located_problem(error: Any) -> tuple[list[str], str]:
         return key, f"must be {BOUND_TEXT[kind]} {bound}, got {error['input']}"
     if kind == "value_error" and cause is not None:
         return key, str(cause)
+    if kind == "finite_number":
+        return key, f"must be a finite number, got {error['input']}"
     return key, error["msg"]
 
 
@@ -162,7 +168,7 @@ def check_names(config: ScheduleConfig, path: Path, overrides: Sequence[str]) ->
 
 def read_mapping(path: Path) -> dict[str, Any]:
     try:
-        raw = yaml.safe_load(path.read_text(encoding="utf-8"))
+        raw = load_yaml(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = f" at line {mark.line + 1}" if mark is not None else ""

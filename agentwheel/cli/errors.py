@@ -9,6 +9,8 @@ command. Set AGENTWHEEL_TRACEBACK=1 to see the traceback instead.
 
 from __future__ import annotations
 
+import errno
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -43,10 +45,19 @@ def require_dir(path: Path, option: str = "--out") -> None:
         raise fail(f"{option} {path} is a file: pass a directory (it is created if missing)")
 
 
+def disk_full(exc: BaseException) -> bool:
+    """Whether `exc` is the disk (or the user's quota) running out of space."""
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+
+
 def describe(exc: BaseException) -> str | None:
-    """The one-line message for a user's mistake; None for anything else (a bug)."""
+    """The one-line message for a user's mistake or the machine's state; None for anything
+    else (a bug)."""
     if isinstance(exc, UserError | SpecError | ExternalTrainingFailed):
         return str(exc)
+    if disk_full(exc):
+        where = f" writing {exc.filename}" if getattr(exc, "filename", None) else ""  # type: ignore[attr-defined]
+        return f"no space left on the device{where}: free some space, then rerun"
     if isinstance(exc, FileNotFoundError | NotADirectoryError | IsADirectoryError):
         if exc.filename is None:
             return str(exc)
@@ -74,7 +85,7 @@ def in_range(
 ) -> Callable[[Any], Any]:
     """An option callback that refuses a number outside [min, max] (min excluded when
     `min_open`) as a usage error naming the value and the range; typer's own `min=` and
-    `max=` name only the bound. None (an option left unset) passes."""
+    `max=` name only the bound. None (an option left unset) passes; nan and inf do not."""
     if max is None:
         text = f"x>{min}" if min_open else f"x>={min}"
     else:
@@ -84,6 +95,8 @@ def in_range(
     def check(value: Any) -> Any:
         if value is None:
             return value
+        if isinstance(value, float) and not math.isfinite(value):
+            raise typer.BadParameter(f"{value} is not a finite number.")
         below = min is not None and (value <= min if min_open else value < min)
         if below or (max is not None and value > max):
             raise typer.BadParameter(f"{value} is not in the range {text}.")

@@ -12,7 +12,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from rich.table import Table
 
-from agentwheel.cli.errors import fail, in_range, require_dir
+from agentwheel.cli.errors import disk_full, fail, in_range, require_dir
 from agentwheel.cli.eval_gate import gate_tasks
 from agentwheel.cli.task_input import read_task_set
 from agentwheel.core.messages import SamplingParams
@@ -100,7 +100,7 @@ def eval_command(
         float | None,
         typer.Option(
             callback=in_range(0, min_open=True),
-            help="Seconds per request to an openai: policy (> 0).",
+            help="Seconds an openai: policy request may take, whole reply included, per attempt (> 0).",
         ),
     ] = None,
     max_retries: Annotated[
@@ -119,6 +119,7 @@ def eval_command(
     ] = True,
 ) -> None:
     """Run a policy on agentic tasks and report state-verified pass^k."""
+    from agentwheel.core.dir_lock import DirectoryBusy
     from agentwheel.envs.tool_simulator import LLMToolSimulator
     from agentwheel.eval.evaluate import SUMMARY, ResumeMismatch, run_eval
     from agentwheel.llm.openai_compat import ModelConfigError
@@ -198,13 +199,20 @@ def eval_command(
                 on_episode=tick,
                 tool_simulator=tool_sim,
             )
-        except (FileExistsError, ResumeMismatch) as exc:
+        except (FileExistsError, ResumeMismatch, DirectoryBusy) as exc:
             raise fail(str(exc)) from None
         except KeyboardInterrupt:
             console.print(f"interrupted: finished episodes are in {out}; rerun with --resume")
             raise typer.Exit(130) from None
         except ModelConfigError as exc:
             raise fail(f"{exc}; finished episodes are in {out}, rerun with --resume") from None
+        except OSError as exc:
+            if not disk_full(exc):
+                raise
+            raise fail(
+                f"no space left on the device: finished episodes are in {out}; free some "
+                "space, then rerun with --resume"
+            ) from None
     if summary["resumed_episodes"]:
         console.print(f"resumed: {summary['resumed_episodes']} episodes were already on disk")
     Console().print(pass_table(summary, f"{policy} on {tasks}"))

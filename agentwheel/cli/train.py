@@ -22,11 +22,12 @@ from rich.console import Console
 from rich.table import Table
 
 from agentwheel.cli.config_file import load_schedule_config
-from agentwheel.cli.errors import UserErrorGroup, fail, require_dir
+from agentwheel.cli.errors import UserErrorGroup, disk_full, fail, require_dir
 from agentwheel.cli.progress import phase_bars
 from agentwheel.core.external_training import ExternalTrainer
 from agentwheel.core.resources import bundled_config, bundled_config_names
 from agentwheel.train.config import describe
+from agentwheel.train.run_state import RunStateDamaged
 from agentwheel.train.schedule import run_schedule
 from agentwheel.train.schedule_config import ScheduleConfig
 
@@ -88,14 +89,24 @@ def run_with_progress(config: ScheduleConfig, out: Path, resume: bool) -> None:
     print_config(config)
     with phase_bars(console) as (progress, on_progress):
         start = time.perf_counter()
-        state = run_schedule(
-            config,
-            out,
-            resume=resume,
-            progress=on_progress,
-            log=progress.console.print,
-            external=external_trainer(config, progress.console.print),
-        )
+        try:
+            state = run_schedule(
+                config,
+                out,
+                resume=resume,
+                progress=on_progress,
+                log=progress.console.print,
+                external=external_trainer(config, progress.console.print),
+            )
+        except RunStateDamaged as exc:
+            raise fail(str(exc)) from None
+        except OSError as exc:
+            if not disk_full(exc):
+                raise
+            raise fail(
+                f"no space left on the device: the run so far is in {out}; free some space, "
+                "then rerun with --resume"
+            ) from None
     table = Table(title=f"held-out pass^1 ({time.perf_counter() - start:.0f}s)")
     table.add_column("stage")
     table.add_column("pass^1", justify="right")

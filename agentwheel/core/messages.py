@@ -65,7 +65,7 @@ class Message(BaseModel):
 class SamplingParams(BaseModel):
     """How a chat model samples; values no back-end can honour are refused when built."""
 
-    model_config = ConfigDict(frozen=True)
+    model_config = ConfigDict(frozen=True, allow_inf_nan=False)
 
     max_new_tokens: int = Field(256, ge=1)
     temperature: float = Field(0.0, ge=0.0)  # 0 = greedy

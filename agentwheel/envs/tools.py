@@ -215,12 +215,34 @@ def build_database(world: SqliteWorld) -> sqlite3.Connection:
     return db
 
 
+# SQLite virtual-machine steps one tool call may take: a scan of a 10,000-row table is
+# about 10^5; an 8-way cross join of small tables is 10^9 and would run for minutes.
+SQL_STEP_BUDGET = 20_000_000
+_STEPS_PER_CHECK = 10_000
+# Rows one statement may return: no agent reads more, and each costs Python memory.
+MAX_RESULT_ROWS = 5_000
+
+
+def _step_budget(steps: int) -> Callable[[], int]:
+    """A progress handler that interrupts the statement running once `steps` are spent."""
+    checks_left = steps // _STEPS_PER_CHECK
+
+    def spend() -> int:
+        nonlocal checks_left
+        checks_left -= 1
+        return 1 if checks_left < 0 else 0
+
+    return spend
+
+
 def run_sql_tool(db: sqlite3.Connection, impl: SqlToolImpl, arguments: dict[str, Any]) -> Any:
-    """Run a tool's statements in one transaction with the arguments bound by name.
+    """Run a tool's statements in one transaction with the arguments bound by name, within
+    `SQL_STEP_BUDGET` SQLite steps.
 
     Never raises: a statement that fails (a driver error, an authorizer denial, a value
-    the driver cannot bind) rolls the transaction back and becomes a `sql_error`, so the
-    database stays usable for the next call."""
+    the driver cannot bind, the step budget spent) rolls the transaction back and becomes
+    a `sql_error`, so the database stays usable for the next call."""
+    db.set_progress_handler(_step_budget(SQL_STEP_BUDGET), _STEPS_PER_CHECK)
     try:
         db.execute("BEGIN")
         output = _run_statements(db, impl, arguments)
@@ -230,8 +252,16 @@ def run_sql_tool(db: sqlite3.Connection, impl: SqlToolImpl, arguments: dict[str,
     except Exception as exc:
         if db.in_transaction:
             db.execute("ROLLBACK")
-        return tool_error("sql_error", f"{type(exc).__name__}: {exc}")
+        return tool_error("sql_error", _sql_error_detail(exc))
+    finally:
+        db.set_progress_handler(None, 0)
     return output
+
+
+def _sql_error_detail(exc: Exception) -> str:
+    if isinstance(exc, sqlite3.OperationalError) and str(exc) == "interrupted":
+        return f"stopped: the statement ran past the budget of {SQL_STEP_BUDGET:,} SQLite steps"
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _run_statements(db: sqlite3.Connection, impl: SqlToolImpl, arguments: dict[str, Any]) -> Any:
@@ -242,7 +272,9 @@ def _run_statements(db: sqlite3.Connection, impl: SqlToolImpl, arguments: dict[s
             return tool_error("bad_arguments", f"missing argument(s) {missing}")
         cursor = db.execute(statement, arguments)
         if cursor.description is not None:
-            rows = [dict(r) for r in cursor.fetchall()]
+            rows = [dict(r) for r in cursor.fetchmany(MAX_RESULT_ROWS + 1)]
+            if len(rows) > MAX_RESULT_ROWS:
+                return tool_error("sql_error", f"more than {MAX_RESULT_ROWS:,} rows in the result")
             if impl.require_rows and not rows:
                 return tool_error("not_found", _not_found_detail(arguments))
         elif impl.require_rows and cursor.rowcount == 0:

@@ -4,7 +4,9 @@ Traces are appended one JSON line per finished episode and flushed as they finis
 killed run loses at most the episodes in flight. `resume=True` skips (task, trial) pairs
 already on disk, but only when they were made with the same settings (policy, back-end,
 user, sampling, limits: recorded in `eval_key.json`), and runs again the episodes that
-ended on a model or user-simulator failure (a server outage is not a result).
+ended on a model or user-simulator failure (a server outage is not a result), and only
+into a traces file of the same task set. One run writes to a directory at a time (a lock
+in it), so two resumed runs never run every episode twice.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from pydantic import BaseModel
 
 from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.dataset import LoadError
+from agentwheel.core.dir_lock import directory_lock
 from agentwheel.core.jsonl import end_torn_tail, read_jsonl
 from agentwheel.core.run_settings import changed_settings
 from agentwheel.core.stats import mean
@@ -40,6 +43,29 @@ FAILED_TERMINATIONS = frozenset({"model_error", "user_error"})
 
 class ResumeMismatch(ValueError):
     """Traces on disk were made with other settings than this run's."""
+
+
+class UnreadableSummary(ValueError):
+    """A summary.json that is not the one an eval run writes."""
+
+
+def read_summary(run_dir: Path) -> dict[str, Any]:
+    """An eval run's summary.json; `UnreadableSummary` says what is wrong with it (missing,
+    not JSON, not a mapping, no `tasks`)."""
+    path = run_dir / SUMMARY
+    try:
+        summary = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise UnreadableSummary(
+            f"{run_dir} has no {SUMMARY}: run `agentwheel eval --out {run_dir}` first"
+        ) from None
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise UnreadableSummary(f"{path} is not valid JSON ({exc}): rerun the eval") from None
+    if not isinstance(summary, dict) or not isinstance(summary.get("tasks"), str):
+        raise UnreadableSummary(
+            f"{path} is not an eval summary (it names no evaluated `tasks`): rerun the eval"
+        )
+    return summary
 
 
 class ResumeState(BaseModel):
@@ -176,7 +202,28 @@ def run_eval(
     on_episode: Callable[[Trajectory], None] | None = None,
     tool_simulator: ToolSimulator | None = None,
 ) -> dict[str, Any]:
-    """Run k trials per task (skipping finished ones when resuming) and write summary.json."""
+    """Run k trials per task (skipping finished ones when resuming) and write summary.json.
+    Holds `out`'s lock throughout: a second run on `out` raises `DirectoryBusy`."""
+    with directory_lock(out):
+        return _run_eval(
+            tasks, policy, user, k, out, config, resume, meta, load_errors, on_episode,
+            tool_simulator,
+        )  # fmt: skip
+
+
+def _run_eval(
+    tasks: Sequence[Task],
+    policy: Policy,
+    user: UserSimulator,
+    k: int,
+    out: Path,
+    config: RunnerConfig,
+    resume: bool,
+    meta: dict[str, Any] | None,
+    load_errors: Sequence[LoadError],
+    on_episode: Callable[[Trajectory], None] | None,
+    tool_simulator: ToolSimulator | None,
+) -> dict[str, Any]:
     traces_path = out / TRACES
     if traces_path.exists() and not resume:
         raise FileExistsError(
@@ -189,6 +236,12 @@ def run_eval(
     write_text_atomic(out / EVAL_KEY, json.dumps(key, indent=2, ensure_ascii=False))
     state = read_traces(traces_path) if resume else ResumeState(done=[])
     wanted = {t.id for t in tasks}
+    foreign = sorted({t.task_id for t in state.done} - wanted)
+    if foreign:
+        raise ResumeMismatch(
+            f"{traces_path} holds episodes of {len(foreign)} tasks not in this task set "
+            f"(e.g. {foreign[0]}): resume with the tasks it was made with, or use another --out"
+        )
     done = [t for t in latest_results(state.done) if t.task_id in wanted and t.trial < k]
     finished_keys = {(t.task_id, t.trial) for t in done}
     retried = len(

@@ -1,11 +1,14 @@
 """One model's `openai.AsyncOpenAI` client and what each request it sends comes to.
 
-The SDK does the transport: connections, timeouts, and retries (`max_retries`) on 429,
-5xx, 408/409, timeouts and connection errors, with exponential backoff and jitter, waiting
-what a `Retry-After` header asks for. This module adds three things the SDK leaves to its
-caller: a bound on requests in flight, the reason every retried attempt failed (the SDK
-keeps no such count; run reports show it), and the mapping of the SDK's exceptions to a
-typed `Exchange` instead of an exception.
+The SDK does the transport: connections, and retries (`max_retries`) on 429, 5xx,
+408/409, timeouts and connection errors, with exponential backoff and jitter, waiting
+what a `Retry-After` header asks for. This module adds what the SDK leaves to its caller:
+a bound on requests in flight; a deadline on each HTTP attempt as a whole (httpx's
+timeouts bound each read, so a server that trickles a byte at a time never trips them);
+a cap on the reply body after decompression (a small gzip body can inflate to
+gigabytes); the reason every retried attempt failed (the SDK keeps no such count; run
+reports show it); and the mapping of the SDK's exceptions to a typed `Exchange` instead
+of an exception.
 """
 
 from __future__ import annotations
@@ -26,6 +29,8 @@ _ATTEMPT_LOG: contextvars.ContextVar[list[str] | None] = contextvars.ContextVar(
     "agentwheel_openai_attempt_log", default=None
 )
 SUCCESS = "ok"
+# A chat reply is kilobytes; this is room for the longest context with logprobs.
+MAX_REPLY_BYTES = 64 * 1024 * 1024
 
 
 @dataclass(frozen=True)
@@ -64,7 +69,9 @@ class ChatClient:
         # alive across calls. Not the older httpx: its pool rescans every connection for
         # every request, milliseconds of CPU per request at 32 in flight.
         limits = httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-        http_client = _AttemptLoggingClient(timeout=timeout_s, limits=limits, follow_redirects=True)
+        http_client = _AttemptLoggingClient(
+            deadline_s=timeout_s, timeout=timeout_s, limits=limits, follow_redirects=True
+        )
         self._sdk = openai.AsyncOpenAI(
             api_key=api_key,
             base_url=base_url,
@@ -109,15 +116,26 @@ class ChatClient:
         await self._sdk.close()
 
 
-class _AttemptLoggingClient(httpx2.AsyncClient):
-    """Notes in the current request's attempt log how each HTTP attempt ended. The SDK
-    sends every attempt through `send`, which also reads the body, so a body cut off
-    mid-way is noted here too."""
+class ReplyTooLarge(httpx2.DecodingError):
+    """A reply body past `MAX_REPLY_BYTES` once decompressed."""
 
-    async def send(self, request: httpx2.Request, **kwargs: Any) -> httpx2.Response:
+
+class _AttemptLoggingClient(httpx2.AsyncClient):
+    """Sends each HTTP attempt within `deadline_s` from the first byte out to the last
+    byte in, reads the body with a cap on its decompressed size, and notes in the current
+    request's attempt log how the attempt ended. The SDK sends every attempt through
+    `send`, so a body cut off, too slow or too large is noted here too."""
+
+    def __init__(self, *, deadline_s: float, **kwargs: Any):
+        super().__init__(**kwargs)
+        self.deadline_s = deadline_s
+
+    async def send(
+        self, request: httpx2.Request, *, stream: bool = False, **kwargs: Any
+    ) -> httpx2.Response:
         log = _ATTEMPT_LOG.get()
         try:
-            response = await super().send(request, **kwargs)
+            response = await self._send_within_deadline(request, stream, **kwargs)
         except httpx2.RequestError as exc:
             if log is not None:
                 log.append(_transport_reason(exc))
@@ -126,6 +144,37 @@ class _AttemptLoggingClient(httpx2.AsyncClient):
             status = response.status_code
             log.append(SUCCESS if status < 400 else f"http_{status}")
         return response
+
+    async def _send_within_deadline(
+        self, request: httpx2.Request, stream: bool, **kwargs: Any
+    ) -> httpx2.Response:
+        try:
+            async with asyncio.timeout(self.deadline_s):
+                response = await super().send(request, stream=True, **kwargs)
+                if not stream:
+                    await _read_capped(response, MAX_REPLY_BYTES)
+        except TimeoutError:
+            message = f"no complete response within {self.deadline_s:g}s"
+            raise httpx2.ReadTimeout(message, request=request) from None
+        return response
+
+
+async def _read_capped(response: httpx2.Response, limit: int) -> None:
+    """Read `response`'s body, decompressed, into `response.content`; raise
+    `ReplyTooLarge` as soon as it passes `limit` bytes."""
+    parts: list[bytes] = []
+    size = 0
+    try:
+        async for part in response.aiter_bytes():
+            size += len(part)
+            if size > limit:
+                raise ReplyTooLarge(
+                    f"reply body over {limit:,} bytes decompressed", request=response.request
+                )
+            parts.append(part)
+    finally:
+        await response.aclose()
+    response._content = b"".join(parts)
 
 
 def _transport_reason(exc: BaseException) -> str:

@@ -229,7 +229,8 @@ class OpenAIChatModel:
     The SDK retries 429, 5xx, 408/409, timeouts and connection errors up to `max_retries`
     times with exponential backoff and jitter, waiting what `Retry-After` asks (up to the
     SDK's limit of two minutes; a server that asks for longer gets no retry). `timeout_s`
-    bounds each connect, read and write of an attempt. A request that still fails, or
+    bounds each attempt as a whole, from connect to the last byte of the reply, and a
+    reply over `MAX_REPLY_BYTES` decompressed is refused. A request that still fails, or
     whose body is not a chat completion, comes back as a completion with
     `finish_reason == "error"` and `error` saying why. 401/403/404 raise
     `ModelConfigError`. The API key is read once from `$api_key_env` (a placeholder is

@@ -11,6 +11,8 @@ from typing import Any
 
 import yaml
 
+from agentwheel.core.yaml_text import load_yaml
+
 
 def split_spec_options(target: str) -> tuple[str, dict[str, Any]]:
     """`"path?enable_thinking=false"` → `("path", {"enable_thinking": False})`.
@@ -28,7 +30,7 @@ def split_spec_options(target: str) -> tuple[str, dict[str, Any]]:
                 "(e.g. hf:Qwen/Qwen3-1.7B?enable_thinking=false)"
             )
         try:
-            options[name] = yaml.safe_load(raw) if raw else ""
+            options[name] = load_yaml(raw) if raw else ""
         except yaml.YAMLError:
             options[name] = raw
     return path, options

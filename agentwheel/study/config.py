@@ -11,10 +11,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentwheel.core.task import BRANCH_KINDS
+from agentwheel.core.yaml_text import load_yaml
 from agentwheel.train.rounds.agentic import AgenticRound
 from agentwheel.train.schedule_config import ScheduleConfig, apply_overrides
 
@@ -108,7 +108,7 @@ def study_config_problems(config: StudyConfig) -> list[str]:
 
 
 def load_study_config(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) -> StudyConfig:
-    raw = yaml.safe_load(Path(path).read_text()) or {}
+    raw = load_yaml(Path(path).read_text()) or {}
     return StudyConfig.model_validate(apply_overrides(raw, overrides))
 
 

@@ -28,7 +28,6 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, Field
 
 from agentwheel.core.atomic import write_text_atomic
@@ -36,6 +35,7 @@ from agentwheel.core.dataset import load_tasks
 from agentwheel.core.machine import machine_facts
 from agentwheel.core.messages import SamplingParams
 from agentwheel.core.task import Task
+from agentwheel.core.yaml_text import load_yaml
 from agentwheel.envs.agent import Policy
 from agentwheel.eval.evaluate import EVAL_KEY, TRACES
 from agentwheel.study.arm_evals import (
@@ -98,7 +98,7 @@ class StudyRun:
         )
         saved = self.dir / "config.yaml"
         if resume and saved.exists():
-            config = StudyConfig.model_validate(yaml.safe_load(saved.read_text()))
+            config = StudyConfig.model_validate(load_yaml(saved.read_text()))
         self.config = config
         self.dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(saved, config.to_yaml())

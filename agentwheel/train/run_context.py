@@ -12,13 +12,13 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.messages import SamplingParams
 from agentwheel.core.run_layout import ROUNDS_DIR, round_dir_name
+from agentwheel.core.yaml_text import load_yaml
 from agentwheel.flywheels.agentic.synth import TASKS
 from agentwheel.train.checkpoint import (
+    RUN_STATE,
     TrainerState,
     crash_point,
     load_checkpoint,
@@ -32,7 +32,7 @@ from agentwheel.train.grpo import GRPOTrainer
 from agentwheel.train.metrics_log import MetricsLog
 from agentwheel.train.model_factory import build_model
 from agentwheel.train.rollout import TurnSeededPolicy, rollout_seed
-from agentwheel.train.run_state import RunState
+from agentwheel.train.run_state import RunState, RunStateDamaged
 from agentwheel.train.schedule_config import ScheduleConfig
 
 StepHook = Callable[[dict[str, Any]], None]
@@ -56,9 +56,7 @@ class RunContext:
         self.on_step = on_step
         self.progress = progress
         self.log = log
-        self.state = RunState.load(self.dir, resume)
-        if resume:
-            self._reconcile_with_checkpoints()
+        self.state = self._load_state(resume)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.config = config = self._saved_config(config) if resume else config
         write_text_atomic(self.dir / "config.yaml", config.to_yaml())
@@ -86,6 +84,26 @@ class RunContext:
             config.model.generation, self.model, self._trained_module, self._initial_model_dir
         )
 
+    def _load_state(self, resume: bool) -> RunState:
+        """The committed state; a damaged state.json is replaced by the run state saved
+        with the newest checkpoint, and is an error (`RunStateDamaged`) without one."""
+        try:
+            self.state = RunState.load(self.dir, resume)
+            damaged = None
+        except RunStateDamaged as exc:
+            self.state, damaged = RunState(), exc
+        fresh = self.state
+        if resume:
+            self._reconcile_with_checkpoints()
+        if damaged is not None:
+            if self.state is fresh:
+                raise RunStateDamaged(
+                    f"{damaged} and no checkpoint holds a run state to resume from: "
+                    "restore the file, or start a new run directory"
+                )
+            self.note(f"{damaged}; resumed from the run state saved with the checkpoint")
+        return self.state
+
     def _reconcile_with_checkpoints(self) -> None:
         """A step commits in its checkpoint first (with the run state inside) and in
         state.json after: a kill between the two, inside the checkpoint's own commit, or a
@@ -94,24 +112,33 @@ class RunContext:
         notes = [recovered] if recovered else []
         point = resume_point(self.dir / "checkpoints" / "last")
         notes += point.notes
-        if point.run_state is not None:
-            saved = RunState.model_validate_json(point.run_state)
-            if point.fell_back or saved.global_step > self.state.global_step:
-                notes.append(
-                    f"resumed from the run state saved with the checkpoint at global step "
-                    f"{saved.global_step} (state.json was at {self.state.global_step})"
-                )
-                saved.notes = self.state.notes
-                self.state = saved
+        saved = self._checkpoint_run_state(point.run_state, notes)
+        if saved is not None and (point.fell_back or saved.global_step > self.state.global_step):
+            notes.append(
+                f"resumed from the run state saved with the checkpoint at global step "
+                f"{saved.global_step} (state.json was at {self.state.global_step})"
+            )
+            saved.notes = self.state.notes
+            self.state = saved
         for text in notes:
             self.note(text)
+
+    def _checkpoint_run_state(self, saved: str | None, notes: list[str]) -> RunState | None:
+        if saved is None:
+            return None
+        where = str(self.dir / "checkpoints" / "last" / RUN_STATE)
+        try:
+            return RunState.parse_saved(saved, where)
+        except RunStateDamaged as exc:
+            notes.append(f"{exc}; resuming from state.json")
+            return None
 
     def _saved_config(self, config: ScheduleConfig) -> ScheduleConfig:
         """A resumed run keeps the config it started with."""
         path = self.dir / "config.yaml"
         if not path.exists():
             return config
-        saved = ScheduleConfig.model_validate(yaml.safe_load(path.read_text()))
+        saved = ScheduleConfig.model_validate(load_yaml(path.read_text()))
         if saved != config:
             self.log("note: the config differs from the run's saved config; using the saved one")
         return saved

@@ -10,12 +10,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, ValidationError
 
 from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.run_layout import STATE
 
 __all__ = ["STATE", "RunState", "truncate_to_committed"]
+
+
+class RunStateDamaged(ValueError):
+    """A state.json that does not parse (cut short, edited, overwritten)."""
 
 
 class RunState(BaseModel):
@@ -36,7 +40,19 @@ class RunState(BaseModel):
         path = run_dir / STATE
         if path.exists() and not resume:
             raise FileExistsError(f"{path} exists: resume it, or pick another run dir")
-        return cls.model_validate_json(path.read_text()) if resume and path.exists() else cls()
+        if not (resume and path.exists()):
+            return cls()
+        return cls.parse_saved(path.read_bytes(), str(path))
+
+    @classmethod
+    def parse_saved(cls, saved: str | bytes, where: str) -> RunState:
+        """A state as saved (state.json, or the copy a checkpoint keeps); `RunStateDamaged`
+        names the file and its first problem when it does not parse."""
+        try:
+            return cls.model_validate_json(saved)
+        except ValidationError as exc:
+            problem = exc.errors()[0]["msg"]
+            raise RunStateDamaged(f"{where} is damaged ({problem})") from None
 
     def commit(self, run_dir: Path) -> None:
         write_text_atomic(run_dir / STATE, self.model_dump_json(indent=2))

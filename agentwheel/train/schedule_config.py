@@ -25,6 +25,7 @@ from pydantic import (
 )
 
 from agentwheel.core.task import BranchKind
+from agentwheel.core.yaml_text import load_yaml
 from agentwheel.envs.runner import RunnerConfig
 from agentwheel.train.config import GRPOConfig, SFTConfig
 from agentwheel.train.generation import GenerationSettings
@@ -33,7 +34,8 @@ from agentwheel.train.rounds.registry import parse_rounds
 
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+    # No knob of a run means anything at inf or nan (YAML reads `.inf` and `.nan`).
+    model_config = ConfigDict(extra="forbid", allow_inf_nan=False)
 
 
 def _reject_unknown_fields(cls: type, value: Any) -> Any:
@@ -260,7 +262,7 @@ def parse_override(text: str) -> tuple[list[str], Any]:
     if "=" not in text:
         raise ValueError(f"override {text!r} is not key.path=value")
     key, raw = text.split("=", 1)
-    return key.strip().split("."), yaml.safe_load(raw)
+    return key.strip().split("."), load_yaml(raw)
 
 
 def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, Any]:
@@ -280,20 +282,27 @@ def apply_overrides(raw: dict[str, Any], overrides: Sequence[str]) -> dict[str, 
 EXTENDS = "extends"
 
 
-def resolve_extends(raw: dict[str, Any], path: Path, read: Any = None) -> dict[str, Any]:
+def resolve_extends(
+    raw: dict[str, Any], path: Path, read: Any = None, chain: tuple[Path, ...] = ()
+) -> dict[str, Any]:
     """A config with `extends: other.yaml` (a path relative to its own file) is that file's
     config with this one's keys merged over it, mapping by mapping (a list replaces the
-    list it overrides). `read(path)` reads a file as a mapping (default: plain YAML)."""
+    list it overrides). `read(path)` reads a file as a mapping (default: plain YAML).
+    A config that extends itself, directly or through others, raises `ValueError`."""
     parent_name = raw.pop(EXTENDS, None)
     if parent_name is None:
         return raw
-    reader = read or (lambda p: yaml.safe_load(Path(p).read_text()) or {})
+    reader = read or (lambda p: load_yaml(Path(p).read_text()) or {})
+    chain = (*chain, Path(path).resolve())
     parent_path = (path.parent / str(parent_name)).resolve()
+    if parent_path in chain:
+        cycle = " -> ".join(str(p) for p in (*chain, parent_path))
+        raise ValueError(f"configs extend each other in a cycle: {cycle}")
     if not parent_path.exists():
         raise FileNotFoundError(
             2, f"{path}: extends a config that does not exist", str(parent_path)
         )
-    parent = resolve_extends(reader(parent_path), parent_path, reader)
+    parent = resolve_extends(reader(parent_path), parent_path, reader, chain)
     return _merged(parent, raw)
 
 
@@ -308,5 +317,5 @@ def _merged(base: dict[str, Any], over: dict[str, Any]) -> dict[str, Any]:
 
 
 def load_config(path: str | Path, overrides: Sequence[str] = ()) -> ScheduleConfig:
-    raw = resolve_extends(yaml.safe_load(Path(path).read_text()) or {}, Path(path))
+    raw = resolve_extends(load_yaml(Path(path).read_text()) or {}, Path(path))
     return ScheduleConfig.model_validate(apply_overrides(raw, overrides))

@@ -103,6 +103,8 @@ BAD_CONFIG_VALUES = [
     ("seed", "-1", ">= 0"),
     ("rounds.0.group_size", "1", ">= 2"),
     ("model.generation.max_model_len", "0", ">= 1"),
+    ("rollout.temperature", "inf", "a finite number"),
+    ("eval.temperature", "nan", "a finite number"),
 ]
 
 
@@ -113,6 +115,15 @@ def test_a_config_value_out_of_range_names_key_value_and_range(key, value, allow
     message = str(caught.value)
     assert key in message and f"got {value}" in message and allowed in message, message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("value", ["nan", "inf", "-inf"])
+def test_a_temperature_that_is_not_finite_is_a_usage_error(tmp_path, value):
+    result = runner.invoke(app, [*EVAL, "--temperature", value, "--out", str(tmp_path / "o")])
+    assert result.exit_code == 2, result.output
+    text = " ".join(result.output.split())
+    assert "--temperature" in text and "not a finite number" in text, text
+    assert not (tmp_path / "o").exists()
 
 
 def test_train_reports_a_bad_config_value_on_one_line(tmp_path):

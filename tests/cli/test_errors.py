@@ -77,7 +77,11 @@ def test_evolve_agentic(tmp_path):
     args = ["evolve", "agentic", "--report", str(tmp_path), "--out", str(tmp_path / "o")]
     no_report = error_line(args)
     assert "has no summary.json" in no_report and "agentwheel eval --out" in no_report
-    (tmp_path / "summary.json").write_text(json.dumps({}))
+    for damaged in ('{"tasks": "retail", "k": ', "[]", "{}", '{"tasks": 3}', "\xff"):
+        (tmp_path / "summary.json").write_text(damaged, encoding="latin-1")
+        line = error_line(args)
+        assert "summary.json" in line and ("not valid JSON" in line or "not an eval" in line)
+    (tmp_path / "summary.json").write_text(json.dumps({"tasks": "retail"}))
     assert "unknown policy 'gpt'" in error_line([*args, "--policy", "gpt"])
     operators = usage_error([*args, "--operators", "widen"])
     assert "--operators" in operators and "deepen, lookup" in operators

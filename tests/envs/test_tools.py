@@ -259,3 +259,36 @@ def test_a_bare_count_of_a_task_table_is_allowed():
     assert run_sql_tool(db, count, {}) == {"n": 2}
     with pytest.raises(sqlite3.DatabaseError, match="not authorized"):
         db.execute("SELECT COUNT(*) FROM sqlite_master")
+
+
+def test_a_cross_join_past_the_step_budget_is_a_sql_error_and_the_database_stays_usable():
+    # An 8-way cross join of a 12-row table: 4 * 10^8 rows, minutes of CPU unbounded.
+    rows = [[f"I-{i}", i] for i in range(12)]
+    world = ITEMS.model_copy(
+        update={"tables": {"items": SqlTable(columns=["item_id", "qty"], rows=rows)}}
+    )
+    db = build_database(world)
+    tables = ", ".join(f"items AS t{i}" for i in range(8))
+    join = SqlToolImpl(sql=[f"SELECT count(*) AS n FROM {tables}"], returns="row")
+    out = run_sql_tool(db, join, {})
+    assert out["error"] == "sql_error" and "budget" in out["detail"]
+    assert not db.in_transaction
+    assert run_sql_tool(db, ITEMS.tools["get_item"], {"item_id": "I-3"}) == {
+        "item_id": "I-3",
+        "qty": 3,
+    }
+    small = SqlToolImpl(sql=["SELECT count(*) AS n FROM items AS a, items AS b"], returns="row")
+    assert run_sql_tool(db, small, {}) == {"n": 144}
+
+
+def test_a_result_past_the_row_cap_is_a_sql_error():
+    rows = [[f"I-{i}", i] for i in range(80)]
+    world = ITEMS.model_copy(
+        update={"tables": {"items": SqlTable(columns=["item_id", "qty"], rows=rows)}}
+    )
+    db = build_database(world)
+    pairs = SqlToolImpl(sql=["SELECT a.item_id, b.qty FROM items AS a, items AS b"])
+    out = run_sql_tool(db, pairs, {})  # 6,400 rows
+    assert out["error"] == "sql_error" and "more than 5,000 rows" in out["detail"]
+    some = SqlToolImpl(sql=["SELECT a.item_id FROM items AS a, items AS b WHERE b.qty < 50"])
+    assert len(run_sql_tool(db, some, {})) == 4000

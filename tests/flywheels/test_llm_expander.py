@@ -591,32 +591,39 @@ def test_workflow_files_that_do_not_load_are_counted(tmp_path, workflows):
     assert rejection["item"].endswith("broken.yaml")
 
 
-def test_cli_synth_with_a_garbage_teacher_counts_rejections(tmp_path):
+def synth_with_teacher(teacher: str, out: Path):
     from typer.testing import CliRunner
 
     from agentwheel.cli import app
+
+    workflow = "agentwheel/data/workflows/retail_order_cancel.yaml"
+    args = ["synth", "agentic", "--expander", "llm", "--teacher", teacher]
+    return CliRunner().invoke(app, [*args, "--workflows", workflow, "--out", str(out)])
+
+
+def test_cli_synth_with_a_garbage_teacher_counts_rejections_and_fails(tmp_path):
     from tests.llm.openai_server import OpenAITestServer, text_reply
 
     with OpenAITestServer(responder=lambda body: text_reply("no json here")) as server:
-        result = CliRunner().invoke(
-            app,
-            [
-                "synth",
-                "agentic",
-                "--expander",
-                "llm",
-                "--teacher",
-                server.spec(),
-                "--workflows",
-                "agentwheel/data/workflows/retail_order_cancel.yaml",
-                "--out",
-                str(tmp_path / "llm"),
-            ],
-        )
-    assert result.exit_code == 0, result.output
+        result = synth_with_teacher(server.spec(), tmp_path / "llm")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    text = " ".join(result.output.split())
+    assert "error: no tasks kept from teacher" in text and "rejections.jsonl" in text
     manifest = json.loads((tmp_path / "llm" / "manifest.json").read_text())
     assert manifest["tasks_kept"] == 0
     assert sum(manifest["rejections_by_reason"].values()) >= 1
+
+
+def test_cli_synth_with_a_teacher_that_is_down_fails(tmp_path):
+    import socket
+
+    with socket.socket() as unused:  # a port with nothing listening
+        unused.bind(("127.0.0.1", 0))
+        port = unused.getsockname()[1]
+    result = synth_with_teacher(f"openai:m@http://127.0.0.1:{port}/v1", tmp_path / "llm")
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    text = " ".join(result.output.split())
+    assert "error: no tasks kept from teacher" in text and "connection" in text
 
 
 # ---- pipelining --------------------------------------------------------------------------

@@ -31,13 +31,15 @@ LOOPBACK = "127.0.0.1"
 
 @dataclass(frozen=True)
 class Reply:
-    """What the server sends: `body` as JSON, or `raw` bytes verbatim, after `delay_s`."""
+    """What the server sends: `body` as JSON, or `raw` bytes verbatim, after `delay_s`;
+    with `trickle_s`, the payload goes out one byte at a time, `trickle_s` apart."""
 
     status: int = 200
     body: Any = None
     raw: bytes | None = None
     headers: Mapping[str, str] = field(default_factory=dict)
     delay_s: float = 0.0
+    trickle_s: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -360,10 +362,20 @@ class _Handler(BaseHTTPRequestHandler):
             for name, value in reply.headers.items():
                 self.send_header(name, value)
             self.end_headers()
-            self.wfile.write(payload)
+            if reply.trickle_s > 0:
+                self._trickle(payload, reply.trickle_s)
+            else:
+                self.wfile.write(payload)
         except (BrokenPipeError, ConnectionResetError):
             # The client gave up (its timeout fired during a slow reply); nothing to send to.
             self.close_connection = True
+
+    def _trickle(self, payload: bytes, every_s: float) -> None:
+        for i in range(len(payload)):
+            self.wfile.write(payload[i : i + 1])
+            self.wfile.flush()
+            if self.server.app._stopping.wait(every_s):
+                return
 
     def log_message(self, format: str, *args: Any) -> None:
         pass  # keep test output clean

@@ -400,3 +400,47 @@ def test_a_damaged_newest_checkpoint_falls_back_to_the_one_before(config, full_r
     state = json.loads((run_dir / "state.json").read_text())
     assert any("resuming from the checkpoint before it" in n for n in state["notes"])
     assert (run_dir / "checkpoints" / "last.damaged").exists()
+
+
+def resume_cli(run_dir: Path):
+    from typer.testing import CliRunner
+
+    from agentwheel.cli import app
+
+    return CliRunner().invoke(
+        app, ["train", "--config", str(TINY), "--out", str(run_dir), "--resume"]
+    )
+
+
+def test_a_truncated_state_json_resumes_from_the_checkpoints_run_state_or_is_an_error(
+    full_run, tmp_path
+):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(full_run, run_dir)
+    state = run_dir / "state.json"
+    state.write_text(state.read_text()[:40])
+    result = resume_cli(run_dir)
+    assert result.exit_code == 0, result.output
+    notes = json.loads(state.read_text())["notes"]
+    assert any("state.json is damaged" in n and "with the checkpoint" in n for n in notes)
+    state.write_text(state.read_text()[:40])
+    (run_dir / "checkpoints" / "last" / "run_state.json").unlink()
+    result = resume_cli(run_dir)
+    assert result.exit_code == 1 and isinstance(result.exception, SystemExit), result.output
+    text = " ".join(result.output.split())
+    assert "error:" in text and "state.json is damaged" in text and "no checkpoint" in text
+
+
+def test_a_truncated_run_state_in_the_checkpoint_resumes_from_state_json(full_run, tmp_path):
+    import shutil
+
+    run_dir = tmp_path / "run"
+    shutil.copytree(full_run, run_dir)
+    saved = run_dir / "checkpoints" / "last" / "run_state.json"
+    saved.write_text(saved.read_text()[:40])
+    result = resume_cli(run_dir)
+    assert result.exit_code == 0, result.output
+    text = "".join(result.output.split())  # the note may wrap anywhere
+    assert "run_state.jsonisdamaged" in text and "resumingfromstate.json" in text

@@ -22,7 +22,6 @@ between 0 and 1. Lineage records the parent tree, the round and the operator.
 
 from __future__ import annotations
 
-import json
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
@@ -37,7 +36,7 @@ from agentwheel.envs.agent import Policy
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import ScriptedUser
-from agentwheel.eval.evaluate import SUMMARY, TRACES, TraceWriter, read_traces
+from agentwheel.eval.evaluate import TRACES, TraceWriter, read_summary, read_traces
 from agentwheel.flywheels.agentic.branches import Branch, enumerate_branches
 from agentwheel.flywheels.agentic.expand import expand_workflows
 from agentwheel.flywheels.agentic.lookup import LOOKUP, lookup_task
@@ -257,7 +256,7 @@ def evolve_agentic(
     if unknown or not operators:
         raise ValueError(f"operators must be a non-empty subset of {OPERATORS}, got {operators}")
     deepen = DEEPEN in operators
-    summary = json.loads((report_dir / SUMMARY).read_text())
+    summary = read_summary(report_dir)
     trajectories = read_traces(report_dir / TRACES).done
     evaluated = {t.id: t for t in load_tasks(report_tasks(report_dir, summary["tasks"])).tasks}
     verdicts = tree_verdicts(trajectories, evaluated)

@@ -67,11 +67,18 @@ def write_stage_output(
     rejections: Sequence[Rejection],
     manifest: BaseModel,
 ) -> None:
-    """Tasks, rejections and the manifest, each written atomically; the manifest last."""
+    """Tasks, rejections and the manifest, each written atomically; the manifest last. A
+    write that fails (a full disk) removes the files written before it, so `out` never
+    holds tasks without the manifest that describes them."""
     out.mkdir(parents=True, exist_ok=True)
-    write_tasks(tasks, out / TASKS)
-    write_lines_atomic(out / REJECTIONS, (r.model_dump_json() for r in rejections))
-    write_text_atomic(out / MANIFEST, manifest.model_dump_json(indent=2))
+    try:
+        write_tasks(tasks, out / TASKS)
+        write_lines_atomic(out / REJECTIONS, (r.model_dump_json() for r in rejections))
+        write_text_atomic(out / MANIFEST, manifest.model_dump_json(indent=2))
+    except OSError:
+        for name in (TASKS, REJECTIONS, MANIFEST):
+            (out / name).unlink(missing_ok=True)
+        raise
 
 
 def gate(

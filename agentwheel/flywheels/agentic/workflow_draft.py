@@ -16,6 +16,7 @@ import yaml
 
 from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.messages import ChatRequest, Message, SamplingParams
+from agentwheel.core.yaml_text import load_yaml
 from agentwheel.flywheels.agentic.llm_expander.prompts import load_prompt
 from agentwheel.flywheels.agentic.workflow import Workflow
 from agentwheel.flywheels.agentic.workflow_loader import (
@@ -76,7 +77,7 @@ def check_answer(text: str, file: str) -> Workflow | str:
     """The loaded workflow, or the problems as the teacher should read them."""
     source = answer_yaml(text)
     try:
-        data = yaml.safe_load(source)
+        data = load_yaml(source)
     except yaml.YAMLError as exc:
         return f"- the YAML does not parse: {' '.join(str(exc).split())}"
     try:

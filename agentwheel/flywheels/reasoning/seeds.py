@@ -18,12 +18,12 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from agentwheel.core.atomic import write_lines_atomic
 from agentwheel.core.dataset import LoadError
 from agentwheel.core.resources import bundled_data
+from agentwheel.core.yaml_text import load_yaml
 from agentwheel.flywheels.reasoning.answer_format import last_boxed
 from agentwheel.flywheels.reasoning.generators import GeneratorError, render
 from agentwheel.flywheels.reasoning.problem import GeneratorRef, Problem, derive_seed
@@ -218,7 +218,7 @@ def load_plan(path: Path, seed: int | None = None) -> SeedSet:
     """Every source of a seed plan, in order. A generator reasoning-gym rejects becomes a
     load error on the plan's source entry, like a bad line in a file."""
     try:
-        plan = SeedPlan.model_validate(yaml.safe_load(path.read_text(encoding="utf-8")))
+        plan = SeedPlan.model_validate(load_yaml(path.read_text(encoding="utf-8")))
     except ValidationError as exc:
         first = exc.errors()[0]
         loc = ".".join(str(p) for p in first["loc"])

@@ -33,6 +33,7 @@ from agentwheel.core.external_training import (
     ExternalRoundResult,
     ExternalTrainingFailed,
 )
+from agentwheel.core.yaml_text import load_yaml
 from agentwheel.export.datasets import export_verl
 from agentwheel.integrations.verl.launch import PRESETS, verl_ppo_command
 from agentwheel.integrations.verl.verl_config import LOOP_CONFIG
@@ -171,7 +172,7 @@ def round_overrides(job: ExternalRoundJob, save_every: int) -> list[str]:
 
 def write_loop_config(path: Path, job: ExternalRoundJob) -> Path:
     """Our loop's registry entry with the run's turn and token limits."""
-    entries = yaml.safe_load(LOOP_CONFIG.read_text())
+    entries = load_yaml(LOOP_CONFIG.read_text())
     for entry in entries:
         entry["max_agent_turns"] = job.max_agent_turns
         entry["max_new_tokens"] = job.max_new_tokens
