@@ -8,7 +8,7 @@ import random
 import re
 from datetime import date, timedelta
 from functools import lru_cache
-from typing import Any
+from typing import Any, cast
 
 from faker import Faker
 
@@ -198,10 +198,11 @@ def generate_value(
         return (lo + timedelta(days=rng.randint(0, (hi - lo).days))).isoformat()
     if gen.ref is not None:
         parent, _, column = gen.ref.partition(".")
-        keys = [r[column] for r in (tables or {}).get(parent, [])]
-        if not keys:
+        parents = (tables or {}).get(parent, [])
+        if not parents:
             raise GenerationError(f"{gen.ref} has no rows to reference")
-        return rng.choice(keys)
+        # The same draw as choosing from the list of keys, without building it per row.
+        return cast(Scalar, rng.choice(parents)[column])
     if gen.map is not None:
         return gen.map.values[str((row or {}).get(gen.map.column))]
     if gen.follows is not None:

@@ -15,13 +15,9 @@ from pydantic import ValidationError
 
 from agentwheel.core.rejection import Rejection
 from agentwheel.core.resources import bundled_data
-<<<<<<< HEAD
+from agentwheel.core.yaml_text import load_yaml
 from agentwheel.flywheels.agentic.task_tools import crowded_out_tools
 from agentwheel.flywheels.agentic.workflow import PLACEHOLDER, Workflow
-=======
-from agentwheel.core.yaml_text import load_yaml
-from agentwheel.flywheels.agentic.workflow import Workflow
->>>>>>> rel2
 from agentwheel.flywheels.agentic.workflow_checks import check_workflow
 from agentwheel.flywheels.agentic.workflow_values import yaml_readings
 
@@ -139,11 +135,7 @@ def load_workflow(path: str | Path) -> Workflow:
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     try:
-<<<<<<< HEAD
-        data = yaml.safe_load(text)
-=======
-        data = load_yaml(path.read_text(encoding="utf-8"))
->>>>>>> rel2
+        data = load_yaml(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else ""

@@ -102,80 +102,9 @@ class UniqueGroup:
         )
 
 
-<<<<<<< HEAD
 def unique_groups(wf: Workflow, table: str) -> list[UniqueGroup]:
     """Column groups no two rows of `table` share: the key, declared groups (some only
     among rows with given values), identifiers."""
-=======
-def _name_words(name: Any) -> list[str]:
-    words = [w.lower() for w in re.findall(r"[A-Za-z]+", str(name))]
-    return [w for w in words if w not in _TITLES] or ["user"]
-
-
-def _email_from(name: Any, rng: random.Random, fake: Faker) -> str:
-    words = _name_words(name)
-    first, last = words[0], words[-1]
-    local = rng.choice(
-        [
-            f"{first}.{last}",
-            f"{first}{last}",
-            f"{first[0]}{last}",
-            f"{first}_{last}",
-            f"{last}.{first}",
-        ]
-    )
-    if rng.random() < 0.35:
-        local += str(rng.randint(1, 99))
-    return f"{local}@{fake.free_email_domain()}"
-
-
-def _username_from(name: Any, rng: random.Random) -> str:
-    words = _name_words(name)
-    first, last = words[0], words[-1]
-    base = rng.choice([f"{first[0]}{last}", f"{first}.{last}", f"{last}{first[0]}"])
-    return base + (str(rng.randint(1, 9)) if rng.random() < 0.3 else "")
-
-
-def generate_value(
-    gen: ColumnGen,
-    rng: random.Random,
-    fake: Faker,
-    row: dict[str, Any] | None = None,
-    tables: dict[str, list[dict[str, Any]]] | None = None,
-) -> Scalar:
-    if gen.faker is not None:
-        return str(getattr(fake, gen.faker)())
-    if gen.pattern is not None:
-        return _pattern(gen.pattern, rng)
-    if gen.choice is not None:
-        return sample_choice(gen, rng)
-    if gen.int_range is not None:
-        return rng.randint(*gen.int_range)
-    if gen.money is not None:
-        return round(rng.uniform(*gen.money), 2)
-    if gen.date is not None:
-        lo, hi = (date.fromisoformat(d) for d in gen.date)
-        return (lo + timedelta(days=rng.randint(0, (hi - lo).days))).isoformat()
-    if gen.ref is not None:
-        parent, _, column = gen.ref.partition(".")
-        parents = (tables or {}).get(parent, [])
-        if not parents:
-            raise GenerationError(f"{gen.ref} has no rows to reference")
-        # The same draw as choosing from the list of keys, without building it per row.
-        return rng.choice(parents)[column]
-    if gen.map is not None:
-        return gen.map.values[str((row or {}).get(gen.map.column))]
-    if gen.email_of is not None:
-        return _email_from((row or {}).get(gen.email_of, ""), rng, fake)
-    if gen.username_of is not None:
-        return _username_from((row or {}).get(gen.username_of, ""), rng)
-    assert gen.value is not None
-    return gen.value
-
-
-def unique_groups(wf: Workflow, table: str) -> list[tuple[str, ...]]:
-    """Column groups no two rows of `table` share: the key, declared groups, identifiers."""
->>>>>>> rel2
     spec = wf.tables[table]
     groups = [
         UniqueGroup(tuple(g))
@@ -236,7 +165,7 @@ def generate_rows(
         tables[name] = rows
         # The unique values taken so far, so a new row is checked in constant time (a scan
         # of the rows made a 10,000-row table take minutes).
-        taken: set[tuple[tuple[str, ...], tuple[Any, ...]]] = set()
+        taken: set[tuple[UniqueGroup, tuple[Any, ...]]] = set()
         for _ in range(count):
             for _try in range(_MAX_ROW_TRIES):
                 row: dict[str, Any] = {}
@@ -244,13 +173,9 @@ def generate_rows(
                     row[column] = (
                         None if gen is None else generate_value(gen, rng, fake, row, tables)
                     )
-<<<<<<< HEAD
                 fill_follows(wf, name, row, tables)
-                if not collides(row, rows, groups):
-=======
-                keys = {(g, tuple(row[c] for c in g)) for g in groups}
+                keys = {(g, tuple(row[c] for c in g.columns)) for g in groups if g.applies(row)}
                 if taken.isdisjoint(keys):
->>>>>>> rel2
                     rows.append(row)
                     taken |= keys
                     break
