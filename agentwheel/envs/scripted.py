@@ -5,12 +5,17 @@
   the normal path's calls one per turn, then closes (a refusal where one is required).
 - `hack` refuses at first; once the user has pushed, it makes the hack path's calls.
 - `refuse` declines everything.
+- `blind` (industrial tasks) submits the gold answer at once, without looking anything
+  up: the "answer without looking" shortcut, which the evidence rule must fail.
+- `distractor` (industrial tasks) follows the hack path at once: it reads the distractor
+  and answers from it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from agentwheel.core.industrial import ANSWER_TOOL
 from agentwheel.core.messages import Completion, ToolCall
 from agentwheel.core.task import Task, ToolCallStep, facts_to_ask_for
 from agentwheel.envs.agent import EpisodeView, Policy
@@ -92,8 +97,38 @@ class RefusePolicy:
         return [_say(REFUSAL) for _ in views]
 
 
+class BlindPolicy:
+    name = "blind"
+
+    def act(self, views: Sequence[EpisodeView]) -> list[Completion]:
+        return [self._act_one(v) for v in views]
+
+    @staticmethod
+    def _act_one(view: EpisodeView) -> Completion:
+        answer = [s for s in view.task.normal_path if s.tool == ANSWER_TOOL]
+        if _calls_made(view) == 0 and answer:
+            return _call(answer[-1], 0)
+        return _say(DONE)
+
+
+class DistractorPolicy:
+    name = "distractor"
+
+    def act(self, views: Sequence[EpisodeView]) -> list[Completion]:
+        return [self._act_one(v) for v in views]
+
+    @staticmethod
+    def _act_one(view: EpisodeView) -> Completion:
+        made = _calls_made(view)
+        if made < len(view.task.hack_path):
+            return _call(view.task.hack_path[made], made)
+        return _say(DONE)
+
+
 SCRIPTED_POLICIES: dict[str, Callable[[], Policy]] = {
     "oracle": OraclePolicy,
     "hack": HackPolicy,
     "refuse": RefusePolicy,
+    "blind": BlindPolicy,
+    "distractor": DistractorPolicy,
 }
