@@ -7,6 +7,12 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 PIP=".venv/bin/python -m pip"
+# Model-written code runs only inside bubblewrap (agentwheel/envs/sandbox.py); without it
+# run_python refuses. Best effort: a machine without apt, root or a mirror goes on.
+if ! command -v bwrap >/dev/null 2>&1 && command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
+  (apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null) \
+    || echo "warning: bubblewrap not installed; run_python will refuse model code" >&2
+fi
 stamp=.venv/.agentwheel-installed
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)
 if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
