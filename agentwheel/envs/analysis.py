@@ -103,13 +103,7 @@ class AnalysisTools(AnswerTools):
 
     def _query(self, tool: ToolSpec, arguments: dict[str, Any]) -> Any:
         if tool.name == "list_tables":
-            return [
-                {
-                    "table": t,
-                    "rows": self._cursor.execute(f'SELECT COUNT(*) FROM "{t}"').fetchone()[0],
-                }  # type: ignore[index]
-                for t in self._tables.tables
-            ]
+            return [{"table": t, "rows": self._count(t)} for t in self._tables.tables]
         if tool.name == "describe_table":
             return self._describe(arguments["table"])
         if tool.name == "run_sql":
@@ -122,6 +116,10 @@ class AnalysisTools(AnswerTools):
                 )
             return {"stdout": result.stdout, "stderr": result.stderr[-800:]}
         return tool_error("unknown_tool", f"the analysis world has no tool {tool.name!r}")
+
+    def _count(self, table: str) -> int:
+        row = self._cursor.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()
+        return int(row[0]) if row else 0
 
     def _count(self, table: str) -> int:
         row = self._cursor.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()
