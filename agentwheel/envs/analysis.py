@@ -67,7 +67,7 @@ ANALYSIS_TOOLS = [LIST_TABLES, DESCRIBE_TABLE, RUN_SQL, RUN_PYTHON, SUBMIT_ANSWE
 
 
 def query_rows(cursor: duckdb.DuckDBPyConnection, sql: str, seconds: float = SQL_SECONDS) -> Any:
-    """Run one statement with a time limit: {columns, rows, row_count, truncated}, or a
+    """Run one statement with a time limit: {columns, rows, truncated}, or a
     `sql_error` tool error."""
     try:
         statements = cursor.extract_statements(sql)
@@ -116,10 +116,6 @@ class AnalysisTools(AnswerTools):
                 )
             return {"stdout": result.stdout, "stderr": result.stderr[-800:]}
         return tool_error("unknown_tool", f"the analysis world has no tool {tool.name!r}")
-
-    def _count(self, table: str) -> int:
-        row = self._cursor.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()
-        return int(row[0]) if row else 0
 
     def _count(self, table: str) -> int:
         row = self._cursor.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()
