@@ -5,6 +5,7 @@ the tables as CSV files under /data), and `submit_answer`.
 
 from __future__ import annotations
 
+import copy
 import threading
 from typing import Any
 
@@ -13,7 +14,7 @@ import duckdb
 from agentwheel.core.industrial import AnalysisWorld
 from agentwheel.core.task import ToolSpec
 from agentwheel.envs.sandbox import SandboxLimits, run_python
-from agentwheel.envs.tables import load_tables, plain
+from agentwheel.envs.tables import TableSet, load_tables, plain
 from agentwheel.envs.tools import tool_error
 from agentwheel.envs.worlds import SUBMIT_ANSWER, AnswerTools
 
@@ -94,6 +95,19 @@ def query_rows(cursor: duckdb.DuckDBPyConnection, sql: str, seconds: float = SQL
     }
 
 
+MAX_CACHED_RESULTS = 4096
+
+
+def cached_rows(tables: TableSet, cursor: duckdb.DuckDBPyConnection, sql: str) -> Any:
+    """`query_rows` through the table set's result cache (its tables are read-only)."""
+    hit = tables.results.get(sql)
+    if hit is None:
+        hit = query_rows(cursor, sql)
+        if len(tables.results) < MAX_CACHED_RESULTS:
+            tables.results[sql] = hit
+    return copy.deepcopy(hit)
+
+
 class AnalysisTools(AnswerTools):
     def __init__(self, world: AnalysisWorld, limits: SandboxLimits | None = None):
         super().__init__()
@@ -107,7 +121,7 @@ class AnalysisTools(AnswerTools):
         if tool.name == "describe_table":
             return self._describe(arguments["table"])
         if tool.name == "run_sql":
-            return query_rows(self._cursor, arguments["query"])
+            return cached_rows(self._tables, self._cursor, arguments["query"])
         if tool.name == "run_python":
             result = run_python(arguments["code"], self._tables.data_dir, self._limits)
             if result.error is not None:
@@ -118,16 +132,18 @@ class AnalysisTools(AnswerTools):
         return tool_error("unknown_tool", f"the analysis world has no tool {tool.name!r}")
 
     def _count(self, table: str) -> int:
-        row = self._cursor.execute(f'SELECT COUNT(*) FROM "{table}"').fetchone()
-        return int(row[0]) if row else 0
+        output = cached_rows(self._tables, self._cursor, f'SELECT COUNT(*) FROM "{table}"')
+        return int(output["rows"][0][0])
 
     def _describe(self, table: str) -> Any:
         if table not in self._tables.tables:
             return tool_error(
                 "not_found", f"no table {table!r}; tables: {', '.join(self._tables.tables)}"
             )
-        columns = self._cursor.execute(f'DESCRIBE "{table}"').fetchall()
-        sample = query_rows(self._cursor, f'SELECT * FROM "{table}" LIMIT {SAMPLE_ROWS}')
+        columns = cached_rows(self._tables, self._cursor, f'DESCRIBE "{table}"')["rows"]
+        sample = cached_rows(
+            self._tables, self._cursor, f'SELECT * FROM "{table}" LIMIT {SAMPLE_ROWS}'
+        )
         return {
             "table": table,
             "columns": [{"name": c[0], "type": c[1]} for c in columns],

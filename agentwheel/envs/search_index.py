@@ -17,7 +17,7 @@ from __future__ import annotations
 import json
 import re
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Sequence
 from pathlib import Path
 from urllib.parse import parse_qsl
 
@@ -48,16 +48,20 @@ class SearchHit(BaseModel):
 class SearchIndex:
     """An in-memory FTS5 index over a fixed set of documents (read-only once built)."""
 
-    def __init__(self, documents: Iterable[Document]):
+    def __init__(self, documents: Sequence[Document]):
         # Shared by every episode of a process; the runner calls tools from one thread.
         self._db = sqlite3.connect(":memory:", check_same_thread=False)
         self._db.execute(
             "CREATE VIRTUAL TABLE docs USING fts5("
             "doc_id UNINDEXED, title, text, tokenize='porter unicode61')"
         )
+        # FTS5 indexes no column for equality, so `open` finds a document by its rowid.
+        self._rowids: dict[str, int] = {}
+        for rowid, d in enumerate(documents, start=1):
+            self._rowids.setdefault(d.doc_id, rowid)
         self._db.executemany(
-            "INSERT INTO docs (doc_id, title, text) VALUES (?, ?, ?)",
-            ((d.doc_id, d.title, d.text) for d in documents),
+            "INSERT INTO docs (rowid, doc_id, title, text) VALUES (?, ?, ?, ?)",
+            ((i, d.doc_id, d.title, d.text) for i, d in enumerate(documents, start=1)),
         )
         self._db.execute("INSERT INTO docs(docs) VALUES ('optimize')")
         self.size = self._db.execute("SELECT COUNT(*) FROM docs").fetchone()[0]
@@ -75,8 +79,11 @@ class SearchIndex:
         return [SearchHit(doc_id=r[0], title=r[1], snippet=r[2]) for r in rows]
 
     def get(self, doc_id: str) -> Document | None:
+        rowid = self._rowids.get(doc_id)
+        if rowid is None:
+            return None
         row = self._db.execute(
-            "SELECT doc_id, title, text FROM docs WHERE doc_id = ?", (doc_id,)
+            "SELECT doc_id, title, text FROM docs WHERE rowid = ?", (rowid,)
         ).fetchone()
         return Document(doc_id=row[0], title=row[1], text=row[2]) if row else None
 

@@ -18,7 +18,7 @@ import os
 import re
 import shutil
 import tempfile
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -43,6 +43,9 @@ class TableSet:
     data_dir: Path
     connection: duckdb.DuckDBPyConnection
     tables: tuple[str, ...]
+    # Outputs of read-only queries by their text: the tables never change, so a replay (the
+    # gate runs each path several times) need not run a query twice.
+    results: dict[str, Any] = field(default_factory=dict)
 
 
 def cache_root() -> Path:

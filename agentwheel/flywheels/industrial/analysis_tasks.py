@@ -88,11 +88,20 @@ def _status_count_month(rng: random.Random, _: TableSet) -> Draft:
 
 
 def _net_revenue(rng: random.Random, _: TableSet) -> Draft:
-    category, year = rng.choice(CATEGORIES), rng.choice((2022, 2023, 2024))
-    where = f"o.status = 'completed' AND p.category = '{category}' AND year(o.order_date) = {year}"
+    category, year, quarter = (
+        rng.choice(CATEGORIES),
+        rng.choice((2022, 2023, 2024)),
+        rng.randint(0, 4),
+    )
+    period, when = (
+        (f"Q{quarter} {year}", f" AND quarter(o.order_date) = {quarter}")
+        if quarter
+        else (str(year), "")
+    )
+    where = f"o.status = 'completed' AND p.category = '{category}' AND year(o.order_date) = {year}{when}"
     return Draft(
         "net_revenue",
-        f"What was the net revenue from completed orders of {category} products in {year}:"
+        f"What was the net revenue from completed orders of {category} products in {period}:"
         " quantity times unit price, less the item's discount where it has one? Round to"
         " 2 decimals.",
         f"SELECT ROUND(SUM(i.quantity * p.unit_price * (1 - COALESCE(i.discount, 0))), 2) FROM {_JOIN} WHERE {where}",
@@ -104,41 +113,47 @@ def _net_revenue(rng: random.Random, _: TableSet) -> Draft:
 
 
 def _top_city(rng: random.Random, _: TableSet) -> Draft:
-    segment = rng.choice(SEGMENTS)
+    segment, year = rng.choice(SEGMENTS), rng.choice((0, 2022, 2023, 2024))
+    signed = f" AND year(signup_date) = {year}" if year else ""
+    among = f" who signed up in {year}" if year else ""
     ranked = "GROUP BY city ORDER BY COUNT(*) DESC, city LIMIT 1"
     return Draft(
         "top_city",
-        f"Which city has the most customers in the {segment} segment?",
-        f"SELECT city FROM customers WHERE segment = '{segment}' {ranked}",
-        f"SELECT city FROM customers {ranked}",
+        f"Which city has the most customers in the {segment} segment{among}?",
+        f"SELECT city FROM customers WHERE segment = '{segment}'{signed} {ranked}",
+        f"SELECT city FROM customers WHERE TRUE{signed} {ranked}",
         "text",
         "customers",
         tie_sql=(
-            f"WITH c AS (SELECT COUNT(*) AS n FROM customers WHERE segment = '{segment}'"
+            f"WITH c AS (SELECT COUNT(*) AS n FROM customers WHERE segment = '{segment}'{signed}"
             " GROUP BY city) SELECT COUNT(*) > 1 FROM c WHERE n = (SELECT MAX(n) FROM c)"
         ),
     )
 
 
 def _missing_segment(rng: random.Random, _: TableSet) -> Draft:
-    city = rng.choice(CITIES)
+    city, year = rng.choice(CITIES), rng.choice((0, 2022, 2023, 2024))
+    signed = f" AND year(signup_date) = {year}" if year else ""
+    among = f" who signed up in {year}" if year else ""
     return Draft(
         "missing_segment",
-        f"How many customers in {city} have no segment recorded?",
-        f"SELECT COUNT(*) FROM customers WHERE city = '{city}' AND segment IS NULL",
-        f"SELECT COUNT(*) FROM customers WHERE city = '{city}' AND segment = ''",
+        f"How many customers in {city}{among} have no segment recorded?",
+        f"SELECT COUNT(*) FROM customers WHERE city = '{city}'{signed} AND segment IS NULL",
+        f"SELECT COUNT(*) FROM customers WHERE city = '{city}'{signed} AND segment = ''",
         "number",
         "customers",
     )
 
 
 def _top_products(rng: random.Random, _: TableSet) -> Draft:
-    category = rng.choice(CATEGORIES)
+    category, year = rng.choice(CATEGORIES), rng.choice((0, 2022, 2023, 2024))
     where = f"o.status = 'completed' AND p.category = '{category}'"
+    where += f" AND year(o.order_date) = {year}" if year else ""
+    during = f" in {year}" if year else ""
     return Draft(
         "top_products",
-        f"List the three {category} products with the most units sold in completed orders,"
-        " most first.",
+        f"List the three {category} products with the most units sold in completed orders"
+        f"{during}, most first.",
         f"SELECT p.name FROM {_JOIN} WHERE {where} GROUP BY p.name ORDER BY SUM(i.quantity) DESC, p.name LIMIT 3",
         f"SELECT p.name FROM {_JOIN} WHERE {where} GROUP BY p.name ORDER BY COUNT(*) DESC, p.name LIMIT 3",
         "list",
@@ -169,13 +184,15 @@ def _cities_for_product(rng: random.Random, tables: TableSet) -> Draft:
 
 
 def _avg_order_value(rng: random.Random, _: TableSet) -> Draft:
-    city = rng.choice(CITIES)
+    city, year = rng.choice(CITIES), rng.choice((0, 2022, 2023, 2024))
     base = f"FROM {_JOIN} JOIN customers c ON c.customer_id = o.customer_id WHERE o.status = 'completed' AND c.city = '{city}'"
+    base += f" AND year(o.order_date) = {year}" if year else ""
+    during = f" placed in {year}" if year else ""
     return Draft(
         "avg_order_value",
-        f"What is the average value of completed orders by customers in {city}? An order's"
-        " value is the sum of quantity times unit price over its items (no discounts)."
-        " Round to 2 decimals.",
+        f"What is the average value of completed orders{during} by customers in {city}? An"
+        " order's value is the sum of quantity times unit price over its items (no"
+        " discounts). Round to 2 decimals.",
         f"SELECT ROUND(AVG(v), 2) FROM (SELECT SUM(i.quantity * p.unit_price) AS v {base} GROUP BY o.order_id)",
         f"SELECT ROUND(AVG(i.quantity * p.unit_price), 2) {base}",
         "number",
@@ -185,7 +202,7 @@ def _avg_order_value(rng: random.Random, _: TableSet) -> Draft:
 
 
 def _orders_after_signup(rng: random.Random, _: TableSet) -> Draft:
-    days = rng.choice((7, 14, 30, 60, 90))
+    days = rng.randint(3, 120)
     join = "orders o JOIN customers c USING (customer_id)"
     gap = "date_diff('day', c.signup_date, o.order_date)"
     return Draft(
@@ -199,11 +216,20 @@ def _orders_after_signup(rng: random.Random, _: TableSet) -> Draft:
     )
 
 
+_ABSENT_FACTS = (
+    "shipping cost",
+    "tax amount",
+    "delivery date",
+    "coupon code",
+    "sales representative",
+)
+
+
 def _not_in_data(rng: random.Random, _: TableSet) -> Draft:
-    order = rng.randint(1, 2500)
+    order, fact = rng.randint(1, 2500), rng.choice(_ABSENT_FACTS)
     return Draft(
         "not_in_data",
-        f"What was the shipping cost of order {order}?",
+        f"What was the {fact} of order {order}?",
         f"SELECT * FROM orders WHERE order_id = {order}",
         f"SELECT SUM(i.quantity * p.unit_price) FROM {_JOIN} WHERE o.order_id = {order}",
         "absent",
@@ -296,10 +322,10 @@ def draft_analysis_tasks(
     rng = random.Random(seed)
     tasks: list[Task] = []
     asked: set[str] = set()
-    for i in range(count * 3):  # drafts that repeat a question or answer nothing are skipped
+    for i in range(count * 4):  # repeated questions and drafts that answer nothing are skipped
         if len(tasks) == count:
             break
-        template = templates[len(tasks) % len(templates)]
+        template = templates[i % len(templates)]
         draft = BUILDERS[template](rng, tables)
         if draft.question in asked:
             continue

@@ -34,10 +34,13 @@ def _rejected(task: Task, reason: str, detail: str) -> Rejection:
 
 
 def grounding_problem(task: Task) -> Rejection | None:
-    """Why the normal path cannot find or support the answer, if it cannot."""
+    """Why the normal path cannot find or support the answer, if it cannot (its outputs
+    are kept as the steps' expected outputs)."""
     spec = task.evaluation.answer
     assert spec is not None and task.world_kind is not None
     _, outputs = replay(task, "normal", task.world_kind)
+    for step, output in zip(task.normal_path, outputs, strict=True):
+        step.expected_output = output
     for i, (step, output) in enumerate(zip(task.normal_path, outputs, strict=True)):
         if is_tool_error(output):
             return _rejected(task, "normal_path_error", f"step {i}: {output['detail']}")
@@ -52,13 +55,13 @@ def grounding_problem(task: Task) -> Rejection | None:
     return None
 
 
-def fill_outputs(task: Task) -> Task:
-    """Every path step's expected output as the task's own world computes it."""
+def fill_hack_outputs(task: Task) -> Task:
+    """The hack path's expected outputs as the task's own world computes them (the normal
+    path's were kept by `grounding_problem`)."""
     assert task.world_kind is not None
-    for name, steps in (("normal", task.normal_path), ("hack", task.hack_path)):
-        _, outputs = replay(task, name, task.world_kind)  # type: ignore[arg-type]
-        for step, output in zip(steps, outputs, strict=True):
-            step.expected_output = output
+    _, outputs = replay(task, "hack", task.world_kind)
+    for step, output in zip(task.hack_path, outputs, strict=True):
+        step.expected_output = output
     return task
 
 
@@ -83,5 +86,5 @@ def gate_industrial(tasks: Sequence[Task]) -> ValidationReport:
         if task.id in passed_blind:
             rejected.append(_rejected(task, "blind_passed", "answering without looking passes"))
         else:
-            kept.append(fill_outputs(task))
+            kept.append(fill_hack_outputs(task))
     return ValidationReport(kept=kept, rejected=rejected)
