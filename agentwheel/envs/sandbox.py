@@ -27,7 +27,8 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
-import resource
+import re
+import select
 import shutil
 import signal
 import subprocess
@@ -40,11 +41,17 @@ log = logging.getLogger(__name__)
 NOBODY = 65534
 MODE_ENV = "AGENTWHEEL_SANDBOX"
 LEFTOVER_EXIT = 97
-# Runs the code, then fails if any process but itself and the namespace's init is left.
-_SUPERVISOR = (
-    '"$0" -I -S -c "$1"; rc=$?; for d in /proc/[0-9]*; do p=${d#/proc/}; '
-    'if [ "$p" != 1 ] && [ "$p" != $$ ]; then echo "a process was left running" >&2; '
-    f"exit {LEFTOVER_EXIT}; fi; done; exit $rc"
+_OTHERS_LEFT = (
+    "left=0; for d in /proc/[0-9]*; do p=${d#/proc/}; "
+    'if [ "$p" != 1 ] && [ "$p" != $$ ]; then left=1; fi; done; '
+)
+# Kill what is left and wait until the namespace's init has reaped it, so that nothing
+# the code started is alive (or still dying) when the call returns.
+_LEFTOVER_CHECK = (
+    f"{_OTHERS_LEFT}if [ $left = 1 ]; then "
+    f'echo "a process was left running" >&2; rc={LEFTOVER_EXIT}; n=0; '
+    f"while [ $n -lt 2000 ]; do kill -9 -1 2>/dev/null; {_OTHERS_LEFT}"
+    "[ $left = 0 ] && break; n=$((n+1)); done; fi; exit $rc"
 )
 _SIGNALS = {
     int(signal.SIGXCPU): "the CPU time limit was reached",
@@ -107,13 +114,16 @@ def run_python(
         if as_nobody:
             os.chown(scratch, NOBODY, NOBODY)
         python = sandbox_python()
+        # RLIMIT_NPROC counts every process of the uid; bwrap itself uses three.
+        cap = _processes_of(NOBODY if as_nobody else os.getuid()) + limits.processes + 3
         if bwrap is None:
             _warn_weak_once()
             # No pid namespace to inspect: the process group is killed at the end instead.
-            command = ["/bin/sh", "-c", 'exec "$0" -I -S -c "$1"', python, code]
+            command = ["/bin/sh", "-c", supervisor(limits, cap, False), python, code]
         else:
             view = staged_for_others(data_dir) if as_nobody and data_dir else data_dir
-            command = [*_bwrap_command(bwrap, python, view, scratch), python, code]
+            script = supervisor(limits, cap, True)
+            command = [*_bwrap_command(bwrap, python, view, scratch), script, python, code]
         return _run(command, scratch if bwrap is None else None, captured, limits, as_nobody)
     finally:
         shutil.rmtree(scratch, ignore_errors=True)
@@ -180,7 +190,22 @@ def _bwrap_command(bwrap: str, python: str, data_dir: Path | None, scratch: Path
     command += ["--bind", str(scratch), "/scratch", "--chdir", "/scratch"]
     command += ["--clearenv", "--setenv", "HOME", "/scratch", "--setenv", "TMPDIR", "/scratch"]
     command += ["--setenv", "PATH", "/usr/bin:/bin", "--hostname", "sandbox"]
-    return [*command, "/bin/sh", "-c", _SUPERVISOR]
+    return [*command, "/bin/sh", "-c"]
+
+
+def supervisor(limits: SandboxLimits, process_cap: int, check_leftovers: bool) -> str:
+    """The shell script the code runs under (`$0` the interpreter, `$1` the code): it sets
+    the rlimits (in the shell, not in a Python `preexec_fn`, which would make every call
+    fork the whole host process), runs the code and, inside the sandbox's pid namespace,
+    fails if any process but itself and the namespace's init is left."""
+    limits_set = (
+        f"ulimit -v {limits.memory_mb * 1024} && ulimit -t {limits.cpu_s + 1} && "
+        # SIGXCPU at the soft limit (a clear reason), SIGKILL a second later.
+        f"ulimit -S -t {limits.cpu_s} && ulimit -f {limits.file_mb * 2048} && "
+        f"ulimit -n 64 && ulimit -c 0 && ulimit -p {process_cap} || exit 125; "
+    )
+    run = '"$0" -I -S -c "$1"; rc=$?; '
+    return limits_set + (run + _LEFTOVER_CHECK if check_leftovers else 'exec "$0" -I -S -c "$1"')
 
 
 def _processes_of(uid: int) -> int:
@@ -194,24 +219,6 @@ def _processes_of(uid: int) -> int:
     return count
 
 
-def _limiter(limits: SandboxLimits, as_nobody: bool, process_cap: int):  # type: ignore[no-untyped-def]
-    def apply() -> None:
-        memory = limits.memory_mb * 1024 * 1024
-        resource.setrlimit(resource.RLIMIT_AS, (memory, memory))
-        # SIGXCPU at the soft limit (a clear reason), SIGKILL a second later.
-        resource.setrlimit(resource.RLIMIT_CPU, (limits.cpu_s, limits.cpu_s + 1))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (limits.file_mb << 20, limits.file_mb << 20))
-        resource.setrlimit(resource.RLIMIT_NOFILE, (64, 64))
-        resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        resource.setrlimit(resource.RLIMIT_NPROC, (process_cap, process_cap))
-        if as_nobody:
-            os.setgroups([])
-            os.setgid(NOBODY)
-            os.setuid(NOBODY)
-
-    return apply
-
-
 def _run(
     command: list[str],
     cwd: Path | None,
@@ -219,33 +226,76 @@ def _run(
     limits: SandboxLimits,
     as_nobody: bool,
 ) -> SandboxResult:
-    uid = NOBODY if as_nobody else os.getuid()
-    # RLIMIT_NPROC counts every process of the uid; bwrap itself uses three.
-    process_cap = _processes_of(uid) + limits.processes + 3
     env = {"PATH": "/usr/bin:/bin", "HOME": str(cwd)} if cwd is not None else {}
-    with open(captured / "out", "wb") as out, open(captured / "err", "wb") as err:
-        process = subprocess.Popen(
-            command,
-            stdin=subprocess.DEVNULL,
-            stdout=out,
-            stderr=err,
-            cwd=cwd,
-            env=env,
-            start_new_session=True,
-            preexec_fn=_limiter(limits, as_nobody, process_cap),
-        )
-        timed_out = False
-        try:
-            process.wait(timeout=limits.wall_s)
-        except subprocess.TimeoutExpired:
-            timed_out = True
-        _kill_group(process.pid)
-        process.wait()
+    # bwrap reports the host pid of the sandbox's init on this pipe: the call returns only
+    # once that init (and with it the whole pid namespace) is gone.
+    info_read, info_write = os.pipe() if cwd is None else (-1, -1)
+    if cwd is None:
+        command = [command[0], "--info-fd", str(info_write), *command[1:]]
+    try:
+        with open(captured / "out", "wb") as out, open(captured / "err", "wb") as err:
+            process = subprocess.Popen(
+                command,
+                stdin=subprocess.DEVNULL,
+                stdout=out,
+                stderr=err,
+                cwd=cwd,
+                env=env,
+                start_new_session=True,
+                pass_fds=(info_write,) if cwd is None else (),
+                user=NOBODY if as_nobody else None,
+                group=NOBODY if as_nobody else None,
+                extra_groups=[] if as_nobody else None,
+            )
+            if cwd is None:
+                os.close(info_write)
+            timed_out = not _exited_within(process.pid, limits.wall_s, process)
+            _kill_group(process.pid)
+            process.wait()
+            if cwd is None:
+                _wait_for_sandbox_init(info_read)
+    finally:
+        if cwd is None:
+            os.close(info_read)
     stdout = _read_capped(captured / "out", limits.output_chars)
     stderr = _read_capped(captured / "err", limits.output_chars)
     return SandboxResult(
         stdout, stderr, process.returncode, _why(process.returncode, stderr, timed_out, limits)
     )
+
+
+def _wait_for_sandbox_init(info_read: int, seconds: float = 5.0) -> None:
+    """Wait until the sandbox's init has died (it is killed as bwrap exits)."""
+    ready, _, _ = select.select([info_read], [], [], seconds)
+    text = os.read(info_read, 4096).decode(errors="replace") if ready else ""
+    match = re.search(r'"child-pid"\s*:\s*(\d+)', text)
+    if match:
+        _exited_within(int(match.group(1)), seconds)
+
+
+def _exited_within(
+    pid: int, seconds: float, process: subprocess.Popen[bytes] | None = None
+) -> bool:
+    """Whether the process ends within `seconds`. A pidfd wakes up the moment it does;
+    `Popen.wait(timeout)` polls with sleeps of up to 50 ms, which was most of the
+    sandbox's overhead per call."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    except (AttributeError, OSError):
+        if process is None:
+            return True
+        try:
+            process.wait(timeout=seconds)
+            return True
+        except subprocess.TimeoutExpired:
+            return False
+    try:
+        ready, _, _ = select.select([pidfd], [], [], seconds)
+        return bool(ready)
+    finally:
+        os.close(pidfd)
 
 
 def _kill_group(pgid: int) -> None:
