@@ -13,6 +13,7 @@ workflow task written before they existed keeps its bytes.
 from __future__ import annotations
 
 from typing import Literal
+from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -70,3 +71,14 @@ class AnalysisWorld(_Strict):
 
     dataset: str = "shop"
     gold_sql: str = Field(min_length=1)
+
+
+def parse_generated_spec(spec: str, name: str) -> dict[str, int] | None:
+    """`name` or `name?key=int&...` as keyword integers; None when the spec is not `name`."""
+    base, _, query = spec.partition("?")
+    if base != name:
+        return None
+    try:
+        return {k: int(v) for k, v in parse_qsl(query, strict_parsing=bool(query))}
+    except ValueError:
+        raise ValueError(f"{spec!r}: options must be key=integer pairs") from None

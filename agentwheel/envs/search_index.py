@@ -19,10 +19,10 @@ import re
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
-from urllib.parse import parse_qsl
 
 from pydantic import BaseModel, Field
 
+from agentwheel.core.industrial import parse_generated_spec
 from agentwheel.envs.knowledge_base import generate_knowledge_base
 
 DEFAULT_K = 5
@@ -127,17 +127,6 @@ def _jsonl_documents(path: Path) -> list[Document]:
         except (ValueError, KeyError, AttributeError) as exc:
             raise ValueError(f"{path}:{number}: not a document ({exc})") from None
     return documents
-
-
-def parse_generated_spec(spec: str, name: str) -> dict[str, int] | None:
-    """`name` or `name?key=int&...` as keyword integers; None when the spec is not `name`."""
-    base, _, query = spec.partition("?")
-    if base != name:
-        return None
-    try:
-        return {k: int(v) for k, v in parse_qsl(query, strict_parsing=bool(query))}
-    except ValueError:
-        raise ValueError(f"{spec!r}: options must be key=integer pairs") from None
 
 
 _INDEXES: dict[str, SearchIndex] = {}

@@ -24,7 +24,7 @@ from typing import Any
 
 import duckdb
 
-from agentwheel.envs.search_index import parse_generated_spec
+from agentwheel.core.industrial import parse_generated_spec
 from agentwheel.envs.shop_data import generate_shop
 
 TABLE_FILES = (".csv", ".parquet")

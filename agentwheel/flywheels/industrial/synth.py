@@ -20,6 +20,7 @@ from typing import Literal
 
 from pydantic import BaseModel
 
+from agentwheel.core.industrial import parse_generated_spec
 from agentwheel.core.task import Lineage, Task
 from agentwheel.envs.knowledge_base import DEFAULT_DOCS, KnowledgeBase, generate_knowledge_base
 from agentwheel.envs.tables import load_tables
@@ -92,8 +93,6 @@ def _knowledge_base(seed: int, docs: int) -> KnowledgeBase:
 def harder_search_variant(task: Task, round_: int) -> Task | None:
     """The search task one step harder (more hops, or an honest 'not in the data'), on
     the same project and collection; None when there is no harder template."""
-    from agentwheel.envs.search_index import parse_generated_spec
-
     assert task.search is not None
     harder = HARDER.get(task.lineage.branch)
     options = parse_generated_spec(task.search.collection, "kb")
