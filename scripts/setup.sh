@@ -7,11 +7,17 @@ if [ ! -x .venv/bin/python ]; then
   "$PY" -m venv .venv
 fi
 PIP=".venv/bin/python -m pip"
-# The page of `agentwheel view` is tested in a real headless browser: Debian's chromium.
-# Only when missing, and only where apt-get can install it (root); elsewhere those tests skip.
-if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
-  DEBIAN_FRONTEND=noninteractive apt-get update -q >/dev/null
-  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends chromium >/dev/null
+# Debian packages some features need, installed only when missing and only where apt-get
+# can (root); elsewhere the features say so and their tests skip: chromium (the page of
+# `agentwheel view` is tested in a real headless browser) and bubblewrap (model-written
+# code runs only inside it, agentwheel/envs/sandbox.py; without it run_python refuses).
+missing=""
+command -v chromium >/dev/null 2>&1 || missing="$missing chromium"
+command -v bwrap >/dev/null 2>&1 || missing="$missing bubblewrap"
+if [ -n "$missing" ] && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+  (DEBIAN_FRONTEND=noninteractive apt-get update -qq >/dev/null \
+    && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $missing >/dev/null) \
+    || echo "warning: could not install$missing from Debian's packages" >&2
 fi
 stamp=.venv/.agentwheel-installed
 want=$(cat pyproject.toml scripts/setup.sh | sha256sum | cut -d' ' -f1)

@@ -381,6 +381,7 @@ def mount_other_commands() -> None:
     """Commands that live next to the code they drive."""
     from agentwheel.cli import bench as bench_cli
     from agentwheel.cli import evaluate as evaluate_cli
+    from agentwheel.cli import industrial as industrial_cli
     from agentwheel.cli import reasoning as reasoning_cli
     from agentwheel.cli import serve as serve_cli
     from agentwheel.cli import study as study_cli
@@ -389,6 +390,7 @@ def mount_other_commands() -> None:
 
     synth_app.command("reasoning")(reasoning_cli.synth)
     evolve_app.command("reasoning")(reasoning_cli.evolve)
+    industrial_cli.register(synth_app, evolve_app)
     evaluate_cli.register(app)
     train_cli.register(app)
     study_cli.register(app)

@@ -42,6 +42,29 @@ def pass_table(summary: dict[str, Any], title: str) -> Table:
     return table
 
 
+def cost_table(cost: dict[str, Any]) -> Table:
+    """Success with its interval beside latency, tokens and tool calls per episode."""
+    table = Table(title="per episode (median / p95 / mean)")
+    for column in ("success [95% CI]", "latency s", "model s", "tokens", "tool calls"):
+        table.add_column(column, justify="right")
+    if not cost.get("n_episodes"):
+        return table
+
+    def spread(name: str, digits: int) -> str:
+        q = cost[name]
+        return " / ".join(f"{q[k]:.{digits}f}" for k in ("median", "p95", "mean"))
+
+    low, high = cost["success_ci95"]
+    table.add_row(
+        f"{cost['success_rate']:.3f} [{low:.3f}, {high:.3f}]",
+        spread("latency_s", 3),
+        spread("model_latency_s", 3),
+        spread("generated_tokens", 0),
+        spread("tool_calls", 1),
+    )
+    return table
+
+
 def eval_command(
     tasks: Annotated[
         str,
@@ -216,6 +239,7 @@ def eval_command(
     if summary["resumed_episodes"]:
         console.print(f"resumed: {summary['resumed_episodes']} episodes were already on disk")
     Console().print(pass_table(summary, f"{policy} on {tasks}"))
+    Console().print(cost_table(summary["cost"]))
     problems = {**summary["terminations"], **summary["invalid_tool_calls"]}
     problems.pop("user_ended", None)
     if problems:

@@ -22,6 +22,8 @@ from pydantic import (
     model_validator,
 )
 
+from agentwheel.core.industrial import AnalysisWorld, AnswerSpec, SearchWorld, WorldKind
+
 BranchKind = Literal["happy", "clarify", "refuse", "transfer", "adversarial"]
 BRANCH_KINDS: tuple[BranchKind, ...] = ("happy", "clarify", "refuse", "transfer", "adversarial")
 ToolKind = Literal["query", "action"]
@@ -166,13 +168,16 @@ class Evaluation(_Strict):
     transfer_tool: str = "transfer_to_human"
     description: str = ""
     must_ask: list[str] = Field(default_factory=list)
+    answer: AnswerSpec | None = None
 
     @model_serializer(mode="wrap")
     def _omit_empty_must_ask(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
-        # Tasks written before `must_ask` existed keep their bytes.
+        # Tasks written before `must_ask` and `answer` existed keep their bytes.
         data: dict[str, Any] = handler(self)
         if not self.must_ask:
             data.pop("must_ask", None)
+        if self.answer is None:
+            data.pop("answer", None)
         return data
 
 
@@ -290,6 +295,22 @@ class Task(_Strict):
     evaluation: Evaluation = Field(default_factory=Evaluation)
     sqlite: SqliteWorld | None = None
     lineage: Lineage = Field(default_factory=Lineage)
+    search: SearchWorld | None = None
+    analysis: AnalysisWorld | None = None
+
+    @model_serializer(mode="wrap")
+    def _omit_absent_worlds(self, handler: SerializerFunctionWrapHandler) -> dict[str, Any]:
+        # Workflow tasks written before the industrial worlds existed keep their bytes.
+        data: dict[str, Any] = handler(self)
+        for name in ("search", "analysis"):
+            if getattr(self, name) is None:
+                data.pop(name, None)
+        return data
+
+    @property
+    def world_kind(self) -> WorldKind | None:
+        """`search` or `analysis` for an industrial task, else None (a workflow task)."""
+        return "search" if self.search is not None else "analysis" if self.analysis else None
 
     @model_validator(mode="after")
     def _paths_and_world_match_tools(self) -> Task:
@@ -304,6 +325,10 @@ class Task(_Strict):
             missing = set(names) - set(self.sqlite.tools)
             if missing:
                 raise ValueError(f"sqlite.tools lacks implementations for {sorted(missing)}")
+        if self.search is not None and self.analysis is not None:
+            raise ValueError("a task has one world: search or analysis, not both")
+        if self.world_kind is not None and self.evaluation.answer is None:
+            raise ValueError(f"a {self.world_kind} task needs evaluation.answer")
         if (
             "transfer" in self.evaluation.required_signals
             and self.evaluation.transfer_tool not in names

@@ -112,6 +112,10 @@ def _as_number(text: str) -> float | None:
 def compute_reward(
     task: Task, tools: ToolBackend, backend: Backend, messages: Sequence[Message]
 ) -> RewardBreakdown:
+    if task.evaluation.answer is not None:
+        from agentwheel.envs.answer_reward import answer_reward
+
+        return answer_reward(task, tools, messages)
     final = tools.state_hash()
     expected = expected_state(task, backend)
     hack_ran = bool(task.hack_action_keys() & set(tools.ledger))

@@ -7,13 +7,18 @@
 - `refuse` declines everything, blind: it passes nothing, since a refusal counts only
   after the lookups that show why;
 - `cautious` makes the lookups a decision rests on (`Task.evidence_keys`), then declines:
-  the refuse floor a learned policy has to beat.
+  the refuse floor a learned policy has to beat;
+- `blind` (industrial tasks) submits the gold answer at once, without looking anything
+  up: the "answer without looking" shortcut, which the evidence rule must fail.
+- `distractor` (industrial tasks) follows the hack path at once: it reads the distractor
+  and answers from it.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from agentwheel.core.industrial import ANSWER_TOOL
 from agentwheel.core.messages import Completion, ToolCall
 from agentwheel.core.task import Task, ToolCallStep, facts_to_ask_for
 from agentwheel.envs.agent import EpisodeView, Policy
@@ -111,9 +116,39 @@ class CautiousPolicy(OraclePolicy):
         return REFUSAL
 
 
+class BlindPolicy:
+    name = "blind"
+
+    def act(self, views: Sequence[EpisodeView]) -> list[Completion]:
+        return [self._act_one(v) for v in views]
+
+    @staticmethod
+    def _act_one(view: EpisodeView) -> Completion:
+        answer = [s for s in view.task.normal_path if s.tool == ANSWER_TOOL]
+        if calls_made(view) == 0 and answer:
+            return call_completion(answer[-1], 0)
+        return say(DONE)
+
+
+class DistractorPolicy:
+    name = "distractor"
+
+    def act(self, views: Sequence[EpisodeView]) -> list[Completion]:
+        return [self._act_one(v) for v in views]
+
+    @staticmethod
+    def _act_one(view: EpisodeView) -> Completion:
+        made = calls_made(view)
+        if made < len(view.task.hack_path):
+            return call_completion(view.task.hack_path[made], made)
+        return say(DONE)
+
+
 SCRIPTED_POLICIES: dict[str, Callable[[], Policy]] = {
     "oracle": OraclePolicy,
     "hack": HackPolicy,
     "refuse": RefusePolicy,
     "cautious": CautiousPolicy,
+    "blind": BlindPolicy,
+    "distractor": DistractorPolicy,
 }

@@ -40,8 +40,9 @@ ToolErrorKind = Literal[
     "bad_arguments",
     "over_limit",
     "duplicate_action",
+    "sandbox_error",
 ]
-Backend = Literal["mock", "sqlite"]
+Backend = Literal["mock", "sqlite", "search", "analysis"]
 NOT_RUN_ERRORS: frozenset[str | None] = frozenset(
     {"bad_arguments", "over_limit", "duplicate_action", "unknown_tool"}
 )
@@ -319,7 +320,9 @@ def _canonical(value: Any) -> Any:
 
 def resolve_backend(task: Task, requested: Backend | Literal["auto"]) -> Backend:
     if requested == "auto":
-        return "sqlite" if task.sqlite is not None else "mock"
+        return task.world_kind or ("sqlite" if task.sqlite is not None else "mock")
+    if requested in ("search", "analysis") and task.world_kind != requested:
+        raise ValueError(f"task {task.id} has no {requested} world")
     if requested == "sqlite" and task.sqlite is None:
         raise ValueError(f"task {task.id} has no SQLite world; use the mock back-end")
     return requested
@@ -331,7 +334,12 @@ BackendFactory = Callable[[Task], ToolBackend]
 def make_backend(
     task: Task, backend: Backend | Literal["auto"] = "auto", simulator: ToolSimulator | None = None
 ) -> ToolBackend:
-    if resolve_backend(task, backend) == "sqlite":
+    resolved = resolve_backend(task, backend)
+    if resolved in ("search", "analysis"):
+        from agentwheel.envs.worlds import world_backend  # its modules import this one
+
+        return world_backend(task, resolved)  # type: ignore[arg-type]
+    if resolved == "sqlite":
         assert task.sqlite is not None
         return SqliteTools(task.sqlite)
     return MockTools(task, simulator)

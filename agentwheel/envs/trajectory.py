@@ -37,6 +37,19 @@ class TokenTrace(BaseModel):
         return len(self.ids)
 
 
+class AnswerCheck(BaseModel):
+    """The components of an industrial task's reward: the answer, and its evidence."""
+
+    submitted: str | None = None
+    correct: bool = False
+    evidence_required: list[str] = Field(default_factory=list)
+    evidence_missing: list[str] = Field(default_factory=list)
+
+    @property
+    def evidence_seen(self) -> bool:
+        return not self.evidence_missing
+
+
 class RewardBreakdown(BaseModel):
     passed: bool
     state_matches: bool
@@ -48,6 +61,7 @@ class RewardBreakdown(BaseModel):
     actions_off_path: list[str] = Field(default_factory=list)
     final_state: str = ""
     expected_state: str = ""
+    answer: AnswerCheck | None = None  # industrial tasks (search, analysis) only
 
     @property
     def value(self) -> float:

@@ -33,6 +33,7 @@ from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
 from agentwheel.envs.tools import ToolSimulator
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import UserSimulator
+from agentwheel.eval.cost import cost_report
 from agentwheel.eval.passk import pass_hat_curve
 
 TRACES = "traces.jsonl"
@@ -181,6 +182,7 @@ def summarize(
         "mean_agent_turns": _mean([t.counts.agent_turns for t in trajectories]),
         "mean_generated_tokens": _mean([t.counts.generated_tokens for t in trajectories]),
         "model_seconds": round(model_s, 3),
+        "cost": cost_report(trajectories),
         "load_errors": [str(e) for e in load_errors],
     }
 

@@ -98,7 +98,9 @@ def static_rejection(task: Task, backend: Backend) -> Rejection | None:
         return _rejected(task, "normal_path_error", "; ".join(errors))
     if task.hack_path and replay(task, "hack", backend)[0] == normal_state:
         return _rejected(task, "hack_path_harmless", "hack and normal paths end in one state")
-    problems = trace_problems(task)
+    # An industrial task's arguments are the agent's own queries, not facts to trace; its
+    # answer's grounding is checked where it is made (agentwheel/flywheels/industrial).
+    problems = trace_problems(task) if task.world_kind is None else []
     if problems:
         return _rejected(task, "untraceable_argument", "; ".join(problems))
     return None
@@ -112,6 +114,7 @@ def validate_tasks(
     candidates = []
     for task in tasks:
         own = "sqlite" if (backend == "auto" and task.sqlite is not None) else backend
+        own = task.world_kind or own if backend == "auto" else own
         problem = static_rejection(task, "mock" if own == "auto" else own)
         if problem is None:
             candidates.append(task)
