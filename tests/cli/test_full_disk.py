@@ -53,6 +53,7 @@ def one_error_line(output: str) -> str:
     return lines[0]
 
 
+@pytest.mark.slow  # each runs the CLI in a fresh process: tens of seconds
 def test_synth_on_a_full_disk(tmp_path):
     code, output, left = on_a_full_disk(
         tmp_path, "48k", "synth", "agentic", "--workflows", str(WORKFLOW), "--out", "{disk}/out"
@@ -62,6 +63,7 @@ def test_synth_on_a_full_disk(tmp_path):
     assert [f for f in left if f.endswith((".jsonl", ".json")) or ".tmp-" in f] == [], left
 
 
+@pytest.mark.slow
 def test_eval_on_a_full_disk(tmp_path):
     args = ["eval", "--policy", "oracle", "--tasks", str(RETAIL), "--out", "{disk}/run"]
     code, output, left = on_a_full_disk(tmp_path, "16k", *args)
