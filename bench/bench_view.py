@@ -12,6 +12,7 @@ and to open an episode. Baseline in the same run: the same page for one trial (4
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import tempfile
 import time
@@ -105,6 +106,8 @@ def browser_times(chromium: Chromium, page: Path) -> dict[str, float]:
     if chromium.errors:
         raise RuntimeError(f"console errors: {chromium.errors}")
     return {
+        # Other jobs share this machine's cores; the load says how much they did meanwhile.
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "list_rendered_ms": round(ready, 1),
         "html_loaded_ms": round(script_start, 1),
         "script_ms": round(ready - script_start, 1),
