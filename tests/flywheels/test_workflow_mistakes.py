@@ -216,8 +216,8 @@ def test_intent_tools_that_count_only_in_their_own_tasks_make_room(tmp_path):
     assert field == "intents" and "`other_intent_tools: when_room`" in message
     wf = parse_workflow(car_with_a_drivers_listing("when_room"), "car.yaml")
     assert workflow_warnings(wf) == []
-    manifest = synth_agentic(tmp_path, [wf], tasks_per_workflow=40)
-    assert manifest.tasks == 40 and manifest.warnings == []
+    manifest = synth_agentic(tmp_path, [wf], tasks_per_workflow=30)
+    assert manifest.tasks == 30 and manifest.warnings == []
     tasks = load_tasks(tmp_path).tasks
     names = [{t.name for t in task.tools} for task in tasks]
     assert all(3 <= len(n) <= 5 for n in names)
@@ -232,4 +232,4 @@ def test_intent_tools_that_count_only_in_their_own_tasks_make_room(tmp_path):
     assert any("add_driver" in n for n in extend) and any("add_driver" not in n for n in extend)
     assert all("list_rental_drivers" in n for n in add)
     for backend in ("sqlite", "mock"):
-        assert validate_tasks(tasks, backend).counts == {"kept": 40}
+        assert validate_tasks(tasks, backend).counts == {"kept": 30}
