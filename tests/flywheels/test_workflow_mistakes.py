@@ -13,12 +13,15 @@ import yaml
 from typer.testing import CliRunner
 
 from agentwheel.cli import app
+from agentwheel.core.dataset import load_tasks
 from agentwheel.flywheels.agentic.synth import synth_agentic
+from agentwheel.flywheels.agentic.validate import validate_tasks
 from agentwheel.flywheels.agentic.workflow_loader import (
     BUNDLED_WORKFLOWS,
     WorkflowError,
     load_workflow,
     parse_workflow,
+    workflow_warnings,
 )
 from tests.flywheels.small_workflow import small_data
 
@@ -183,3 +186,50 @@ def test_exist_true_is_read_as_the_flag_not_as_a_stray_boolean():
     wf = parse_workflow(data, "wf.yaml")
     related = wf.steps[1].preconditions[0].related
     assert related is not None and related.exist is True
+
+
+# ---- the tool cap: an intent's tools may count only in its own tasks -------------------
+
+
+def car_with_a_drivers_listing(tools: str) -> dict[str, Any]:
+    """car_rental_change with a third step for add_driver: 5 step tools across intents."""
+    data = car()
+    listing = {
+        "id": "list_drivers",
+        "tool": {
+            "name": "list_rental_drivers",
+            "description": "List the extra drivers on a rental.",
+            "kind": "query",
+            "params": {"rental_id": "string"},
+            "sql": ["SELECT rental_id, name FROM drivers WHERE rental_id = :rental_id"],
+            "require_rows": False,
+        },
+        "args": {"rental_id": "rentals.rental_id"},
+    }
+    data["intents"][0]["steps"].insert(1, listing)
+    data["other_intent_tools"] = tools
+    return data
+
+
+def test_intent_tools_that_count_only_in_their_own_tasks_make_room(tmp_path):
+    field, message = error_of(car_with_a_drivers_listing("always"))
+    assert field == "intents" and "`other_intent_tools: when_room`" in message
+    wf = parse_workflow(car_with_a_drivers_listing("when_room"), "car.yaml")
+    assert workflow_warnings(wf) == []
+    manifest = synth_agentic(tmp_path, [wf], tasks_per_workflow=30)
+    assert manifest.tasks == 30 and manifest.warnings == []
+    tasks = load_tasks(tmp_path).tasks
+    names = [{t.name for t in task.tools} for task in tasks]
+    assert all(3 <= len(n) <= 5 for n in names)
+    assert any("list_customer_rentals" in n for n in names)  # the extra tool now appears
+    add = [
+        n for n, t in zip(names, tasks, strict=True) if t.lineage.branch.startswith("add_driver.")
+    ]
+    extend = [
+        n for n, t in zip(names, tasks, strict=True) if not t.lineage.branch.startswith("add_")
+    ]
+    assert all("list_rental_drivers" not in n for n in extend)  # an intent's own tool
+    assert any("add_driver" in n for n in extend) and any("add_driver" not in n for n in extend)
+    assert all("list_rental_drivers" in n for n in add)
+    for backend in ("sqlite", "mock"):
+        assert validate_tasks(tasks, backend).counts == {"kept": 30}

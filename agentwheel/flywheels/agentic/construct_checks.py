@@ -355,12 +355,15 @@ def _check_intents(wf: Workflow, check_workflow: Callable[[Workflow], Problems])
                     )
                 )
     handoffs = 1 + len(wf.desks)
-    if wf.intents and len(tools) + handoffs > MAX_TASK_TOOLS:
+    shared = wf.other_intent_tools == "always"
+    if shared and wf.intents and len(tools) + handoffs > MAX_TASK_TOOLS:
         out.append(
             (
                 "intents",
                 f"{len(tools) + handoffs} tools with the hand-off tools; at most "
-                f"{MAX_TASK_TOOLS}: every task holds every intent's step tools",
+                f"{MAX_TASK_TOOLS}: every task holds every intent's step tools; set "
+                "`other_intent_tools: when_room` to count an intent's tools only in its own "
+                "tasks",
             )
         )
     return out

@@ -16,18 +16,29 @@ from agentwheel.flywheels.agentic.workflow import MAX_TASK_TOOLS, MIN_TASK_TOOLS
 
 
 def base_tools(view: Workflow, siblings: Sequence[ToolDef] = ()) -> list[ToolDef]:
-    """The tools every task of an intent holds: its steps', the transfer tool, siblings."""
-    return [*(s.tool for s in view.steps), *view.handoff_tools(), *siblings]
+    """The tools every task of an intent holds: its steps', the hand-off tools, and the
+    other intents' step tools (`siblings`) unless those only fill room (`when_room`)."""
+    fixed = siblings if view.other_intent_tools == "always" else ()
+    return [*(s.tool for s in view.steps), *view.handoff_tools(), *fixed]
+
+
+def optional_tools(view: Workflow, siblings: Sequence[ToolDef] = ()) -> list[ToolDef]:
+    """The tools drawn into the room a task has left: other intents' actions (with
+    `when_room`), then the workflow's `extra_tools`."""
+    if view.other_intent_tools == "always":
+        return list(view.extra_tools)
+    return [*(t for t in siblings if t.kind == "action"), *view.extra_tools]
 
 
 def pick_tools(wf: Workflow, rng: random.Random, siblings: Sequence[ToolDef] = ()) -> list[ToolDef]:
     """The workflow's tools, the other intents' step tools (`siblings`), plus distractor
     tools, 3 to 5 in all, in a seeded order."""
     base = base_tools(wf, siblings)
+    pool = optional_tools(wf, siblings)
     room = MAX_TASK_TOOLS - len(base)
     lo = max(0, MIN_TASK_TOOLS - len(base))
-    count = min(rng.randint(lo, max(lo, room)), len(wf.extra_tools))
-    tools = base + rng.sample(wf.extra_tools, count)
+    count = min(rng.randint(lo, max(lo, room)), len(pool))
+    tools = base + rng.sample(pool, count)
     rng.shuffle(tools)
     return tools
 
@@ -61,8 +72,9 @@ def crowded_out_tools(wf: Workflow) -> list[tuple[str, str]]:
         (
             "extra_tools",
             f"{extras} never appear in {where}: a task has at most {MAX_TASK_TOOLS} tools, and "
-            f"the step tools of every intent plus the transfer tool already make "
-            f"{'; '.join(full)}; drop a step or an intent to make room, or accept that these "
-            "tools are left out",
+            f"the step tools of every intent plus the hand-off tools already make "
+            f"{'; '.join(full)}; set `other_intent_tools: when_room` (an intent's tools count "
+            "only in its own tasks), drop a step or an intent, or accept that these tools are "
+            "left out",
         )
     ]

@@ -49,8 +49,6 @@ from agentwheel.flywheels.agentic.workflow_rules import (
     compare,
 )
 
-__all__ = ["Condition", "Desk", "Op", "RelatedRows", "Scalar", "SetsReferenced", "compare"]
-
 ParamType = Literal["string", "integer", "number"]
 ValueFormat = Literal["text", "money", "int", "date"]
 
@@ -384,6 +382,8 @@ class Workflow(_Strict):
     extra_tools: list[ToolDef] = Field(default_factory=list)
     phrasing: Phrasing
     intents: list[Intent] = Field(default_factory=list)
+    # when_room: an intent's tools count only in its own tasks (see task_tools).
+    other_intent_tools: Literal["always", "when_room"] = "always"
     source: str = ""
 
     @field_validator("id", "domain")

@@ -109,7 +109,7 @@ def _references(wf: Workflow, table: str, tables: Rows) -> list[str]:
                 continue
             # A record referenced by two rows agrees on the columns they share.
             ref_table = gen.ref.partition(".")[0]
-            for shared in set(spec.columns) & set(wf.tables[ref_table].columns) - {column}:
+            for shared in sorted(set(spec.columns) & set(wf.tables[ref_table].columns) - {column}):
                 kind = _target_table(wf, table, shared)
                 same_kind = kind is not None and kind == _target_table(wf, ref_table, shared)
                 if same_kind and row[shared] != parent[shared]:
