@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# One measured agentic evolve round (README, "Agentic flywheel"): synthesize parents from
+# One measured agentic evolve round (bench/results/flywheel_history.md): synthesize parents from
 # the bundled workflows, evaluate a policy on them, evolve one round from that report with
 # the same policy (no band, so every evolved task is measured), then check the evolved
 # tasks with the scripted oracle, hack and refuse policies.

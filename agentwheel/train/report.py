@@ -155,8 +155,8 @@ def effect_size_note(rounds: list[dict[str, Any]], metrics: list[dict[str, Any]]
         "",
         f"No: its RL rounds made {updates} GRPO updates and its held-out set has {n} tasks "
         f"({one_task}), too few to tell a change of +10 points from noise. Whether RL on "
-        "flywheel data beats SFT alone is what `agentwheel study` measures (README, "
-        '"The learning study"): 150+ held-out tasks, the same SFT checkpoint and RL budget '
+        "flywheel data beats SFT alone is what `agentwheel study` measures (docs/study.md): "
+        "150+ held-out tasks, the same SFT checkpoint and RL budget "
         "for each arm, and paired bootstrap intervals.",
     ]
 
