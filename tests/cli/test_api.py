@@ -19,7 +19,7 @@ def test_the_readme_example_runs_and_prints_pass_1(tmp_path, monkeypatch, capsys
     monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
     runpy.run_path(str(EXAMPLE), run_name="__main__")
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0] == "oracle: pass^1 = 1.00 on 48 tasks"
+    assert lines[0] == "oracle: pass^1 = 1.00 on 56 tasks"
     name, rest = lines[1].split(": pass^1 = ")
     refuse_pass = float(rest.split()[0])
     # looking up, then declining, is right on some branches (refuse) and wrong on the others
