@@ -120,5 +120,5 @@ def test_the_installed_wheel_runs_from_an_unrelated_directory(wheel, tmp_path):
     run([*cli, "synth", "agentic", "--out", "x", "--tasks-per-workflow", "4"], elsewhere, env)
     manifest = json.loads((elsewhere / "x" / "manifest.json").read_text())
     written = (elsewhere / "x" / "tasks.jsonl").read_text().splitlines()
-    assert manifest["tasks"] == len(written) == 48
+    assert manifest["tasks"] == len(written) == 56
     assert len({json.loads(line)["domain"] for line in written}) >= 5

@@ -1,5 +1,5 @@
 """A run directory for the browser tests, made by the real writers: held-out evals of the
-bundled fixtures (refuse-everything as `base`, the oracle as `sft`), the run state, metrics
+bundled fixtures (the cautious refuser, look up then decline, as `base`, the oracle as `sft`), the run state, metrics
 lines and a round report. One refused episode carries HTML and script in the agent's text."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ import pytest
 from agentwheel.core.dataset import load_tasks
 from agentwheel.core.run_layout import EVALS_DIR, ROUND_REPORT, ROUNDS_DIR, round_dir_name
 from agentwheel.envs.runner import RunnerConfig
-from agentwheel.envs.scripted import OraclePolicy, RefusePolicy
+from agentwheel.envs.scripted import CautiousPolicy, OraclePolicy
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.eval.evaluate import TRACES, run_eval
@@ -42,7 +42,7 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("view") / "run"
     tasks = load_tasks("fixtures").tasks
     passes = {}
-    for stage, policy in (("base", RefusePolicy()), ("sft", OraclePolicy())):
+    for stage, policy in (("base", CautiousPolicy()), ("sft", OraclePolicy())):
         out = root / EVALS_DIR / stage
         summary = run_eval(
             tasks, policy, ScriptedUser(), 1, out, RunnerConfig(), meta={"tasks": "fixtures"}

@@ -56,7 +56,7 @@ def test_filters_and_search_change_the_list(browser):
     browser.eval("document.getElementById('tabbtn-episodes').click()")
     assert count(browser) == "84 of 84 shown"
     choose(browser, "filter-outcome", "failed")
-    assert count(browser) == "24 of 84 shown"  # refuse-everything fails 24 of 42, the oracle none
+    assert count(browser) == "24 of 84 shown"  # the cautious refuser fails 24 of 42, the oracle none
     choose(browser, "filter-kind", "happy")
     assert count(browser) == "9 of 84 shown"
     rows = browser.eval("[...document.querySelectorAll('#list .row')].map(r => r.textContent)")
@@ -102,7 +102,7 @@ def test_compare_shows_which_tasks_flipped(browser):
     choose(browser, "compare-a", "0")
     choose(browser, "compare-b", "1")
     flips = browser.eval("document.querySelector('#tab-compare .flip-counts').textContent")
-    # refuse-everything (base) fails 24 tasks the oracle (after SFT) passes, and no flip back.
+    # the cautious refuser (base) fails 24 tasks the oracle (after SFT) passes, and no flip back.
     assert "A fail → B pass: 24" in flips and "A pass → B fail: 0" in flips
     browser.eval("document.querySelector('#tab-compare tr.clickable').click()")
     sides = browser.eval("document.querySelectorAll('#tab-compare .side-by-side .episode').length")
