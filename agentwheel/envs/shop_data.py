@@ -14,85 +14,26 @@ import random
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-CITIES = (
-    "Lisbon",
-    "Oslo",
-    "Austin",
-    "Nairobi",
-    "Osaka",
-    "Lyon",
-    "Denver",
-    "Krakow",
-    "Porto",
-    "Seoul",
-)
+
+def _words(text: str) -> tuple[str, ...]:
+    return tuple(text.split())
+
+
+CITIES = _words("Lisbon Oslo Austin Nairobi Osaka Lyon Denver Krakow Porto Seoul")
 SEGMENTS = ("consumer", "business", "education")
 CATEGORIES = ("kitchen", "garden", "office", "outdoor", "lighting", "bedding")
 STATUSES = ("completed", "completed", "completed", "completed", "cancelled", "returned", "pending")
-_FIRST = [
-    "Ada",
-    "Bruno",
-    "Chen",
-    "Dana",
-    "Elif",
-    "Farah",
-    "Gita",
-    "Hugo",
-    "Ines",
-    "Jonas",
-    "Kai",
-    "Lena",
-    "Maya",
-    "Nils",
-    "Omar",
-    "Priya",
-    "Rosa",
-    "Sami",
-    "Tomas",
-    "Vera",
-]
-_LAST = [
-    "Abara",
-    "Bauer",
-    "Castro",
-    "Dahl",
-    "Ferreira",
-    "Garcia",
-    "Haas",
-    "Ito",
-    "Jensen",
-    "Kim",
-    "Larsen",
-    "Moreau",
-    "Novak",
-    "Okafor",
-    "Rossi",
-    "Sato",
-    "Silva",
-    "Torres",
-    "Vogel",
-    "Weber",
-    "Xu",
-    "Yilmaz",
-    "Zeller",
-    "Park",
-]
-_ITEMS = [
-    "Kettle",
-    "Lamp",
-    "Chair",
-    "Rake",
-    "Tent",
-    "Desk",
-    "Pillow",
-    "Hose",
-    "Lantern",
-    "Shelf",
-    "Blanket",
-    "Mug",
-    "Planter",
-    "Stool",
-]
+_FIRST = _words(
+    "Ada Bruno Chen Dana Elif Farah Gita Hugo Ines Jonas Kai Lena Maya Nils Omar Priya Rosa "
+    "Sami Tomas Vera"
+)
+_LAST = _words(
+    "Abara Bauer Castro Dahl Ferreira Garcia Haas Ito Jensen Kim Larsen Moreau Novak Okafor "
+    "Rossi Sato Silva Torres Vogel Weber Xu Yilmaz Zeller Park"
+)
+_ITEMS = _words(
+    "Kettle Lamp Chair Rake Tent Desk Pillow Hose Lantern Shelf Blanket Mug Planter Stool"
+)
 _MATERIALS = ["Oak", "Steel", "Linen", "Bamboo", "Copper", "Wool", "Glass", "Cedar"]
 FIRST_DAY = dt.date(2022, 1, 1)
 DAYS = 3 * 365
