@@ -130,14 +130,23 @@ def test_a_run_whose_engine_failed_resumes_without_redoing_finished_rounds(
     run_schedule(config, tmp_path, resume=True, external=engine, log=lambda _: None)
     assert [job.round for job in engine.jobs] == [2]
     assert engine.jobs[0].init_model == tmp_path / "checkpoints" / "last" / "model"
+    # Two runs in one process agree to float rounding, not bit for bit, on a CPU whose
+    # matmul kernels (oneDNN on AMX) may sum in another order: 3e-5 apart here. The stand-in
+    # engine moves the weights by 0.01 a round, so a round not imported is still caught.
     for name in ("round-1", "round-2"):
         ours = model_weights(tmp_path / "checkpoints" / name / "model")
         theirs = model_weights(out / "checkpoints" / name / "model")
-        assert all(torch.equal(ours[k], theirs[k]) for k in theirs)
+        for k in theirs:
+            torch.testing.assert_close(ours[k], theirs[k], atol=1e-3, rtol=0)
     timing = {"step_s", "tokens_per_s"}
     clean = [{k: v for k, v in m.items() if k not in timing} for m in read_metrics(out)]
     again = [{k: v for k, v in m.items() if k not in timing} for m in read_metrics(tmp_path)]
-    assert again == clean
+    assert len(again) == len(clean)
+    for line, expected in zip(again, clean, strict=True):
+        assert line.keys() == expected.keys()
+        for key, value in expected.items():
+            close = isinstance(value, float) and not isinstance(value, bool)
+            assert line[key] == (pytest.approx(value, rel=1e-3, abs=1e-4) if close else value), key
 
 
 def test_the_backend_and_the_engine_must_agree(config, tmp_path):

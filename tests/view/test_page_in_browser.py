@@ -56,7 +56,9 @@ def test_filters_and_search_change_the_list(browser):
     browser.eval("document.getElementById('tabbtn-episodes').click()")
     assert count(browser) == "84 of 84 shown"
     choose(browser, "filter-outcome", "failed")
-    assert count(browser) == "24 of 84 shown"  # the cautious refuser fails 24 of 42, the oracle none
+    assert (
+        count(browser) == "24 of 84 shown"
+    )  # the cautious refuser fails 24 of 42, the oracle none
     choose(browser, "filter-kind", "happy")
     assert count(browser) == "9 of 84 shown"
     rows = browser.eval("[...document.querySelectorAll('#list .row')].map(r => r.textContent)")
