@@ -282,17 +282,17 @@ def evolve_agentic_command(
     from agentwheel.flywheels.agentic.evolve import OPERATORS, evolve_agentic
     from agentwheel.specs import SpecError, load_policy
 
+    chosen = [o.strip() for o in operators.split(",") if o.strip()]
+    if not chosen or set(chosen) - set(OPERATORS):
+        raise typer.BadParameter(
+            f"list some of {', '.join(OPERATORS)}, got {operators!r}", param_hint="--operators"
+        )
     try:
         read_summary(report)
     except UnreadableSummary as exc:
         raise fail(str(exc)) from None
     source = workflows_source(workflows)
     require_dir(out)
-    chosen = [o.strip() for o in operators.split(",") if o.strip()]
-    if not chosen or set(chosen) - set(OPERATORS):
-        raise typer.BadParameter(
-            f"list some of {', '.join(OPERATORS)}, got {operators!r}", param_hint="--operators"
-        )
     try:
         agent = load_policy(
             policy,
