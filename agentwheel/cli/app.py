@@ -16,6 +16,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agentwheel.cli.errors import UserErrorGroup, fail, in_range, require_dir
+from agentwheel.cli.tables import counts_table
 from agentwheel.cli.task_input import read_task_set
 from agentwheel.cli.workflows import (
     print_workflow_rejections,
@@ -67,15 +68,6 @@ evolve_app = typer.Typer(help="Run one flywheel step from a report.", no_args_is
 app.add_typer(synth_app, name="synth")
 app.add_typer(evolve_app, name="evolve")
 app.add_typer(workflow_app, name="workflow")
-
-
-def counts_table(title: str, rows: dict[str, Any]) -> Table:
-    table = Table(title=title)
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    for name, value in rows.items():
-        table.add_row(name, str(value))
-    return table
 
 
 @synth_app.command("agentic")

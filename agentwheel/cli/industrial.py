@@ -8,22 +8,13 @@ from typing import Annotated
 
 import typer
 from rich.console import Console
-from rich.table import Table
 
 from agentwheel.cli.errors import fail, in_range, require_dir
+from agentwheel.cli.tables import counts_table
 from agentwheel.cli.task_input import read_task_set
 from agentwheel.envs.knowledge_base import DEFAULT_DOCS
 
 console = Console(stderr=True)
-
-
-def _counts(title: str, rows: dict[str, int]) -> Table:
-    table = Table(title=title)
-    table.add_column("what")
-    table.add_column("count", justify="right")
-    for name, value in rows.items():
-        table.add_row(name, str(value))
-    return table
 
 
 def _synth(kind: str, out: Path, count: int, seed: int, world_seed: int, docs: int) -> None:
@@ -35,9 +26,9 @@ def _synth(kind: str, out: Path, count: int, seed: int, world_seed: int, docs: i
             manifest = synth_industrial(out, kind, count, seed, world_seed, docs)  # type: ignore[arg-type]
     except (ValueError, FileNotFoundError) as exc:
         raise fail(str(exc)) from None
-    Console().print(_counts(f"{kind} tasks by template", manifest.tasks_by_template))
+    Console().print(counts_table(f"{kind} tasks by template", manifest.tasks_by_template))
     if manifest.rejections_by_reason:
-        Console().print(_counts("rejected by the gate", manifest.rejections_by_reason))
+        Console().print(counts_table("rejected by the gate", manifest.rejections_by_reason))
     console.print(f"{manifest.tasks} validated {kind} tasks in {manifest.seconds:.1f} s → {out}")
     if manifest.tasks < count:
         raise fail(f"only {manifest.tasks} of {count} tasks passed the gate (see {out})")
@@ -100,7 +91,7 @@ def evolve_search(
         f"{len(kept)} harder tasks from {len(chosen)} failed ones → {out / 'tasks.jsonl'}"
     )
     if rejected:
-        Console().print(_counts("rejected by the gate", rejected))
+        Console().print(counts_table("rejected by the gate", rejected))
 
 
 def register(synth_app: typer.Typer, evolve_app: typer.Typer) -> None:

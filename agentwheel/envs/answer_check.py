@@ -87,13 +87,14 @@ def answer_matches(spec: AnswerSpec, given: str) -> bool:
     return True
 
 
-def _scalars(value: Any) -> Iterable[Any]:
+def leaf_values(value: Any) -> Iterable[Any]:
+    """Every scalar inside nested dicts and lists (None left out)."""
     if isinstance(value, dict):
         for v in value.values():
-            yield from _scalars(v)
+            yield from leaf_values(v)
     elif isinstance(value, list):
         for v in value:
-            yield from _scalars(v)
+            yield from leaf_values(v)
     elif value is not None:
         yield value
 
@@ -114,7 +115,7 @@ def output_holds_answer(spec: AnswerSpec, output_json: str) -> bool:
         output = json.loads(output_json)
     except ValueError:
         output = output_json
-    values = list(_scalars(output))
+    values = list(leaf_values(output))
     text = " ".join(str(v) for v in values)
     if spec.kind == "absent":
         return True

@@ -22,6 +22,7 @@ from pydantic import BaseModel, Field
 
 from agentwheel.core.rejection import Rejection
 from agentwheel.core.task import Task, ToolCallStep
+from agentwheel.envs.answer_check import leaf_values
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
 from agentwheel.envs.scripted import HackPolicy, OraclePolicy
 from agentwheel.envs.tools import Backend, is_tool_error, replay
@@ -51,14 +52,7 @@ class ValidationReport(BaseModel):
 
 
 def _scalars(value: Any) -> Iterable[str]:
-    if isinstance(value, dict):
-        for v in value.values():
-            yield from _scalars(v)
-    elif isinstance(value, list):
-        for v in value:
-            yield from _scalars(v)
-    elif value is not None:
-        yield _as_text(value)
+    return (_as_text(v) for v in leaf_values(value))
 
 
 def _as_text(value: Any) -> str:
