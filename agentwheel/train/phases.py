@@ -106,7 +106,7 @@ def _synthesize_data(run: RunContext) -> None:
     tasks = load_tasks(held_dir / TASKS).tasks
     order = np.random.default_rng([seed, 1]).permutation(len(tasks))
     chosen = [tasks[int(i)] for i in order[: data.held_out_tasks]]
-    pool = load_tasks(run.train_tasks_path()).tasks
+    pool = _with_extra_tasks(run, load_tasks(run.train_tasks_path()).tasks)
     seen = _held_out_seen(run, train, pool) if data.held_out_seen_tasks else []
     write_tasks([*chosen, *seen], run.held_out_path())
     if not pool or not chosen:
@@ -115,6 +115,25 @@ def _synthesize_data(run: RunContext) -> None:
         f"data: {len(pool)} train-pool tasks; held out: {len(chosen)} tasks of unseen "
         f"workflows, {len(seen)} new tasks of the train workflows"
     )
+
+
+def _with_extra_tasks(run: RunContext, pool: list[Task]) -> list[Task]:
+    """The synthesized pool plus `data.extra_train_tasks` (written back as the pool)."""
+    extra = [t for spec in run.config.data.extra_train_tasks for t in _task_set(spec)]
+    if extra:
+        pool = [*pool, *extra]
+        write_tasks(pool, run.train_tasks_path())
+    return pool
+
+
+def _task_set(spec: str) -> list[Task]:
+    loaded = load_tasks(spec)
+    if loaded.errors or not loaded.tasks:
+        raise ValueError(
+            f"data.extra_train_tasks {spec!r}: {len(loaded.tasks)} tasks, "
+            f"{len(loaded.errors)} unreadable lines"
+        )
+    return loaded.tasks
 
 
 def _held_out_seen(run: RunContext, train: list[Workflow], pool: list[Task]) -> list[Task]:

@@ -103,6 +103,12 @@ class DataSettings(_Strict):
         "phrasing, never in the train pool).",
     )
     extra_conditions: int = Field(0, ge=0, description="Extra preconditions in the pool trees.")
+    extra_train_tasks: list[str] = Field(
+        default_factory=list,
+        description="Task sets added to the train pool as they are: a tasks file, a stage "
+        "directory or a bundled set (search-fixtures, analysis-fixtures), so one run trains "
+        "on workflow, search and analysis tasks together.",
+    )
     reuse_from: str | None = Field(
         None,
         description="Copy the train pool and held-out set from this data directory (another "
