@@ -198,7 +198,7 @@ class PrefixReusingGenerator:
         order = sorted(range(len(prompts)), key=lambda i: prompts[i])
         shared = [0] * len(prompts)
         for a, b in itertools.pairwise(order):
-            length = _common_length(prompts[a], prompts[b])
+            length = common_length(prompts[a], prompts[b])
             shared[a] = max(shared[a], length)
             shared[b] = max(shared[b], length)
         wanted: dict[tuple[int, ...], None] = {}
@@ -378,7 +378,8 @@ def _trim(tokens: torch.Tensor, logprobs: torch.Tensor, stop_ids: Sequence[int])
     return results
 
 
-def _common_length(a: Sequence[int], b: Sequence[int]) -> int:
+def common_length(a: Sequence[int], b: Sequence[int]) -> int:
+    """How many leading ids `a` and `b` share."""
     n = min(len(a), len(b))
     return next((i for i in range(n) if a[i] != b[i]), n)
 
