@@ -101,6 +101,27 @@ def test_lora_weights_are_merged_for_the_engine_and_the_trainee_is_untouched(tin
     assert all(torch.equal(merged[k], saved[k]) for k in saved)
 
 
+def test_generation_from_the_merged_copy_equals_the_adapter_model(tiny):
+    """Rollouts of a LoRA policy come from a float32 copy with the adapters merged: its
+    greedy tokens are the adapter model's own, and the adapters change them."""
+    from peft import LoraConfig, get_peft_model
+
+    base_tokens = _greedy(tiny)
+    wrapped = get_peft_model(tiny.model, LoraConfig(r=4, target_modules=["q_proj", "up_proj"]))
+    generator_ = torch.Generator().manual_seed(0)
+    with torch.no_grad():
+        for name, p in wrapped.named_parameters():
+            if "lora_B" in name:
+                p.copy_(torch.randn(p.shape, generator=generator_) * 0.5)
+    # As in training: the adapters are injected into the chat model's own module.
+    generator = Generator(GenerationSettings(backend="hf", dtype="float32"), tiny, lambda: wrapped)
+    engine = generator.chat_model()
+    assert not any("lora_" in name for name, _ in engine.model.named_parameters())
+    adapter_tokens = _greedy(tiny)
+    assert adapter_tokens != base_tokens
+    assert _greedy(engine) == adapter_tokens
+
+
 def test_weights_must_cover_the_model(tiny):
     target = tiny_chat_model(seed=1).model
     weights = dict(tiny.model.state_dict())
