@@ -190,6 +190,8 @@ def eval_command(
         "tool_simulator": tool_simulator,
         "sampling": params.model_dump(),
         "skipped_invalid_tasks": skipped,
+        # Over a live search API: no gold replay is possible, the answer alone is scored.
+        "answer_only_tasks": [t.id for t in selected if t.search is not None and t.search.live],
     }
     console.print(f"evaluating [bold]{policy}[/] on {len(selected)} tasks × {k} trials → {out}")
     with Progress(
