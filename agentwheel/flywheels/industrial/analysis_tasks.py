@@ -77,6 +77,8 @@ class Draft:
     tie_sql: str = ""  # true when a ranking ties, so the question has no single answer
     # What the user knows and says only when asked (an ambiguous request).
     asks: dict[str, str] = field(default_factory=dict)
+    # How the distractor's result is read (default: as the answer, a number for `absent`).
+    distractor_kind: AnswerKind | None = None
 
 
 def _status_count_month(rng: random.Random, _: TableSet) -> Draft:
@@ -323,9 +325,8 @@ def analysis_task(draft: Draft, tables: TableSet, dataset: str, task_id: str) ->
     gold = result_value(tables, draft.gold_sql, draft.kind)
     if gold is None or (draft.tie_sql and result_value(tables, draft.tie_sql, "text") is True):
         return None
-    wrong = result_value(
-        tables, draft.distractor_sql, "number" if draft.kind == "absent" else draft.kind
-    )
+    wrong_kind = draft.distractor_kind or ("number" if draft.kind == "absent" else draft.kind)
+    wrong = result_value(tables, draft.distractor_sql, wrong_kind)
     step = ToolCallStep
     normal = [
         step(tool="list_tables"),
