@@ -37,6 +37,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 import httpx2
+import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from agentwheel.core.yaml_text import load_yaml
@@ -81,7 +82,7 @@ def load_search_api_config(path: Path) -> SearchApiConfig:
         raw = load_yaml(path.read_text(encoding="utf-8"))
     except OSError as exc:
         raise ValueError(f"search API config {path}: {exc.strerror or exc}") from None
-    except Exception as exc:  # a YAML error
+    except yaml.YAMLError as exc:
         raise ValueError(f"search API config {path}: not YAML ({exc})") from None
     try:
         return SearchApiConfig.model_validate(raw if raw is not None else {})

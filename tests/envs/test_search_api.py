@@ -202,3 +202,11 @@ def test_eval_scores_live_tasks_answer_only(server, tmp_path):
     assert summary["pass_hat_k"]["1"] == 1.0
     assert summary["answer_only_tasks"] == ["live-1"]
     assert summary["skipped_invalid_tasks"] == []
+    # A key named but not set: one clear error before any episode, not a traceback.
+    keyless = tmp_path / "keyless.yaml"
+    keyless.write_text(yaml.safe_dump({"base_url": server, "api_key_env": "UNSET_KEY_X"}))
+    other = tmp_path / "other.jsonl"
+    task["search"]["collection"] = f"api:{keyless}"
+    other.write_text(json.dumps(task) + "\n")
+    result = CliRunner().invoke(app, ["eval", "--tasks", str(other), "--out", str(tmp_path / "r2")])
+    assert result.exit_code == 1 and "$UNSET_KEY_X (the search API key) is not set" in result.output
