@@ -31,10 +31,14 @@ from agentwheel.core.task import Lineage, Task
 from agentwheel.envs.shop_data import CITIES, SEGMENTS
 from agentwheel.envs.tables import TableSet, load_tables
 from agentwheel.flywheels.agentic.synth import counts_by_reason
-from agentwheel.flywheels.industrial.analysis_tasks import Draft, ambiguous_period, analysis_task
+from agentwheel.flywheels.industrial.analysis_tasks import (
+    YEARS,
+    Draft,
+    ambiguous_period,
+    analysis_task,
+)
 from agentwheel.flywheels.industrial.gate import gate_industrial
 
-_YEARS = (2022, 2023, 2024)
 _ORDERS_ALIASED = re.compile(r"\borders o\b")
 _CUSTOMERS_ALIASED = re.compile(r"\bcustomers c\b")
 _POPULATION_KINDS = ("number", "set")  # no ranking: a new population may tie it
@@ -71,7 +75,7 @@ def date_window(draft: Draft, rng: random.Random) -> Draft | None:
     sql = draft.gold_sql
     if draft.kind not in _POPULATION_KINDS or "year(" in sql or "strftime" in sql:
         return None
-    year = rng.choice(_YEARS)
+    year = rng.choice(YEARS)
     if _ORDERS_ALIASED.search(sql):
         condition, said = f"year(o.order_date) = {year}", f"Count only orders placed in {year}."
     elif "signup_date" in sql or ("FROM customers" in sql and "orders" not in sql):

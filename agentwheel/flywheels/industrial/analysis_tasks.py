@@ -48,6 +48,8 @@ TEMPLATES = (
     "not_in_data",
     "clarify_period",
 )
+YEARS = (2022, 2023, 2024)
+"""The years the generated orders and signups span (questions ask about one of them)."""
 _MONTHS = [
     "January",
     "February",
@@ -83,7 +85,7 @@ class Draft:
 
 def _status_count_month(rng: random.Random, _: TableSet) -> Draft:
     status = rng.choice(("completed", "cancelled", "returned", "pending"))
-    year, month = rng.choice((2022, 2023, 2024)), rng.randint(1, 12)
+    year, month = rng.choice(YEARS), rng.randint(1, 12)
     when = f"strftime(order_date, '%Y-%m') = '{year}-{month:02d}'"
     return Draft(
         "status_count_month",
@@ -98,7 +100,7 @@ def _status_count_month(rng: random.Random, _: TableSet) -> Draft:
 def _net_revenue(rng: random.Random, _: TableSet) -> Draft:
     category, year, quarter = (
         rng.choice(CATEGORIES),
-        rng.choice((2022, 2023, 2024)),
+        rng.choice(YEARS),
         rng.randint(0, 4),
     )
     period, when = (
@@ -121,7 +123,7 @@ def _net_revenue(rng: random.Random, _: TableSet) -> Draft:
 
 
 def _top_city(rng: random.Random, _: TableSet) -> Draft:
-    segment, year = rng.choice(SEGMENTS), rng.choice((0, 2022, 2023, 2024))
+    segment, year = rng.choice(SEGMENTS), rng.choice((0, *YEARS))
     signed = f" AND year(signup_date) = {year}" if year else ""
     among = f" who signed up in {year}" if year else ""
     ranked = "GROUP BY city ORDER BY COUNT(*) DESC, city LIMIT 1"
@@ -140,7 +142,7 @@ def _top_city(rng: random.Random, _: TableSet) -> Draft:
 
 
 def _missing_segment(rng: random.Random, _: TableSet) -> Draft:
-    city, year = rng.choice(CITIES), rng.choice((0, 2022, 2023, 2024))
+    city, year = rng.choice(CITIES), rng.choice((0, *YEARS))
     signed = f" AND year(signup_date) = {year}" if year else ""
     among = f" who signed up in {year}" if year else ""
     return Draft(
@@ -154,7 +156,7 @@ def _missing_segment(rng: random.Random, _: TableSet) -> Draft:
 
 
 def _top_products(rng: random.Random, _: TableSet) -> Draft:
-    category, year = rng.choice(CATEGORIES), rng.choice((0, 2022, 2023, 2024))
+    category, year = rng.choice(CATEGORIES), rng.choice((0, *YEARS))
     where = f"o.status = 'completed' AND p.category = '{category}'"
     where += f" AND year(o.order_date) = {year}" if year else ""
     during = f" in {year}" if year else ""
@@ -177,7 +179,7 @@ def _cities_for_product(rng: random.Random, tables: TableSet) -> Draft:
     product = rng.choice(
         tables.connection.cursor().execute("SELECT name FROM products").fetchall()
     )[0]
-    year, quarter = rng.choice((2022, 2023, 2024)), rng.randint(1, 4)
+    year, quarter = rng.choice(YEARS), rng.randint(1, 4)
     join = f"{_JOIN} JOIN customers c ON c.customer_id = o.customer_id"
     when = f"p.name = '{product}' AND year(o.order_date) = {year} AND quarter(o.order_date) = {quarter}"
     return Draft(
@@ -192,7 +194,7 @@ def _cities_for_product(rng: random.Random, tables: TableSet) -> Draft:
 
 
 def _avg_order_value(rng: random.Random, _: TableSet) -> Draft:
-    city, year = rng.choice(CITIES), rng.choice((0, 2022, 2023, 2024))
+    city, year = rng.choice(CITIES), rng.choice((0, *YEARS))
     base = f"FROM {_JOIN} JOIN customers c ON c.customer_id = o.customer_id WHERE o.status = 'completed' AND c.city = '{city}'"
     base += f" AND year(o.order_date) = {year}" if year else ""
     during = f" placed in {year}" if year else ""
@@ -248,7 +250,6 @@ def _not_in_data(rng: random.Random, _: TableSet) -> Draft:
 YEAR_FACT = "reporting_year"
 _YEAR_ALIASES = ["year", "which year", "period", "time period"]
 _DATED = re.compile(rf"\b({'|'.join(_MONTHS)}|Q[1-4]) (20\d\d)\b")
-_YEARS = (2022, 2023, 2024)
 
 
 def ambiguous_period(draft: Draft) -> Draft | None:
@@ -259,7 +260,7 @@ def ambiguous_period(draft: Draft) -> Draft | None:
     if match is None or draft.asks:
         return None
     year = int(match.group(2))
-    other = year + 1 if year + 1 in _YEARS else year - 1
+    other = year + 1 if year + 1 in YEARS else year - 1
     return Draft(
         "clarify_period",
         draft.question[: match.start()] + match.group(1) + draft.question[match.end() :],
