@@ -144,14 +144,14 @@ def test_open_fetches_only_urls_a_search_returned(server, tmp_path):
     ],
 )
 def test_every_failure_is_a_clear_api_error(server, tmp_path, path, expected):
+    # /slow and /trickle take 3 s: left alone they would end in another error (an empty
+    # result, a cut body), so the timeout messages show the deadline cut them off.
     tools = _tools(tmp_path, server, path.strip("/"), search_path=path, max_response_bytes=100_000)
-    start = time.monotonic()
     output = tools.call(SEARCH, {"query": "refunds"})
     assert is_tool_error(output) and output["error"] == "api_error"
     assert expected in output["detail"]
     if path == "/fail":
         assert "index is down" in output["detail"]
-    assert time.monotonic() - start < 2.5  # cut off by the deadline, not by the server
 
 
 def test_an_unreachable_service_is_an_api_error(tmp_path):
