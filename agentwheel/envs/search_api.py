@@ -13,9 +13,9 @@ and reads `results: [{title, url, content}]`; the url is the hit's doc_id. `open
 fetches that url and returns the page's text (HTML reduced to its visible text). The key
 goes only to `base_url`, never to the pages opened.
 
-Bounds: each response must arrive whole within `timeout_s` (checked after every read,
-and each read waits at most `timeout_s`, so a server trickling bytes is cut off within
-twice that), its body is read decompressed up to `max_response_bytes` and refused past
+Bounds: each response must arrive whole within `timeout_s` (checked once the headers
+are in and after every read of the body, and connecting and each read wait at most
+`timeout_s`, so a slow or trickling server is cut off within twice that), its body is read decompressed up to `max_response_bytes` and refused past
 it (a small gzip body can inflate to gigabytes), and a page's text is cut to
 `max_page_chars`. Every failure (unreachable, timeout, HTTP error, a body that is too
 large, not JSON or without results) is a `CollectionError` whose message the search
@@ -32,6 +32,7 @@ import codecs
 import json
 import os
 import time
+from collections.abc import Iterator
 from html.parser import HTMLParser
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -150,7 +151,7 @@ class SearchApi:
         try:
             with self._client.stream("GET", url, params=params, headers=headers) as response:
                 parts, size = [], 0
-                for part in response.iter_bytes():
+                for part in _chunks(response):
                     size += len(part)
                     if size > limit:
                         raise CollectionError(f"{host}'s response is over {limit:,} bytes")
@@ -177,6 +178,13 @@ class SearchApi:
 
     def close(self) -> None:
         self._client.close()
+
+
+def _chunks(response: httpx2.Response) -> Iterator[bytes]:
+    """The body's decompressed chunks, after an empty one for the headers: so the
+    deadline is checked once the headers are in, before the first body read waits."""
+    yield b""
+    yield from response.iter_bytes()
 
 
 def _json(body: bytes, url: str) -> dict:
