@@ -2,6 +2,10 @@
 for the right reasons (agentwheel/flywheels/agentic/validate.py) says nothing about the
 policy, so it is skipped, listed with its reason and recorded in summary.json.
 
+Tasks over a live search API (`api:` collections) pass through ungated: their pages
+change, so no offline replay can verify them; they are scored answer-only (their
+`evidence_docs`, if they name any urls, are still required) and listed in summary.json.
+
 The gate lives in the flywheels layer, above eval; the command line joins the two.
 """
 
@@ -24,12 +28,18 @@ DETAIL_CHARS = 160
 def gate_tasks(
     tasks: Sequence[Task], backend: Backend | Literal["auto"], console: Console
 ) -> tuple[list[Task], list[dict[str, Any]]]:
-    """The tasks that pass the gate, and one record (task, reason, detail) per rejected one.
-    Every task rejected is an error: there would be nothing to score."""
+    """The tasks that pass the gate (and the live ones, ungated), and one record (task,
+    reason, detail) per rejected one. Every task rejected is an error: there would be
+    nothing to score."""
     from agentwheel.flywheels.agentic.validate import validate_tasks
 
-    with console.status(f"validating {len(tasks)} tasks (scripted replays)"):
-        report = validate_tasks(tasks, backend=backend)
+    live = {t.id for t in tasks if t.search is not None and t.search.live}
+    if live:
+        console.print(f"{len(live)} tasks search a live API: scored answer-only, not gate-verified")
+    offline = [t for t in tasks if t.id not in live]
+    with console.status(f"validating {len(offline)} tasks (scripted replays)"):
+        report = validate_tasks(offline, backend=backend)
+    kept_ids = live | {t.id for t in report.kept}
     skipped = [
         {"task": r.item, "reason": r.reason, "detail": " ".join(r.detail.split())}
         for r in report.rejected
@@ -42,7 +52,7 @@ def gate_tasks(
         console.print(f"[yellow]{escape(line)}[/]", soft_wrap=True)
     if len(skipped) > SHOWN:
         console.print(f"… and {len(skipped) - SHOWN} more (all in summary.json)")
-    if not report.kept:
+    if not kept_ids:
         raise fail(
             f"all {len(tasks)} tasks failed validation (listed above): fix them, "
             "or pass --no-validate to score them anyway"
@@ -52,4 +62,4 @@ def gate_tasks(
             f"{len(skipped)} of {len(tasks)} tasks failed validation and are not scored "
             "(--no-validate scores them)"
         )
-    return report.kept, skipped
+    return [t for t in tasks if t.id in kept_ids], skipped

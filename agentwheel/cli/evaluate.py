@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -16,6 +17,7 @@ from agentwheel.cli.errors import disk_full, fail, in_range, require_dir
 from agentwheel.cli.eval_gate import gate_tasks
 from agentwheel.cli.task_input import read_task_set
 from agentwheel.core.messages import SamplingParams
+from agentwheel.core.task import Task
 from agentwheel.envs.runner import RunnerConfig
 from agentwheel.envs.trajectory import Trajectory
 
@@ -156,6 +158,7 @@ def eval_command(
             raise fail(
                 f"{len(no_world)} tasks have no SQLite world (e.g. {no_world[0]}); use --backend mock"
             )
+    open_collections(selected)
     skipped: list[dict[str, Any]] = []
     if validate:
         selected, skipped = gate_tasks(selected, backend, console)
@@ -190,6 +193,8 @@ def eval_command(
         "tool_simulator": tool_simulator,
         "sampling": params.model_dump(),
         "skipped_invalid_tasks": skipped,
+        # Over a live search API: no gold replay is possible, the answer alone is scored.
+        "answer_only_tasks": [t.id for t in selected if t.search is not None and t.search.live],
     }
     console.print(f"evaluating [bold]{policy}[/] on {len(selected)} tasks × {k} trials → {out}")
     with Progress(
@@ -245,6 +250,18 @@ def eval_command(
     if problems:
         console.print(f"counted problems: {json.dumps(problems)}")
     console.print(f"wrote {out / SUMMARY} and traces.jsonl")
+
+
+def open_collections(tasks: Sequence[Task]) -> None:
+    """Build (or connect to) every search collection the tasks name, so a missing folder
+    or a bad search API config is one clear error before any episode runs."""
+    from agentwheel.envs.search_index import load_collection
+
+    for spec in sorted({t.search.collection for t in tasks if t.search is not None}):
+        try:
+            load_collection(spec)
+        except (ValueError, FileNotFoundError) as exc:
+            raise fail(f"search collection {spec!r}: {exc}") from None
 
 
 def path_from(report_dir: Path, tasks: str) -> str:

@@ -58,11 +58,21 @@ class AnswerSpec(_Strict):
         return self
 
 
+API_COLLECTION = "api:"
+"""The prefix of a live search service's collection spec: `api:<config.yaml>`."""
+
+
 class SearchWorld(_Strict):
     """A document collection: `kb` (the generated company knowledge base, optionally
-    `kb?seed=1&docs=20000`), a folder of .txt/.md files, or a JSONL file of documents."""
+    `kb?seed=1&docs=20000`), a folder of .txt/.md files, a JSONL file of documents, or
+    `api:<config.yaml>`, a live search service (whose answers cannot be gold-verified
+    offline: `live`)."""
 
     collection: str = "kb"
+
+    @property
+    def live(self) -> bool:
+        return self.collection.startswith(API_COLLECTION)
 
 
 class AnalysisWorld(_Strict):

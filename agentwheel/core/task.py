@@ -329,6 +329,10 @@ class Task(_Strict):
             raise ValueError("a task has one world: search or analysis, not both")
         if self.world_kind is not None and self.evaluation.answer is None:
             raise ValueError(f"a {self.world_kind} task needs evaluation.answer")
+        if self.world_kind is not None and set(self.evaluation.required_signals) - {
+            "clarification"
+        }:
+            raise ValueError(f"a {self.world_kind} task's only signal is clarification")
         if (
             "transfer" in self.evaluation.required_signals
             and self.evaluation.transfer_tool not in names

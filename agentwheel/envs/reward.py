@@ -49,7 +49,7 @@ def signals_present(task: Task, messages: Sequence[Message]) -> dict[str, bool]:
     evidence_at = evidence_read_at(task, events)
     return {
         "refusal": _declined_after(evidence_at, messages),
-        "clarification": _asked_before_first_action(task, messages),
+        "clarification": asked_before_first_action(task, messages),
         "transfer": _handed_off_after(evidence_at, task.evaluation.transfer_tool, events),
     }
 
@@ -68,7 +68,7 @@ def _handed_off_after(evidence_at: int | None, tool: str, events: Sequence[ToolE
     return any(e.tool == tool and e.ok and e.position > evidence_at for e in events)
 
 
-def _asked_before_first_action(task: Task, messages: Sequence[Message]) -> bool:
+def asked_before_first_action(task: Task, messages: Sequence[Message]) -> bool:
     """Whether, before any action, the agent asked for a fact the task left out of the
     request (or, for a task that records none, any fact the user holds), naming at most
     one thing beyond what it needs: a question listing every identifier asks for

@@ -12,6 +12,8 @@
   up: the "answer without looking" shortcut, which the evidence rule must fail.
 - `distractor` (industrial tasks) follows the hack path at once: it reads the distractor
   and answers from it.
+- `guess` makes the normal path's calls without asking the user anything: on a task
+  whose request is ambiguous it answers what the user meant by luck, which must fail.
 """
 
 from __future__ import annotations
@@ -144,6 +146,20 @@ class DistractorPolicy:
         return say(DONE)
 
 
+class GuessPolicy:
+    name = "guess"
+
+    def act(self, views: Sequence[EpisodeView]) -> list[Completion]:
+        return [self._act_one(v) for v in views]
+
+    @staticmethod
+    def _act_one(view: EpisodeView) -> Completion:
+        made = calls_made(view)
+        if made < len(view.task.normal_path):
+            return call_completion(view.task.normal_path[made], made)
+        return say(DONE)
+
+
 SCRIPTED_POLICIES: dict[str, Callable[[], Policy]] = {
     "oracle": OraclePolicy,
     "hack": HackPolicy,
@@ -151,4 +167,5 @@ SCRIPTED_POLICIES: dict[str, Callable[[], Policy]] = {
     "cautious": CautiousPolicy,
     "blind": BlindPolicy,
     "distractor": DistractorPolicy,
+    "guess": GuessPolicy,
 }

@@ -9,7 +9,8 @@ engine to install for the same ranking.
 A collection is named by a short spec, resolved once per process and shared read-only by
 every episode: `kb` / `kb?seed=1&docs=20000` (the generated company knowledge base), a
 folder of .txt / .md files (the document id is the path inside the folder, the title its
-first line), or a JSONL file of `{"id", "title", "text"}` objects.
+first line), a JSONL file of `{"id", "title", "text"}` objects, or `api:<config.yaml>`, a
+live search service (agentwheel/envs/search_api.py).
 """
 
 from __future__ import annotations
@@ -19,10 +20,11 @@ import re
 import sqlite3
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Protocol
 
 from pydantic import BaseModel, Field
 
-from agentwheel.core.industrial import parse_generated_spec
+from agentwheel.core.industrial import API_COLLECTION, SearchWorld, parse_generated_spec
 from agentwheel.envs.knowledge_base import generate_knowledge_base
 
 DEFAULT_K = 5
@@ -45,8 +47,27 @@ class SearchHit(BaseModel):
     snippet: str
 
 
+class CollectionError(Exception):
+    """A collection that could not answer (a live service failed); the message is what the
+    agent is told."""
+
+
+class Collection(Protocol):
+    """What the search tools read: ranked hits for a query, a document by its id.
+    `remote`: a live service, whose `open` may fetch only what a search returned. Both
+    raise `CollectionError` when the collection cannot answer."""
+
+    remote: bool
+
+    def search(self, query: str, k: int = DEFAULT_K) -> list[SearchHit]: ...
+
+    def get(self, doc_id: str) -> Document | None: ...
+
+
 class SearchIndex:
     """An in-memory FTS5 index over a fixed set of documents (read-only once built)."""
+
+    remote = False
 
     def __init__(self, documents: Sequence[Document]):
         # Shared by every episode of a process; the runner calls tools from one thread.
@@ -129,11 +150,16 @@ def _jsonl_documents(path: Path) -> list[Document]:
     return documents
 
 
-_INDEXES: dict[str, SearchIndex] = {}
+_INDEXES: dict[str, Collection] = {}
 
 
-def load_collection(spec: str) -> SearchIndex:
-    """The index of a collection spec, built on first use and kept for the process."""
+def load_collection(spec: str) -> Collection:
+    """The collection of a spec, built (or connected) on first use and kept for the process."""
+    if spec not in _INDEXES and SearchWorld(collection=spec).live:
+        from agentwheel.envs.search_api import SearchApi, load_search_api_config
+
+        config = load_search_api_config(Path(spec.removeprefix(API_COLLECTION)))
+        _INDEXES[spec] = SearchApi(config)
     if spec not in _INDEXES:
         options = parse_generated_spec(spec, "kb")
         if options is not None and set(options) - {"seed", "docs"}:

@@ -41,6 +41,7 @@ ToolErrorKind = Literal[
     "over_limit",
     "duplicate_action",
     "sandbox_error",
+    "api_error",
 ]
 Backend = Literal["mock", "sqlite", "search", "analysis"]
 NOT_RUN_ERRORS: frozenset[str | None] = frozenset(

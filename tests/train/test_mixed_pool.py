@@ -15,7 +15,7 @@ from tests.train.test_schedule import TINY
 MIX = [
     "data.extra_train_tasks=[search-fixtures, analysis-fixtures]",
     "sft.max_tasks=6",
-    "rounds=[{kind: agentic, steps: 1, batch_groups: 12, group_size: 2, max_attempts: 1,"
+    "rounds=[{kind: agentic, steps: 1, batch_groups: 16, group_size: 2, max_attempts: 1,"
     " evolve: false}]",
 ]
 

@@ -8,14 +8,17 @@ on the task's own tables; the `hack_path` runs the distractor and submits its va
 Templates: `status_count_month` (filter + date), `net_revenue` (3-table join, NULLs),
 `top_city` (group-by, argmax), `missing_segment` (NULLs), `top_products` (ordered list),
 `cities_for_product` (set, quarter dates), `avg_order_value` (two-level aggregate),
-`orders_after_signup` (date arithmetic), `not_in_data` (a column no table has).
+`orders_after_signup` (date arithmetic), `not_in_data` (a column no table has),
+`clarify_period` (ambiguous: a month or quarter asked without its year; the agent must
+ask the user which year, and the trap is assuming another one).
 """
 
 from __future__ import annotations
 
 import random
+import re
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from agentwheel.core.industrial import NOT_IN_DATA, AnalysisWorld, AnswerKind, AnswerSpec
 from agentwheel.core.task import Evaluation, Lineage, Task, ToolCallStep, UserSide
@@ -43,7 +46,10 @@ TEMPLATES = (
     "avg_order_value",
     "orders_after_signup",
     "not_in_data",
+    "clarify_period",
 )
+YEARS = (2022, 2023, 2024)
+"""The years the generated orders and signups span (questions ask about one of them)."""
 _MONTHS = [
     "January",
     "February",
@@ -71,11 +77,15 @@ class Draft:
     table: str  # the table the careful agent describes first
     tolerance: float = 0.0
     tie_sql: str = ""  # true when a ranking ties, so the question has no single answer
+    # What the user knows and says only when asked (an ambiguous request).
+    asks: dict[str, str] = field(default_factory=dict)
+    # How the distractor's result is read (default: as the answer, a number for `absent`).
+    distractor_kind: AnswerKind | None = None
 
 
 def _status_count_month(rng: random.Random, _: TableSet) -> Draft:
     status = rng.choice(("completed", "cancelled", "returned", "pending"))
-    year, month = rng.choice((2022, 2023, 2024)), rng.randint(1, 12)
+    year, month = rng.choice(YEARS), rng.randint(1, 12)
     when = f"strftime(order_date, '%Y-%m') = '{year}-{month:02d}'"
     return Draft(
         "status_count_month",
@@ -90,7 +100,7 @@ def _status_count_month(rng: random.Random, _: TableSet) -> Draft:
 def _net_revenue(rng: random.Random, _: TableSet) -> Draft:
     category, year, quarter = (
         rng.choice(CATEGORIES),
-        rng.choice((2022, 2023, 2024)),
+        rng.choice(YEARS),
         rng.randint(0, 4),
     )
     period, when = (
@@ -113,7 +123,7 @@ def _net_revenue(rng: random.Random, _: TableSet) -> Draft:
 
 
 def _top_city(rng: random.Random, _: TableSet) -> Draft:
-    segment, year = rng.choice(SEGMENTS), rng.choice((0, 2022, 2023, 2024))
+    segment, year = rng.choice(SEGMENTS), rng.choice((0, *YEARS))
     signed = f" AND year(signup_date) = {year}" if year else ""
     among = f" who signed up in {year}" if year else ""
     ranked = "GROUP BY city ORDER BY COUNT(*) DESC, city LIMIT 1"
@@ -132,7 +142,7 @@ def _top_city(rng: random.Random, _: TableSet) -> Draft:
 
 
 def _missing_segment(rng: random.Random, _: TableSet) -> Draft:
-    city, year = rng.choice(CITIES), rng.choice((0, 2022, 2023, 2024))
+    city, year = rng.choice(CITIES), rng.choice((0, *YEARS))
     signed = f" AND year(signup_date) = {year}" if year else ""
     among = f" who signed up in {year}" if year else ""
     return Draft(
@@ -146,7 +156,7 @@ def _missing_segment(rng: random.Random, _: TableSet) -> Draft:
 
 
 def _top_products(rng: random.Random, _: TableSet) -> Draft:
-    category, year = rng.choice(CATEGORIES), rng.choice((0, 2022, 2023, 2024))
+    category, year = rng.choice(CATEGORIES), rng.choice((0, *YEARS))
     where = f"o.status = 'completed' AND p.category = '{category}'"
     where += f" AND year(o.order_date) = {year}" if year else ""
     during = f" in {year}" if year else ""
@@ -169,7 +179,7 @@ def _cities_for_product(rng: random.Random, tables: TableSet) -> Draft:
     product = rng.choice(
         tables.connection.cursor().execute("SELECT name FROM products").fetchall()
     )[0]
-    year, quarter = rng.choice((2022, 2023, 2024)), rng.randint(1, 4)
+    year, quarter = rng.choice(YEARS), rng.randint(1, 4)
     join = f"{_JOIN} JOIN customers c ON c.customer_id = o.customer_id"
     when = f"p.name = '{product}' AND year(o.order_date) = {year} AND quarter(o.order_date) = {quarter}"
     return Draft(
@@ -184,7 +194,7 @@ def _cities_for_product(rng: random.Random, tables: TableSet) -> Draft:
 
 
 def _avg_order_value(rng: random.Random, _: TableSet) -> Draft:
-    city, year = rng.choice(CITIES), rng.choice((0, 2022, 2023, 2024))
+    city, year = rng.choice(CITIES), rng.choice((0, *YEARS))
     base = f"FROM {_JOIN} JOIN customers c ON c.customer_id = o.customer_id WHERE o.status = 'completed' AND c.city = '{city}'"
     base += f" AND year(o.order_date) = {year}" if year else ""
     during = f" placed in {year}" if year else ""
@@ -237,6 +247,41 @@ def _not_in_data(rng: random.Random, _: TableSet) -> Draft:
     )
 
 
+YEAR_FACT = "reporting_year"
+_YEAR_ALIASES = ["year", "which year", "period", "time period"]
+_DATED = re.compile(rf"\b({'|'.join(_MONTHS)}|Q[1-4]) (20\d\d)\b")
+
+
+def ambiguous_period(draft: Draft) -> Draft | None:
+    """The draft with its month's or quarter's year left out of the question: the user
+    says it when asked. The distractor assumes another year. None when the question
+    names no month or quarter with a year."""
+    match = _DATED.search(draft.question)
+    if match is None or draft.asks:
+        return None
+    year = int(match.group(2))
+    other = year + 1 if year + 1 in YEARS else year - 1
+    return Draft(
+        "clarify_period",
+        draft.question[: match.start()] + match.group(1) + draft.question[match.end() :],
+        draft.gold_sql,
+        draft.gold_sql.replace(str(year), str(other)),
+        draft.kind,
+        draft.table,
+        draft.tolerance,
+        draft.tie_sql,
+        asks={YEAR_FACT: str(year)},
+    )
+
+
+def _clarify_period(rng: random.Random, tables: TableSet) -> Draft:
+    while True:
+        base = rng.choice((_status_count_month, _net_revenue, _cities_for_product))
+        draft = ambiguous_period(base(rng, tables))
+        if draft is not None:
+            return draft
+
+
 BUILDERS: dict[str, Callable[[random.Random, TableSet], Draft]] = {
     "status_count_month": _status_count_month,
     "net_revenue": _net_revenue,
@@ -247,6 +292,7 @@ BUILDERS: dict[str, Callable[[random.Random, TableSet], Draft]] = {
     "avg_order_value": _avg_order_value,
     "orders_after_signup": _orders_after_signup,
     "not_in_data": _not_in_data,
+    "clarify_period": _clarify_period,
 }
 
 
@@ -280,9 +326,8 @@ def analysis_task(draft: Draft, tables: TableSet, dataset: str, task_id: str) ->
     gold = result_value(tables, draft.gold_sql, draft.kind)
     if gold is None or (draft.tie_sql and result_value(tables, draft.tie_sql, "text") is True):
         return None
-    wrong = result_value(
-        tables, draft.distractor_sql, "number" if draft.kind == "absent" else draft.kind
-    )
+    wrong_kind = draft.distractor_kind or ("number" if draft.kind == "absent" else draft.kind)
+    wrong = result_value(tables, draft.distractor_sql, wrong_kind)
     step = ToolCallStep
     normal = [
         step(tool="list_tables"),
@@ -302,12 +347,18 @@ def analysis_task(draft: Draft, tables: TableSet, dataset: str, task_id: str) ->
         branch_kind="happy",
         instruction=INSTRUCTION,
         tools=ANALYSIS_TOOLS,
-        user=UserSide(request=draft.question),
+        user=UserSide(
+            request=draft.question,
+            known_facts=draft.asks,
+            aliases={name: _YEAR_ALIASES for name in draft.asks},
+        ),
         normal_path=normal,
         hack_path=hack,
         evaluation=Evaluation(
             answer=AnswerSpec(kind=draft.kind, value=gold, tolerance=draft.tolerance),
             description=f"{draft.template}: {spoken(gold)}",
+            required_signals=["clarification"] if draft.asks else [],
+            must_ask=list(draft.asks),
         ),
         analysis=AnalysisWorld(dataset=dataset, gold_sql=draft.gold_sql),
         lineage=Lineage(source_workflow="analysis-shop", branch=draft.template),

@@ -6,7 +6,9 @@ Checks, each a counted rejection reason (beside the agentic gate's own: `oracle_
 - `not_findable`: a search step of the normal path does not return the page the next
   step opens (the question would need luck, not retrieval);
 - `ungrounded_answer`: the gold answer appears in no output of the normal path;
-- `blind_passed`: answering at once, without looking, passes.
+- `blind_passed`: answering at once, without looking, passes;
+- `unasked_passed`: an ambiguous request (it requires a clarifying question) is passed
+  by making the careful calls without asking the user what they meant.
 
 Kept tasks get every path step's expected output filled from their own world, so the
 mock back-end replays them too.
@@ -21,7 +23,7 @@ from agentwheel.core.rejection import Rejection
 from agentwheel.core.task import Task
 from agentwheel.envs.answer_check import output_holds_answer
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
-from agentwheel.envs.scripted import BlindPolicy
+from agentwheel.envs.scripted import BlindPolicy, GuessPolicy
 from agentwheel.envs.tools import is_tool_error, replay
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.flywheels.agentic.validate import ValidationReport, validate_tasks
@@ -81,10 +83,15 @@ def gate_industrial(tasks: Sequence[Task]) -> ValidationReport:
     specs = [EpisodeSpec(t) for t in report.kept]
     blind = EpisodeRunner(BlindPolicy(), ScriptedUser(), RunnerConfig()).run(specs)
     passed_blind = {t.task_id for t in blind if t.passed}
+    ambiguous = [s for s in specs if "clarification" in s.task.evaluation.required_signals]
+    guessed = EpisodeRunner(GuessPolicy(), ScriptedUser(), RunnerConfig()).run(ambiguous)
+    passed_unasked = {t.task_id for t in guessed if t.passed}
     kept = []
     for task in report.kept:
         if task.id in passed_blind:
             rejected.append(_rejected(task, "blind_passed", "answering without looking passes"))
+        elif task.id in passed_unasked:
+            rejected.append(_rejected(task, "unasked_passed", "guessing what was meant passes"))
         else:
             kept.append(fill_hack_outputs(task))
     return ValidationReport(kept=kept, rejected=rejected)

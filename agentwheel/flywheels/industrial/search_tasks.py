@@ -11,19 +11,24 @@ Templates, by hops (documents that must be opened):
 - `lead_manager` (2): who manages the project lead;
 - `budget_sum` (2, calculator): the combined budget of two projects;
 - `office_opened` (3): the year the lead's office opened;
-- `not_in_data` (2): the lead's phone extension, which no page records.
+- `not_in_data` (2): the lead's phone extension, which no page records;
+- `clarify_teammate` (2, ambiguous): the year the office of "Dana, who is on my team"
+  opened. Dozens of employees are called Dana: the agent has to ask which team the user
+  is on (the simulated user answers), then find the one Dana of that team. Answering
+  without asking fails, even when right; the shortcut is a namesake in another team.
 """
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from agentwheel.core.industrial import NOT_IN_DATA, AnswerSpec, SearchWorld
 from agentwheel.core.task import Evaluation, Lineage, Task, ToolCallStep, UserSide
-from agentwheel.envs.knowledge_base import DEFAULT_DOCS, KnowledgeBase, Project
+from agentwheel.envs.knowledge_base import DEFAULT_DOCS, Employee, KnowledgeBase, Project
 from agentwheel.envs.search import SEARCH_TOOLS
 
 DOMAIN = "search"
@@ -35,7 +40,14 @@ INSTRUCTION = (
     " submit_answer once with only the answer. If the knowledge base does not record it,"
     " submit 'not in the data'."
 )
-TEMPLATES = ("lead_office", "lead_manager", "budget_sum", "office_opened", "not_in_data")
+TEMPLATES = (
+    "lead_office",
+    "lead_manager",
+    "budget_sum",
+    "office_opened",
+    "not_in_data",
+    "clarify_teammate",
+)
 HARDER = {
     "lead_office": "office_opened",
     "lead_manager": "office_opened",
@@ -51,6 +63,9 @@ class Question:
     normal: list[ToolCallStep]
     hack: list[ToolCallStep]
     answer: AnswerSpec
+    # What the user knows and says only when asked (an ambiguous request), with aliases.
+    asks: dict[str, str] = field(default_factory=dict)
+    aliases: dict[str, list[str]] = field(default_factory=dict)
 
 
 def collection_spec(seed: int, docs: int) -> str:
@@ -161,12 +176,58 @@ def _not_in_data(kb: KnowledgeBase, p: Project, _: Project) -> Question:
     )
 
 
+def _first_name(employee: Employee) -> str:
+    return employee.name.split()[0]
+
+
+def _teammate(kb: KnowledgeBase, lead: Employee) -> Employee:
+    """A member of the lead's team (the lead first) whose first name no teammate shares."""
+    team = [e for e in kb.employees.values() if e.team == lead.team and e.manager]
+    names = Counter(_first_name(e) for e in team)
+    return next((e for e in [lead, *team] if names[_first_name(e)] == 1), lead)
+
+
+def _clarify_teammate(kb: KnowledgeBase, p: Project, _: Project) -> Question:
+    person = _teammate(kb, kb.employees[p.lead])
+    first, team = _first_name(person), kb.teams[person.team].name
+    opened = kb.offices[person.office].opened
+    namesake = next(
+        (
+            e
+            for e in kb.employees.values()
+            if _first_name(e) == first and kb.offices[e.office].opened != opened
+        ),
+        person,  # no namesake to confuse: the gate rejects the task (the hack passes)
+    )
+
+    def path(query: str, who: Employee) -> list[ToolCallStep]:
+        return [
+            _step("search", query=query),
+            _step("open", doc_id=who.id),
+            _step("open", doc_id=who.office),
+            _answer(kb.offices[who.office].opened),
+        ]
+
+    return Question(
+        "clarify_teammate",
+        f"In what year did the office where {first} works open? {first} is on my team.",
+        path(f"{first} {team}", person),
+        path(first, namesake),
+        AnswerSpec(
+            kind="number", value=opened, tolerance=0.0, evidence_docs=[person.id, person.office]
+        ),
+        asks={"team": team},
+        aliases={"team": ["department", "which team", "your team"]},
+    )
+
+
 BUILDERS: dict[str, Callable[[KnowledgeBase, Project, Project], Question]] = {
     "lead_office": _lead_office,
     "lead_manager": _lead_manager,
     "budget_sum": _budget_sum,
     "office_opened": _office_opened,
     "not_in_data": _not_in_data,
+    "clarify_teammate": _clarify_teammate,
 }
 
 
@@ -179,11 +240,16 @@ def search_task(
         branch_kind="happy",
         instruction=INSTRUCTION,
         tools=SEARCH_TOOLS,
-        user=UserSide(request=question.request),
+        user=UserSide(
+            request=question.request, known_facts=question.asks, aliases=question.aliases
+        ),
         normal_path=question.normal,
         hack_path=question.hack,
         evaluation=Evaluation(
-            answer=question.answer, description=f"{question.template}: {question.answer.value}"
+            answer=question.answer,
+            description=f"{question.template}: {question.answer.value}",
+            required_signals=["clarification"] if question.asks else [],
+            must_ask=list(question.asks),
         ),
         search=SearchWorld(collection=collection),
         lineage=lineage or Lineage(source_workflow="search-kb", branch=question.template),

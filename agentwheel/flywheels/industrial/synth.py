@@ -25,6 +25,7 @@ from agentwheel.core.task import Lineage, Task
 from agentwheel.envs.knowledge_base import DEFAULT_DOCS, KnowledgeBase, generate_knowledge_base
 from agentwheel.envs.tables import load_tables
 from agentwheel.flywheels.agentic.synth import counts_by_reason, write_stage_output
+from agentwheel.flywheels.industrial.analysis_tasks import TEMPLATES as ANALYSIS_TEMPLATES
 from agentwheel.flywheels.industrial.analysis_tasks import draft_analysis_tasks
 from agentwheel.flywheels.industrial.gate import gate_industrial
 from agentwheel.flywheels.industrial.search_tasks import (
@@ -34,6 +35,7 @@ from agentwheel.flywheels.industrial.search_tasks import (
     draft_search_tasks,
     search_task,
 )
+from agentwheel.flywheels.industrial.search_tasks import TEMPLATES as SEARCH_TEMPLATES
 
 IndustrialKind = Literal["search", "analysis"]
 OVERDRAFT = 1.25  # drafts per wanted task: the gate rejects a few (about 1 in 30 here)
@@ -58,16 +60,20 @@ def synth_industrial(
     seed: int = 0,
     world_seed: int = 0,
     docs: int = DEFAULT_DOCS,
+    templates: tuple[str, ...] | None = None,
 ) -> IndustrialManifest:
-    """Draft about `count` × 1.25 questions, keep the first `count` the gate passes."""
+    """Draft about `count` × 1.25 questions (cycling through `templates`, by default all
+    of the kind's), keep the first `count` the gate passes."""
     start = time.perf_counter()
     wanted = max(count, int(count * OVERDRAFT))
     if kind == "search":
         world = collection_spec(world_seed, docs)
-        drafts = draft_search_tasks(generate_knowledge_base(world_seed, docs), world, wanted, seed)
+        kb = generate_knowledge_base(world_seed, docs)
+        drafts = draft_search_tasks(kb, world, wanted, seed, templates or SEARCH_TEMPLATES)
     else:
         world = "shop" if world_seed == 0 else f"shop?seed={world_seed}"
-        drafts = draft_analysis_tasks(load_tables(world), world, wanted, seed)
+        tables = load_tables(world)
+        drafts = draft_analysis_tasks(tables, world, wanted, seed, templates or ANALYSIS_TEMPLATES)
     report = gate_industrial(drafts)
     kept = report.kept[:count]
     manifest = IndustrialManifest(

@@ -2,12 +2,13 @@ from collections import Counter
 
 import pytest
 
-from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.scripted import SCRIPTED_POLICIES
 from agentwheel.envs.tables import load_tables
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.flywheels.industrial.analysis_tasks import TEMPLATES, draft_analysis_tasks
 from agentwheel.flywheels.industrial.gate import gate_industrial
+from tests.flywheels.industrial.scripted_runs import pass_rate
 
 
 @pytest.fixture(scope="module")
@@ -16,14 +17,6 @@ def kept():
     report = gate_industrial(tasks)
     assert len(report.kept) >= 14
     return report.kept
-
-
-def _pass_rate(policy: str, tasks, backend: str = "auto") -> float:
-    runner = EpisodeRunner(
-        SCRIPTED_POLICIES[policy](), ScriptedUser(), RunnerConfig(backend=backend)
-    )  # type: ignore[arg-type]
-    results = runner.run([EpisodeSpec(t) for t in tasks])
-    return sum(r.passed for r in results) / len(results)
 
 
 def test_most_templates_survive_the_gate(kept):
@@ -38,9 +31,9 @@ def test_the_gold_value_is_what_the_gold_query_returns(kept):
 
 @pytest.mark.parametrize("backend", ["auto", "mock"])
 def test_oracle_passes_and_both_shortcuts_fail(kept, backend):
-    assert _pass_rate("oracle", kept, backend) == 1.0
-    assert _pass_rate("blind", kept, backend) == 0.0
-    assert _pass_rate("distractor", kept, backend) == 0.0
+    assert pass_rate("oracle", kept, backend) == 1.0
+    assert pass_rate("blind", kept, backend) == 0.0
+    assert pass_rate("distractor", kept, backend) == 0.0
 
 
 def test_a_right_answer_without_the_query_fails(kept):

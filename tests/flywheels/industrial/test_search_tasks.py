@@ -3,11 +3,12 @@ from collections import Counter
 import pytest
 
 from agentwheel.envs.knowledge_base import generate_knowledge_base
-from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.scripted import SCRIPTED_POLICIES
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.flywheels.industrial.gate import gate_industrial
 from agentwheel.flywheels.industrial.search_tasks import TEMPLATES, draft_search_tasks
+from tests.flywheels.industrial.scripted_runs import pass_rate
 
 SPEC = "kb?seed=0&docs=1000"
 
@@ -20,23 +21,15 @@ def kept():
     return report.kept
 
 
-def _pass_rate(policy: str, tasks, backend: str = "auto") -> float:
-    runner = EpisodeRunner(
-        SCRIPTED_POLICIES[policy](), ScriptedUser(), RunnerConfig(backend=backend)
-    )  # type: ignore[arg-type]
-    results = runner.run([EpisodeSpec(t) for t in tasks])
-    return sum(r.passed for r in results) / len(results)
-
-
 def test_every_template_survives_the_gate(kept):
     assert set(Counter(t.lineage.branch for t in kept)) == set(TEMPLATES)
 
 
 @pytest.mark.parametrize("backend", ["auto", "mock"])
 def test_oracle_passes_and_both_shortcuts_fail(kept, backend):
-    assert _pass_rate("oracle", kept, backend) == 1.0
-    assert _pass_rate("blind", kept, backend) == 0.0
-    assert _pass_rate("distractor", kept, backend) == 0.0
+    assert pass_rate("oracle", kept, backend) == 1.0
+    assert pass_rate("blind", kept, backend) == 0.0
+    assert pass_rate("distractor", kept, backend) == 0.0
 
 
 def test_a_right_answer_without_the_evidence_fails(kept):
