@@ -16,8 +16,8 @@ from agentwheel.cli.errors import disk_full, fail, in_range, require_dir
 from agentwheel.cli.eval_gate import gate_tasks
 from agentwheel.cli.task_input import read_task_set
 from agentwheel.core.messages import SamplingParams
-from agentwheel.envs.runner import RunnerConfig
 from agentwheel.envs.trajectory import Trajectory
+from agentwheel.settings.runner import RunnerConfig
 
 console = Console(stderr=True)
 

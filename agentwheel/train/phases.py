@@ -26,8 +26,8 @@ from agentwheel.train.sft import SFTTrainer
 from agentwheel.train.sft_data import oracle_sft_data
 
 if TYPE_CHECKING:
+    from agentwheel.settings.data import DataSettings
     from agentwheel.train.run_context import RunContext
-    from agentwheel.train.schedule_config import DataSettings
 
 # -- data
 

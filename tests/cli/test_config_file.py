@@ -9,7 +9,7 @@ import pytest
 from agentwheel.cli.config_file import first_unknown_key, load_schedule_config
 from agentwheel.cli.errors import UserError
 from agentwheel.core.resources import bundled_config, find_config
-from agentwheel.train.schedule_config import ScheduleConfig, load_config
+from agentwheel.settings.schedule import ScheduleConfig, load_config
 
 
 def test_a_bundled_name_loads_the_bundled_file_with_overrides():

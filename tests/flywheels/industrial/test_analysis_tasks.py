@@ -2,12 +2,13 @@ from collections import Counter
 
 import pytest
 
-from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.scripted import SCRIPTED_POLICIES
 from agentwheel.envs.tables import load_tables
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.flywheels.industrial.analysis_tasks import TEMPLATES, draft_analysis_tasks
 from agentwheel.flywheels.industrial.gate import gate_industrial
+from agentwheel.settings.runner import RunnerConfig
 
 
 @pytest.fixture(scope="module")

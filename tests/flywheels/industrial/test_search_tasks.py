@@ -3,11 +3,12 @@ from collections import Counter
 import pytest
 
 from agentwheel.envs.knowledge_base import generate_knowledge_base
-from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.scripted import SCRIPTED_POLICIES
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.flywheels.industrial.gate import gate_industrial
 from agentwheel.flywheels.industrial.search_tasks import TEMPLATES, draft_search_tasks
+from agentwheel.settings.runner import RunnerConfig
 
 SPEC = "kb?seed=0&docs=1000"
 
