@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from pydantic import Field
 
+from agentwheel.core.messages import SamplingParams
 from agentwheel.settings.strict import Strict
 
 SAMPLED_EVAL_TEMPERATURE = 0.7
@@ -25,3 +26,9 @@ class EvalSettings(Strict):
     k: int = Field(1, ge=1, description="Trials per held-out task (pass^1..pass^k).")
     temperature: float = Field(0.0, ge=0, description="0 = greedy.")
     max_new_tokens: int = Field(128, ge=1, description="Tokens per agent turn.")
+
+    def sampling(self, seed: int) -> SamplingParams:
+        """How a held-out eval samples (in a run, and in `agentwheel eval`)."""
+        return SamplingParams(
+            temperature=self.temperature, max_new_tokens=self.max_new_tokens, seed=seed
+        )
