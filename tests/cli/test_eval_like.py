@@ -26,6 +26,7 @@ RUN = [
     "runner.max_episode_tokens=3000",
     "runner.batch_size=5",
     "seed=3",
+    "model.template_kwargs={enable_thinking: false}",
 ]
 
 
@@ -56,6 +57,7 @@ def test_like_takes_the_runs_settings_and_flags_still_win(tiny_run):
     runner = like.runner
     assert (runner.max_agent_turns, runner.max_episode_tokens, runner.batch_size) == (3, 3000, 5)
     assert like.tasks == str(tiny_run / "data" / "held_out" / "tasks.jsonl")
+    assert like.local.template_kwargs == {"enable_thinking": False} and like.dtype == "float32"
     given = eval_choices(EvalFlags(max_new_tokens=9, max_turns=1, tasks="fixtures"), tiny_run)
     assert (given.params.max_new_tokens, given.runner.max_agent_turns) == (9, 1)
     assert given.tasks == "fixtures" and given.runner.max_episode_tokens == 3000
