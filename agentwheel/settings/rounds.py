@@ -36,8 +36,9 @@ def round_settings(name: str) -> type[RLRound]:
 
 
 def register_round_settings(name: str, settings: type[RLRound]) -> type[RLRound]:
-    """Add a kind's settings model (at import of its module, or at run time for a plug-in
-    or a test); the name must be new and be the model's `kind` default."""
+    """Add a kind's settings model at run time (a plug-in, a test: through
+    `register_round_kind`, with its implementation); the name must be new and be the
+    model's `kind` default."""
     if name in ROUND_SETTINGS:
         raise ValueError(f"round kind {name!r} is already registered")
     if settings.model_fields["kind"].default != name:
