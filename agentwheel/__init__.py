@@ -35,11 +35,11 @@ _API = {
     "bundled_config": "agentwheel.core.resources",
     "bundled_config_names": "agentwheel.core.resources",
     "find_config": "agentwheel.core.resources",
-    "RunnerConfig": "agentwheel.envs.runner",
+    "RunnerConfig": "agentwheel.settings.runner",
     "run_eval": "agentwheel.eval.evaluate",
     "synth_agentic": "agentwheel.flywheels.agentic.synth",
-    "ScheduleConfig": "agentwheel.train.schedule_config",
-    "load_config": "agentwheel.train.schedule_config",
+    "ScheduleConfig": "agentwheel.settings.schedule",
+    "load_config": "agentwheel.settings.schedule",
     "run_schedule": "agentwheel.train.schedule",
     "load_chat_model": "agentwheel.specs",
     "load_policy": "agentwheel.specs",
@@ -72,12 +72,12 @@ if TYPE_CHECKING:
     from agentwheel.core.messages import SamplingParams
     from agentwheel.core.resources import bundled_config, bundled_config_names, find_config
     from agentwheel.core.task import Task
-    from agentwheel.envs.runner import RunnerConfig
     from agentwheel.eval.evaluate import run_eval
     from agentwheel.flywheels.agentic.synth import synth_agentic
+    from agentwheel.settings.runner import RunnerConfig
+    from agentwheel.settings.schedule import ScheduleConfig, load_config
     from agentwheel.specs import load_chat_model, load_policy, load_user
     from agentwheel.train.schedule import run_schedule
-    from agentwheel.train.schedule_config import ScheduleConfig, load_config
 
 
 def __getattr__(name: str) -> Any:

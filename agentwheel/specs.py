@@ -12,12 +12,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
 from agentwheel.core.messages import SamplingParams
 from agentwheel.envs.agent import ModelPolicy, Policy
 from agentwheel.envs.attacks import ATTACK_POLICIES
 from agentwheel.envs.scripted import SCRIPTED_POLICIES
 from agentwheel.envs.user import LLMUser, ScriptedUser, UserSimulator
 from agentwheel.llm.types import ChatModel
+from agentwheel.settings.model import ModelSettings
 
 YARDSTICK_POLICIES = {**SCRIPTED_POLICIES, **ATTACK_POLICIES}
 """Scripted policies by name: the oracle, hack and refuse yardsticks and the attacks."""
@@ -27,23 +32,43 @@ class SpecError(ValueError):
     """A spec string that names no known back-end."""
 
 
+@dataclass(frozen=True)
+class LocalModelOptions:
+    """Where and how an hf: or vllm: model runs (a spec's `?name=value` options win over
+    `template_kwargs`); the defaults are a schedule's `model:` defaults."""
+
+    device: str = "cpu"
+    max_batch_size: int = ModelSettings.model_fields["max_batch_size"].default
+    template_kwargs: Mapping[str, Any] = field(default_factory=dict)
+
+
 def load_chat_model(
     spec: str,
     dtype: str = "float32",
     request_timeout_s: float | None = None,
     max_retries: int | None = None,
+    *,
+    local: LocalModelOptions | None = None,
 ) -> ChatModel:
     """A chat model from its spec; the timeout and retry settings apply to HTTP back-ends,
-    `dtype` to hf: and vllm: models."""
+    `dtype` and `local` to hf: and vllm: models."""
+    local = local or LocalModelOptions()
     if spec.startswith("hf:"):
         from agentwheel.llm.default_model import load_hf_spec
 
-        return load_hf_spec(spec, dtype=dtype)
+        return load_hf_spec(
+            spec,
+            dtype=dtype,
+            device=local.device,
+            max_batch_size=local.max_batch_size,
+            template_kwargs=local.template_kwargs,
+        )
     if spec.startswith("vllm:"):
         from agentwheel.llm.spec_options import split_spec_options
         from agentwheel.llm.vllm_backend import load_vllm_model
 
-        path, template_kwargs = split_spec_options(spec.removeprefix("vllm:"))
+        path, spec_kwargs = split_spec_options(spec.removeprefix("vllm:"))
+        template_kwargs = {**local.template_kwargs, **spec_kwargs}
         return load_vllm_model(path, dtype=dtype, name=spec, template_kwargs=template_kwargs)
     if spec.startswith("openai:"):
         from agentwheel.llm.openai_compat import OpenAIChatModel, parse_openai_spec
@@ -66,6 +91,8 @@ def load_policy(
     dtype: str = "float32",
     request_timeout_s: float | None = None,
     max_retries: int | None = None,
+    *,
+    local: LocalModelOptions | None = None,
 ) -> Policy:
     if spec in YARDSTICK_POLICIES:
         return YARDSTICK_POLICIES[spec]()
@@ -74,7 +101,7 @@ def load_policy(
         raise SpecError(
             f"unknown policy {spec!r}: use {known}, hf:<...>, vllm:<path> or openai:<model>@<url>"
         )
-    model = load_chat_model(spec, dtype, request_timeout_s, max_retries)
+    model = load_chat_model(spec, dtype, request_timeout_s, max_retries, local=local)
     return ModelPolicy(model, params, name=spec)
 
 

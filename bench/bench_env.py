@@ -20,9 +20,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import write_result
 
 from agentwheel.core.dataset import load_tasks
-from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.scripted import OraclePolicy
 from agentwheel.envs.user import ScriptedUser
+from agentwheel.settings.runner import RunnerConfig
 
 
 def episodes_per_second(tasks, backend: str, episodes: int) -> tuple[float, float]:

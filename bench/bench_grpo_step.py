@@ -37,13 +37,14 @@ from machine import write_result
 from agentwheel.core.dataset import load_tasks
 from agentwheel.core.messages import Message, SamplingParams
 from agentwheel.core.task import BRANCH_KINDS, Task
-from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
 from agentwheel.llm.default_model import load_hf_spec
 from agentwheel.llm.hf import HFChatModel
-from agentwheel.train.config import GRPOConfig, LoraSettings
+from agentwheel.settings.runner import RunnerConfig
+from agentwheel.settings.trainer import GRPOConfig, LoraSettings
 from agentwheel.train.grpo import GRPOTrainer
 from agentwheel.train.rollout import TurnSeededPolicy
 

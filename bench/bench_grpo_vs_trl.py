@@ -125,7 +125,7 @@ def make_fixed_batch(settings: Settings, data_path: str) -> None:
     sides (runs in its own process so that neither side pays for this forward pass)."""
     import torch
 
-    from agentwheel.train.config import GRPOConfig
+    from agentwheel.settings.trainer import GRPOConfig
     from agentwheel.train.logprobs import token_logprobs
     from agentwheel.train.model import autocast
 
@@ -184,7 +184,7 @@ def build_groups(settings: Settings, data: dict) -> list[list[Any]]:
 def run_ours(settings: Settings, data_path: str) -> dict[str, Any]:
     import torch
 
-    from agentwheel.train.config import GRPOConfig
+    from agentwheel.settings.trainer import GRPOConfig
     from agentwheel.train.grpo import GRPOTrainer
 
     data = torch.load(data_path)

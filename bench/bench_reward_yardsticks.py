@@ -21,10 +21,11 @@ from machine import write_result
 
 from agentwheel.core.dataset import load_tasks
 from agentwheel.core.task import Task
-from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.flywheels.agentic.evolve import evolve_agentic
 from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
+from agentwheel.settings.runner import RunnerConfig
 from agentwheel.specs import YARDSTICK_POLICIES
 
 WORKFLOWS = Path("agentwheel/data/workflows")

@@ -41,12 +41,13 @@ from agentwheel.core.dataset import load_tasks
 from agentwheel.core.messages import SamplingParams
 from agentwheel.core.task import Task
 from agentwheel.envs.agent import ModelPolicy
-from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
 from agentwheel.llm.default_model import load_hf_spec
 from agentwheel.llm.hf import HFChatModel
+from agentwheel.settings.runner import RunnerConfig
 
 
 class ForwardTimer:

@@ -59,8 +59,8 @@ QUESTIONS = [
 
 def load_model(spec: str, dtype: str, max_batch_size: int) -> HFChatModel:
     if spec == "tiny":
+        from agentwheel.settings.model import ModelSettings
         from agentwheel.train.model_factory import build_tiny_model
-        from agentwheel.train.schedule_config import ModelSettings
 
         return build_tiny_model(ModelSettings(spec="tiny", max_batch_size=max_batch_size), 0)
     return load_hf_spec(spec, dtype=dtype, max_batch_size=max_batch_size)

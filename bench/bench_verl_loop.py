@@ -26,12 +26,13 @@ from machine import write_result
 from agentwheel.core.dataset import load_tasks
 from agentwheel.core.messages import SamplingParams
 from agentwheel.envs.agent import ModelPolicy
-from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.export.datasets import export_verl
 from agentwheel.integrations.verl.episode import reward_components
 from agentwheel.integrations.verl.token_server import ChatModelTokenServer
 from agentwheel.llm.hf import HFChatModel
+from agentwheel.settings.runner import RunnerConfig
 
 PROMPT_LENGTH = 1024
 RESPONSE_LENGTH = 1024
@@ -41,8 +42,8 @@ MAX_AGENT_TURNS = 4
 
 def tiny_model(model_dir: Path) -> HFChatModel:
     """The schedule's `tiny` model, saved where verl's workers read their tokenizer."""
+    from agentwheel.settings.model import ModelSettings
     from agentwheel.train.model_factory import build_tiny_model
-    from agentwheel.train.schedule_config import ModelSettings
 
     built = build_tiny_model(ModelSettings(spec="tiny"), seed=0)
     built.tokenizer.save_pretrained(model_dir)

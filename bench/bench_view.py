@@ -25,10 +25,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import write_result
 
 from agentwheel.core.dataset import load_tasks
-from agentwheel.envs.runner import RunnerConfig
 from agentwheel.envs.scripted import RefusePolicy
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.eval.evaluate import run_eval
+from agentwheel.settings.runner import RunnerConfig
 from agentwheel.view.build import build_page_data
 from agentwheel.view.html import render_page
 from tests.view.chromium import Chromium, find_chromium

@@ -1,5 +1,18 @@
-"""The `agentwheel` command line: `app` is the typer application, `main` its entry point."""
+"""The `agentwheel` command line: `app` is the typer application, `main` its entry point.
 
-from agentwheel.cli.app import app, main
+Both are loaded on first use, so that a part of the CLI (the config checks in
+config_file.py) can be imported without the whole application and what it imports."""
+
+from importlib import import_module
+from typing import Any
 
 __all__ = ["app", "main"]
+
+
+def __getattr__(name: str) -> Any:
+    if name not in __all__:
+        raise AttributeError(f"module 'agentwheel.cli' has no attribute {name!r}")
+    value = getattr(import_module("agentwheel.cli.app"), name)
+    # Importing the submodule `app` bound the name `app` here to it: the typer app wins.
+    globals()[name] = value
+    return value

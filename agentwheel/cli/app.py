@@ -28,7 +28,7 @@ from agentwheel.cli.workflows import (
 from agentwheel.core.jsonl import read_jsonl
 from agentwheel.core.messages import SamplingParams
 from agentwheel.core.rejection import Rejection
-from agentwheel.envs.runner import RunnerConfig
+from agentwheel.settings.runner import RunnerConfig
 
 app = typer.Typer(
     help="Train small language models to be reliable tool-using agents.",

@@ -11,7 +11,7 @@ import types
 import typing
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import yaml
 from pydantic import BaseModel, ValidationError
@@ -19,18 +19,12 @@ from pydantic import BaseModel, ValidationError
 from agentwheel.cli.errors import UserError
 from agentwheel.core.resources import find_config
 from agentwheel.core.yaml_text import load_yaml
-from agentwheel.flywheels.agentic.workflow_loader import load_workflows
-from agentwheel.train.config import KnobOutOfRange
-from agentwheel.train.model_factory import MODEL_FACTORIES
-from agentwheel.train.rounds.base import RLRound
-from agentwheel.train.rounds.registry import ROUND_KINDS
-from agentwheel.train.schedule_config import (
-    ScheduleConfig,
-    apply_overrides,
-    load_config,
-    parse_override,
-    resolve_extends,
-)
+from agentwheel.settings.config_file import apply_overrides, parse_override, resolve_extends
+from agentwheel.settings.rl_round import RLRound
+from agentwheel.settings.rounds import ROUND_SETTINGS
+from agentwheel.settings.schedule import ScheduleConfig, without_legacy_temperature
+from agentwheel.settings.trainer import KnobOutOfRange
+from agentwheel.study.config import StudyConfig
 
 SET_EXAMPLE = "--set grpo.lr=2e-6"
 STUDY_KEY = "study"  # the section only a study config has (agentwheel/study/config.py)
@@ -42,14 +36,7 @@ def read_checked_config(
     """The config file named by `--config` (a path or a bundled name) as a mapping with its
     `--set` overrides applied; a missing file, a file that is not YAML, a malformed or
     misplaced `--set` and a key `schema` does not have are each a `UserError`."""
-    try:
-        path = find_config(name_or_path)
-    except FileNotFoundError as exc:
-        raise UserError(f"{exc}: pass a YAML file or one of the bundled names") from None
-    try:
-        raw = resolve_extends(read_mapping(path), path, read_mapping)
-    except ValueError as exc:  # a cycle of `extends:`
-        raise UserError(str(exc)) from None
+    path, raw = read_resolved(name_or_path)
     if schema is ScheduleConfig and STUDY_KEY in raw:
         raise UserError(
             f"{path} is a learning-study config, not a training schedule: run "
@@ -57,11 +44,27 @@ def read_checked_config(
         )
     for text in overrides:
         raw = apply_one_override(raw, text)
+    try:
+        raw = without_legacy_temperature(raw)
+    except ValueError as exc:
+        raise UserError(f"{path}: {exc}") from None
     unknown = first_unknown_key(raw, schema, [])
     if unknown is not None:
         key, known = unknown
         raise UserError(unknown_key_message(key, known, origin(key, path, overrides)))
     return path, raw
+
+
+def read_resolved(name_or_path: str | Path) -> tuple[Path, dict[str, Any]]:
+    """The file `--config` names (a path or a bundled name), read with its `extends:`."""
+    try:
+        path = find_config(name_or_path)
+    except FileNotFoundError as exc:
+        raise UserError(f"{exc}: pass a YAML file or one of the bundled names") from None
+    try:
+        return path, resolve_extends(read_mapping(path), path, read_mapping)
+    except ValueError as exc:  # a cycle of `extends:`
+        raise UserError(str(exc)) from None
 
 
 def bad_value(exc: ValidationError, path: Path, overrides: Sequence[str]) -> UserError:
@@ -73,14 +76,36 @@ def bad_value(exc: ValidationError, path: Path, overrides: Sequence[str]) -> Use
     return UserError(f"bad config value {where} ({origin(key, path, overrides)}): {problem}{more}")
 
 
-def load_schedule_config(name_or_path: str | Path, overrides: Sequence[str] = ()) -> ScheduleConfig:
-    """`load_config` after the checks of `read_checked_config`, then the names and the
-    device it refers to."""
-    path, _ = read_checked_config(name_or_path, overrides, ScheduleConfig)
+Schema = TypeVar("Schema", bound=BaseModel)
+
+
+def validated_config(
+    name_or_path: str | Path, overrides: Sequence[str], schema: type[Schema]
+) -> tuple[Path, Schema]:
+    """The config named by `--config` with its `--set` overrides, validated by `schema`
+    (a `ScheduleConfig` or a study's); every mistake is one `UserError` line. Imports no
+    torch and no implementation: the settings are data."""
+    path, raw = read_checked_config(name_or_path, overrides, schema)
     try:
-        config = load_config(path, overrides)
+        return path, schema.model_validate(raw)
     except ValidationError as exc:
         raise bad_value(exc, path, overrides) from None
+
+
+def checked_config(
+    name_or_path: str | Path, overrides: Sequence[str] = ()
+) -> tuple[Path, ScheduleConfig]:
+    """The config validated by its own schema: a learning study's when it has a `study:`
+    section, else a training schedule's (what `agentwheel check-config` checks, with the
+    names it refers to)."""
+    _, raw = read_resolved(name_or_path)
+    schema = StudyConfig if STUDY_KEY in raw else ScheduleConfig
+    return validated_config(name_or_path, overrides, schema)
+
+
+def load_schedule_config(name_or_path: str | Path, overrides: Sequence[str] = ()) -> ScheduleConfig:
+    """`validated_config`, then the names and the device it refers to."""
+    path, config = validated_config(name_or_path, overrides, ScheduleConfig)
     check_names(config, path, overrides)
     check_device(config, path, overrides)
     return config
@@ -124,6 +149,8 @@ def check_device(config: ScheduleConfig, path: Path, overrides: Sequence[str]) -
     """`model.device` names a device this machine has (torch would fail later, or a
     device index could be ignored)."""
     device = config.model.device
+    if device == "cpu":
+        return  # every machine has one; asking torch would load it
     here = available_devices()
     if device in here or (device == "cuda" and "cuda:0" in here):
         return
@@ -144,6 +171,11 @@ def available_devices() -> list[str]:
 def check_names(config: ScheduleConfig, path: Path, overrides: Sequence[str]) -> None:
     """The model spec and workflow ids name things that exist (the run would otherwise
     find out only after loading a model)."""
+    # Here, not at the top: checking a config's schema needs neither the model factories
+    # nor the workflow library (the flywheel's reader, which knows which files are valid).
+    from agentwheel.flywheels.agentic.workflow_loader import load_workflows
+    from agentwheel.train.model_factory import MODEL_FACTORIES
+
     spec = config.model.spec
     if spec not in MODEL_FACTORIES and not spec.startswith("hf:"):
         known = ", ".join([*MODEL_FACTORIES, "hf:default", "hf:<path or hub name>"])
@@ -281,8 +313,7 @@ def _union_member(schema: Any, value: dict[str, Any]) -> Any:
     """The settings model of the round kind `value` names (rounds are validated by their
     kind's model), or the member of a union of models tagged by `kind` that it names."""
     if isinstance(schema, type) and issubclass(schema, RLRound):
-        kind = ROUND_KINDS.get(str(value.get("kind")))
-        return kind.settings if kind is not None else schema
+        return ROUND_SETTINGS.get(str(value.get("kind")), schema)
     if typing.get_origin(schema) not in (typing.Union, types.UnionType):
         return schema
     for member in typing.get_args(schema):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from collections.abc import Sequence
@@ -15,13 +16,15 @@ from rich.table import Table
 
 from agentwheel.cli.errors import disk_full, fail, in_range, require_dir
 from agentwheel.cli.eval_gate import gate_tasks
+from agentwheel.cli.eval_like import EvalFlags, eval_choices
 from agentwheel.cli.task_input import read_task_set
-from agentwheel.core.messages import SamplingParams
 from agentwheel.core.task import Task
-from agentwheel.envs.runner import RunnerConfig
 from agentwheel.envs.trajectory import Trajectory
+from agentwheel.settings.runner import RunnerSettings
+from agentwheel.settings.sampling import SAMPLED_EVAL_TEMPERATURE, EvalSettings
 
 console = Console(stderr=True)
+EVAL, RUNNER = EvalSettings(), RunnerSettings()  # the defaults, said in the help
 
 
 def pass_table(summary: dict[str, Any], title: str) -> Table:
@@ -69,19 +72,26 @@ def cost_table(cost: dict[str, Any]) -> Table:
 
 def eval_command(
     tasks: Annotated[
-        str,
-        typer.Option(help="Task JSONL file or directory, or a bundled dataset name (fixtures)."),
-    ] = "fixtures",
+        str | None,
+        typer.Option(
+            help="Task JSONL file or directory, or a bundled dataset name (default: fixtures; "
+            "with --like, the run's held-out set)."
+        ),
+    ] = None,
     policy: Annotated[
         str,
         typer.Option(help="oracle | hack | refuse | hf:default | hf:<path> | openai:<model>@<url>"),
     ] = "oracle",
     k: Annotated[
-        int,
+        int | None,
         typer.Option(
-            "-k", "--k", callback=in_range(1), help="Trials per task; pass^1..pass^k are reported."
+            "-k",
+            "--k",
+            callback=in_range(1),
+            help=f"Trials per task; pass^1..pass^k are reported (default {EVAL.k}: a "
+            "schedule's eval.k).",
         ),
-    ] = 1,
+    ] = None,
     out: Annotated[
         Path | None, typer.Option(help="Run directory (summary.json, traces.jsonl).")
     ] = None,
@@ -104,23 +114,52 @@ def eval_command(
     temperature: Annotated[
         float | None,
         typer.Option(
-            callback=in_range(0), help="Sampling temperature (default 0 for k=1, else 0.7)."
+            callback=in_range(0),
+            help=f"Sampling temperature (default {EVAL.temperature}: a schedule's "
+            f"eval.temperature; {SAMPLED_EVAL_TEMPERATURE} when k > 1).",
         ),
     ] = None,
     max_new_tokens: Annotated[
-        int, typer.Option(callback=in_range(1), help="Token limit of one agent turn.")
-    ] = 256,
+        int | None,
+        typer.Option(
+            callback=in_range(1),
+            help=f"Token limit of one agent turn (default {EVAL.max_new_tokens}: a schedule's "
+            "eval.max_new_tokens).",
+        ),
+    ] = None,
     max_turns: Annotated[
-        int, typer.Option(callback=in_range(1), help="Agent turns before an episode is cut.")
-    ] = 16,
+        int | None,
+        typer.Option(
+            callback=in_range(1),
+            help=f"Agent turns before an episode is cut (default {RUNNER.max_agent_turns}: a "
+            "schedule's runner.max_agent_turns).",
+        ),
+    ] = None,
+    max_episode_tokens: Annotated[
+        int | None,
+        typer.Option(
+            callback=in_range(1),
+            help=f"Tokens before an episode is cut (default {RUNNER.max_episode_tokens}: a "
+            "schedule's runner.max_episode_tokens).",
+        ),
+    ] = None,
     batch_size: Annotated[
-        int, typer.Option(callback=in_range(1), help="Episodes per batched model call.")
-    ] = 32,
+        int | None,
+        typer.Option(
+            callback=in_range(1),
+            help=f"Episodes per batched model call (default {RUNNER.batch_size}: a "
+            "schedule's runner.batch_size).",
+        ),
+    ] = None,
     limit: Annotated[
         int | None, typer.Option(callback=in_range(1), help="Evaluate only the first N tasks.")
     ] = None,
-    seed: Annotated[int, typer.Option(callback=in_range(0), help="Sampling seed.")] = 0,
-    dtype: Annotated[str, typer.Option(help="float32 | bfloat16 for hf: policies.")] = "float32",
+    seed: Annotated[
+        int | None, typer.Option(callback=in_range(0), help="Sampling seed (default 0).")
+    ] = None,
+    dtype: Annotated[
+        str | None, typer.Option(help="float32 | bfloat16 for hf: policies (default float32).")
+    ] = None,
     request_timeout: Annotated[
         float | None,
         typer.Option(
@@ -142,14 +181,38 @@ def eval_command(
             "(scripted replays: seconds)."
         ),
     ] = True,
+    like: Annotated[
+        Path | None,
+        typer.Option(
+            help="A training run's directory: evaluate as its held-out evals did (its "
+            "config.yaml's eval, runner, seed and model settings, template keywords "
+            "included; tasks default to its held-out set). Flags given alongside win."
+        ),
+    ] = None,
 ) -> None:
-    """Run a policy on agentic tasks and report state-verified pass^k."""
+    """Run a policy on agentic tasks and report state-verified pass^k. Defaults are a
+    training schedule's held-out eval settings (agentwheel/settings/), so a checkpoint
+    is measured as its run measured it; --like <run dir> takes that run's own."""
     from agentwheel.core.dir_lock import DirectoryBusy
     from agentwheel.envs.tool_simulator import LLMToolSimulator
     from agentwheel.eval.evaluate import SUMMARY, ResumeMismatch, run_eval
     from agentwheel.llm.openai_compat import ModelConfigError
     from agentwheel.specs import SpecError, load_chat_model, load_policy, load_user
 
+    flags = EvalFlags(
+        tasks=tasks,
+        k=k,
+        temperature=temperature,
+        max_new_tokens=max_new_tokens,
+        max_turns=max_turns,
+        max_episode_tokens=max_episode_tokens,
+        batch_size=batch_size,
+        seed=seed,
+        dtype=dtype,
+        backend=backend,
+    )
+    choices = eval_choices(flags, like)
+    tasks, k = choices.tasks, choices.k
     task_set = read_task_set(tasks, "skipped")
     selected = task_set.tasks[:limit] if limit is not None else task_set.tasks
     if backend == "sqlite":
@@ -162,29 +225,22 @@ def eval_command(
     skipped: list[dict[str, Any]] = []
     if validate:
         selected, skipped = gate_tasks(selected, backend, console)
-    params = SamplingParams(
-        max_new_tokens=max_new_tokens,
-        temperature=temperature if temperature is not None else (0.0 if k == 1 else 0.7),
-        seed=seed,
-    )
+    params = choices.params
     out = out or Path("runs") / f"eval-{policy.replace(':', '-').replace('/', '_')}"
     require_dir(out)
     try:
-        agent = load_policy(policy, params, dtype, request_timeout, max_retries)
+        agent = load_policy(
+            policy, params, choices.dtype, request_timeout, max_retries, local=choices.local
+        )
         simulator = load_user(user)
         tool_sim = LLMToolSimulator(load_chat_model(tool_simulator)) if tool_simulator else None
     except SpecError as exc:
         raise fail(str(exc)) from None
     except Exception as exc:  # a model that cannot be loaded is a user-facing error here
         raise fail(f"could not load {policy!r}: {exc}") from None
-    # At most one batch in flight: episodes then finish (and reach disk) a batch at a time
-    # instead of all together at the end.
-    config = RunnerConfig(
-        max_agent_turns=max_turns,
-        batch_size=batch_size,
-        max_in_flight=batch_size,
-        backend=backend,  # type: ignore[arg-type]
-    )
+    # At most one batch in flight (RunnerSettings.runner_config): episodes then finish (and
+    # reach disk) a batch at a time instead of all together at the end.
+    config = choices.runner
     meta = {
         "policy": policy,
         "tasks": path_from(out, tasks),
@@ -192,6 +248,8 @@ def eval_command(
         "user": user,
         "tool_simulator": tool_simulator,
         "sampling": params.model_dump(),
+        "runner": dataclasses.asdict(config),
+        "like": str(like) if like is not None else None,
         "skipped_invalid_tasks": skipped,
         # Over a live search API: no gold replay is possible, the answer alone is scored.
         "answer_only_tasks": [t.id for t in selected if t.search is not None and t.search.live],

@@ -14,13 +14,13 @@ from rich.table import Table
 
 from agentwheel.cli.errors import UserErrorGroup, fail, in_range
 from agentwheel.core.messages import SamplingParams
-from agentwheel.flywheels.reasoning.answer_format import AnswerFormat
 from agentwheel.flywheels.reasoning.evolve import EvolveConfig, evolve_reasoning
 from agentwheel.flywheels.reasoning.filters import Band
 from agentwheel.flywheels.reasoning.progress import RichProgress
 from agentwheel.flywheels.reasoning.stage_io import MANIFEST, PROBLEMS, StageConfigMismatch
 from agentwheel.flywheels.reasoning.synth import SynthConfig, synth_reasoning
 from agentwheel.flywheels.reasoning.teacher import LLM_OPERATORS
+from agentwheel.settings.answer_format import AnswerFormat
 
 app = typer.Typer(
     help="Reasoning flywheel: seed problems, evolve what the policy fails.",

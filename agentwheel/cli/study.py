@@ -16,11 +16,10 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from pydantic import ValidationError
 from rich.console import Console
 from rich.table import Table
 
-from agentwheel.cli.config_file import bad_value, check_names, read_checked_config
+from agentwheel.cli.config_file import check_names, validated_config
 from agentwheel.cli.errors import fail, require_dir
 from agentwheel.cli.progress import phase_bars
 from agentwheel.study.config import ARMS, PASS_K, StudyConfig
@@ -35,11 +34,7 @@ PUBLISHED = Path("bench") / "results" / STUDY_JSON
 def load_study_config(name_or_path: str, overrides: Sequence[str] = ()) -> StudyConfig:
     """The study config named by `--config` with its `--set` overrides; every mistake is
     one `UserError` line naming the key and where it came from."""
-    path, raw = read_checked_config(name_or_path, overrides, StudyConfig)
-    try:
-        config = StudyConfig.model_validate(raw)
-    except ValidationError as exc:
-        raise bad_value(exc, path, overrides) from None
+    path, config = validated_config(name_or_path, overrides, StudyConfig)
     check_names(config, path, overrides)
     return config
 

@@ -4,6 +4,7 @@ Mount on the main app with `register(app)`:
 
     agentwheel train --config demo|path.yaml [--out runs/x] [--resume] [--set grpo.lr=2e-6]
     agentwheel demo [--quick] [--out runs/demo] [--resume]
+    agentwheel check-config --config demo|path.yaml [--set ...]
 """
 
 from __future__ import annotations
@@ -21,15 +22,15 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agentwheel.cli.config_file import load_schedule_config
+from agentwheel.cli.config_file import check_names, checked_config, load_schedule_config
 from agentwheel.cli.errors import UserErrorGroup, disk_full, fail, require_dir
 from agentwheel.cli.progress import phase_bars
 from agentwheel.core.external_training import ExternalTrainer
 from agentwheel.core.resources import bundled_config, bundled_config_names
-from agentwheel.train.config import describe
+from agentwheel.settings.schedule import ScheduleConfig
+from agentwheel.settings.trainer import describe
 from agentwheel.train.run_state import RunStateDamaged
 from agentwheel.train.schedule import run_schedule
-from agentwheel.train.schedule_config import ScheduleConfig
 
 console = Console(stderr=True)
 DEMO_CONFIG = bundled_config("demo")
@@ -148,10 +149,35 @@ def demo_command(
     run_with_progress(schedule, out or Path("runs") / schedule.name, resume)
 
 
+def check_config_command(
+    config: Annotated[
+        str,
+        typer.Option(
+            help="Schedule or study YAML file, or a bundled config name "
+            f"({', '.join(bundled_config_names())})."
+        ),
+    ],
+    set_: Annotated[
+        list[str] | None,
+        typer.Option("--set", help="Override a config key: --set grpo.lr=2e-6 (repeatable)."),
+    ] = None,
+) -> None:
+    """Check a schedule or study config without running it: every key and value, the
+    round kinds, the model spec and the workflow ids (model.device is checked where the
+    run starts). Loads no model."""
+    path, checked = checked_config(config, set_ or [])
+    check_names(checked, path, set_ or [])
+    kinds = ", ".join(r.kind for r in checked.rounds) or "none"
+    console.print(
+        f"ok: {config}: {type(checked).__name__}, model {checked.model.spec}, rounds: {kinds}"
+    )
+
+
 def register(app: typer.Typer) -> None:
-    """Add `train` and `demo` to an app."""
+    """Add `train`, `demo` and `check-config` to an app."""
     app.command("train")(train_command)
     app.command("demo")(demo_command)
+    app.command("check-config")(check_config_command)
 
 
 app = typer.Typer(

@@ -12,7 +12,7 @@ import json
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Literal, get_args
+from typing import Any, Literal
 
 from agentwheel.core.messages import Completion, Message, ToolCall, ToolCallError
 from agentwheel.core.task import Task
@@ -41,27 +41,7 @@ from agentwheel.llm.tool_calls import (
     split_tool_calls,
     utf8_safe,
 )
-
-
-@dataclass(frozen=True)
-class RunnerConfig:
-    """Limits of a run of episodes; a limit below 1 is refused (a batch size of 0 or less
-    would never drain the queue)."""
-
-    max_agent_turns: int = 16
-    max_episode_tokens: int = 6144
-    batch_size: int = 32
-    max_in_flight: int = 256
-    backend: Backend | Literal["auto"] = "auto"
-
-    def __post_init__(self) -> None:
-        for name in ("max_agent_turns", "max_episode_tokens", "batch_size", "max_in_flight"):
-            value = getattr(self, name)
-            if value < 1:
-                raise ValueError(f"{name} must be >= 1, got {value}")
-        known = ("auto", *get_args(Backend))
-        if self.backend not in known:
-            raise ValueError(f"backend must be one of {', '.join(known)}, got {self.backend!r}")
+from agentwheel.settings.runner import RunnerConfig
 
 
 @dataclass(frozen=True)

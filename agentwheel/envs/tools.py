@@ -31,6 +31,7 @@ from typing import Any, Literal, Protocol
 from agentwheel.core.messages import ToolCallError
 from agentwheel.core.task import SqliteWorld, SqlTable, SqlToolImpl, Task, ToolSpec, call_key
 from agentwheel.llm.tool_calls import prepare_arguments
+from agentwheel.settings.runner import Backend
 
 ToolErrorKind = Literal[
     "no_result",
@@ -43,7 +44,6 @@ ToolErrorKind = Literal[
     "sandbox_error",
     "api_error",
 ]
-Backend = Literal["mock", "sqlite", "search", "analysis"]
 NOT_RUN_ERRORS: frozenset[str | None] = frozenset(
     {"bad_arguments", "over_limit", "duplicate_action", "unknown_tool"}
 )

@@ -29,12 +29,13 @@ from agentwheel.core.run_settings import changed_settings
 from agentwheel.core.stats import mean
 from agentwheel.core.task import BRANCH_KINDS, Task
 from agentwheel.envs.agent import Policy
-from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.tools import ToolSimulator
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import UserSimulator
 from agentwheel.eval.cost import cost_report
 from agentwheel.eval.passk import pass_hat_curve
+from agentwheel.settings.runner import RunnerConfig
 
 TRACES = "traces.jsonl"
 SUMMARY = "summary.json"

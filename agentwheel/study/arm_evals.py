@@ -25,12 +25,12 @@ from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.eval.evaluate import run_eval
 from agentwheel.llm.types import ChatModel
+from agentwheel.settings.schedule import ScheduleConfig
 from agentwheel.study.config import PASS_K
 from agentwheel.train.checkpoint import load_checkpoint
 from agentwheel.train.generation import Generator
 from agentwheel.train.model_factory import build_model
 from agentwheel.train.rollout import TurnSeededPolicy
-from agentwheel.train.schedule_config import ScheduleConfig
 
 SAMPLED = "sampled"  # the held-out sampled pass^4 eval's directory name
 TRAIN_POOL = "train_pool"

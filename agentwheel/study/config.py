@@ -15,8 +15,10 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from agentwheel.core.task import BRANCH_KINDS
 from agentwheel.core.yaml_text import load_yaml
-from agentwheel.train.rounds.agentic import AgenticRound
-from agentwheel.train.schedule_config import ScheduleConfig, apply_overrides
+from agentwheel.settings.agentic_round import AgenticRound
+from agentwheel.settings.config_file import apply_overrides
+from agentwheel.settings.sampling import SAMPLED_EVAL_TEMPERATURE
+from agentwheel.settings.schedule import ScheduleConfig
 
 RLArm = Literal["rl_static", "rl_flywheel"]
 RL_ARMS: tuple[RLArm, ...] = ("rl_static", "rl_flywheel")
@@ -43,7 +45,7 @@ class StudySettings(BaseModel):
         2, ge=1, description="Fewer whole workflows never trained on is an error."
     )
     sampled_temperature: float = Field(
-        0.7, gt=0, description="Temperature of the sampled pass^4 eval."
+        SAMPLED_EVAL_TEMPERATURE, gt=0, description="Temperature of the sampled pass^4 eval."
     )
     sampled_tasks: int | None = Field(
         None,

@@ -34,9 +34,9 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from agentwheel.core.atomic import write_text_atomic
+from agentwheel.settings.model import ModelSettings
 from agentwheel.train.checkpoint import load_model_weights, save_model_dir
 from agentwheel.train.model_factory import build_model
-from agentwheel.train.schedule_config import ModelSettings
 
 PORTABLE_MANIFEST = "portable.json"
 SHARED_TOKENIZER = "tokenizer.json"

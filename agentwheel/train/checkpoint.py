@@ -40,7 +40,7 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
-from agentwheel.train.config import config_dict
+from agentwheel.settings.trainer import config_dict
 from agentwheel.train.model import is_lora, merged_copy
 
 

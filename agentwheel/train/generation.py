@@ -21,35 +21,16 @@ from __future__ import annotations
 
 import gc
 from collections.abc import Callable
-from typing import Any, Literal
+from typing import Any
 
 import torch
-from pydantic import BaseModel, ConfigDict, Field
 from torch import nn
 
 from agentwheel.llm.half_precision import runnable_dtype
 from agentwheel.llm.hf import DTYPES, HFChatModel
 from agentwheel.llm.types import ChatModel
+from agentwheel.settings.generation import GenerationSettings
 from agentwheel.train.model import copy_named_weights, merged_state_dict
-
-Backend = Literal["shared", "hf", "vllm"]
-
-
-class GenerationSettings(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-    backend: Backend = Field(
-        "shared", description="shared (the trained weights) | hf (a copy in dtype) | vllm (GPU)"
-    )
-    dtype: Literal["float32", "bfloat16", "float16"] = Field(
-        "bfloat16", description="Weight dtype of a separate engine (hf, vllm)."
-    )
-    gpu_memory_utilization: float = Field(
-        0.3, gt=0, le=1, description="vLLM: share of GPU memory for weights and KV cache."
-    )
-    max_model_len: int | None = Field(
-        None, ge=1, description="vLLM: context length; None = model's."
-    )
 
 
 class Generator:

@@ -21,6 +21,7 @@ from torch import Tensor, nn
 
 from agentwheel.core.stats import mean
 from agentwheel.envs.trajectory import TokenTrace, Trajectory
+from agentwheel.settings.trainer import GRPOConfig
 from agentwheel.train.batching import (
     MicroBatch,
     TrainSequence,
@@ -33,7 +34,6 @@ from agentwheel.train.checkpoint import (
     save_checkpoint,
     seed_everything,
 )
-from agentwheel.train.config import GRPOConfig
 from agentwheel.train.logprobs import token_logprobs
 from agentwheel.train.model import (
     autocast,
@@ -222,19 +222,26 @@ class GRPOStepMetrics:
 
 
 class GRPOTrainer:
-    """Owns the policy, its optimizer and (when kl_coef > 0) a frozen reference."""
+    """Owns the policy, its optimizer and (when kl_coef > 0) a frozen reference.
+
+    `temperature` is the sampler's (a schedule's `rollout.temperature`): log-probs are of
+    logits / temperature, as the sampler saw them."""
 
     def __init__(
         self,
         model: nn.Module,
         config: GRPOConfig,
         *,
+        temperature: float = 1.0,
         reward_fn: RewardFn = trajectory_reward,
         ref_model: nn.Module | None = None,
         pad_id: int = 0,
     ):
+        if not temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {temperature}")
         seed_everything(config.seed)
         self.config = config
+        self.temperature = temperature
         self.reward_fn = reward_fn
         self.pad_id = pad_id
         self.model = prepare_model(model, config.lora, config.gradient_checkpointing)
@@ -294,7 +301,7 @@ class GRPOTrainer:
                     batch.targets,
                     target_mask=batch.target_mask,
                     chunk_size=cfg.logprob_chunk_tokens,
-                    temperature=cfg.temperature,
+                    temperature=self.temperature,
                     with_entropy=True,
                     prefix_len=batch.prefix_len,
                 )
@@ -393,7 +400,7 @@ class GRPOTrainer:
                 batch.targets,
                 target_mask=batch.target_mask,
                 chunk_size=self.config.logprob_chunk_tokens,
-                temperature=self.config.temperature,
+                temperature=self.temperature,
                 prefix_len=batch.prefix_len,
             )
         model.train(was_training)

@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from agentwheel.llm.half_precision import runnable_dtype
-from agentwheel.train.config import LoraSettings, TrainConfig
+from agentwheel.settings.trainer import LoraSettings, TrainConfig
 
 
 def prepare_model(

@@ -5,10 +5,12 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from functools import lru_cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from agentwheel.llm.hf import HFChatModel
-from agentwheel.train.schedule_config import ModelSettings
+from agentwheel.settings.model import ModelSettings
+
+if TYPE_CHECKING:  # the factories import torch and transformers only when they build
+    from agentwheel.llm.hf import HFChatModel
 
 
 @lru_cache(maxsize=1)
@@ -27,6 +29,7 @@ def build_tiny_model(settings: ModelSettings, seed: int) -> HFChatModel:
     import torch
     from transformers import LlamaConfig, LlamaForCausalLM
 
+    from agentwheel.llm.hf import HFChatModel
     from agentwheel.llm.template import tool_chat_template
 
     tokenizer = smollm2_tokenizer()
@@ -68,7 +71,7 @@ def build_hf_model(settings: ModelSettings, seed: int) -> HFChatModel:
     )
 
 
-ModelFactory = Callable[[ModelSettings, int], HFChatModel]
+ModelFactory = Callable[[ModelSettings, int], "HFChatModel"]
 MODEL_FACTORIES: dict[str, ModelFactory] = {"tiny": build_tiny_model}
 
 

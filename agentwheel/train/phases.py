@@ -12,7 +12,6 @@ import numpy as np
 
 from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.dataset import load_tasks, write_tasks
-from agentwheel.core.messages import SamplingParams
 from agentwheel.core.run_layout import EVALS_DIR
 from agentwheel.core.task import Task
 from agentwheel.envs.agent import ModelPolicy
@@ -26,8 +25,8 @@ from agentwheel.train.sft import SFTTrainer
 from agentwheel.train.sft_data import oracle_sft_data
 
 if TYPE_CHECKING:
+    from agentwheel.settings.data import DataSettings
     from agentwheel.train.run_context import RunContext
-    from agentwheel.train.schedule_config import DataSettings
 
 # -- data
 
@@ -205,10 +204,7 @@ def phase_eval(run: RunContext, name: str, round_: int) -> float:
 
 
 def _eval_policy(run: RunContext) -> ModelPolicy:
-    cfg = run.config.eval
-    params = SamplingParams(
-        temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=run.config.seed
-    )
+    params = run.config.eval.sampling(run.config.seed)
     return ModelPolicy(run.generator.chat_model(), params, name=run.config.model.spec)
 
 

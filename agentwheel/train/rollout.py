@@ -20,10 +20,11 @@ from agentwheel.core.messages import Completion, SamplingParams
 from agentwheel.core.stats import mean
 from agentwheel.core.task import BRANCH_KINDS, Task
 from agentwheel.envs.agent import EpisodeView, ModelPolicy, Policy
-from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import ScriptedUser, UserSimulator
 from agentwheel.llm.types import ChatModel
+from agentwheel.settings.runner import RunnerConfig
 from agentwheel.train.grpo import RewardFn, trajectory_reward
 
 

@@ -17,6 +17,7 @@ from agentwheel.core.messages import SamplingParams
 from agentwheel.core.run_layout import ROUNDS_DIR, round_dir_name
 from agentwheel.core.yaml_text import load_yaml
 from agentwheel.flywheels.agentic.synth import TASKS
+from agentwheel.settings.schedule import ScheduleConfig
 from agentwheel.train.checkpoint import (
     RUN_STATE,
     TrainerState,
@@ -33,7 +34,6 @@ from agentwheel.train.metrics_log import MetricsLog
 from agentwheel.train.model_factory import build_model
 from agentwheel.train.rollout import TurnSeededPolicy, rollout_seed
 from agentwheel.train.run_state import RunState, RunStateDamaged
-from agentwheel.train.schedule_config import ScheduleConfig
 
 StepHook = Callable[[dict[str, Any]], None]
 Progress = Callable[[str, int, int], None]  # (phase description, done, total)
@@ -173,7 +173,12 @@ class RunContext:
             if start is not None:
                 load_checkpoint(start, self.model.model)
                 self.generator.mark_stale()
-            self.grpo = GRPOTrainer(self.model.model, self.config.grpo, pad_id=self.model.pad_id)
+            self.grpo = GRPOTrainer(
+                self.model.model,
+                self.config.grpo,
+                temperature=self.config.rollout.temperature,
+                pad_id=self.model.pad_id,
+            )
             if self.state.checkpoint.get("trainer") == "grpo":
                 state = load_checkpoint(
                     self.dir / "checkpoints" / "last", self.grpo.model, self.grpo.optimizer

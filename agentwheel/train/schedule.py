@@ -39,7 +39,7 @@ A run may start from another run's data and weights (`data.reuse_from`,
 `model.init_from`, with `sft.enabled: false`): the learning study (agentwheel/study/)
 runs its RL arms so, from one SFT checkpoint.
 
-Where things are: the config (schedule_config.py), the run's shared state and
+Where things are: the config (agentwheel/settings/schedule.py), the run's shared state and
 bookkeeping (run_context.py, run_state.py, metrics_log.py), the data/eval/SFT phases
 (phases.py), the rounds (rounds/).
 """
@@ -53,6 +53,7 @@ from pathlib import Path
 from typing import Any
 
 from agentwheel.core.external_training import ExternalTrainer
+from agentwheel.settings.schedule import ScheduleConfig
 from agentwheel.train.phases import phase_data, phase_eval, phase_sft
 from agentwheel.train.report import write_report
 from agentwheel.train.rounds.base import run_grpo_round, select_round_items, write_round_report
@@ -60,7 +61,6 @@ from agentwheel.train.rounds.external import run_external_round
 from agentwheel.train.rounds.registry import round_kind
 from agentwheel.train.run_context import Progress, RunContext, StepHook
 from agentwheel.train.run_state import RunState
-from agentwheel.train.schedule_config import ScheduleConfig
 
 Phase = tuple[str, Callable[[], Any]]
 

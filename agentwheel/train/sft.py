@@ -19,6 +19,7 @@ import torch
 from torch import Tensor, nn
 
 from agentwheel.envs.trajectory import Trajectory
+from agentwheel.settings.trainer import SFTConfig
 from agentwheel.train.batching import TrainSequence, make_micro_batches, padding_fraction
 from agentwheel.train.checkpoint import (
     TrainerState,
@@ -26,7 +27,6 @@ from agentwheel.train.checkpoint import (
     save_checkpoint,
     seed_everything,
 )
-from agentwheel.train.config import SFTConfig
 from agentwheel.train.logprobs import token_logprobs
 from agentwheel.train.model import (
     autocast,

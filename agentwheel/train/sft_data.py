@@ -13,11 +13,12 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from agentwheel.core.task import BranchKind, Task
-from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.scripted import OraclePolicy
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.llm.template import ChatTemplateRenderer
+from agentwheel.settings.runner import RunnerConfig
 from agentwheel.train.batching import TrainSequence
 
 

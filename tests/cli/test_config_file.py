@@ -9,7 +9,7 @@ import pytest
 from agentwheel.cli.config_file import first_unknown_key, load_schedule_config
 from agentwheel.cli.errors import UserError
 from agentwheel.core.resources import bundled_config, find_config
-from agentwheel.train.schedule_config import ScheduleConfig, load_config
+from agentwheel.settings.schedule import ScheduleConfig, load_config
 
 
 def test_a_bundled_name_loads_the_bundled_file_with_overrides():
@@ -51,3 +51,22 @@ def test_a_nested_typo_names_its_origin_and_the_likely_key():
     message = str(caught.value)
     assert "grpo.lora.rnk (from --set grpo.lora.rnk=4)" in message
     assert "did you mean grpo.lora.rank?" in message
+
+
+def test_check_config_checks_schedules_and_studies_without_running_them(tmp_path):
+    from typer.testing import CliRunner
+
+    from agentwheel.cli import app
+
+    runner = CliRunner()
+    for name, schema in (("tiny", "ScheduleConfig"), ("study-tiny", "StudyConfig")):
+        result = runner.invoke(app, ["check-config", "--config", name])
+        assert result.exit_code == 0, result.output
+        assert f"ok: {name}: {schema}" in result.output
+    bad = runner.invoke(app, ["check-config", "--config", "tiny", "--set", "rounds.0.stepz=3"])
+    assert bad.exit_code == 1
+    assert "unknown config key rounds.0.stepz" in bad.output and "did you mean" in bad.output
+    unknown = runner.invoke(
+        app, ["check-config", "--config", "tiny", "--set", "data.held_out_workflows=[nope]"]
+    )
+    assert unknown.exit_code == 1 and "unknown workflow ids ['nope']" in unknown.output

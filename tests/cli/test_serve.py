@@ -21,8 +21,8 @@ from agentwheel.core.messages import Message, ToolCall
 from agentwheel.llm.default_model import load_hf_spec
 from agentwheel.llm.server.http import OpenAIServer
 from agentwheel.llm.server.service import ChatService
+from agentwheel.settings.model import ModelSettings
 from agentwheel.train.model_factory import build_tiny_model
-from agentwheel.train.schedule_config import ModelSettings
 from tests.envs.sample_tasks import TOOLS
 from tests.llm.memorized import save_as_checkpoint, teach_reply
 from tests.train.conftest import require_bundled_gguf

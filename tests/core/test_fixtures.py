@@ -16,11 +16,12 @@ from agentwheel.core.messages import Message
 from agentwheel.core.resources import bundled_data
 from agentwheel.core.task import BRANCH_KINDS, Task
 from agentwheel.envs.agent import EpisodeView
-from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.scripted import SCRIPTED_POLICIES, facts_to_ask_for
 from agentwheel.envs.tools import SqliteTools, is_tool_error, replay
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.flywheels.agentic.validate import validate_tasks
+from agentwheel.settings.runner import RunnerConfig
 
 FIXTURES = bundled_data("fixtures")
 BUILDER = Path(__file__).resolve().parents[2] / "scripts" / "build_fixtures.py"

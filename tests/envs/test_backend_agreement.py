@@ -21,10 +21,11 @@ from agentwheel.core.messages import Completion, Message, ToolCall
 from agentwheel.core.task import Task
 from agentwheel.envs.agent import EpisodeView, Policy
 from agentwheel.envs.attacks import ATTACK_POLICIES, with_wrong_records
-from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.scripted import SCRIPTED_POLICIES, OraclePolicy
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
+from agentwheel.settings.runner import RunnerConfig
 from tests.flywheels.evolve_report import evolve_refused, refuse_report
 
 HEDGE = (

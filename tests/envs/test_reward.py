@@ -1,10 +1,11 @@
 import pytest
 
 from agentwheel.core.messages import Completion, ToolCall
-from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.scripted import HackPolicy, OraclePolicy, RefusePolicy
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.llm.tool_calls import format_tool_call
+from agentwheel.settings.runner import RunnerConfig
 from tests.envs.sample_tasks import ALL_KINDS, make_task
 
 

@@ -1,8 +1,9 @@
 from agentwheel.core.messages import Completion, SamplingParams, ToolCall
 from agentwheel.envs.agent import ModelPolicy
-from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.llm.tool_calls import MAX_REPLY_CHARS, format_tool_call, parse_tool_calls
+from agentwheel.settings.runner import RunnerConfig
 from tests.envs.sample_tasks import make_task
 
 EOT = 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentwheel.envs.runner import RunnerConfig
+from agentwheel.settings.runner import RunnerConfig
 
 
 @pytest.mark.parametrize(

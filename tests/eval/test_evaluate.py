@@ -6,10 +6,10 @@ from typer.testing import CliRunner
 from agentwheel.cli import app
 from agentwheel.core.dataset import write_tasks
 from agentwheel.core.messages import Completion
-from agentwheel.envs.runner import RunnerConfig
 from agentwheel.envs.scripted import CautiousPolicy, OraclePolicy
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.eval.evaluate import TRACES, ResumeMismatch, read_traces, run_eval
+from agentwheel.settings.runner import RunnerConfig
 from tests.envs.sample_tasks import ALL_KINDS, make_task
 
 TASKS = [make_task(k) for k in ALL_KINDS]

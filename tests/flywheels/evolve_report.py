@@ -10,12 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agentwheel.core.dataset import load_tasks
-from agentwheel.envs.runner import RunnerConfig
 from agentwheel.envs.scripted import CautiousPolicy
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.eval.evaluate import run_eval
 from agentwheel.flywheels.agentic.evolve import EvolveManifest, evolve_agentic
 from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
+from agentwheel.settings.runner import RunnerConfig
 
 
 class HastyRefusal(CautiousPolicy):

@@ -12,7 +12,7 @@ import yaml
 from agentwheel.core.messages import Completion, ToolCall
 from agentwheel.core.task import Task, ToolCallStep
 from agentwheel.envs.agent import EpisodeView
-from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.scripted import REFUSAL, HackPolicy, OraclePolicy, RefusePolicy
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.flywheels.agentic.expand import expand_workflows
@@ -24,6 +24,7 @@ from agentwheel.flywheels.agentic.workflow_loader import (
     parse_workflow,
 )
 from agentwheel.llm.tool_calls import format_tool_call
+from agentwheel.settings.runner import RunnerConfig
 
 BACKENDS = ("sqlite", "mock")
 CAR = BUNDLED_WORKFLOWS / "car_rental_change.yaml"

@@ -11,7 +11,7 @@ from agentwheel.core.dataset import load_tasks
 from agentwheel.core.messages import Message
 from agentwheel.core.task import SqlTable, Task, UserSide
 from agentwheel.envs.agent import EpisodeView
-from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.scripted import HackPolicy, OraclePolicy
 from agentwheel.envs.tools import fill_expected_outputs
 from agentwheel.envs.user import ScriptedUser
@@ -28,6 +28,7 @@ from agentwheel.flywheels.agentic.workflow_loader import (
     load_workflows,
     parse_workflow,
 )
+from agentwheel.settings.runner import RunnerConfig
 from tests.flywheels.evolve_report import evolve_refused, refuse_report
 
 RETAIL = "agentwheel/data/workflows/retail_order_cancel.yaml"

@@ -15,9 +15,9 @@ import torch
 from agentwheel.core.messages import ChatRequest, Message, SamplingParams
 from agentwheel.core.task import ToolSpec
 from agentwheel.llm.hf import HFChatModel
+from agentwheel.settings.trainer import SFTConfig
 from agentwheel.train.batching import TrainSequence
 from agentwheel.train.checkpoint import TrainerState, save_checkpoint
-from agentwheel.train.config import SFTConfig
 from agentwheel.train.sft import SFTTrainer
 
 PROMPTS = ["Please cancel my order O-1.", "What is the status of ticket T-9?"]

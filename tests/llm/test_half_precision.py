@@ -9,7 +9,7 @@ import torch
 
 from agentwheel.llm import half_precision
 from agentwheel.llm.half_precision import OVERRIDE_VARIABLE, runnable_dtype
-from agentwheel.train.config import GRPOConfig
+from agentwheel.settings.trainer import GRPOConfig
 from agentwheel.train.model import autocast
 from tests.train.conftest import tiny_model
 

@@ -43,8 +43,8 @@ def require_bundled_gguf() -> None:
 
 def tiny_chat_model(seed: int = 0) -> HFChatModel:
     """The schedule's `tiny` model: a random-weight Llama with SmolLM2's tokenizer."""
+    from agentwheel.settings.model import ModelSettings
     from agentwheel.train.model_factory import build_tiny_model
-    from agentwheel.train.schedule_config import ModelSettings
 
     require_bundled_gguf()
     return build_tiny_model(ModelSettings(spec="tiny"), seed=seed)

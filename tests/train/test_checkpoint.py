@@ -8,6 +8,7 @@ import pytest
 import torch
 from transformers import AutoModelForCausalLM
 
+from agentwheel.settings.trainer import GRPOConfig, LoraSettings, SFTConfig
 from agentwheel.train.batching import TrainSequence
 from agentwheel.train.checkpoint import (
     CheckpointDamaged,
@@ -20,7 +21,6 @@ from agentwheel.train.checkpoint import (
     save_checkpoint,
     weights_digest,
 )
-from agentwheel.train.config import GRPOConfig, LoraSettings, SFTConfig
 from agentwheel.train.grpo import GRPOTrainer
 from agentwheel.train.sft import SFTTrainer
 from tests.train.conftest import make_trajectory, random_trace, tiny_model
@@ -149,7 +149,7 @@ def test_run_state_commits_with_the_checkpoint(tmp_path):
 KILL_SCRIPT = """
 import sys
 from pathlib import Path
-from agentwheel.train.config import SFTConfig
+from agentwheel.settings.trainer import SFTConfig
 from agentwheel.train.sft import SFTTrainer
 from tests.train.conftest import tiny_model
 from tests.train.test_checkpoint import dataset

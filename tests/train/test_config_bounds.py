@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from agentwheel.train.config import GRPOConfig, LoraSettings, SFTConfig
+from agentwheel.settings.trainer import GRPOConfig, LoraSettings, SFTConfig
 
 
 @pytest.mark.parametrize(
@@ -25,7 +25,6 @@ from agentwheel.train.config import GRPOConfig, LoraSettings, SFTConfig
         (GRPOConfig, "clip_low", 1.0, "[0, 1)"),
         (GRPOConfig, "clip_high", -0.1, ">= 0"),
         (GRPOConfig, "kl_coef", -1.0, ">= 0"),
-        (GRPOConfig, "temperature", 0.0, "> 0"),
         (GRPOConfig, "max_seq_len", 1, ">= 2"),
         (LoraSettings, "rank", 0, ">= 1"),
         (LoraSettings, "alpha", 0.0, "> 0"),
@@ -44,7 +43,7 @@ def test_defaults_are_in_range():
 
 
 def test_schedule_runs_keep_one_batch_of_episodes_in_flight():
-    from agentwheel.train.schedule_config import RunnerSettings
+    from agentwheel.settings.runner import RunnerSettings
 
     config = RunnerSettings(batch_size=7).runner_config()
     # More in flight than one batch overflows the KV cache with waiting episodes.

@@ -18,9 +18,9 @@ from agentwheel.core.external_training import (
     ExternalRoundResult,
     ExternalTrainingFailed,
 )
+from agentwheel.settings.schedule import load_config
 from agentwheel.train.report import read_metrics
 from agentwheel.train.schedule import run_schedule
-from agentwheel.train.schedule_config import load_config
 from tests.train.conftest import require_bundled_gguf
 
 TINY = Path(__file__).parents[2] / "agentwheel" / "configs" / "tiny.yaml"

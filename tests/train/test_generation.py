@@ -10,11 +10,13 @@ import torch
 
 from agentwheel.core.messages import ChatRequest, Message, SamplingParams
 from agentwheel.llm.half_precision import OVERRIDE_VARIABLE
-from agentwheel.train.generation import GenerationSettings, Generator
+from agentwheel.settings.config_file import apply_overrides
+from agentwheel.settings.generation import GenerationSettings
+from agentwheel.settings.schedule import load_config
+from agentwheel.train.generation import Generator
 from agentwheel.train.model import copy_named_weights, merged_copy, merged_state_dict
 from agentwheel.train.report import read_metrics
 from agentwheel.train.schedule import ScheduleRun
-from agentwheel.train.schedule_config import apply_overrides, load_config
 from tests.train.conftest import require_bundled_gguf, tiny_chat_model
 
 TINY = Path(__file__).parents[2] / "agentwheel" / "configs" / "tiny.yaml"

@@ -4,8 +4,8 @@ import random
 import pytest
 import torch
 
+from agentwheel.settings.trainer import GRPOConfig, LoraSettings
 from agentwheel.train.batching import TrainSequence, make_micro_batches
-from agentwheel.train.config import GRPOConfig, LoraSettings
 from agentwheel.train.grpo import (
     GRPOTrainer,
     drop_uniform_groups,

@@ -8,8 +8,8 @@ import json
 import pytest
 
 from agentwheel.core.dataset import load_tasks
+from agentwheel.settings.schedule import load_config
 from agentwheel.train.schedule import run_schedule
-from agentwheel.train.schedule_config import load_config
 from tests.train.test_schedule import TINY
 
 MIX = [

@@ -11,11 +11,15 @@ from pydantic import Field, ValidationError
 
 from agentwheel.core.dataset import load_tasks, write_tasks
 from agentwheel.core.task import Task
+from agentwheel.settings.agentic_round import AgenticRound
+from agentwheel.settings.reasoning_round import ReasoningRound
+from agentwheel.settings.rl_round import RLRound
+from agentwheel.settings.schedule import ScheduleConfig, load_config
 from agentwheel.train.report import read_metrics
 from agentwheel.train.rollout import RolloutBatch, TaskStream, collect_groups
-from agentwheel.train.rounds.agentic import AgenticRound, AgenticRounds
-from agentwheel.train.rounds.base import Band, RLRound, RoundKind
-from agentwheel.train.rounds.reasoning import ReasoningRound, ReasoningRounds
+from agentwheel.train.rounds.agentic import AgenticRounds
+from agentwheel.train.rounds.base import Band, RoundKind
+from agentwheel.train.rounds.reasoning import ReasoningRounds
 from agentwheel.train.rounds.registry import (
     ROUND_KINDS,
     register_round_kind,
@@ -24,7 +28,6 @@ from agentwheel.train.rounds.registry import (
 )
 from agentwheel.train.run_context import RunContext
 from agentwheel.train.schedule import run_schedule
-from agentwheel.train.schedule_config import ScheduleConfig, load_config
 from tests.train.conftest import require_bundled_gguf
 
 TINY = Path(__file__).parents[2] / "agentwheel" / "configs" / "tiny.yaml"

@@ -10,10 +10,11 @@ from pathlib import Path
 
 import pytest
 
+from agentwheel.settings.config_file import apply_overrides
+from agentwheel.settings.schedule import ScheduleConfig, load_config
 from agentwheel.train.checkpoint import CRASH_POINT_ENV
 from agentwheel.train.report import read_metrics, write_report
 from agentwheel.train.schedule import run_schedule
-from agentwheel.train.schedule_config import ScheduleConfig, apply_overrides, load_config
 from tests.train.conftest import require_bundled_gguf
 
 TINY = Path(__file__).parents[2] / "agentwheel" / "configs" / "tiny.yaml"
@@ -341,7 +342,7 @@ KILLABLE_RUN = """
 import sys
 import torch
 from agentwheel.train.schedule import run_schedule
-from agentwheel.train.schedule_config import load_config
+from agentwheel.settings.schedule import load_config
 torch.set_num_threads(1)
 run_schedule(load_config(sys.argv[1]), sys.argv[2], resume=sys.argv[3] == "resume", log=lambda _: None)
 """

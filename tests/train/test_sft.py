@@ -4,8 +4,8 @@ import random
 import pytest
 import torch
 
+from agentwheel.settings.trainer import SFTConfig
 from agentwheel.train.batching import TrainSequence, make_micro_batches
-from agentwheel.train.config import SFTConfig
 from agentwheel.train.logprobs import token_logprobs
 from agentwheel.train.sft import SFTTrainer, epoch_order, sft_loss, sft_sequences
 from tests.train.conftest import make_trajectory, random_trace, tiny_model

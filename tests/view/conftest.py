@@ -11,11 +11,11 @@ import pytest
 
 from agentwheel.core.dataset import load_tasks
 from agentwheel.core.run_layout import EVALS_DIR, ROUND_REPORT, ROUNDS_DIR, round_dir_name
-from agentwheel.envs.runner import RunnerConfig
 from agentwheel.envs.scripted import CautiousPolicy, OraclePolicy
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.eval.evaluate import TRACES, run_eval
+from agentwheel.settings.runner import RunnerConfig
 from agentwheel.train.metrics_log import MetricsLog
 from agentwheel.train.run_state import RunState
 from agentwheel.view.build import build_page_data

@@ -33,7 +33,7 @@ from agentwheel.core.dataset import load_tasks
 from agentwheel.core.rejection import Rejection
 from agentwheel.core.task import Lineage, Task
 from agentwheel.envs.agent import Policy
-from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.eval.evaluate import TRACES, TraceWriter, read_summary, read_traces
@@ -45,6 +45,7 @@ from agentwheel.flywheels.agentic.synth import counts_by_reason, gate, write_sta
 from agentwheel.flywheels.agentic.tree import BehaviorTree
 from agentwheel.flywheels.agentic.workflow import Workflow
 from agentwheel.flywheels.agentic.workflow_loader import load_workflows
+from agentwheel.settings.runner import RunnerConfig
 
 DEEPEN = "deepen"
 OPERATORS = (DEEPEN, LOOKUP)

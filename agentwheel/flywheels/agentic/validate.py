@@ -23,10 +23,11 @@ from pydantic import BaseModel, Field
 from agentwheel.core.rejection import Rejection
 from agentwheel.core.task import Task, ToolCallStep
 from agentwheel.envs.answer_check import leaf_values
-from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.scripted import HackPolicy, OraclePolicy
 from agentwheel.envs.tools import Backend, is_tool_error, replay
 from agentwheel.envs.user import ScriptedUser
+from agentwheel.settings.runner import RunnerConfig
 
 STAGE = "validate"
 RejectionReason = Literal[

@@ -22,11 +22,12 @@ from collections.abc import Sequence
 from agentwheel.core.rejection import Rejection
 from agentwheel.core.task import Task
 from agentwheel.envs.answer_check import output_holds_answer
-from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.scripted import BlindPolicy, GuessPolicy
 from agentwheel.envs.tools import is_tool_error, replay
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.flywheels.agentic.validate import ValidationReport, validate_tasks
+from agentwheel.settings.runner import RunnerConfig
 
 STAGE = "validate"
 

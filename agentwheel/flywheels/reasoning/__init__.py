@@ -2,7 +2,7 @@
 attempts each n times → problems it fails are evolved into harder, still verifiable
 problems → those in the learnable band are kept for the next round of RL."""
 
-from agentwheel.flywheels.reasoning.answer_format import AnswerFormat, Extraction
+from agentwheel.flywheels.reasoning.answer_format import Extraction, extract_answer
 from agentwheel.flywheels.reasoning.attempts import AttemptRecord, Sample, collect_attempts
 from agentwheel.flywheels.reasoning.consistency import ConsistencyResult, check_consistency
 from agentwheel.flywheels.reasoning.evolve import EvolveConfig, evolve_reasoning
@@ -15,6 +15,7 @@ from agentwheel.flywheels.reasoning.seeds import load_seeds
 from agentwheel.flywheels.reasoning.synth import SynthConfig, synth_reasoning
 from agentwheel.flywheels.reasoning.teacher import TeacherEvolver
 from agentwheel.flywheels.reasoning.verify import answers_match
+from agentwheel.settings.answer_format import AnswerFormat
 
 __all__ = [
     "AnswerFormat",
@@ -39,6 +40,7 @@ __all__ = [
     "check_consistency",
     "collect_attempts",
     "evolve_reasoning",
+    "extract_answer",
     "grade",
     "load_seeds",
     "synth_reasoning",

@@ -1,4 +1,5 @@
-"""The answer format the policy is asked for, and pulling its final answer out of its text.
+"""Pulling a policy's final answer out of its text, in the answer format it was asked for
+(`AnswerFormat`, agentwheel/settings/answer_format.py).
 
 The default asks for the final answer inside `\\boxed{}`. A completion *follows the
 format* when the wrapper is there with something in it; when it is not, a lenient
@@ -14,16 +15,9 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-FormatName = Literal["boxed", "hash", "answer_tag"]
-ExtractionMethod = Literal["format", "phrase", "last_number", "none"]
+from agentwheel.settings.answer_format import AnswerFormat
 
-DEFAULT_INSTRUCTIONS: dict[FormatName, str] = {
-    "boxed": "Solve the problem step by step. Put your final answer in \\boxed{}.",
-    "hash": "Solve the problem step by step. End with a line '#### <final answer>'.",
-    "answer_tag": (
-        "Solve the problem step by step. Put your final answer in <answer></answer> tags."
-    ),
-}
+ExtractionMethod = Literal["format", "phrase", "last_number", "none"]
 
 _BOX_OPENERS = re.compile(r"\\(?:boxed|fbox)\s*\{")
 _HASH_LINE = re.compile(r"####\s*([^\n]+)")
@@ -83,43 +77,28 @@ def _phrase_answer(phrase: str) -> str | None:
     return None
 
 
-class AnswerFormat(BaseModel):
-    """How the policy is asked to state its final answer, and how that answer is read back."""
+def _wrapped(fmt: AnswerFormat, text: str) -> str | None:
+    if fmt.name == "boxed":
+        return last_boxed(text)
+    if fmt.name == "hash":
+        lines = _HASH_LINE.findall(text)
+        return lines[-1] if lines else None
+    tags = _ANSWER_TAG.findall(text)
+    return tags[-1] if tags else None
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
 
-    name: FormatName = "boxed"
-    instruction: str | None = None
-    """Replaces the format's default instruction (it must still ask for the same wrapper)."""
-    lenient: bool = True
-    """Without the wrapper, fall back to an "answer is X" phrase, then to the last number."""
-
-    def prompt(self, question: str) -> str:
-        """The user message the policy sees for a question."""
-        return f"{question.strip()}\n\n{self.instruction or DEFAULT_INSTRUCTIONS[self.name]}"
-
-    def _wrapped(self, text: str) -> str | None:
-        if self.name == "boxed":
-            return last_boxed(text)
-        if self.name == "hash":
-            lines = _HASH_LINE.findall(text)
-            return lines[-1] if lines else None
-        tags = _ANSWER_TAG.findall(text)
-        return tags[-1] if tags else None
-
-    def extract(self, text: str) -> Extraction:
-        wrapped = self._wrapped(text)
-        if wrapped is not None and _clean(wrapped):
-            return Extraction(answer=_clean(wrapped), followed_format=True, method="format")
-        if not self.lenient:
-            return Extraction(answer=None, followed_format=False, method="none")
-        for phrase in reversed(_ANSWER_PHRASE.findall(text)):
-            answer = _phrase_answer(phrase)
-            if answer is not None:
-                return Extraction(answer=answer, followed_format=False, method="phrase")
-        numbers = _NUMBER.findall(text)
-        if numbers:
-            return Extraction(
-                answer=numbers[-1].strip(), followed_format=False, method="last_number"
-            )
+def extract_answer(fmt: AnswerFormat, text: str) -> Extraction:
+    """The final answer `text` states in the format `fmt` (leniently, when it allows)."""
+    wrapped = _wrapped(fmt, text)
+    if wrapped is not None and _clean(wrapped):
+        return Extraction(answer=_clean(wrapped), followed_format=True, method="format")
+    if not fmt.lenient:
         return Extraction(answer=None, followed_format=False, method="none")
+    for phrase in reversed(_ANSWER_PHRASE.findall(text)):
+        answer = _phrase_answer(phrase)
+        if answer is not None:
+            return Extraction(answer=answer, followed_format=False, method="phrase")
+    numbers = _NUMBER.findall(text)
+    if numbers:
+        return Extraction(answer=numbers[-1].strip(), followed_format=False, method="last_number")
+    return Extraction(answer=None, followed_format=False, method="none")

@@ -14,10 +14,10 @@ from collections.abc import Callable, Sequence
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentwheel.core.messages import ChatRequest, Completion, Message, SamplingParams
-from agentwheel.flywheels.reasoning.answer_format import AnswerFormat
 from agentwheel.flywheels.reasoning.grading import grade
 from agentwheel.flywheels.reasoning.problem import Problem, derive_seed
 from agentwheel.llm.types import ChatModel
+from agentwheel.settings.answer_format import AnswerFormat
 
 
 class Sample(BaseModel):

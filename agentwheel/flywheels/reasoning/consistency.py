@@ -16,11 +16,12 @@ from pydantic import BaseModel, ConfigDict
 
 from agentwheel.core.messages import Completion, SamplingParams
 from agentwheel.core.rejection import Rejection
-from agentwheel.flywheels.reasoning.answer_format import AnswerFormat
+from agentwheel.flywheels.reasoning.answer_format import extract_answer
 from agentwheel.flywheels.reasoning.attempts import policy_request
 from agentwheel.flywheels.reasoning.problem import Problem
 from agentwheel.flywheels.reasoning.verify import answers_match
 from agentwheel.llm.types import ChatModel
+from agentwheel.settings.answer_format import AnswerFormat
 
 VoteStatus = Literal["agree", "disagree", "no_answer", "failed", "uncomparable"]
 
@@ -65,7 +66,7 @@ def _vote(
 ) -> SolverVote:
     if reply.failed:
         return SolverVote(solver=solver, status="failed", error=reply.error or "request failed")
-    extraction = fmt.extract(reply.text)
+    extraction = extract_answer(fmt, reply.text)
     if extraction.answer is None:
         status: VoteStatus = "failed" if reply.finish_reason == "length" else "no_answer"
         return SolverVote(

@@ -29,7 +29,6 @@ from pydantic import BaseModel, ConfigDict, Field
 from agentwheel.core.messages import SamplingParams
 from agentwheel.core.rejection import Rejection, count_reasons
 from agentwheel.core.stats import mean_or_none
-from agentwheel.flywheels.reasoning.answer_format import AnswerFormat
 from agentwheel.flywheels.reasoning.attempts import AttemptRecord, collect_attempts
 from agentwheel.flywheels.reasoning.consistency import ConsistencyResult, check_consistency
 from agentwheel.flywheels.reasoning.filters import Band, Deduper
@@ -51,6 +50,7 @@ from agentwheel.flywheels.reasoning.stage_io import (
 )
 from agentwheel.flywheels.reasoning.teacher import LLM_OPERATORS, TeacherEvolver
 from agentwheel.llm.types import ChatModel
+from agentwheel.settings.answer_format import AnswerFormat
 
 
 class EvolveConfig(StageConfig):

@@ -13,10 +13,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict
 
-from agentwheel.flywheels.reasoning.answer_format import AnswerFormat, ExtractionMethod
+from agentwheel.flywheels.reasoning.answer_format import ExtractionMethod, extract_answer
 from agentwheel.flywheels.reasoning.generators import GeneratorError, generator_score
 from agentwheel.flywheels.reasoning.problem import Problem
 from agentwheel.flywheels.reasoning.verify import MatchStatus, answers_match
+from agentwheel.settings.answer_format import AnswerFormat
 
 CheckedBy = Literal["generator", "math_verify", "none"]
 _PLAIN_NUMBER = re.compile(r"^-?\d+(?:\.\d+)?$")
@@ -46,7 +47,7 @@ def grade(
     problem: Problem, text: str, answer_format: AnswerFormat | None = None, timeout_s: int = 5
 ) -> Verdict:
     """Extract the final answer from a completion's text and check it."""
-    extraction = (answer_format or AnswerFormat()).extract(text)
+    extraction = extract_answer(answer_format or AnswerFormat(), text)
     if extraction.answer is None:
         return Verdict(
             correct=False,

@@ -13,9 +13,9 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from agentwheel.flywheels.reasoning.answer_format import AnswerFormat
 from agentwheel.flywheels.reasoning.grading import grade
 from agentwheel.flywheels.reasoning.problem import Problem
+from agentwheel.settings.answer_format import AnswerFormat
 
 
 class RewardBreakdown(BaseModel):

@@ -30,7 +30,6 @@ from verl.experimental.agent_loop.agent_loop import (
     register,
 )
 
-from agentwheel.envs.runner import RunnerConfig
 from agentwheel.envs.tool_simulator import LLMToolSimulator
 from agentwheel.envs.tools import Backend, ToolSimulator
 from agentwheel.envs.user import UserSimulator
@@ -38,6 +37,7 @@ from agentwheel.export.datasets import VERL_AGENT_NAME, task_from_verl_extra_inf
 from agentwheel.integrations.verl.episode import ServerChatModel, run_episode, verl_episode
 from agentwheel.llm.hf import stop_token_ids
 from agentwheel.llm.template import ChatTemplateRenderer
+from agentwheel.settings.runner import RunnerConfig
 from agentwheel.specs import load_chat_model, load_user
 
 EPISODE_THREADS = 256

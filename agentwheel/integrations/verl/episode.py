@@ -23,12 +23,13 @@ from pydantic import BaseModel
 from agentwheel.core.messages import ChatRequest, Completion, FinishReason, SamplingParams
 from agentwheel.core.task import Task
 from agentwheel.envs.agent import ModelPolicy
-from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.tools import ToolSimulator
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import UserSimulator
 from agentwheel.llm.hf import completion_from_ids
 from agentwheel.llm.template import ChatTemplateRenderer
+from agentwheel.settings.runner import RunnerConfig
 
 REWARD_PREFIX = "agentwheel/"
 

@@ -10,10 +10,9 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING
 
 import numpy as np
-from pydantic import Field
 
 from agentwheel.core.dataset import load_tasks, write_tasks
 from agentwheel.core.task import Task
@@ -21,6 +20,7 @@ from agentwheel.envs.user import ScriptedUser
 from agentwheel.eval.evaluate import SUMMARY, run_eval
 from agentwheel.flywheels.agentic.evolve import evolve_agentic
 from agentwheel.flywheels.agentic.synth import TASKS
+from agentwheel.settings.agentic_round import AgenticRound
 from agentwheel.train.phases import train_workflow_paths
 from agentwheel.train.rollout import (
     RolloutBatch,
@@ -30,42 +30,10 @@ from agentwheel.train.rollout import (
     collect_groups,
     rollout_seed,
 )
-from agentwheel.train.rounds.base import Band, RLRound, RoundKind
+from agentwheel.train.rounds.base import Band, RoundKind
 
 if TYPE_CHECKING:
     from agentwheel.train.run_context import RunContext
-
-Operator = Literal["deepen", "lookup"]
-
-
-def _every_operator() -> list[Operator]:
-    return ["deepen", "lookup"]
-
-
-class AgenticRound(RLRound):
-    """One agentic RL round: flywheel refresh, then GRPO on the learnable tasks."""
-
-    kind: Literal["agentic"] = "agentic"
-    evolve: bool = Field(True, description="Evolve tasks with the agentic flywheel first.")
-    evolve_tasks_per_workflow: int = Field(4, ge=1, description="New tasks per evolved tree.")
-    band_samples: int = Field(2, ge=1, description="Attempts per new task for the band.")
-    probe_tasks: int = Field(4, ge=1, description="Pool tasks probed when no rollouts exist.")
-    min_round_tasks: int | None = Field(
-        None,
-        ge=1,
-        description="A smaller learnable band is topped up with pool tasks to this many "
-        "(default: steps × batch_groups), so a thin band cannot starve the round.",
-    )
-    operators: list[Operator] = Field(
-        default_factory=_every_operator,
-        min_length=1,
-        description="How the flywheel makes new tasks (agentwheel/flywheels/agentic/evolve.py).",
-    )
-    balance_kinds: bool = Field(
-        False,
-        description="Draw each step's tasks one branch kind at a time, so every kind the "
-        "round's tasks have (happy and clarify too) reaches the batches in turn.",
-    )
 
 
 def band_topped_up(

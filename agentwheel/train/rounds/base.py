@@ -11,8 +11,8 @@ A round, in the driver's order:
     eval     the held-out eval (phases.py);
     report   `write_round_report`: report.json from the round's metrics.
 
-A kind is one subclass of `RoundKind` with its settings model, registered by its `kind:`
-name in registry.py.
+A kind is one subclass of `RoundKind` with its settings model (agentwheel/settings/),
+registered by its `kind:` name in registry.py.
 """
 
 from __future__ import annotations
@@ -25,12 +25,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field
-
 from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.run_layout import ROUND_REPORT
 from agentwheel.core.stats import mean
 from agentwheel.eval.evaluate import SUMMARY, TRACES, TraceWriter, read_traces, summarize
+from agentwheel.settings.rl_round import RLRound
 from agentwheel.train.checkpoint import keep_weights
 from agentwheel.train.phases import KIND_PASS1
 from agentwheel.train.report import read_metrics
@@ -39,20 +38,6 @@ from agentwheel.train.run_state import truncate_to_committed
 
 if TYPE_CHECKING:
     from agentwheel.train.run_context import RunContext
-
-
-class RLRound(BaseModel):
-    """What every RL round has: GRPO steps over groups of rollouts of one item each.
-
-    A kind's settings subclass this and narrow `kind` to their own literal."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    steps: int = Field(2, ge=0, description="GRPO optimizer steps.")
-    batch_groups: int = Field(4, ge=1, description="Informative groups (items) per step.")
-    group_size: int = Field(4, ge=2, description="Rollouts per item.")
-    max_attempts: int = Field(3, ge=1, description="Dynamic-sampling rounds per step.")
-    kind: str = Field(description="Which round kind (see agentwheel/train/rounds/registry.py).")
 
 
 S = TypeVar("S", bound=RLRound)

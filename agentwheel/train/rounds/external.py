@@ -32,7 +32,7 @@ from agentwheel.train.checkpoint import (
 )
 
 if TYPE_CHECKING:
-    from agentwheel.train.rounds.base import RLRound
+    from agentwheel.settings.rl_round import RLRound
     from agentwheel.train.run_context import RunContext
 
 BEFORE_RL = (None, "sft", "sft_done")  # state.checkpoint["trainer"] before any RL step

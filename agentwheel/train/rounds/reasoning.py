@@ -10,43 +10,24 @@ band: where the next reasoning round starts).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
-
-from pydantic import Field
+from typing import TYPE_CHECKING
 
 from agentwheel.core.messages import SamplingParams
-from agentwheel.flywheels.reasoning.answer_format import AnswerFormat
 from agentwheel.flywheels.reasoning.evolve import EvolveConfig, evolve_reasoning
 from agentwheel.flywheels.reasoning.problem import Problem
 from agentwheel.flywheels.reasoning.reward import ReasoningReward
 from agentwheel.flywheels.reasoning.seeds import load_seed_file, write_problems
 from agentwheel.flywheels.reasoning.stage_io import PROBLEMS
 from agentwheel.flywheels.reasoning.synth import SynthConfig, synth_reasoning
+from agentwheel.settings.reasoning_round import ReasoningRound
 from agentwheel.train.reasoning_rollout import collect_reasoning_groups
 from agentwheel.train.rollout import RolloutBatch, TaskStream, rollout_seed
-from agentwheel.train.rounds.base import Band, RLRound, RoundKind
+from agentwheel.train.rounds.base import Band, RoundKind
 
 if TYPE_CHECKING:
     from agentwheel.train.run_context import RunContext
 
 PROBLEM_POOL = "problem_pool.jsonl"
-
-
-class ReasoningRound(RLRound):
-    """One reasoning RL round: reasoning-flywheel refresh, then GRPO on verified answers."""
-
-    kind: Literal["reasoning"] = "reasoning"
-    seeds: str = Field(
-        "bundled",
-        description="Seed problems for the first reasoning round (as `synth reasoning --seeds`).",
-    )
-    seed_limit: int | None = Field(64, ge=1, description="Keep only the first N seeds.")
-    evolve: bool = Field(True, description="Evolve problems with the reasoning flywheel first.")
-    probe_problems: int = Field(16, ge=1, description="Pool problems attempted by the flywheel.")
-    band_samples: int = Field(2, ge=1, description="Attempts per problem for the band.")
-    max_new_tokens: int = Field(256, ge=1, description="Tokens per answer.")
-    format_weight: float = Field(0.1, ge=0, description="Reward for the answer format.")
-    answer_format: AnswerFormat = Field(default_factory=AnswerFormat)
 
 
 def answer_params(run: RunContext, settings: ReasoningRound, seed: int) -> SamplingParams:

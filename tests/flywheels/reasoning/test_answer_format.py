@@ -1,6 +1,7 @@
 import pytest
 
-from agentwheel.flywheels.reasoning.answer_format import AnswerFormat, last_boxed
+from agentwheel.flywheels.reasoning.answer_format import extract_answer, last_boxed
+from agentwheel.settings.answer_format import AnswerFormat
 
 
 def test_last_boxed_balances_braces():
@@ -20,22 +21,22 @@ def test_last_boxed_balances_braces():
     ],
 )
 def test_each_format_reads_its_wrapper(name, text, answer):
-    extraction = AnswerFormat(name=name).extract(text)
+    extraction = extract_answer(AnswerFormat(name=name), text)
     assert extraction.answer == answer
     assert extraction.followed_format and extraction.method == "format"
 
 
 def test_lenient_fallbacks_phrase_then_last_number():
     fmt = AnswerFormat()
-    phrase = fmt.extract("We add 3 and 4, so the answer is 7. Done.")
+    phrase = extract_answer(fmt, "We add 3 and 4, so the answer is 7. Done.")
     assert (phrase.answer, phrase.method, phrase.followed_format) == ("7", "phrase", False)
-    number = fmt.extract("3 + 4 gives 7")
+    number = extract_answer(fmt, "3 + 4 gives 7")
     assert (number.answer, number.method) == ("7", "last_number")
-    assert fmt.extract("I cannot tell.").method == "none"
+    assert extract_answer(fmt, "I cannot tell.").method == "none"
 
 
 def test_strict_format_extracts_nothing_without_the_wrapper():
-    assert AnswerFormat(lenient=False).extract("the answer is 7").answer is None
+    assert extract_answer(AnswerFormat(lenient=False), "the answer is 7").answer is None
 
 
 def test_prompt_appends_the_instruction():
@@ -54,7 +55,7 @@ def test_prompt_appends_the_instruction():
     ],
 )
 def test_last_number_fallback_keeps_whole_numbers(text, answer):
-    assert AnswerFormat().extract(text).answer == answer
+    assert extract_answer(AnswerFormat(), text).answer == answer
 
 
 @pytest.mark.parametrize(
@@ -68,5 +69,5 @@ def test_last_number_fallback_keeps_whole_numbers(text, answer):
     ],
 )
 def test_answer_phrases_must_state_a_value(text, answer, method):
-    extraction = AnswerFormat().extract(text)
+    extraction = extract_answer(AnswerFormat(), text)
     assert (extraction.answer, extraction.method) == (answer, method)

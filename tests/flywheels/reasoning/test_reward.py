@@ -1,8 +1,8 @@
-from agentwheel.flywheels.reasoning.answer_format import AnswerFormat
 from agentwheel.flywheels.reasoning.generators import render
 from agentwheel.flywheels.reasoning.problem import Problem
 from agentwheel.flywheels.reasoning.reward import ReasoningReward
 from agentwheel.flywheels.reasoning.seeds import generate_seeds
+from agentwheel.settings.answer_format import AnswerFormat
 
 STATED = Problem(id="p", question="Half of a cake?", answer="1/2", source="t")
 

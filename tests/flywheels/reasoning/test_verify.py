@@ -3,10 +3,10 @@ import time
 
 import pytest
 
-from agentwheel.flywheels.reasoning.answer_format import AnswerFormat
 from agentwheel.flywheels.reasoning.grading import grade
 from agentwheel.flywheels.reasoning.problem import Problem
 from agentwheel.flywheels.reasoning.verify import answers_match, is_checkable
+from agentwheel.settings.answer_format import AnswerFormat
 
 PATHOLOGICAL = "(10^{10^{5}})!"  # SymPy tries to evaluate the factorial of a 100001-digit number
 

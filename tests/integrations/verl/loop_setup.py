@@ -10,11 +10,12 @@ from typing import Any
 from agentwheel.core.messages import SamplingParams
 from agentwheel.core.task import Task
 from agentwheel.envs.agent import ModelPolicy
-from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
+from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.integrations.verl.token_server import ChatModelTokenServer, ServedTokens
 from agentwheel.llm.hf import HFChatModel
+from agentwheel.settings.runner import RunnerConfig
 
 PROMPT_LENGTH = 384
 RESPONSE_LENGTH = 512

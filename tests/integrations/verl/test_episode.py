@@ -11,7 +11,6 @@ from itertools import chain
 import pytest
 
 from agentwheel.core.task import Task
-from agentwheel.envs.runner import RunnerConfig
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.integrations.verl.episode import (
@@ -23,6 +22,7 @@ from agentwheel.integrations.verl.episode import (
 )
 from agentwheel.llm.hf import stop_token_ids
 from agentwheel.llm.template import ChatTemplateRenderer
+from agentwheel.settings.runner import RunnerConfig
 from tests.envs.sample_tasks import ALL_KINDS, make_task
 from tests.integrations.verl.loop_setup import (
     MAX_NEW_TOKENS,

@@ -1,4 +1,4 @@
-"""Trainer configs: one frozen dataclass per algorithm, each field a knob with a one-line doc.
+"""Trainer settings: one frozen dataclass per algorithm, each field a knob with a one-line doc.
 
 The doc of a field is the string in its `Annotated[...]` type, so a CLI or a run log can
 print every knob with its meaning: `describe(config)`.
@@ -134,9 +134,6 @@ class GRPOConfig(TrainConfig):
     )
     normalise_std: Annotated[bool, "Divide group-relative advantages by the group's std."] = True
     dynamic_sampling: Annotated[bool, "Drop groups whose rewards are all equal (no signal)."] = True
-    temperature: Annotated[
-        float, "Sampling temperature: logits / temperature, as the sampler saw them."
-    ] = 1.0
     old_logprobs: Annotated[
         OldLogprobs,
         "sampling: the sampler's (recomputed where absent); recompute: always recompute.",
@@ -151,7 +148,7 @@ class GRPOConfig(TrainConfig):
         super().__post_init__()
         check_ranges(
             self,
-            {"clip_low": "[0, 1)", "clip_high": ">= 0", "kl_coef": ">= 0", "temperature": "> 0"},
+            {"clip_low": "[0, 1)", "clip_high": ">= 0", "kl_coef": ">= 0"},
         )
 
 

@@ -1,0 +1,46 @@
+"""Where a run's tasks come from: the train workflows, the held-out ones, and how many
+tasks of each (synthesized by agentwheel/train/phases.py)."""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from agentwheel.core.task import BranchKind
+from agentwheel.settings.strict import Strict
+
+
+class DataSettings(Strict):
+    workflows_dir: str | None = Field(None, description="Workflow YAML dir; None = bundled.")
+    train_workflows: list[str] | None = Field(
+        None, description="Workflow ids to train on; None = all but the held-out ones."
+    )
+    held_out_workflows: list[str] = Field(
+        min_length=1, description="Workflow ids never trained on: the held-out eval set."
+    )
+    tasks_per_workflow: int = Field(8, ge=1, description="Train-pool tasks per workflow.")
+    held_out_tasks: int = Field(
+        8, ge=1, description="Held-out tasks from the held-out workflows, evaluated each stage."
+    )
+    held_out_seen_tasks: int = Field(
+        0,
+        ge=0,
+        description="Also held out: new tasks of the train workflows (other data and "
+        "phrasing, never in the train pool).",
+    )
+    extra_conditions: int = Field(0, ge=0, description="Extra preconditions in the pool trees.")
+    extra_train_tasks: list[str] = Field(
+        default_factory=list,
+        description="Task sets added to the train pool as they are: a tasks file, a stage "
+        "directory or a bundled set (search-fixtures, analysis-fixtures), so one run trains "
+        "on workflow, search and analysis tasks together.",
+    )
+    reuse_from: str | None = Field(
+        None,
+        description="Copy the train pool and held-out set from this data directory (another "
+        "run's data/) instead of synthesizing them.",
+    )
+    require_branch_kinds: list[BranchKind] = Field(
+        default_factory=list,
+        description="Fail the data phase when the train pool or the held-out set lacks one "
+        "of these branch kinds.",
+    )
