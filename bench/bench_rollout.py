@@ -39,12 +39,13 @@ from machine import write_result
 
 from agentwheel.core.dataset import load_tasks
 from agentwheel.core.messages import SamplingParams
+from agentwheel.core.run_layout import TASKS_FILE
 from agentwheel.core.task import Task
 from agentwheel.envs.agent import ModelPolicy
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec, RunnerConfig
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import ScriptedUser
-from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
+from agentwheel.flywheels.agentic.synth import synth_agentic
 from agentwheel.llm.default_model import load_hf_spec
 from agentwheel.llm.hf import HFChatModel
 
@@ -187,7 +188,7 @@ def evaluation_tasks(args: argparse.Namespace) -> list[Task]:
         return load_tasks(args.tasks).tasks
     with tempfile.TemporaryDirectory() as out:
         synth_agentic(Path(out), seed=args.synth_seed, tasks_per_workflow=args.synth_per_workflow)
-        return load_tasks(Path(out) / TASKS).tasks
+        return load_tasks(Path(out) / TASKS_FILE).tasks
 
 
 def scenario(policy: str, tasks: list[Task], args: argparse.Namespace) -> dict[str, Any]:

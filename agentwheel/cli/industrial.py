@@ -12,6 +12,7 @@ from rich.console import Console
 from agentwheel.cli.errors import fail, in_range, require_dir
 from agentwheel.cli.tables import counts_table
 from agentwheel.cli.task_input import read_task_set
+from agentwheel.core.run_layout import TASKS_FILE
 from agentwheel.envs.knowledge_base import DEFAULT_DOCS
 
 console = Console(stderr=True)
@@ -86,10 +87,8 @@ def evolve_search(
     with console.status(f"making {len(chosen)} failed tasks harder"):
         kept, rejected = evolve(chosen, round_)
     out.mkdir(parents=True, exist_ok=True)
-    write_tasks(kept, out / "tasks.jsonl")
-    console.print(
-        f"{len(kept)} harder tasks from {len(chosen)} failed ones → {out / 'tasks.jsonl'}"
-    )
+    write_tasks(kept, out / TASKS_FILE)
+    console.print(f"{len(kept)} harder tasks from {len(chosen)} failed ones → {out / TASKS_FILE}")
     if rejected:
         Console().print(counts_table("rejected by the gate", rejected))
 

@@ -18,6 +18,7 @@ import numpy as np
 
 from agentwheel.core.dataset import load_tasks, write_tasks
 from agentwheel.core.messages import SamplingParams
+from agentwheel.core.run_layout import StudyLayout
 from agentwheel.core.task import BRANCH_KINDS, Task
 from agentwheel.envs.agent import ModelPolicy, Policy
 from agentwheel.envs.scripted import SCRIPTED_POLICIES
@@ -34,7 +35,7 @@ from agentwheel.train.schedule_config import ScheduleConfig
 
 SAMPLED = "sampled"  # the held-out sampled pass^4 eval's directory name
 TRAIN_POOL = "train_pool"
-HELD_OUT_TASKS = "held_out_tasks.jsonl"
+HELD_OUT = "held_out"  # the whole held-out set
 GREEDY = "greedy"  # the refuse policy's greedy eval (the model arms' come from their runs)
 
 Progress = Callable[[str, int, int], None]
@@ -62,18 +63,18 @@ def write_eval_sets(
     n_sampled: int | None,
     n_train: int,
     seed: int,
-    out: Path,
+    files: StudyLayout,
 ) -> None:
     """Fix, once, the held-out set, the held-out tasks of the sampled eval and the
     train-pool sample."""
-    write_tasks(held_out, out / HELD_OUT_TASKS)
+    write_tasks(held_out, files.eval_set(HELD_OUT))
     sampled = list(held_out) if n_sampled is None else spread_over_kinds(held_out, n_sampled, seed)
-    write_tasks(sampled, out / f"{SAMPLED}_tasks.jsonl")
-    write_tasks(spread_over_kinds(train_pool, n_train, seed + 1), out / f"{TRAIN_POOL}_tasks.jsonl")
+    write_tasks(sampled, files.eval_set(SAMPLED))
+    write_tasks(spread_over_kinds(train_pool, n_train, seed + 1), files.eval_set(TRAIN_POOL))
 
 
-def eval_set(out: Path, name: str) -> list[Task]:
-    return load_tasks(out / f"{name}_tasks.jsonl").tasks
+def eval_set(files: StudyLayout, name: str) -> list[Task]:
+    return load_tasks(files.eval_set(name)).tasks
 
 
 def chat_model(config: ScheduleConfig, weights: Path | None) -> ChatModel:
@@ -96,7 +97,7 @@ def evaluate_arm(
     config: ScheduleConfig,
     policy_for: Callable[[SamplingParams], Policy],
     out: Path,
-    sets: Path,
+    sets: StudyLayout,
     weights: str,
     *,
     sampled_temperature: float,
@@ -115,7 +116,7 @@ def evaluate_arm(
         (TRAIN_POOL, eval_set(sets, TRAIN_POOL), greedy, 1),
     ]
     if refuse:
-        runs.insert(0, (GREEDY, load_tasks(sets / HELD_OUT_TASKS).tasks, greedy, 1))
+        runs.insert(0, (GREEDY, eval_set(sets, HELD_OUT), greedy, 1))
     for name, tasks, params, k in runs:
         _run(config, policy_for(params), tasks, k, out / name, params, weights, progress)
 

@@ -14,11 +14,9 @@ from typing import Any
 
 from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.messages import SamplingParams
-from agentwheel.core.run_layout import ROUNDS_DIR, round_dir_name
+from agentwheel.core.run_layout import RUN_STATE, RunLayout
 from agentwheel.core.yaml_text import load_yaml
-from agentwheel.flywheels.agentic.synth import TASKS
 from agentwheel.train.checkpoint import (
-    RUN_STATE,
     TrainerState,
     crash_point,
     load_checkpoint,
@@ -53,13 +51,14 @@ class RunContext:
         log: Callable[[str], None] = print,
     ):
         self.dir = Path(run_dir)
+        self.layout = RunLayout(self.dir)
         self.on_step = on_step
         self.progress = progress
         self.log = log
         self.state = self._load_state(resume)
         self.dir.mkdir(parents=True, exist_ok=True)
         self.config = config = self._saved_config(config) if resume else config
-        write_text_atomic(self.dir / "config.yaml", config.to_yaml())
+        write_text_atomic(self.layout.config, config.to_yaml())
         self.metrics = MetricsLog(self.dir, config.tensorboard, config.wandb_project)
         self.metrics.truncate(self.state.metrics_lines)
         for note in self.metrics.notes:
@@ -73,7 +72,7 @@ class RunContext:
                     "path": config.model.init_from,
                     "weights_sha256": weights_digest(self.model.model),
                 }
-        latest = self.dir / "checkpoints" / "last"
+        latest = self.layout.last_checkpoint
         if resume and self.state.checkpoint.get("trainer") not in (None, "sft") and latest.exists():
             # The newest (merged) weights for evals and flywheel steps. An SFT phase that
             # resumes loads its own checkpoint (with LoRA: adapters on the initial base).
@@ -108,9 +107,9 @@ class RunContext:
         """A step commits in its checkpoint first (with the run state inside) and in
         state.json after: a kill between the two, inside the checkpoint's own commit, or a
         damaged newest checkpoint all resume from the state saved with the checkpoint."""
-        recovered = recover_checkpoint(self.dir / "checkpoints" / "sft")
+        recovered = recover_checkpoint(self.layout.sft_checkpoint)
         notes = [recovered] if recovered else []
-        point = resume_point(self.dir / "checkpoints" / "last")
+        point = resume_point(self.layout.last_checkpoint)
         notes += point.notes
         saved = self._checkpoint_run_state(point.run_state, notes)
         if saved is not None and (point.fell_back or saved.global_step > self.state.global_step):
@@ -126,7 +125,7 @@ class RunContext:
     def _checkpoint_run_state(self, saved: str | None, notes: list[str]) -> RunState | None:
         if saved is None:
             return None
-        where = str(self.dir / "checkpoints" / "last" / RUN_STATE)
+        where = str(self.layout.last_checkpoint / RUN_STATE)
         try:
             return RunState.parse_saved(saved, where)
         except RunStateDamaged as exc:
@@ -135,7 +134,7 @@ class RunContext:
 
     def _saved_config(self, config: ScheduleConfig) -> ScheduleConfig:
         """A resumed run keeps the config it started with."""
-        path = self.dir / "config.yaml"
+        path = self.layout.config
         if not path.exists():
             return config
         saved = ScheduleConfig.model_validate(load_yaml(path.read_text()))
@@ -168,7 +167,7 @@ class RunContext:
         """One GRPO trainer (one optimizer) for all rounds; its reference is the SFT policy
         (this run's, or the `model.init_from` weights it started from)."""
         if self.grpo is None:
-            sft = self.dir / "checkpoints" / "sft"
+            sft = self.layout.sft_checkpoint
             start = sft if sft.exists() else self.config.model.init_from
             if start is not None:
                 load_checkpoint(start, self.model.model)
@@ -176,7 +175,7 @@ class RunContext:
             self.grpo = GRPOTrainer(self.model.model, self.config.grpo, pad_id=self.model.pad_id)
             if self.state.checkpoint.get("trainer") == "grpo":
                 state = load_checkpoint(
-                    self.dir / "checkpoints" / "last", self.grpo.model, self.grpo.optimizer
+                    self.layout.last_checkpoint, self.grpo.model, self.grpo.optimizer
                 )
                 self.grpo.step_count = state.step
                 self.log(f"resumed GRPO at optimizer step {state.step}")
@@ -189,7 +188,7 @@ class RunContext:
         when asked); the generation engine is stale after it."""
         self.generator.mark_stale()
         save_checkpoint(
-            self.dir / "checkpoints" / name,
+            self.layout.checkpoint(name),
             trainer.model,
             trainer.optimizer,
             TrainerState(step=trainer.step_count, data_position=position),
@@ -199,16 +198,7 @@ class RunContext:
             save_dtype=self.config.model.save_dtype,
         )
 
-    # -- the layout
-
-    def train_tasks_path(self) -> Path:
-        return self.dir / "data" / "train" / TASKS
-
-    def held_out_path(self) -> Path:
-        return self.dir / "data" / "held_out" / TASKS
-
-    def round_dir(self, round_: int) -> Path:
-        return self.dir / ROUNDS_DIR / round_dir_name(round_)
+    # -- the rounds
 
     def previous_round(self, round_: int, kind: str) -> int | None:
         """The latest round before `round_` of this kind (rounds may alternate kinds)."""
