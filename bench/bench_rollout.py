@@ -52,7 +52,7 @@ from agentwheel.llm.hf import HFChatModel
 
 class ForwardTimer:
     """Wraps a module's `forward` to add up time and tokens of prefill and decode calls.
-    Decode: one position per row, or (lookahead) several whose logits are all kept."""
+    Decode: one position per row."""
 
     def __init__(self, module: Any):
         self.reset()
@@ -62,7 +62,7 @@ class ForwardTimer:
         def timed(*args: Any, **kwargs: Any) -> Any:
             ids = kwargs["input_ids"] if "input_ids" in kwargs else args[0]
             width = ids.shape[1]
-            decode = width == 1 or kwargs.get("logits_to_keep") == width
+            decode = width == 1
             kind = "decode" if decode else "prefill"
             start = time.perf_counter()
             out = inner(*args, **kwargs)
@@ -153,7 +153,6 @@ def compare(policy: str, dtype: str, tasks: list[Task], args: argparse.Namespace
         template=baseline.renderer.template,
         max_batch_size=args.batch_size,
         kv_reuse=True,
-        lookahead=args.lookahead,
     )
     timer = ForwardTimer(baseline.model)
     rows: dict[str, list[dict[str, Any]]] = {"baseline": [], "kv_reuse": []}
@@ -214,7 +213,6 @@ def main() -> None:
     parser.add_argument("--max-turns", type=int, default=5)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--lookahead", type=int, default=0, help="greedy ids checked per pass")
     parser.add_argument("--name", default="rollout_kv", help="result file name")
     parser.add_argument(
         "--threads", type=int, default=0, help="torch threads for both arms (0: torch's default)"

@@ -30,6 +30,7 @@ from agentwheel.study.config import PASS_K
 from agentwheel.train.checkpoint import load_checkpoint
 from agentwheel.train.generation import Generator
 from agentwheel.train.model_factory import build_model
+from agentwheel.train.phase_driver import PhaseProgress
 from agentwheel.train.rollout import TurnSeededPolicy
 from agentwheel.train.schedule_config import ScheduleConfig
 
@@ -37,8 +38,6 @@ SAMPLED = "sampled"  # the held-out sampled pass^4 eval's directory name
 TRAIN_POOL = "train_pool"
 HELD_OUT = "held_out"  # the whole held-out set
 GREEDY = "greedy"  # the refuse policy's greedy eval (the model arms' come from their runs)
-
-Progress = Callable[[str, int, int], None]
 
 
 def spread_over_kinds(tasks: Sequence[Task], n: int, seed: int) -> list[Task]:
@@ -102,7 +101,7 @@ def evaluate_arm(
     *,
     sampled_temperature: float,
     refuse: bool = False,
-    progress: Progress | None = None,
+    progress: PhaseProgress | None = None,
 ) -> None:
     """The arm's sampled pass^4 on the held-out set and greedy pass^1 on the train-pool
     sample (and, for the scripted floor, greedy pass^1 on the held-out set)."""
@@ -129,7 +128,7 @@ def _run(
     out: Path,
     params: SamplingParams,
     weights: str,
-    progress: Progress | None,
+    progress: PhaseProgress | None,
 ) -> None:
     total, done = len(tasks) * k, 0
     label = f"eval {out.parent.name}/{out.name}"

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -55,8 +54,8 @@ from agentwheel.study.config import ARMS, RL_ARMS, StudyConfig, arm_config, shar
 from agentwheel.study.curves import arm_curves
 from agentwheel.study.report import write_study_report
 from agentwheel.study.results import arm_result, differences, goals, greedy_scores
+from agentwheel.train.phase_driver import Phase, PhaseProgress, run_phases
 from agentwheel.train.phases import task_fingerprint
-from agentwheel.train.run_context import Progress
 from agentwheel.train.schedule import run_schedule
 
 # The flywheel arm trains first: it is the study's question, so a run stopped before the
@@ -82,7 +81,7 @@ class StudyRun:
         out: Path,
         *,
         resume: bool = False,
-        progress: Progress | None = None,
+        progress: PhaseProgress | None = None,
         log: Callable[[str], None] = print,
     ):
         self.dir = Path(out)
@@ -122,8 +121,8 @@ class StudyRun:
 
     # -- phases
 
-    def phases(self) -> list[tuple[str, Callable[[], Any]]]:
-        phases: list[tuple[str, Callable[[], Any]]] = [
+    def phases(self) -> list[Phase]:
+        phases: list[Phase] = [
             ("shared", self.run_shared),
             ("check", self.check_data),
         ]
@@ -133,18 +132,14 @@ class StudyRun:
 
     def run(self) -> dict[str, Any]:
         """Every phase not yet done, then the results; returns study.json's content."""
-        for name, phase in self.phases():
-            if name in self.state.done:
-                continue
-            self.log(f"== study: {name}")
-            started = time.perf_counter()
-            try:
-                phase()
-                self.state.done.append(name)
-            finally:
-                self.state.wall_s += time.perf_counter() - started
-                write_text_atomic(self.files.state, self.state.model_dump_json(indent=2))
+        run_phases(self.phases(), self.state.done, self._phase_ended, self.log, "study: ")
         return self.write_results()
+
+    def _phase_ended(self, name: str, finished: bool, seconds: float) -> None:
+        if finished:
+            self.state.done.append(name)
+        self.state.wall_s += seconds
+        write_text_atomic(self.files.state, self.state.model_dump_json(indent=2))
 
     def _schedule(self, config: Any, run: RunLayout) -> None:
         run_schedule(
@@ -279,7 +274,7 @@ def run_study(
     out: str | Path,
     *,
     resume: bool = False,
-    progress: Progress | None = None,
+    progress: PhaseProgress | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run (or resume) the study in `out`; see the module docstring for the phases."""

@@ -17,24 +17,23 @@ from agentwheel.core.messages import SamplingParams
 from agentwheel.core.run_layout import RUN_STATE, RunLayout
 from agentwheel.core.yaml_text import load_yaml
 from agentwheel.train.checkpoint import (
-    TrainerState,
     crash_point,
     load_checkpoint,
     recover_checkpoint,
     resume_point,
-    save_checkpoint,
     weights_digest,
 )
 from agentwheel.train.generation import Generator
 from agentwheel.train.grpo import GRPOTrainer
 from agentwheel.train.metrics_log import MetricsLog
 from agentwheel.train.model_factory import build_model
+from agentwheel.train.phase_driver import PhaseProgress
 from agentwheel.train.rollout import TurnSeededPolicy, rollout_seed
 from agentwheel.train.run_state import RunState, RunStateDamaged
 from agentwheel.train.schedule_config import ScheduleConfig
+from agentwheel.train.trainer_base import Trainer
 
 StepHook = Callable[[dict[str, Any]], None]
-Progress = Callable[[str, int, int], None]  # (phase description, done, total)
 
 
 class RunContext:
@@ -47,7 +46,7 @@ class RunContext:
         *,
         resume: bool = False,
         on_step: StepHook | None = None,
-        progress: Progress | None = None,
+        progress: PhaseProgress | None = None,
         log: Callable[[str], None] = print,
     ):
         self.dir = Path(run_dir)
@@ -174,28 +173,26 @@ class RunContext:
                 self.generator.mark_stale()
             self.grpo = GRPOTrainer(self.model.model, self.config.grpo, pad_id=self.model.pad_id)
             if self.state.checkpoint.get("trainer") == "grpo":
-                state = load_checkpoint(
-                    self.layout.last_checkpoint, self.grpo.model, self.grpo.optimizer
-                )
-                self.grpo.step_count = state.step
-                self.log(f"resumed GRPO at optimizer step {state.step}")
+                self.grpo.load(self.layout.last_checkpoint)
+                self.log(f"resumed GRPO at optimizer step {self.grpo.step_count}")
         return self.grpo
 
     def checkpoint(
-        self, trainer: Any, name: str, position: dict[str, Any], with_run_state: bool = False
+        self,
+        trainer: Trainer,
+        name: str,
+        position: dict[str, Any],
+        with_run_state: bool = False,
     ) -> None:
         """Save `trainer` as checkpoints/<name> (with the run state as it will be committed,
         when asked); the generation engine is stale after it."""
         self.generator.mark_stale()
-        save_checkpoint(
+        trainer.save(
             self.layout.checkpoint(name),
-            trainer.model,
-            trainer.optimizer,
-            TrainerState(step=trainer.step_count, data_position=position),
             tokenizer=self.model.standalone_tokenizer(),
-            config=trainer.config,
-            run_state=self.state.model_dump_json(indent=2) if with_run_state else None,
             save_dtype=self.config.model.save_dtype,
+            data_position=position,
+            run_state=self.state.model_dump_json(indent=2) if with_run_state else None,
         )
 
     # -- the rounds

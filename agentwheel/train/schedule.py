@@ -53,16 +53,15 @@ from pathlib import Path
 from typing import Any
 
 from agentwheel.core.external_training import ExternalTrainer
+from agentwheel.train.phase_driver import Phase, PhaseProgress, run_phases
 from agentwheel.train.phases import phase_data, phase_eval, phase_sft
 from agentwheel.train.report import write_report
 from agentwheel.train.rounds.base import run_grpo_round, select_round_items, write_round_report
 from agentwheel.train.rounds.external import run_external_round
 from agentwheel.train.rounds.registry import round_kind
-from agentwheel.train.run_context import Progress, RunContext, StepHook
+from agentwheel.train.run_context import RunContext, StepHook
 from agentwheel.train.run_state import RunState
 from agentwheel.train.schedule_config import ScheduleConfig
-
-Phase = tuple[str, Callable[[], Any]]
 
 
 class ScheduleRun(RunContext):
@@ -114,16 +113,15 @@ class ScheduleRun(RunContext):
             return partial(run_external_round, self, self.external, round_, settings)
         return partial(run_grpo_round, self, kind, round_, settings)
 
+    def _phase_ended(self, name: str, finished: bool, seconds: float) -> None:
+        if finished:
+            self.finish(name)
+
     def run(self) -> RunState:
         """Every phase not yet done, in order; returns the final state."""
         started = time.perf_counter()
         try:
-            for name, phase in self.phases():
-                if name in self.state.done:
-                    continue
-                self.log(f"== {name}")
-                phase()
-                self.finish(name)
+            run_phases(self.phases(), self.state.done, self._phase_ended, self.log)
         finally:
             self.metrics.close()
         self.log(f"run finished in {time.perf_counter() - started:.1f}s: {self.dir}")
@@ -136,7 +134,7 @@ def run_schedule(
     *,
     resume: bool = False,
     on_step: StepHook | None = None,
-    progress: Progress | None = None,
+    progress: PhaseProgress | None = None,
     log: Callable[[str], None] = print,
     external: ExternalTrainer | None = None,
 ) -> RunState:
