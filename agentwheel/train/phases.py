@@ -164,7 +164,7 @@ KIND_PASS1 = "held_out_pass1_kind_"  # + a branch kind: a metrics key of an eval
 
 def phase_eval(run: RunContext, name: str, round_: int) -> float:
     """Held-out pass^k of the current policy, recorded as an `eval` metrics line."""
-    run.model.model.eval()
+    run.policy.module.eval()
     out = run.layout.eval_dir(name)
     tasks = load_tasks(run.layout.held_out_tasks).tasks
     summary = run_eval(
@@ -209,7 +209,7 @@ def _eval_policy(run: RunContext) -> ModelPolicy:
     params = SamplingParams(
         temperature=cfg.temperature, max_new_tokens=cfg.max_new_tokens, seed=run.config.seed
     )
-    return ModelPolicy(run.generator.chat_model(), params, name=run.config.model.spec)
+    return ModelPolicy(run.policy.chat_model(), params, name=run.config.model.spec)
 
 
 def _pass1_by_workflow_split(
@@ -243,13 +243,13 @@ def phase_sft(run: RunContext) -> None:
     """SFT on oracle episodes of the train pool, checkpointed (and resumable) every step;
     LoRA adapters are merged into the base afterwards."""
     cfg = run.config.sft
-    trainer = SFTTrainer(run.model.model, cfg.train, pad_id=run.model.pad_id)
+    trainer = SFTTrainer(run.policy.module, cfg.train, pad_id=run.policy.pad_id)
     pool = load_tasks(run.layout.train_tasks).tasks
     if cfg.max_tasks is not None:
         pool = pool[: cfg.max_tasks]
     # The oracle gets the default turn limit: the policy's may be too short for it.
     data = oracle_sft_data(
-        pool, run.model.renderer, cfg.train.max_seq_len, cfg.trials, kind_repeats=cfg.kind_repeats
+        pool, run.policy.renderer, cfg.train.max_seq_len, cfg.trials, kind_repeats=cfg.kind_repeats
     )
     manifest = {
         "sequences": len(data.sequences),
@@ -287,5 +287,5 @@ def phase_sft(run: RunContext) -> None:
     run.state.checkpoint = {"trainer": "sft_done"}
     if is_lora(trainer.model):
         # GRPO trains its own adapters on the SFT policy: fold these into the base.
-        run.model.model = trainer.model.merge_and_unload()  # type: ignore[operator]
+        run.policy.module = trainer.model.merge_and_unload()  # type: ignore[operator]
     run.log(f"SFT: {trainer.step_count} steps on {len(data.sequences)} oracle sequences")

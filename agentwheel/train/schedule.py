@@ -25,11 +25,8 @@ position, and `state.json` is updated after it. `resume=True` skips finished pha
 continues a training phase from its last checkpoint; rollout seeds and task order are
 functions of (seed, round, step, attempt), so the resumed run repeats the uninterrupted one.
 
-Layout: config.yaml, state.json, metrics.jsonl (one line per step, with stage/round/step),
-data/{train,held_out}/, sft/, evals/<name>/ (run_eval output), rounds/round-<r>/
-(probe/, evolve/, the round's items and grown pool, selection.json, rollouts/,
-report.json), reasoning/seeds/, checkpoints/{sft,last,round-<r>} (round-<r>: the weights
-after round r, kept for later evals), tb/ (TensorBoard, when available), plots/, report.md.
+The run directory's layout: core/run_layout.py (config.yaml, state.json, metrics.jsonl,
+data/, sft/, evals/<name>/, rounds/round-<r>/, checkpoints/{sft,last,round-<r>}, ...).
 
 With an external trainer (`trainer.backend: verl`), a round's grpo phase runs on that
 engine instead (rounds/external.py): it gets the round's tasks and the current policy and
@@ -39,9 +36,10 @@ A run may start from another run's data and weights (`data.reuse_from`,
 `model.init_from`, with `sft.enabled: false`): the learning study (agentwheel/study/)
 runs its RL arms so, from one SFT checkpoint.
 
-Where things are: the config (schedule_config.py), the run's shared state and
-bookkeeping (run_context.py, run_state.py, metrics_log.py), the data/eval/SFT phases
-(phases.py), the rounds (rounds/).
+Where things are: the config (schedule_config.py), the run directory's names
+(core/run_layout.py), the run's committed record (run_ledger.py, run_state.py,
+metrics_log.py), the policy and its trainers (policy.py), what phases get (run_context.py),
+the data/eval/SFT phases (phases.py), the rounds (rounds/).
 """
 
 from __future__ import annotations
@@ -59,7 +57,8 @@ from agentwheel.train.report import write_report
 from agentwheel.train.rounds.base import run_grpo_round, select_round_items, write_round_report
 from agentwheel.train.rounds.external import run_external_round
 from agentwheel.train.rounds.registry import round_kind
-from agentwheel.train.run_context import RunContext, StepHook
+from agentwheel.train.run_context import RunContext
+from agentwheel.train.run_ledger import StepHook
 from agentwheel.train.run_state import RunState
 from agentwheel.train.schedule_config import ScheduleConfig
 

@@ -119,7 +119,7 @@ class FixedPoolRounds(RoundKind[FixedPoolRound, Task]):
         step: int,
     ) -> RolloutBatch:
         return collect_groups(
-            lambda attempt: run.rollout_policy(round_, step, attempt),
+            lambda attempt: run.policy.rollout_policy(round_, step, attempt),
             stream,
             settings.batch_groups,
             settings.group_size,

@@ -103,7 +103,7 @@ class AgenticRounds(RoundKind[AgenticRound, Task]):
         shutil.rmtree(out, ignore_errors=True)
         manifest = evolve_agentic(
             source,
-            run.rollout_policy(round_, 2_000_000),
+            run.policy.rollout_policy(round_, 2_000_000),
             out,
             samples=settings.band_samples,
             tasks_per_workflow=settings.evolve_tasks_per_workflow,
@@ -138,7 +138,7 @@ class AgenticRounds(RoundKind[AgenticRound, Task]):
         write_tasks(probe, source / TASKS_FILE)
         run_eval(
             probe,
-            run.rollout_policy(round_, 1_000_000),
+            run.policy.rollout_policy(round_, 1_000_000),
             ScriptedUser(),
             1,
             source,
@@ -187,7 +187,7 @@ class AgenticRounds(RoundKind[AgenticRound, Task]):
         """Episodes against the scripted user; the reward is the environment's verdict.
         The step's metrics carry the branch-kind mix of the batch and the reward per kind."""
         batch = collect_groups(
-            lambda attempt: run.rollout_policy(round_, step, attempt),
+            lambda attempt: run.policy.rollout_policy(round_, step, attempt),
             stream,
             settings.batch_groups,
             settings.group_size,

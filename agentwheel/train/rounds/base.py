@@ -128,7 +128,7 @@ def select_round_items(
     """Pick the round's items: the kind's learnable band, or its pool as a fallback."""
     files = run.layout.round(round_)
     files.dir.mkdir(parents=True, exist_ok=True)
-    run.model.model.eval()
+    run.policy.module.eval()
     pool = kind.pool(run, round_, settings)
     info: dict[str, Any] = {"pool_tasks": len(pool)}
     band = kind.evolve(run, round_, settings, pool)
@@ -183,7 +183,7 @@ def grpo_steps(
     writer = TraceWriter(rollouts / TRACES)
     try:
         for step in range(start, settings.steps):
-            run.model.model.eval()
+            run.policy.module.eval()
             batch = collect(step)
             for t in batch.trajectories:
                 writer.write(t)

@@ -27,7 +27,6 @@ from agentwheel.train.checkpoint import (
     TrainerState,
     crash_point,
     keep_weights,
-    load_model_weights,
     save_checkpoint,
 )
 
@@ -103,8 +102,8 @@ def policy_model_dir(run: RunContext, files: RoundLayout) -> Path:
         return Path(run.config.model.init_from) / MODEL_DIR
     initial = files.initial_model
     if not (initial / "config.json").exists():
-        run.model.model.save_pretrained(initial)
-        run.model.standalone_tokenizer().save_pretrained(initial)
+        run.policy.module.save_pretrained(initial)  # type: ignore[operator]
+        run.policy.tokenizer().save_pretrained(initial)
     return initial
 
 
@@ -122,8 +121,7 @@ def _adopt(
     steps: list[dict[str, float]],
 ) -> None:
     """The engine's weights as the run's policy, committed like a step of our own."""
-    load_model_weights(model_dir, run.model.model)
-    run.generator.mark_stale()
+    run.policy.adopt(model_dir)
     global_step = run.state.global_step
     for step, metrics in enumerate(steps, start=1):
         global_step += 1
@@ -147,10 +145,10 @@ def _adopt(
     run.state.checkpoint = {"trainer": trainer.name, "step": global_step}
     save_checkpoint(
         run.layout.last_checkpoint,
-        run.model.model,
+        run.policy.module,
         None,
         TrainerState(step=global_step, data_position=position),
-        tokenizer=run.model.standalone_tokenizer(),
+        tokenizer=run.policy.tokenizer(),
         run_state=run.state.model_dump_json(indent=2),
         save_dtype=run.config.model.save_dtype,
     )
@@ -163,10 +161,10 @@ def _adopt(
 def _free_accelerator(run: RunContext) -> None:
     """The engine needs the GPUs: drop our generation engine and move the policy off."""
     if run.config.model.device != "cpu":
-        run.model.model.to("cpu")
-    run.generator.release()  # after the move, so its cache flush covers the policy too
+        run.policy.to("cpu")
+    run.policy.generator.release()  # after the move, so its cache flush covers the policy too
 
 
 def _restore_accelerator(run: RunContext) -> None:
     if run.config.model.device != "cpu":
-        run.model.model.to(run.config.model.device)
+        run.policy.to(run.config.model.device)

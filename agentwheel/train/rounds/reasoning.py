@@ -96,7 +96,7 @@ class ReasoningRounds(RoundKind[ReasoningRound, Problem]):
         # Journaled by the flywheel: a killed evolve resumes where it stopped.
         manifest = evolve_reasoning(
             self._pool_path(run, round_, settings),
-            run.generator.chat_model(),
+            run.policy.chat_model(),
             None,
             out,
             config=config,
@@ -129,7 +129,7 @@ class ReasoningRounds(RoundKind[ReasoningRound, Problem]):
     ) -> RolloutBatch:
         """Single-turn answers, graded by the verified reasoning reward."""
         return collect_reasoning_groups(
-            run.generator.chat_model(),
+            run.policy.chat_model(),
             lambda attempt: answer_params(
                 run, settings, rollout_seed(run.config.seed, round_, step, attempt)
             ),
