@@ -36,11 +36,12 @@ from machine import write_result
 
 from agentwheel.core.dataset import load_tasks
 from agentwheel.core.messages import Message, SamplingParams
+from agentwheel.core.run_layout import TASKS_FILE
 from agentwheel.core.task import BRANCH_KINDS, Task
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import ScriptedUser
-from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
+from agentwheel.flywheels.agentic.synth import synth_agentic
 from agentwheel.llm.default_model import load_hf_spec
 from agentwheel.llm.hf import HFChatModel
 from agentwheel.settings.runner import RunnerConfig
@@ -71,7 +72,7 @@ def step_tasks(groups: int) -> list[Task]:
     with tempfile.TemporaryDirectory() as tmp:
         paths = [f"agentwheel/data/workflows/{w}.yaml" for w in TRAIN_WORKFLOWS]
         synth_agentic(Path(tmp), paths, tasks_per_workflow=5, seed=11)
-        tasks = load_tasks(Path(tmp) / TASKS).tasks
+        tasks = load_tasks(Path(tmp) / TASKS_FILE).tasks
     by_kind = {k: [t for t in tasks if t.branch_kind == k] for k in BRANCH_KINDS}
     return [by_kind[BRANCH_KINDS[i % 5]][i // 5] for i in range(groups)]
 

@@ -20,11 +20,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from machine import write_result
 
 from agentwheel.core.dataset import load_tasks
+from agentwheel.core.run_layout import TASKS_FILE
 from agentwheel.core.task import Task
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.flywheels.agentic.evolve import evolve_agentic
-from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
+from agentwheel.flywheels.agentic.synth import synth_agentic
 from agentwheel.settings.runner import RunnerConfig
 from agentwheel.specs import YARDSTICK_POLICIES
 
@@ -36,7 +37,7 @@ def task_sets(root: Path, per_workflow: int) -> dict[str, list[Task]]:
     from agentwheel.eval.evaluate import run_eval
 
     synth_agentic(root / "synth", sorted(map(str, WORKFLOWS.glob("*.yaml"))), per_workflow)
-    synthesized = load_tasks(root / "synth" / TASKS).tasks
+    synthesized = load_tasks(root / "synth" / TASKS_FILE).tasks
     run_eval(
         synthesized,
         CautiousPolicy(),
@@ -44,7 +45,7 @@ def task_sets(root: Path, per_workflow: int) -> dict[str, list[Task]]:
         1,
         root / "eval0",
         RunnerConfig(),
-        meta={"tasks": str(root / "synth" / TASKS)},
+        meta={"tasks": str(root / "synth" / TASKS_FILE)},
     )
     evolve_agentic(
         root / "eval0",
@@ -59,7 +60,7 @@ def task_sets(root: Path, per_workflow: int) -> dict[str, list[Task]]:
     return {
         "fixtures": load_tasks("fixtures").tasks,
         "synthesized": synthesized,
-        "evolved": load_tasks(root / "evolved" / TASKS).tasks,
+        "evolved": load_tasks(root / "evolved" / TASKS_FILE).tasks,
     }
 
 

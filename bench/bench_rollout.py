@@ -39,12 +39,13 @@ from machine import write_result
 
 from agentwheel.core.dataset import load_tasks
 from agentwheel.core.messages import SamplingParams
+from agentwheel.core.run_layout import TASKS_FILE
 from agentwheel.core.task import Task
 from agentwheel.envs.agent import ModelPolicy
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import ScriptedUser
-from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
+from agentwheel.flywheels.agentic.synth import synth_agentic
 from agentwheel.llm.default_model import load_hf_spec
 from agentwheel.llm.hf import HFChatModel
 from agentwheel.settings.runner import RunnerConfig
@@ -52,7 +53,7 @@ from agentwheel.settings.runner import RunnerConfig
 
 class ForwardTimer:
     """Wraps a module's `forward` to add up time and tokens of prefill and decode calls.
-    Decode: one position per row, or (lookahead) several whose logits are all kept."""
+    Decode: one position per row."""
 
     def __init__(self, module: Any):
         self.reset()
@@ -62,7 +63,7 @@ class ForwardTimer:
         def timed(*args: Any, **kwargs: Any) -> Any:
             ids = kwargs["input_ids"] if "input_ids" in kwargs else args[0]
             width = ids.shape[1]
-            decode = width == 1 or kwargs.get("logits_to_keep") == width
+            decode = width == 1
             kind = "decode" if decode else "prefill"
             start = time.perf_counter()
             out = inner(*args, **kwargs)
@@ -153,7 +154,6 @@ def compare(policy: str, dtype: str, tasks: list[Task], args: argparse.Namespace
         template=baseline.renderer.template,
         max_batch_size=args.batch_size,
         kv_reuse=True,
-        lookahead=args.lookahead,
     )
     timer = ForwardTimer(baseline.model)
     rows: dict[str, list[dict[str, Any]]] = {"baseline": [], "kv_reuse": []}
@@ -188,7 +188,7 @@ def evaluation_tasks(args: argparse.Namespace) -> list[Task]:
         return load_tasks(args.tasks).tasks
     with tempfile.TemporaryDirectory() as out:
         synth_agentic(Path(out), seed=args.synth_seed, tasks_per_workflow=args.synth_per_workflow)
-        return load_tasks(Path(out) / TASKS).tasks
+        return load_tasks(Path(out) / TASKS_FILE).tasks
 
 
 def scenario(policy: str, tasks: list[Task], args: argparse.Namespace) -> dict[str, Any]:
@@ -214,7 +214,6 @@ def main() -> None:
     parser.add_argument("--max-turns", type=int, default=5)
     parser.add_argument("--max-new-tokens", type=int, default=64)
     parser.add_argument("--repeats", type=int, default=1)
-    parser.add_argument("--lookahead", type=int, default=0, help="greedy ids checked per pass")
     parser.add_argument("--name", default="rollout_kv", help="result file name")
     parser.add_argument(
         "--threads", type=int, default=0, help="torch threads for both arms (0: torch's default)"

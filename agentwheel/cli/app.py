@@ -28,6 +28,7 @@ from agentwheel.cli.workflows import (
 from agentwheel.core.jsonl import read_jsonl
 from agentwheel.core.messages import SamplingParams
 from agentwheel.core.rejection import Rejection
+from agentwheel.core.run_layout import MANIFEST_FILE, REJECTIONS_FILE
 from agentwheel.settings.runner import RunnerConfig
 
 app = typer.Typer(
@@ -113,14 +114,14 @@ def synth_agentic_command(
             tasks_per_workflow=tasks_per_workflow,
             extra_conditions=extra_conditions,
         )
-    rejections, _ = read_jsonl(out / "rejections.jsonl", Rejection)
+    rejections, _ = read_jsonl(out / REJECTIONS_FILE, Rejection)
     print_workflow_rejections([r for r in rejections if r.stage == "load"])
     print_workflow_warnings(manifest.warnings)
     if manifest.tasks == 0:
         first = str(rejections[0]) if rejections else "nothing to expand"
         raise fail(
             f"no valid tasks from --workflows {workflows}: {' '.join(first.split())} "
-            f"(every rejection: {out / 'rejections.jsonl'})"
+            f"(every rejection: {out / REJECTIONS_FILE})"
         )
     shape = Table(title="behavior trees")
     for column in ("workflow", "domain", "depth", "leaves", "branching", "tasks"):
@@ -167,8 +168,8 @@ def run_llm_expander(source: str | None, teacher: str, out: Path, seed: int) -> 
         raise fail(f"{exc} (finished items are kept in {out}; rerun to resume)") from None
     rows: dict[str, Any] = {"tasks kept": manifest.tasks_kept, **manifest.rejections_by_reason}
     Console().print(counts_table(f"LLM expansion ({manifest.status})", rows))
-    console.print(f"manifest: {out / 'manifest.json'}")
-    rejections, _ = read_jsonl(out / "rejections.jsonl", Rejection)
+    console.print(f"manifest: {out / MANIFEST_FILE}")
+    rejections, _ = read_jsonl(out / REJECTIONS_FILE, Rejection)
     rejected = [r for r in rejections if r.stage == "load"]
     if rejected:
         print_workflow_rejections(rejected)
@@ -178,7 +179,7 @@ def run_llm_expander(source: str | None, teacher: str, out: Path, seed: int) -> 
         first = str(rejections[-1]) if rejections else "nothing to expand"
         raise fail(
             f"no tasks kept from teacher {teacher}: {first} "
-            f"(every rejection: {out / 'rejections.jsonl'}; rerun to retry)"
+            f"(every rejection: {out / REJECTIONS_FILE}; rerun to retry)"
         )
 
 
@@ -337,7 +338,7 @@ def evolve_agentic_command(
     if manifest.tasks == 0:
         raise fail(
             f"no tasks kept: {manifest.generated} generated, {manifest.validated} passed the "
-            f"gate, none kept by the learnable band (every count: {out / 'manifest.json'})"
+            f"gate, none kept by the learnable band (every count: {out / MANIFEST_FILE})"
         )
     console.print(f"{manifest.tasks} tasks → {out}")
 

@@ -12,15 +12,13 @@ from typing import Any, Literal
 from agentwheel.cli.config_file import checked_config
 from agentwheel.cli.errors import UserError
 from agentwheel.core.messages import SamplingParams
+from agentwheel.core.run_layout import RunLayout
 from agentwheel.settings.model import ModelSettings
 from agentwheel.settings.runner import Backend, RunnerConfig, RunnerSettings
 from agentwheel.settings.sampling import SAMPLED_EVAL_TEMPERATURE, EvalSettings
 from agentwheel.settings.schedule import ScheduleConfig
 from agentwheel.specs import LocalModelOptions
 
-# Where a training run keeps its config and its held-out set (agentwheel/train/run_context.py).
-RUN_CONFIG = "config.yaml"
-HELD_OUT_TASKS = ("data", "held_out", "tasks.jsonl")
 DEFAULT_TASKS = "fixtures"
 
 DEFAULT_SEED: int = ScheduleConfig.model_fields["seed"].default
@@ -54,10 +52,10 @@ class EvalFlags:
 
 def run_config(run_dir: Path) -> ScheduleConfig:
     """The config a training run (or a learning study) saved in its directory."""
-    path = run_dir / RUN_CONFIG
+    path = RunLayout(run_dir).config
     if not path.is_file():
         raise UserError(
-            f"--like {run_dir}: no {RUN_CONFIG} there: pass the directory of a training "
+            f"--like {run_dir}: no {path.name} there: pass the directory of a training "
             "run (agentwheel train --out) or of a study"
         )
     return checked_config(path)[1]
@@ -94,7 +92,7 @@ def eval_choices(flags: EvalFlags, like: Path | None) -> EvalChoices:
 
 
 def _held_out_tasks(run_dir: Path) -> str:
-    path = run_dir.joinpath(*HELD_OUT_TASKS)
+    path = RunLayout(run_dir).held_out_tasks
     if not path.is_file():
         raise UserError(f"--like {run_dir}: no held-out set at {path}: pass --tasks")
     return str(path)

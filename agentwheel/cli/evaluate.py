@@ -185,7 +185,7 @@ def eval_command(
         Path | None,
         typer.Option(
             help="A training run's directory: evaluate as its held-out evals did (its "
-            "config.yaml's eval, runner, seed and model settings, template keywords "
+            "saved config.yaml: eval, runner, seed and model settings, template keywords "
             "included; tasks default to its held-out set). Flags given alongside win."
         ),
     ] = None,

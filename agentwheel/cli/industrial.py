@@ -13,6 +13,7 @@ from rich.console import Console
 from agentwheel.cli.errors import fail, in_range, require_dir
 from agentwheel.cli.tables import counts_table
 from agentwheel.cli.task_input import read_task_set
+from agentwheel.core.run_layout import TASKS_FILE
 from agentwheel.core.task import Task
 from agentwheel.envs.knowledge_base import DEFAULT_DOCS
 
@@ -101,8 +102,8 @@ def _write_harder(out: Path, kept: list[Task], parents: int, rejected: dict[str,
     from agentwheel.core.dataset import write_tasks
 
     out.mkdir(parents=True, exist_ok=True)
-    write_tasks(kept, out / "tasks.jsonl")
-    console.print(f"{len(kept)} harder tasks from {parents} → {out / 'tasks.jsonl'}")
+    write_tasks(kept, out / TASKS_FILE)
+    console.print(f"{len(kept)} harder tasks from {parents} → {out / TASKS_FILE}")
     if kept:
         operators = Counter(t.lineage.operator or "" for t in kept)
         Console().print(counts_table("kept by operator", dict(operators)))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from contextlib import contextmanager
 
 from rich.console import Console
@@ -15,7 +15,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
-PhaseProgress = Callable[[str, int, int], None]  # (phase, done, total)
+from agentwheel.train.phase_driver import PhaseProgress
 
 
 @contextmanager

@@ -14,10 +14,11 @@ from rich.table import Table
 
 from agentwheel.cli.errors import UserErrorGroup, fail, in_range
 from agentwheel.core.messages import SamplingParams
+from agentwheel.core.run_layout import MANIFEST_FILE, PROBLEMS_FILE
 from agentwheel.flywheels.reasoning.evolve import EvolveConfig, evolve_reasoning
 from agentwheel.flywheels.reasoning.filters import Band
 from agentwheel.flywheels.reasoning.progress import RichProgress
-from agentwheel.flywheels.reasoning.stage_io import MANIFEST, PROBLEMS, StageConfigMismatch
+from agentwheel.flywheels.reasoning.stage_io import StageConfigMismatch
 from agentwheel.flywheels.reasoning.synth import SynthConfig, synth_reasoning
 from agentwheel.flywheels.reasoning.teacher import LLM_OPERATORS
 from agentwheel.settings.answer_format import AnswerFormat
@@ -74,9 +75,9 @@ def synth(
     if counts["kept"] == 0:
         raise fail(
             f"no problems kept from --seeds {seeds} ({counts['loaded']} loaded, "
-            f"{counts['load_errors']} bad records; every count: {out / MANIFEST})"
+            f"{counts['load_errors']} bad records; every count: {out / MANIFEST_FILE})"
         )
-    console.print(f"wrote {out / PROBLEMS} and {out / MANIFEST}")
+    console.print(f"wrote {out / PROBLEMS_FILE} and {out / MANIFEST_FILE}")
 
 
 def _pass_table(manifest: dict[str, Any]) -> Table:
@@ -177,9 +178,9 @@ def evolve(
     """One round: attempt, evolve failures, verify, keep the learnable band."""
     from agentwheel.specs import SpecError, load_chat_model
 
-    if not (report / PROBLEMS).is_file():
+    if not (report / PROBLEMS_FILE).is_file():
         raise fail(
-            f"--report {report} has no {PROBLEMS}: run `agentwheel synth reasoning --out "
+            f"--report {report} has no {PROBLEMS_FILE}: run `agentwheel synth reasoning --out "
             f"{report}` (or a previous evolve round) first"
         )
     try:
@@ -231,6 +232,6 @@ def evolve(
     if counts["kept"] == 0:
         raise fail(
             f"no problems kept: none of the parents or children is in the learnable band "
-            f"({band_low} < pass rate < {band_high}) under {policy} (every count: {out / MANIFEST})"
+            f"({band_low} < pass rate < {band_high}) under {policy} (every count: {out / MANIFEST_FILE})"
         )
-    console.print(f"wrote {out / PROBLEMS} and {out / MANIFEST}")
+    console.print(f"wrote {out / PROBLEMS_FILE} and {out / MANIFEST_FILE}")

@@ -22,9 +22,10 @@ from rich.table import Table
 from agentwheel.cli.config_file import check_names, validated_config
 from agentwheel.cli.errors import fail, require_dir
 from agentwheel.cli.progress import phase_bars
+from agentwheel.core.run_layout import STUDY_JSON, StudyLayout
 from agentwheel.study.config import ARMS, PASS_K, StudyConfig
 from agentwheel.study.portable import export_study, rebuild_from_adapter, restore_study
-from agentwheel.study.run import STUDY_JSON, STUDY_STATE, StudyError, run_study
+from agentwheel.study.run import StudyError, run_study
 from agentwheel.train.phases import MissingBranchKinds
 
 console = Console(stderr=True)
@@ -81,7 +82,7 @@ def study_command(
     if restore_from is not None:
         _restore(restore_from, out, study)
         resume = True
-    if (out / STUDY_STATE).exists() and not resume:
+    if StudyLayout(out).state.exists() and not resume:
         raise fail(f"{out} already holds a study: pass --resume to continue it, or another --out")
     with phase_bars(console) as (progress, on_progress):
         try:
@@ -105,15 +106,16 @@ def study_command(
             f"{a['train_pool_pass1']:.3f}",
         )
     console.print(table)
-    console.print(f"goals all met: {result['goal']['all_met']}; report: {out / 'study.md'}")
+    console.print(f"goals all met: {result['goal']['all_met']}; report: {StudyLayout(out).report}")
     if publish:
         PUBLISHED.parent.mkdir(parents=True, exist_ok=True)
-        shutil.copyfile(out / STUDY_JSON, PUBLISHED)
+        shutil.copyfile(StudyLayout(out).results, PUBLISHED)
         console.print(f"published: {PUBLISHED}")
 
 
 def _export(out: Path, dest: Path) -> None:
-    if not (out / STUDY_STATE).exists() and not (out / "shared").is_dir():
+    files = StudyLayout(out)
+    if not files.state.exists() and not files.shared.root.is_dir():
         raise fail(f"{out} holds no study to export")
     try:
         summary = export_study(out, dest)

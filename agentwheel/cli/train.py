@@ -27,6 +27,7 @@ from agentwheel.cli.errors import UserErrorGroup, disk_full, fail, require_dir
 from agentwheel.cli.progress import phase_bars
 from agentwheel.core.external_training import ExternalTrainer
 from agentwheel.core.resources import bundled_config, bundled_config_names
+from agentwheel.core.run_layout import RunLayout
 from agentwheel.settings.schedule import ScheduleConfig
 from agentwheel.settings.trainer import describe
 from agentwheel.train.run_state import RunStateDamaged
@@ -85,7 +86,7 @@ def external_trainer(config: ScheduleConfig, log: Callable[[str], None]) -> Exte
 
 def run_with_progress(config: ScheduleConfig, out: Path, resume: bool) -> None:
     require_dir(out)
-    if (out / "state.json").exists() and not resume:
+    if RunLayout(out).state.exists() and not resume:
         raise fail(f"{out} already holds a run: pass --resume to continue it, or another --out")
     print_config(config)
     with phase_bars(console) as (progress, on_progress):
@@ -114,7 +115,7 @@ def run_with_progress(config: ScheduleConfig, out: Path, resume: bool) -> None:
     for name, value in state.evals.items():
         table.add_row(name, f"{value:.3f}")
     console.print(table)
-    console.print(f"report: {out / 'report.md'}")
+    console.print(f"report: {RunLayout(out).report}")
 
 
 def train_command(

@@ -13,13 +13,10 @@ from pydantic import BaseModel, ValidationError
 from agentwheel.core.atomic import write_lines_atomic
 from agentwheel.core.jsonl import not_utf8_detail, text_lines
 from agentwheel.core.resources import bundled_data
+from agentwheel.core.run_layout import MANIFEST_FILE, SUMMARY, TASKS_FILE
 from agentwheel.core.task import Task
 
 BUNDLED_DATA = bundled_data()
-# The file names of a stage's output directory (see flywheels/agentic/synth.py).
-TASKS_FILE = "tasks.jsonl"
-MANIFEST_FILE = "manifest.json"
-EVAL_SUMMARY_FILE = "summary.json"
 
 
 class LoadError(BaseModel):
@@ -78,10 +75,10 @@ def _task_files(directory: Path) -> list[Path]:
                 "directory (agentic stages write their tasks there)"
             )
         return [tasks]
-    if (directory / EVAL_SUMMARY_FILE).is_file():
+    if (directory / SUMMARY).is_file():
         raise FileNotFoundError(
             f"{directory} is an eval run directory (episodes, not tasks): pass the tasks it "
-            f"evaluated, named under 'tasks' in its {EVAL_SUMMARY_FILE}"
+            f"evaluated, named under 'tasks' in its {SUMMARY}"
         )
     files = sorted(directory.glob("*.jsonl"))
     if not files:

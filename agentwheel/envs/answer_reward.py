@@ -25,6 +25,7 @@ from agentwheel.envs.answer_check import answer_matches, output_holds_answer
 from agentwheel.envs.reward import asked_before_first_action
 from agentwheel.envs.tools import ToolBackend
 from agentwheel.envs.trajectory import AnswerCheck, RewardBreakdown
+from agentwheel.envs.transcript import tool_error_kind
 
 OPEN_TOOL = "open"
 QUERY_TOOLS = ("run_sql", "run_python")
@@ -40,7 +41,7 @@ def successful_calls(messages: Sequence[Message]) -> Iterator[tuple[ToolCall, st
             continue
         for call in message.tool_calls:
             output = outputs.get(call.id)
-            if output is not None and not output.startswith('{"error"'):
+            if output is not None and tool_error_kind(output) is None:
                 yield call, output
 
 

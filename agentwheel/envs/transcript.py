@@ -46,11 +46,14 @@ def tool_events(task: Task, messages: Sequence[Message]) -> list[ToolEvent]:
         prepared = prepare_arguments(spec, call.arguments)
         arguments = call.arguments if isinstance(prepared, ToolCallError) else prepared
         key = call_key(spec.name, arguments)
-        events.append(ToolEvent(position, spec.name, spec.kind, key, _error_kind(message.content)))
+        events.append(
+            ToolEvent(position, spec.name, spec.kind, key, tool_error_kind(message.content))
+        )
     return events
 
 
-def _error_kind(content: str) -> str | None:
+def tool_error_kind(content: str) -> str | None:
+    """The error kind of a tool message's content (None: the call succeeded)."""
     try:
         output = json.loads(content)
     except ValueError:

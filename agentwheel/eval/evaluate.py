@@ -25,6 +25,7 @@ from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.dataset import LoadError
 from agentwheel.core.dir_lock import directory_lock
 from agentwheel.core.jsonl import end_torn_tail, read_jsonl
+from agentwheel.core.run_layout import EVAL_KEY, SUMMARY, TRACES
 from agentwheel.core.run_settings import changed_settings
 from agentwheel.core.stats import mean
 from agentwheel.core.task import BRANCH_KINDS, Task
@@ -37,9 +38,6 @@ from agentwheel.eval.cost import cost_report
 from agentwheel.eval.passk import pass_hat_curve
 from agentwheel.settings.runner import RunnerConfig
 
-TRACES = "traces.jsonl"
-SUMMARY = "summary.json"
-EVAL_KEY = "eval_key.json"
 FAILED_TERMINATIONS = frozenset({"model_error", "user_error"})
 
 

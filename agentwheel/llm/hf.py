@@ -35,10 +35,10 @@ from agentwheel.core.messages import ChatRequest, Completion, FinishReason, Samp
 from agentwheel.llm.half_precision import runnable_dtype
 from agentwheel.llm.kv_cache import PrefixKVCache, weights_fingerprint
 from agentwheel.llm.kv_generation import (
-    DEFAULT_LOOKAHEAD,
     Decoding,
     PrefixReusingGenerator,
     supports_prefix_reuse,
+    trim_at_stop,
 )
 from agentwheel.llm.template import (
     ChatTemplateRenderer,
@@ -188,10 +188,7 @@ class HFChatModel:
     `kv_reuse` keeps prompts' keys/values between calls (at most `kv_cache_tokens`
     tokens, least recently used evicted first); it is ignored for models whose attention
     cannot continue from a spliced cache (sliding windows, linear attention, flash
-    attention). `kv_reuse=False` re-reads every prompt through `model.generate`. With
-    `kv_reuse`, greedy requests can check up to `lookahead` ids per forward pass,
-    proposed from the conversation's own earlier ids (prompt lookup: the same ids up to
-    rounding, in fewer but costlier passes); off (0) by default.
+    attention). `kv_reuse=False` re-reads every prompt through `model.generate`.
     """
 
     def __init__(
@@ -205,7 +202,6 @@ class HFChatModel:
         template_kwargs: Mapping[str, Any] | None = None,
         kv_reuse: bool = True,
         kv_cache_tokens: int = DEFAULT_KV_CACHE_TOKENS,
-        lookahead: int = DEFAULT_LOOKAHEAD,
     ):
         self.model = model.eval()
         self.tokenizer = tokenizer
@@ -228,7 +224,6 @@ class HFChatModel:
             if kv_reuse and supports_prefix_reuse(model)
             else None
         )
-        self.lookahead = lookahead
         self._cached_weights: torch.Tensor | None = None
         self._standalone_tokenizer: Any = None
 
@@ -302,7 +297,6 @@ class HFChatModel:
                 pad_id=self.pad_id,
                 temperature=params.temperature,
                 top_p=params.top_p,
-                lookahead=self.lookahead,
             )
             return self.prefix_reuse.generate(prompts, decoding)
         input_ids = torch.full((len(prompts), width), self.pad_id, dtype=torch.long)
@@ -343,15 +337,7 @@ class HFChatModel:
         )
         new_tokens = out.sequences[:, width:].cpu()
         logprobs = recorder.finish(out.sequences[:, -1])
-        stops = set(self.stop_ids)
-        results: list[tuple[list[int], list[float], FinishReason]] = []
-        for row in range(len(prompts)):
-            tokens = new_tokens[row].tolist()
-            end = next((i + 1 for i, t in enumerate(tokens) if t in stops), None)
-            finish: FinishReason = "stop" if end is not None else "length"
-            tokens = tokens[: end if end is not None else len(tokens)]
-            results.append((tokens, logprobs[row, : len(tokens)].tolist(), finish))
-        return results
+        return trim_at_stop(new_tokens, logprobs, self.stop_ids)
 
 
 def _resolve_device(device: str) -> str:

@@ -47,7 +47,9 @@ class CachedPrefix:
         return [(k[:, :length], v[:, :length]) for k, v in self.layers]
 
 
-def common_prefix_length(a: torch.Tensor, b: torch.Tensor) -> int:
+def common_prefix_length(a: torch.Tensor | Sequence[int], b: torch.Tensor | Sequence[int]) -> int:
+    """How many leading ids `a` and `b` share."""
+    a, b = torch.as_tensor(a, dtype=torch.long), torch.as_tensor(b, dtype=torch.long)
     n = min(a.numel(), b.numel())
     differs = (a[:n] != b[:n]).nonzero()
     return int(differs[0, 0]) if differs.numel() else n

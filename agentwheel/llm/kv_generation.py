@@ -34,15 +34,10 @@ from transformers import DynamicCache, TemperatureLogitsWarper, TopPLogitsWarper
 from transformers.cache_utils import Cache, DynamicLayer
 
 from agentwheel.core.messages import FinishReason
-from agentwheel.llm.kv_cache import CachedPrefix, PrefixKVCache
+from agentwheel.llm.kv_cache import CachedPrefix, PrefixKVCache, common_prefix_length
 
 # A prefix at least this long shared by two prompts of a batch is computed once for both.
 MIN_SHARED_PREFIX = 16
-# Ids a greedy decoding step checks beyond the one it generates anyway. Off by default:
-# measured on the 2-core CPU (default model, 24 tasks, bf16) it halved the passes
-# (189 -> 101) but a pass over 5 ids cost 3-5x a pass over one (transformers' sdpa path
-# repeats the key/value heads for queries longer than one id), so decoding took longer.
-DEFAULT_LOOKAHEAD = 0
 
 Generated = tuple[list[int], list[float], FinishReason]
 
@@ -54,8 +49,6 @@ class Decoding:
     pad_id: int
     temperature: float  # <= 0: greedy
     top_p: float = 1.0
-    # Greedy only: ids proposed per forward pass from the row's own earlier ids (0: off).
-    lookahead: int = 0
 
     @property
     def greedy(self) -> bool:
@@ -99,8 +92,6 @@ class _PreallocatedLayer(DynamicLayer):
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
         end = self.length + key_states.shape[-2]
-        if self.is_initialized and end > self.buffer_k.shape[2]:
-            self._grow(end)
         if not self.is_initialized:
             self._allocate(key_states)
             fresh = self.columns.new_mask(key_states.device)[:, None, :, None]
@@ -129,15 +120,6 @@ class _PreallocatedLayer(DynamicLayer):
         self.past = []
         self.device = states.device
         self.is_initialized = True
-
-    def _grow(self, end: int) -> None:
-        """More columns (lookahead decoding may use more than one per generated id)."""
-        capacity = max(end, self.buffer_k.shape[2] * 3 // 2)
-        for name in ("buffer_k", "buffer_v"):
-            old = getattr(self, name)
-            new = old.new_zeros((*old.shape[:2], capacity, old.shape[3]))
-            new[:, :, : self.length] = old[:, :, : self.length]
-            setattr(self, name, new)
 
     def get_seq_length(self) -> int:
         return self.length
@@ -179,13 +161,10 @@ class PrefixReusingGenerator:
         matches = [self.cache.match(ids) for ids in prompts]
         self.reused_tokens += sum(shared for _, shared in matches)
         layers, logits, columns = self._prefill(prompts, matches, decoding.max_new_tokens)
-        if decoding.greedy and decoding.lookahead > 0:
-            results, fed = self._decode_with_lookahead(prompts, layers, logits, columns, decoding)
-        else:
-            results, fed = self._decode(prompts, layers, logits, columns, decoding)
+        results, fed = self._decode(prompts, layers, logits, columns, decoding)
         for row, (ids, (tokens, _, _)) in enumerate(zip(prompts, results, strict=True)):
             # The last generated id was never fed back, so it has no states; columns fed
-            # after a stop id (lookahead) are not part of the sequence.
+            # after a row's stop id (padding, while other rows decode) are not its own.
             kept = fed[row].nonzero().squeeze(1)[: len(ids) + len(tokens) - 1]
             states = [layer.row_states(row, kept) for layer in layers]
             self.cache.add(ids + tokens[:-1], states)
@@ -198,7 +177,7 @@ class PrefixReusingGenerator:
         order = sorted(range(len(prompts)), key=lambda i: prompts[i])
         shared = [0] * len(prompts)
         for a, b in itertools.pairwise(order):
-            length = common_length(prompts[a], prompts[b])
+            length = common_prefix_length(prompts[a], prompts[b])
             shared[a] = max(shared[a], length)
             shared[b] = max(shared[b], length)
         wanted: dict[tuple[int, ...], None] = {}
@@ -300,58 +279,10 @@ class PrefixReusingGenerator:
             live &= ~torch.isin(tokens, stops)
             if not live.any():
                 break
-        results = _trim(torch.stack(chosen, 1).cpu(), torch.stack(steps, 1), decoding.stop_ids)
+        results = trim_at_stop(
+            torch.stack(chosen, 1).cpu(), torch.stack(steps, 1), decoding.stop_ids
+        )
         return results, mask
-
-    def _decode_with_lookahead(
-        self,
-        prompts: Sequence[list[int]],
-        layers: list[_PreallocatedLayer],
-        logits: torch.Tensor,
-        columns: _Columns,
-        decoding: Decoding,
-    ) -> tuple[list[Generated], torch.Tensor]:
-        """Greedy decoding that checks several ids per forward pass (prompt lookup): each
-        row feeds its last generated id followed by the ids that came after the latest
-        earlier occurrence of its last few ids (a tool name, an argument copied from the
-        conversation, the JSON around them) and keeps, of those, the ones greedy decoding
-        would have generated, plus the next greedy id. The ids are those of one-id-per-pass
-        greedy decoding (up to floating-point rounding); columns of rejected ids are
-        masked out."""
-        rows, budget = len(prompts), decoding.max_new_tokens
-        stops = set(decoding.stop_ids)
-        rows_out = [_LookaheadRow(ids, budget, stops) for ids in prompts]
-        first = torch.argmax(logits, dim=-1)
-        first_logprobs = torch.log_softmax(logits, dim=-1).gather(1, first[:, None])[:, 0]
-        for row, out in enumerate(rows_out):
-            out.accept([int(first[row])], [float(first_logprobs[row])])
-        mask = columns.prompt_mask()
-        while live := [row for row, out in enumerate(rows_out) if out.live]:
-            drafts = {row: rows_out[row].draft(decoding.lookahead) for row in live}
-            width = 1 + max(map(len, drafts.values()))
-            input_ids = torch.full((rows, width), decoding.pad_id, dtype=torch.long)
-            positions = torch.zeros((rows, width), dtype=torch.long)
-            fed = torch.zeros((rows, width), dtype=torch.long)
-            for row, draft in drafts.items():
-                fed_ids = [rows_out[row].ids[-1], *draft]
-                input_ids[row, : len(fed_ids)] = torch.tensor(fed_ids)
-                positions[row] = torch.arange(width) + len(rows_out[row].ids) - 1
-                fed[row, : len(fed_ids)] = 1
-            start = mask.shape[1]
-            mask = torch.cat([mask, fed], dim=1)
-            step_logits = self._forward(input_ids, positions, mask, layers, width)
-            self.computed_tokens += rows * width
-            greedy = torch.argmax(step_logits, dim=-1)
-            logprobs = torch.log_softmax(step_logits, dim=-1).gather(2, greedy[..., None])[..., 0]
-            for row, draft in drafts.items():
-                chosen = greedy[row].tolist()
-                accepted = 1 + next(
-                    (i for i, (d, g) in enumerate(zip(draft, chosen, strict=False)) if d != g),
-                    len(draft),
-                )
-                mask[row, start + accepted :] = 0
-                rows_out[row].accept(chosen[:accepted], logprobs[row, :accepted].tolist())
-        return [out.result() for out in rows_out], mask
 
 
 def _warpers(decoding: Decoding) -> list[Any]:
@@ -366,7 +297,11 @@ def _warpers(decoding: Decoding) -> list[Any]:
     return warpers
 
 
-def _trim(tokens: torch.Tensor, logprobs: torch.Tensor, stop_ids: Sequence[int]) -> list[Generated]:
+def trim_at_stop(
+    tokens: torch.Tensor, logprobs: torch.Tensor, stop_ids: Sequence[int]
+) -> list[Generated]:
+    """Each row's generated ids up to and including its first stop id (finish `stop`),
+    or all of them (`length`), with their log-probs."""
     stops = set(stop_ids)
     results: list[Generated] = []
     for row in range(tokens.shape[0]):
@@ -376,12 +311,6 @@ def _trim(tokens: torch.Tensor, logprobs: torch.Tensor, stop_ids: Sequence[int])
         ids = ids[: end if end is not None else len(ids)]
         results.append((ids, logprobs[row, : len(ids)].tolist(), finish))
     return results
-
-
-def common_length(a: Sequence[int], b: Sequence[int]) -> int:
-    """How many leading ids `a` and `b` share."""
-    n = min(len(a), len(b))
-    return next((i for i in range(n) if a[i] != b[i]), n)
 
 
 class _Columns:
@@ -414,64 +343,3 @@ class _Columns:
         """(rows, new_width) True on each row's new ids among the forward pass's columns."""
         lengths = torch.tensor(self.new_lengths, device=device)
         return torch.arange(self.new_width, device=device) >= self.new_width - lengths[:, None]
-
-
-# The n-gram lengths a lookahead draft is matched on, longest first.
-DRAFT_NGRAMS = (3, 2)
-
-
-class _LookaheadRow:
-    """One row of lookahead decoding: its ids so far (prompt then generated), where
-    each n-gram of them last occurred, and what it generated."""
-
-    def __init__(self, prompt: Sequence[int], budget: int, stops: set[int]):
-        self.ids: list[int] = []
-        self.last_end: dict[tuple[int, ...], int] = {}
-        self.budget = budget
-        self.stops = stops
-        self.generated: list[int] = []
-        self.logprobs: list[float] = []
-        self.finish: FinishReason | None = None
-        self._extend(prompt)
-
-    @property
-    def live(self) -> bool:
-        return self.finish is None
-
-    def _extend(self, ids: Sequence[int]) -> None:
-        for token in ids:
-            # N-grams ending here get a continuation now, so they can propose it.
-            end = len(self.ids)
-            for n in DRAFT_NGRAMS:
-                if end >= n:
-                    self.last_end[tuple(self.ids[end - n : end])] = end
-            self.ids.append(token)
-
-    def draft(self, lookahead: int) -> list[int]:
-        """The ids that followed the latest earlier occurrence of the row's last n-gram,
-        at most `lookahead` and no more than the budget leaves room to check."""
-        room = min(lookahead, self.budget - len(self.generated) - 1)
-        if room <= 0:
-            return []
-        for n in DRAFT_NGRAMS:
-            end = self.last_end.get(tuple(self.ids[-n:])) if len(self.ids) >= n else None
-            if end is not None:
-                return self.ids[end : end + room]
-        return []
-
-    def accept(self, ids: Sequence[int], logprobs: Sequence[float]) -> None:
-        """Generated ids (greedy), cut after a stop id or at the budget."""
-        for token, logprob in zip(ids, logprobs, strict=True):
-            self.generated.append(token)
-            self.logprobs.append(logprob)
-            self._extend([token])
-            if token in self.stops:
-                self.finish = "stop"
-            elif len(self.generated) >= self.budget:
-                self.finish = "length"
-            if self.finish is not None:
-                return
-
-    def result(self) -> Generated:
-        assert self.finish is not None
-        return self.generated, self.logprobs, self.finish

@@ -18,6 +18,7 @@ import numpy as np
 
 from agentwheel.core.dataset import load_tasks, write_tasks
 from agentwheel.core.messages import SamplingParams
+from agentwheel.core.run_layout import StudyLayout
 from agentwheel.core.task import BRANCH_KINDS, Task
 from agentwheel.envs.agent import ModelPolicy, Policy
 from agentwheel.envs.scripted import SCRIPTED_POLICIES
@@ -30,14 +31,13 @@ from agentwheel.study.config import PASS_K
 from agentwheel.train.checkpoint import load_checkpoint
 from agentwheel.train.generation import Generator
 from agentwheel.train.model_factory import build_model
+from agentwheel.train.phase_driver import PhaseProgress
 from agentwheel.train.rollout import TurnSeededPolicy
 
 SAMPLED = "sampled"  # the held-out sampled pass^4 eval's directory name
 TRAIN_POOL = "train_pool"
-HELD_OUT_TASKS = "held_out_tasks.jsonl"
+HELD_OUT = "held_out"  # the whole held-out set
 GREEDY = "greedy"  # the refuse policy's greedy eval (the model arms' come from their runs)
-
-Progress = Callable[[str, int, int], None]
 
 
 def spread_over_kinds(tasks: Sequence[Task], n: int, seed: int) -> list[Task]:
@@ -62,18 +62,18 @@ def write_eval_sets(
     n_sampled: int | None,
     n_train: int,
     seed: int,
-    out: Path,
+    files: StudyLayout,
 ) -> None:
     """Fix, once, the held-out set, the held-out tasks of the sampled eval and the
     train-pool sample."""
-    write_tasks(held_out, out / HELD_OUT_TASKS)
+    write_tasks(held_out, files.eval_set(HELD_OUT))
     sampled = list(held_out) if n_sampled is None else spread_over_kinds(held_out, n_sampled, seed)
-    write_tasks(sampled, out / f"{SAMPLED}_tasks.jsonl")
-    write_tasks(spread_over_kinds(train_pool, n_train, seed + 1), out / f"{TRAIN_POOL}_tasks.jsonl")
+    write_tasks(sampled, files.eval_set(SAMPLED))
+    write_tasks(spread_over_kinds(train_pool, n_train, seed + 1), files.eval_set(TRAIN_POOL))
 
 
-def eval_set(out: Path, name: str) -> list[Task]:
-    return load_tasks(out / f"{name}_tasks.jsonl").tasks
+def eval_set(files: StudyLayout, name: str) -> list[Task]:
+    return load_tasks(files.eval_set(name)).tasks
 
 
 def chat_model(config: ScheduleConfig, weights: Path | None) -> ChatModel:
@@ -96,12 +96,12 @@ def evaluate_arm(
     config: ScheduleConfig,
     policy_for: Callable[[SamplingParams], Policy],
     out: Path,
-    sets: Path,
+    sets: StudyLayout,
     weights: str,
     *,
     sampled_temperature: float,
     refuse: bool = False,
-    progress: Progress | None = None,
+    progress: PhaseProgress | None = None,
 ) -> None:
     """The arm's sampled pass^4 on the held-out set and greedy pass^1 on the train-pool
     sample (and, for the scripted floor, greedy pass^1 on the held-out set)."""
@@ -115,7 +115,7 @@ def evaluate_arm(
         (TRAIN_POOL, eval_set(sets, TRAIN_POOL), greedy, 1),
     ]
     if refuse:
-        runs.insert(0, (GREEDY, load_tasks(sets / HELD_OUT_TASKS).tasks, greedy, 1))
+        runs.insert(0, (GREEDY, eval_set(sets, HELD_OUT), greedy, 1))
     for name, tasks, params, k in runs:
         _run(config, policy_for(params), tasks, k, out / name, params, weights, progress)
 
@@ -128,7 +128,7 @@ def _run(
     out: Path,
     params: SamplingParams,
     weights: str,
-    progress: Progress | None,
+    progress: PhaseProgress | None,
 ) -> None:
     total, done = len(tasks) * k, 0
     label = f"eval {out.parent.name}/{out.name}"

@@ -13,6 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from agentwheel.core.run_layout import RunLayout
 from agentwheel.core.task import BRANCH_KINDS
 from agentwheel.core.yaml_text import load_yaml
 from agentwheel.settings.agentic_round import AgenticRound
@@ -127,7 +128,7 @@ def arm_config(config: StudyConfig, arm: RLArm, shared_dir: Path) -> ScheduleCon
     rounds of `study.round` with the flywheel on (rl_flywheel) or off (rl_static), a
     checkpoint kept after every round."""
     schedule = config.schedule()
-    shared_dir = shared_dir.resolve()
+    shared = RunLayout(shared_dir.resolve())
     settings: dict[str, Any] = {"evolve": arm == "rl_flywheel"}
     rounds = [config.study.round.model_copy(update=settings) for _ in range(config.study.rounds)]
     return schedule.model_copy(
@@ -135,13 +136,11 @@ def arm_config(config: StudyConfig, arm: RLArm, shared_dir: Path) -> ScheduleCon
             "name": f"{config.name}-{arm}",
             "data": schedule.data.model_copy(
                 update={
-                    "reuse_from": str(shared_dir / "data"),
+                    "reuse_from": str(shared.data),
                     "require_branch_kinds": list(BRANCH_KINDS),
                 }
             ),
-            "model": schedule.model.model_copy(
-                update={"init_from": str(shared_dir / "checkpoints" / "sft")}
-            ),
+            "model": schedule.model.model_copy(update={"init_from": str(shared.sft_checkpoint)}),
             "sft": schedule.sft.model_copy(update={"enabled": False}),
             "rounds": rounds,
             "keep_round_checkpoints": True,

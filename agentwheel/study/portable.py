@@ -34,15 +34,23 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from agentwheel.core.atomic import write_text_atomic
+from agentwheel.core.run_layout import (
+    ADAPTER_DIR,
+    ADAPTER_FILE,
+    CHECKPOINTS_DIR,
+    COMPLETE,
+    MODEL_DIR,
+    SHARED_DIR,
+    TRAINER_STATE,
+    StudyLayout,
+)
 from agentwheel.settings.model import ModelSettings
 from agentwheel.train.checkpoint import load_model_weights, save_model_dir
 from agentwheel.train.model_factory import build_model
 
 PORTABLE_MANIFEST = "portable.json"
 SHARED_TOKENIZER = "tokenizer.json"
-SFT_CHECKPOINT = Path("shared") / "checkpoints" / "sft"
 _WEIGHTS = "*.safetensors"
-ADAPTER_FILE = "adapter_model.safetensors"
 SAME_AS = ".same-as"
 _NOTE_BELOW = 4096  # smaller duplicates are copied: a note would save nothing
 
@@ -51,7 +59,7 @@ def _is_rebuildable_weights(relative: Path) -> bool:
     parts = relative.parts
     return (
         len(parts) >= 3
-        and parts[-2] == "model"
+        and parts[-2] == MODEL_DIR
         and relative.match(_WEIGHTS)
         and _checkpoint_of(relative) is not None
     )
@@ -59,7 +67,7 @@ def _is_rebuildable_weights(relative: Path) -> bool:
 
 def _checkpoint_of(relative: Path) -> Path | None:
     """The checkpoint directory a `model/...` file belongs to, when it has an adapter."""
-    index = relative.parts.index("model") if "model" in relative.parts else -1
+    index = relative.parts.index(MODEL_DIR) if MODEL_DIR in relative.parts else -1
     return Path(*relative.parts[:index]) if index > 0 else None
 
 
@@ -68,10 +76,10 @@ def _skipped(run_dir: Path, relative: Path) -> bool:
         return True
     if _superseded_round(run_dir, relative):
         return True
-    if relative.name == SHARED_TOKENIZER and "model" in relative.parts:
+    if relative.name == SHARED_TOKENIZER and MODEL_DIR in relative.parts:
         return True
     checkpoint = _checkpoint_of(relative)
-    has_adapter = checkpoint is not None and (run_dir / checkpoint / "adapter").is_dir()
+    has_adapter = checkpoint is not None and (run_dir / checkpoint / ADAPTER_DIR).is_dir()
     return has_adapter and _is_rebuildable_weights(relative)
 
 
@@ -83,12 +91,12 @@ def _superseded_round(run_dir: Path, relative: Path) -> bool:
     parts = relative.parts
     for i in range(1, len(parts) - 1):
         found = _ROUND.match(parts[i])
-        if parts[i - 1] == "checkpoints" and found:
+        if parts[i - 1] == CHECKPOINTS_DIR and found:
             folder = run_dir.joinpath(*parts[:i])
             later = [
                 int(m.group(1))
                 for p in folder.iterdir()
-                if (m := _ROUND.match(p.name)) and (p / "COMPLETE").exists()
+                if (m := _ROUND.match(p.name)) and (p / COMPLETE).exists()
             ]
             return max(later, default=0) > int(found.group(1))
     return False
@@ -97,7 +105,7 @@ def _superseded_round(run_dir: Path, relative: Path) -> bool:
 def export_study(run_dir: Path, dest: Path) -> dict[str, int]:
     """Write the portable copy of `run_dir` to `dest` (replaced); returns its file count
     and bytes. Refuses a full fine-tune's checkpoint: its weights cannot be rebuilt."""
-    full = [p.parent for p in _checkpoints(run_dir) if not (p.parent / "adapter").is_dir()]
+    full = [p.parent for p in _checkpoints(run_dir) if not (p.parent / ADAPTER_DIR).is_dir()]
     if full:
         raise ValueError(
             f"{full[0]} holds a full fine-tune (no adapter/): a portable study needs LoRA "
@@ -109,7 +117,7 @@ def export_study(run_dir: Path, dest: Path) -> dict[str, int]:
     first_copy: dict[str, Path] = {}
     for source in sorted(p for p in run_dir.rglob("*") if p.is_file()):
         relative = source.relative_to(run_dir)
-        if relative.name == SHARED_TOKENIZER and "model" in relative.parts:
+        if relative.name == SHARED_TOKENIZER and MODEL_DIR in relative.parts:
             tokenizer = tokenizer or source
         if _skipped(run_dir, relative):
             continue
@@ -118,7 +126,7 @@ def export_study(run_dir: Path, dest: Path) -> dict[str, int]:
         digest = hashlib.sha256(source.read_bytes()).hexdigest()
         if digest in first_copy and source.stat().st_size > _NOTE_BELOW:
             _write_note(target, first_copy[digest])
-        elif relative.name == "trainer_state.pt":
+        elif relative.name == TRAINER_STATE:
             _save_without_optimizer(source, target)
         elif relative.name == ADAPTER_FILE:
             _save_tensors(source, target, torch.bfloat16)
@@ -137,10 +145,10 @@ def export_study(run_dir: Path, dest: Path) -> dict[str, int]:
 
 def _checkpoints(run_dir: Path) -> Iterator[Path]:
     """The `model/` directories of every kept checkpoint (fallbacks excluded)."""
-    for model_dir in sorted(run_dir.rglob("model")):
+    for model_dir in sorted(run_dir.rglob(MODEL_DIR)):
         relative = model_dir.relative_to(run_dir)
         kept = not any(p.endswith(".previous") for p in relative.parts)
-        if kept and model_dir.is_dir() and (model_dir.parent / "trainer_state.pt").exists():
+        if kept and model_dir.is_dir() and (model_dir.parent / TRAINER_STATE).exists():
             yield model_dir
 
 
@@ -184,14 +192,18 @@ def restore_study(src: Path, run_dir: Path, rebuild: WeightsBuilder) -> list[Pat
             shutil.copyfile(source, target)
     rebuilt = []
     # Shared checkpoints first: an arm's weights sit on the shared SFT checkpoint.
-    for adapter in sorted(run_dir.rglob("adapter"), key=lambda p: not _in_shared(run_dir, p)):
+    for adapter in sorted(run_dir.rglob(ADAPTER_DIR), key=lambda p: not _in_shared(run_dir, p)):
         checkpoint = adapter.parent
-        model_dir = checkpoint / "model"
+        model_dir = checkpoint / MODEL_DIR
         if any(part.endswith(".previous") for part in checkpoint.parts) or any(
             model_dir.glob(_WEIGHTS)
         ):
             continue
-        parent = None if _in_shared(run_dir, adapter) else run_dir / SFT_CHECKPOINT / "model"
+        parent = (
+            None
+            if _in_shared(run_dir, adapter)
+            else StudyLayout(run_dir).shared.sft_checkpoint / MODEL_DIR
+        )
         rebuild(parent, adapter, model_dir)
         tokenizer = src / SHARED_TOKENIZER
         if tokenizer.exists() and not (model_dir / SHARED_TOKENIZER).exists():
@@ -201,7 +213,7 @@ def restore_study(src: Path, run_dir: Path, rebuild: WeightsBuilder) -> list[Pat
 
 
 def _in_shared(run_dir: Path, path: Path) -> bool:
-    return path.relative_to(run_dir).parts[0] == "shared"
+    return path.relative_to(run_dir).parts[0] == SHARED_DIR
 
 
 def rebuild_from_adapter(settings: ModelSettings, seed: int) -> WeightsBuilder:

@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
+from agentwheel.core.run_layout import STUDY_CURVES, StudyLayout
 from agentwheel.core.task import BRANCH_KINDS
 from agentwheel.study.config import ARMS, PASS_K, RL_ARMS
 
-CURVES_PNG = "study_curves.png"
 STEP_PANELS = (
     ("rollout_reward_mean", "rollout reward (mean)"),
     ("entropy", "entropy of agent tokens"),
@@ -114,7 +114,7 @@ def render_study(result: dict[str, Any], plot: bool) -> str:
         lines.append(f"| {name} | {d['mean']:+.3f} | {_ci(d['ci95'])} |")
     lines += ["", "## Goals", "", *goal_sentences(result["goal"])]
     if plot:
-        lines += ["", "## Curves", "", f"![curves]({CURVES_PNG})"]
+        lines += ["", "## Curves", "", f"![curves]({STUDY_CURVES})"]
     notes = [(arm, n) for arm in RL_ARMS for n in result["notes"].get(arm, [])]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {arm}: {n}" for arm, n in notes]
@@ -161,8 +161,7 @@ def write_curves(path: Path, result: dict[str, Any]) -> bool:
     return True
 
 
-def write_study_report(run_dir: Path, result: dict[str, Any], plots: bool = True) -> Path:
-    drew = plots and write_curves(run_dir / CURVES_PNG, result)
-    path = run_dir / "study.md"
-    path.write_text(render_study(result, drew))
-    return path
+def write_study_report(files: StudyLayout, result: dict[str, Any], plots: bool = True) -> Path:
+    drew = plots and write_curves(files.curves, result)
+    files.report.write_text(render_study(result, drew))
+    return files.report

@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import time
 from collections.abc import Callable
 from functools import partial
 from pathlib import Path
@@ -34,12 +33,14 @@ from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.dataset import load_tasks
 from agentwheel.core.machine import machine_facts
 from agentwheel.core.messages import SamplingParams
+from agentwheel.core.run_layout import RunLayout, StudyLayout, round_dir_name
 from agentwheel.core.task import Task
 from agentwheel.core.yaml_text import load_yaml
 from agentwheel.envs.agent import Policy
 from agentwheel.eval.evaluate import EVAL_KEY, TRACES
 from agentwheel.study.arm_evals import (
     GREEDY,
+    HELD_OUT,
     SAMPLED,
     TRAIN_POOL,
     chat_model,
@@ -53,15 +54,13 @@ from agentwheel.study.config import ARMS, RL_ARMS, StudyConfig, arm_config, shar
 from agentwheel.study.curves import arm_curves
 from agentwheel.study.report import write_study_report
 from agentwheel.study.results import arm_result, differences, goals, greedy_scores
+from agentwheel.train.phase_driver import Phase, PhaseProgress, run_phases
 from agentwheel.train.phases import task_fingerprint
-from agentwheel.train.run_context import Progress
 from agentwheel.train.schedule import run_schedule
 
-STUDY_STATE = "study_state.json"
 # The flywheel arm trains first: it is the study's question, so a run stopped before the
 # end has measured it (each arm's held-out eval comes with its run).
 ARM_RUN_ORDER = ("rl_flywheel", "rl_static")
-STUDY_JSON = "study.json"
 
 
 class StudyError(ValueError):
@@ -82,13 +81,14 @@ class StudyRun:
         out: Path,
         *,
         resume: bool = False,
-        progress: Progress | None = None,
+        progress: PhaseProgress | None = None,
         log: Callable[[str], None] = print,
     ):
         self.dir = Path(out)
+        self.files = StudyLayout(self.dir)
         self.progress = progress
         self.log = log
-        state_path = self.dir / STUDY_STATE
+        state_path = self.files.state
         if state_path.exists() and not resume:
             raise FileExistsError(f"{state_path} exists: resume it, or pick another --out")
         self.state = (
@@ -96,44 +96,33 @@ class StudyRun:
             if state_path.exists()
             else StudyState()
         )
-        saved = self.dir / "config.yaml"
+        saved = self.files.config
         if resume and saved.exists():
             config = StudyConfig.model_validate(load_yaml(saved.read_text()))
         self.config = config
         self.dir.mkdir(parents=True, exist_ok=True)
         write_text_atomic(saved, config.to_yaml())
 
-    # -- layout
-
-    @property
-    def shared(self) -> Path:
-        return self.dir / "shared"
-
-    def arm_dir(self, arm: str) -> Path:
-        return self.dir / "arms" / arm
-
-    @property
-    def evals(self) -> Path:
-        return self.dir / "evals"
+    # -- where each arm's weights and episodes are
 
     def weights(self, arm: str) -> Path | None:
         """The checkpoint an arm is evaluated at (None: the initial weights)."""
         if arm in RL_ARMS:
-            return self.arm_dir(arm) / "checkpoints" / f"round-{self.config.study.rounds}"
-        return self.shared / "checkpoints" / "sft" if arm == "sft" else None
+            return self.files.arm(arm).round_checkpoint(self.config.study.rounds)
+        return self.files.shared.sft_checkpoint if arm == "sft" else None
 
     def greedy_dir(self, arm: str) -> Path:
         """Where the arm's greedy held-out episodes are."""
         if arm in RL_ARMS:
-            return self.arm_dir(arm) / "evals" / f"round-{self.config.study.rounds}"
+            return self.files.arm(arm).eval_dir(round_dir_name(self.config.study.rounds))
         if arm == "refuse":
-            return self.evals / arm / GREEDY
-        return self.shared / "evals" / arm
+            return self.files.arm_evals(arm) / GREEDY
+        return self.files.shared.eval_dir(arm)
 
     # -- phases
 
-    def phases(self) -> list[tuple[str, Callable[[], Any]]]:
-        phases: list[tuple[str, Callable[[], Any]]] = [
+    def phases(self) -> list[Phase]:
+        phases: list[Phase] = [
             ("shared", self.run_shared),
             ("check", self.check_data),
         ]
@@ -143,30 +132,26 @@ class StudyRun:
 
     def run(self) -> dict[str, Any]:
         """Every phase not yet done, then the results; returns study.json's content."""
-        for name, phase in self.phases():
-            if name in self.state.done:
-                continue
-            self.log(f"== study: {name}")
-            started = time.perf_counter()
-            try:
-                phase()
-                self.state.done.append(name)
-            finally:
-                self.state.wall_s += time.perf_counter() - started
-                write_text_atomic(self.dir / STUDY_STATE, self.state.model_dump_json(indent=2))
+        run_phases(self.phases(), self.state.done, self._phase_ended, self.log, "study: ")
         return self.write_results()
 
-    def _schedule(self, config: Any, run_dir: Path) -> None:
+    def _phase_ended(self, name: str, finished: bool, seconds: float) -> None:
+        if finished:
+            self.state.done.append(name)
+        self.state.wall_s += seconds
+        write_text_atomic(self.files.state, self.state.model_dump_json(indent=2))
+
+    def _schedule(self, config: Any, run: RunLayout) -> None:
         run_schedule(
             config,
-            run_dir,
-            resume=(run_dir / "state.json").exists(),
+            run.root,
+            resume=run.state.exists(),
             progress=self.progress,
             log=self.log,
         )
 
     def run_shared(self) -> None:
-        self._schedule(shared_config(self.config), self.shared)
+        self._schedule(shared_config(self.config), self.files.shared)
 
     def check_data(self) -> None:
         """Enough held-out tasks, of enough unseen workflows, none of them in the train pool."""
@@ -186,19 +171,19 @@ class StudyRun:
             study.sampled_tasks,
             study.train_pool_tasks,
             self.config.seed,
-            self.evals,
+            self.files,
         )
 
     def run_arm(self, arm: str) -> None:
-        run_dir = self.arm_dir(arm)
-        if not (run_dir / "state.json").exists():
+        run = self.files.arm(arm)
+        if not run.state.exists():
             # The arm's first eval is of the SFT weights on the same tasks and settings:
             # the shared run's episodes, which its resumed eval then finds done.
-            start = run_dir / "evals" / "base"
+            start = run.eval_dir("base")
             start.mkdir(parents=True, exist_ok=True)
             for name in (TRACES, EVAL_KEY):
-                shutil.copy2(self.shared / "evals" / "sft" / name, start / name)
-        self._schedule(arm_config(self.config, arm, self.shared), run_dir)  # type: ignore[arg-type]
+                shutil.copy2(self.files.shared.eval_dir("sft") / name, start / name)
+        self._schedule(arm_config(self.config, arm, self.files.shared.root), run)  # type: ignore[arg-type]
 
     def evaluate(self, arm: str) -> None:
         schedule = self.config.schedule()
@@ -212,8 +197,8 @@ class StudyRun:
         evaluate_arm(
             schedule,
             policy_for,
-            self.evals / arm,
-            self.evals,
+            self.files.arm_evals(arm),
+            self.files,
             weights,
             sampled_temperature=self.config.study.sampled_temperature,
             refuse=arm == "refuse",
@@ -223,15 +208,15 @@ class StudyRun:
     # -- results
 
     def _held_out(self) -> list[Task]:
-        return load_tasks(self.shared / "data" / "held_out" / "tasks.jsonl").tasks
+        return load_tasks(self.files.shared.held_out_tasks).tasks
 
     def _train_pool(self) -> list[Task]:
-        return load_tasks(self.shared / "data" / "train" / "tasks.jsonl").tasks
+        return load_tasks(self.files.shared.train_tasks).tasks
 
     def write_results(self) -> dict[str, Any]:
         """study.json (and its copy's content, returned), study.md and the curves."""
         study, seed = self.config.study, self.config.seed
-        held_out = eval_set(self.evals, "held_out")
+        held_out = eval_set(self.files, HELD_OUT)
         unseen = set(self.config.data.held_out_workflows)
         scores = {arm: greedy_scores(self.greedy_dir(arm), held_out) for arm in ARMS}
         arms = {
@@ -239,8 +224,8 @@ class StudyRun:
                 scores[arm],
                 held_out,
                 unseen,
-                self.evals / arm / SAMPLED,
-                self.evals / arm / TRAIN_POOL,
+                self.files.arm_evals(arm) / SAMPLED,
+                self.files.arm_evals(arm) / TRAIN_POOL,
                 study.bootstrap_resamples,
                 seed,
             )
@@ -272,15 +257,15 @@ class StudyRun:
             "arms": arms,
             "diff": diff,
             "goal": goals(arms, diff, study.goal_margin),
-            "curves": {arm: arm_curves(self.arm_dir(arm)) for arm in RL_ARMS},
+            "curves": {arm: arm_curves(self.files.arm(arm).root) for arm in RL_ARMS},
             "notes": {arm: self._notes(arm) for arm in RL_ARMS},
         }
-        write_text_atomic(self.dir / STUDY_JSON, json.dumps(result, indent=2))
-        write_study_report(self.dir, result, plots=self.config.plots)
+        write_text_atomic(self.files.results, json.dumps(result, indent=2))
+        write_study_report(self.files, result, plots=self.config.plots)
         return result
 
     def _notes(self, arm: str) -> list[str]:
-        path = self.arm_dir(arm) / "state.json"
+        path = self.files.arm(arm).state
         return list(json.loads(path.read_text()).get("notes", [])) if path.exists() else []
 
 
@@ -289,7 +274,7 @@ def run_study(
     out: str | Path,
     *,
     resume: bool = False,
-    progress: Progress | None = None,
+    progress: PhaseProgress | None = None,
     log: Callable[[str], None] = print,
 ) -> dict[str, Any]:
     """Run (or resume) the study in `out`; see the module docstring for the phases."""

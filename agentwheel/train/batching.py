@@ -16,7 +16,7 @@ import torch
 from torch import Tensor
 
 from agentwheel.envs.trajectory import TokenTrace
-from agentwheel.llm.kv_generation import common_length
+from agentwheel.llm.kv_cache import common_prefix_length
 
 
 @dataclass(frozen=True)
@@ -184,7 +184,7 @@ def _same_opening(sequences: Sequence[TrainSequence]) -> list[list[int]]:
 def common_prefix_len(rows: Sequence[Sequence[int]]) -> int:
     """Leading positions equal in every row, leaving each row at least one of its own."""
     shortest = min(len(r) for r in rows)
-    return min([shortest - 1, *(common_length(rows[0], r) for r in rows[1:])])
+    return min([shortest - 1, *(common_prefix_length(rows[0], r) for r in rows[1:])])
 
 
 def padding_fraction(batches: Sequence[MicroBatch]) -> float:

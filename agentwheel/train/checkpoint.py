@@ -40,6 +40,16 @@ import torch
 from safetensors.torch import load_file
 from torch import nn
 
+from agentwheel.core.run_layout import (
+    ADAPTER_DIR,
+    ADAPTER_FILE,
+    CHECKPOINT_STATE,
+    COMPLETE,
+    MODEL_DIR,
+    RUN_STATE,
+    TRAIN_CONFIG,
+    TRAINER_STATE,
+)
 from agentwheel.settings.trainer import config_dict
 from agentwheel.train.model import is_lora, merged_copy
 
@@ -79,8 +89,6 @@ def restore_rng_state(state: dict[str, Any]) -> None:
         torch.cuda.set_rng_state_all(state["cuda"])
 
 
-COMPLETE = "COMPLETE"
-RUN_STATE = "run_state.json"
 CRASH_POINT_ENV = "AGENTWHEEL_CRASH_AT"
 
 
@@ -120,7 +128,7 @@ def _siblings(path: Path) -> list[Path]:
 
 def _checkpoint_step(path: Path) -> int:
     try:
-        return int(json.loads((path / "state.json").read_text())["step"])
+        return int(json.loads((path / CHECKPOINT_STATE).read_text())["step"])
     except (OSError, ValueError, KeyError):
         return -1
 
@@ -219,15 +227,15 @@ def save_checkpoint(
 
     with _quiet_transformers():
         if is_lora(model):
-            model.save_pretrained(tmp / "adapter")  # type: ignore[operator]
+            model.save_pretrained(tmp / ADAPTER_DIR)  # type: ignore[operator]
             # A resumed run must continue from exactly these weights: merge into a copy.
             merged = merged_copy(model)
-            save_model_dir(merged, tmp / "model", save_dtype)
+            save_model_dir(merged, tmp / MODEL_DIR, save_dtype)
             del merged
         else:
-            save_model_dir(model, tmp / "model", save_dtype)
+            save_model_dir(model, tmp / MODEL_DIR, save_dtype)
         if tokenizer is not None:
-            tokenizer.save_pretrained(tmp / "model")
+            tokenizer.save_pretrained(tmp / MODEL_DIR)
 
     torch.save(
         {
@@ -237,12 +245,12 @@ def save_checkpoint(
             "optimizer": optimizer.state_dict() if optimizer is not None else None,
             "rng": capture_rng_state(),
         },
-        tmp / "trainer_state.pt",
+        tmp / TRAINER_STATE,
     )
     readable = {"step": state.step, "data_position": state.data_position}
-    (tmp / "state.json").write_text(json.dumps(readable, indent=2) + "\n")
+    (tmp / CHECKPOINT_STATE).write_text(json.dumps(readable, indent=2) + "\n")
     if config is not None:
-        (tmp / "train_config.json").write_text(json.dumps(config_dict(config), indent=2) + "\n")
+        (tmp / TRAIN_CONFIG).write_text(json.dumps(config_dict(config), indent=2) + "\n")
     if run_state is not None:
         (tmp / RUN_STATE).write_text(run_state, encoding="utf-8")
     crash_point("checkpoint:before_complete")
@@ -297,14 +305,14 @@ def verify_checkpoint(path: str | Path) -> None:
     if not is_complete(path):
         raise CheckpointDamaged(f"checkpoint {path} is incomplete (no {COMPLETE} marker)")
     try:
-        folder = path / "adapter" if (path / "adapter").exists() else path / "model"
+        folder = path / ADAPTER_DIR if (path / ADAPTER_DIR).exists() else path / MODEL_DIR
         files = sorted(folder.glob("*.safetensors"))
         if not files:
             raise FileNotFoundError(f"no safetensors files in {folder}")
         for file in files:
             load_file(file)
-        torch.load(path / "trainer_state.pt", map_location="cpu", weights_only=True)
-        json.loads((path / "state.json").read_text())
+        torch.load(path / TRAINER_STATE, map_location="cpu", weights_only=True)
+        json.loads((path / CHECKPOINT_STATE).read_text())
     except Exception as exc:  # safetensors, torch.load and json each raise their own types
         raise CheckpointDamaged(f"checkpoint {path} cannot be loaded: {exc}") from exc
 
@@ -351,7 +359,7 @@ def _load(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None)
     if is_lora(model):
         from peft import set_peft_model_state_dict
 
-        adapter = load_file(path / "adapter" / "adapter_model.safetensors", device=str(device))
+        adapter = load_file(path / ADAPTER_DIR / ADAPTER_FILE, device=str(device))
         result: Any = set_peft_model_state_dict(model, adapter)
         # The base weights are "missing" from an adapter file by design; adapters are not.
         missing = [k for k in result.missing_keys if "lora_" in k]
@@ -360,10 +368,10 @@ def _load(path: Path, model: nn.Module, optimizer: torch.optim.Optimizer | None)
                 f"adapter mismatch: unexpected {result.unexpected_keys[:5]}, missing {missing[:5]}"
             )
     else:
-        _load_weights(path / "model", model, device)
+        _load_weights(path / MODEL_DIR, model, device)
 
     # On the CPU: RNG states must be CPU tensors; the optimizer moves its state to the params.
-    saved = torch.load(path / "trainer_state.pt", map_location="cpu", weights_only=True)
+    saved = torch.load(path / TRAINER_STATE, map_location="cpu", weights_only=True)
     if optimizer is not None and saved["optimizer"] is not None:
         optimizer.load_state_dict(saved["optimizer"])
     restore_rng_state(saved["rng"])
@@ -414,13 +422,11 @@ def keep_weights(source: str | Path, path: str | Path) -> Path:
     shutil.copytree(
         source,
         tmp,
-        ignore=shutil.ignore_patterns("trainer_state.pt", RUN_STATE, COMPLETE),
+        ignore=shutil.ignore_patterns(TRAINER_STATE, RUN_STATE, COMPLETE),
         copy_function=_link_or_copy,
     )
-    readable = json.loads((source / "state.json").read_text())
-    torch.save(
-        {**readable, "optimizer": None, "rng": capture_rng_state()}, tmp / "trainer_state.pt"
-    )
+    readable = json.loads((source / CHECKPOINT_STATE).read_text())
+    torch.save({**readable, "optimizer": None, "rng": capture_rng_state()}, tmp / TRAINER_STATE)
     (tmp / COMPLETE).write_text(f"{readable['step']}\n")
     shutil.rmtree(path, ignore_errors=True)
     tmp.rename(path)

@@ -13,7 +13,6 @@ import math
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
@@ -28,23 +27,16 @@ from agentwheel.train.batching import (
     make_micro_batches,
     padding_fraction,
 )
-from agentwheel.train.checkpoint import (
-    TrainerState,
-    load_checkpoint,
-    save_checkpoint,
-    seed_everything,
-)
 from agentwheel.train.logprobs import token_logprobs
 from agentwheel.train.model import (
     autocast,
     is_lora,
     lr_at,
-    make_optimizer,
     model_device,
-    prepare_model,
     trainable_parameters,
     unwrap,
 )
+from agentwheel.train.trainer_base import Trainer
 
 RewardFn = Callable[[Trajectory], float]
 
@@ -221,7 +213,7 @@ class GRPOStepMetrics:
         return dict(self.__dict__)
 
 
-class GRPOTrainer:
+class GRPOTrainer(Trainer):
     """Owns the policy, its optimizer and (when kl_coef > 0) a frozen reference.
 
     `temperature` is the sampler's (a schedule's `rollout.temperature`): log-probs are of
@@ -237,16 +229,12 @@ class GRPOTrainer:
         ref_model: nn.Module | None = None,
         pad_id: int = 0,
     ):
+        super().__init__(model, config, pad_id)
         if not temperature > 0:
             raise ValueError(f"temperature must be > 0, got {temperature}")
-        seed_everything(config.seed)
-        self.config = config
+        self.config: GRPOConfig = config
         self.temperature = temperature
         self.reward_fn = reward_fn
-        self.pad_id = pad_id
-        self.model = prepare_model(model, config.lora, config.gradient_checkpointing)
-        self.optimizer = make_optimizer(self.model, config)
-        self.step_count = 0
         # The reference is the starting policy: with LoRA, the base with adapters off;
         # else a frozen copy (a second set of weights in memory).
         self.ref_model = ref_model
@@ -405,26 +393,6 @@ class GRPOTrainer:
             )
         model.train(was_training)
         return out.logprobs
-
-    def save(self, path: str | Path, tokenizer: Any = None, save_dtype: str | None = None) -> Path:
-        """Checkpoint: HF model (+ tokenizer) for serving, and everything to resume; see
-        `save_checkpoint` for `save_dtype`."""
-        state = TrainerState(step=self.step_count)
-        return save_checkpoint(
-            path,
-            self.model,
-            self.optimizer,
-            state,
-            tokenizer=tokenizer,
-            config=self.config,
-            save_dtype=save_dtype,
-        )
-
-    def load(self, path: str | Path) -> TrainerState:
-        """Restore weights (or adapters), optimizer, step and RNG states from `save`."""
-        state = load_checkpoint(path, self.model, self.optimizer)
-        self.step_count = state.step
-        return state
 
 
 def given_rewards(

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from agentwheel.core.run_layout import METRICS
+from agentwheel.core.run_layout import RunLayout
 from agentwheel.train.run_state import truncate_to_committed
 
 
@@ -17,7 +17,8 @@ class MetricsLog:
     file is the record every report is built from."""
 
     def __init__(self, run_dir: Path, tensorboard: bool, wandb_project: str | None = None):
-        self.path = run_dir / METRICS
+        files = RunLayout(run_dir)
+        self.path = files.metrics
         self.writer: Any = None
         self.wandb: Any = None
         self.notes: list[str] = []
@@ -25,7 +26,7 @@ class MetricsLog:
             try:
                 from torch.utils.tensorboard import SummaryWriter
 
-                self.writer = SummaryWriter(str(run_dir / "tb"))
+                self.writer = SummaryWriter(str(files.tensorboard))
             except ImportError as exc:
                 self.notes.append(f"TensorBoard skipped: {exc}")
         if wandb_project:

@@ -12,12 +12,17 @@ import numpy as np
 
 from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.dataset import load_tasks, write_tasks
-from agentwheel.core.run_layout import EVALS_DIR
+from agentwheel.core.run_layout import (
+    HELD_OUT_SPLIT,
+    TASKS_FILE,
+    TRAIN_SPLIT,
+    split_tasks,
+)
 from agentwheel.core.task import Task
 from agentwheel.envs.agent import ModelPolicy
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.eval.evaluate import TRACES, read_traces, run_eval
-from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
+from agentwheel.flywheels.agentic.synth import synth_agentic
 from agentwheel.flywheels.agentic.workflow import Workflow
 from agentwheel.flywheels.agentic.workflow_loader import load_workflow, workflow_paths
 from agentwheel.train.model import is_lora
@@ -64,8 +69,8 @@ def phase_data(run: RunContext) -> None:
         _synthesize_data(run)
     required = run.config.data.require_branch_kinds
     for name, path in (
-        ("train pool", run.train_tasks_path()),
-        ("held-out set", run.held_out_path()),
+        ("train pool", run.layout.train_tasks),
+        ("held-out set", run.layout.held_out_tasks),
     ):
         present = {t.branch_kind for t in load_tasks(path).tasks}
         missing = [k for k in required if k not in present]
@@ -80,11 +85,11 @@ def phase_data(run: RunContext) -> None:
 
 def _reuse_data(run: RunContext, source: Path) -> None:
     """The train pool and held-out set of another run, copied as they are."""
-    for path, name in ((run.train_tasks_path(), "train"), (run.held_out_path(), "held_out")):
-        tasks = load_tasks(source / name / TASKS).tasks
+    for split in (TRAIN_SPLIT, HELD_OUT_SPLIT):
+        tasks = load_tasks(split_tasks(source, split)).tasks
         if not tasks:
-            raise ValueError(f"no tasks in {source / name / TASKS} (data.reuse_from)")
-        write_tasks(tasks, path)
+            raise ValueError(f"no tasks in {split_tasks(source, split)} (data.reuse_from)")
+        write_tasks(tasks, split_tasks(run.layout.data, split))
     run.log(f"data: reused from {source}")
 
 
@@ -92,22 +97,22 @@ def _synthesize_data(run: RunContext) -> None:
     data, seed = run.config.data, run.config.seed
     train, held = split_workflows(data)
     synth_agentic(
-        run.dir / "data" / "train",
+        run.layout.train_data,
         train,
         seed=seed,
         tasks_per_workflow=data.tasks_per_workflow,
         extra_conditions=data.extra_conditions,
     )
-    held_dir = run.dir / "data" / "held_out" / "synth"
+    held_dir = run.layout.held_out_synth
     # A different seed: held-out trees come from other workflows anyway, but their
     # sampled branches should not mirror the pool's.
     synth_agentic(held_dir, held, seed=seed + 7919, tasks_per_workflow=data.held_out_tasks)
-    tasks = load_tasks(held_dir / TASKS).tasks
+    tasks = load_tasks(held_dir / TASKS_FILE).tasks
     order = np.random.default_rng([seed, 1]).permutation(len(tasks))
     chosen = [tasks[int(i)] for i in order[: data.held_out_tasks]]
-    pool = _with_extra_tasks(run, load_tasks(run.train_tasks_path()).tasks)
+    pool = _with_extra_tasks(run, load_tasks(run.layout.train_tasks).tasks)
     seen = _held_out_seen(run, train, pool) if data.held_out_seen_tasks else []
-    write_tasks([*chosen, *seen], run.held_out_path())
+    write_tasks([*chosen, *seen], run.layout.held_out_tasks)
     if not pool or not chosen:
         raise ValueError(f"empty data: {len(pool)} train tasks, {len(chosen)} held-out tasks")
     run.log(
@@ -121,7 +126,7 @@ def _with_extra_tasks(run: RunContext, pool: list[Task]) -> list[Task]:
     extra = [t for spec in run.config.data.extra_train_tasks for t in _task_set(spec)]
     if extra:
         pool = [*pool, *extra]
-        write_tasks(pool, run.train_tasks_path())
+        write_tasks(pool, run.layout.train_tasks)
     return pool
 
 
@@ -139,11 +144,11 @@ def _held_out_seen(run: RunContext, train: list[Workflow], pool: list[Task]) -> 
     """New tasks of the train workflows: synthesized with another seed, and dropped
     when their request or user facts match any train-pool task's."""
     n, seed = run.config.data.held_out_seen_tasks, run.config.seed
-    out = run.dir / "data" / "held_out" / "synth_seen"
+    out = run.layout.held_out_seen_synth
     per_workflow = -(-n // len(train)) + 1
     synth_agentic(out, train, seed=seed + 104_729, tasks_per_workflow=per_workflow)
     trained = {task_fingerprint(t) for t in pool}
-    fresh = [t for t in load_tasks(out / TASKS).tasks if task_fingerprint(t) not in trained]
+    fresh = [t for t in load_tasks(out / TASKS_FILE).tasks if task_fingerprint(t) not in trained]
     order = np.random.default_rng([seed, 2]).permutation(len(fresh))
     return [
         fresh[int(i)].model_copy(update={"id": f"heldout.{fresh[int(i)].id}"}) for i in order[:n]
@@ -163,9 +168,9 @@ KIND_PASS1 = "held_out_pass1_kind_"  # + a branch kind: a metrics key of an eval
 
 def phase_eval(run: RunContext, name: str, round_: int) -> float:
     """Held-out pass^k of the current policy, recorded as an `eval` metrics line."""
-    run.model.model.eval()
-    out = run.dir / EVALS_DIR / name
-    tasks = load_tasks(run.held_out_path()).tasks
+    run.policy.module.eval()
+    out = run.layout.eval_dir(name)
+    tasks = load_tasks(run.layout.held_out_tasks).tasks
     summary = run_eval(
         tasks,
         _eval_policy(run),
@@ -174,7 +179,7 @@ def phase_eval(run: RunContext, name: str, round_: int) -> float:
         out,
         run.runner_config,
         resume=True,
-        meta={"tasks": str(run.held_out_path()), "stage": name},
+        meta={"tasks": str(run.layout.held_out_tasks), "stage": name},
     )
     pass1 = float(summary["pass_hat_k"]["1"])
     run.state.evals[name] = pass1
@@ -205,7 +210,7 @@ def phase_eval(run: RunContext, name: str, round_: int) -> float:
 
 def _eval_policy(run: RunContext) -> ModelPolicy:
     params = run.config.eval.sampling(run.config.seed)
-    return ModelPolicy(run.generator.chat_model(), params, name=run.config.model.spec)
+    return ModelPolicy(run.policy.chat_model(), params, name=run.config.model.spec)
 
 
 def _pass1_by_workflow_split(
@@ -239,13 +244,13 @@ def phase_sft(run: RunContext) -> None:
     """SFT on oracle episodes of the train pool, checkpointed (and resumable) every step;
     LoRA adapters are merged into the base afterwards."""
     cfg = run.config.sft
-    trainer = SFTTrainer(run.model.model, cfg.train, pad_id=run.model.pad_id)
-    pool = load_tasks(run.train_tasks_path()).tasks
+    trainer = SFTTrainer(run.policy.module, cfg.train, pad_id=run.policy.pad_id)
+    pool = load_tasks(run.layout.train_tasks).tasks
     if cfg.max_tasks is not None:
         pool = pool[: cfg.max_tasks]
     # The oracle gets the default turn limit: the policy's may be too short for it.
     data = oracle_sft_data(
-        pool, run.model.renderer, cfg.train.max_seq_len, cfg.trials, kind_repeats=cfg.kind_repeats
+        pool, run.policy.renderer, cfg.train.max_seq_len, cfg.trials, kind_repeats=cfg.kind_repeats
     )
     manifest = {
         "sequences": len(data.sequences),
@@ -254,10 +259,9 @@ def phase_sft(run: RunContext) -> None:
         "trained_tokens": sum(s.num_trained_tokens for s in data.sequences),
         "mean_length": sum(len(s) for s in data.sequences) / max(1, len(data.sequences)),
     }
-    (run.dir / "sft").mkdir(exist_ok=True)
-    write_text_atomic(run.dir / "sft" / "manifest.json", json.dumps(manifest, indent=2))
+    write_text_atomic(run.layout.sft_manifest, json.dumps(manifest, indent=2))
     if run.state.checkpoint.get("trainer") == "sft":
-        trainer.load(run.dir / "checkpoints" / "last")
+        trainer.load(run.layout.last_checkpoint)
         run.log(f"resumed SFT at step {trainer.step_count}")
     batches = -(-len(data.sequences) // cfg.train.batch_size) * cfg.train.epochs
     total = min(batches, cfg.max_steps) if cfg.max_steps is not None else batches
@@ -284,5 +288,5 @@ def phase_sft(run: RunContext) -> None:
     run.state.checkpoint = {"trainer": "sft_done"}
     if is_lora(trainer.model):
         # GRPO trains its own adapters on the SFT policy: fold these into the base.
-        run.model.model = trainer.model.merge_and_unload()  # type: ignore[operator]
+        run.policy.module = trainer.model.merge_and_unload()  # type: ignore[operator]
     run.log(f"SFT: {trainer.step_count} steps on {len(data.sequences)} oracle sequences")

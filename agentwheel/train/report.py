@@ -17,6 +17,7 @@ from agentwheel.core.run_layout import (
     ROUND_REPORT,
     ROUNDS_DIR,
     STATE,
+    RunLayout,
     stage_label,
 )
 
@@ -70,7 +71,7 @@ def write_plots(run_dir: Path, metrics: list[dict[str, Any]], state: dict[str, A
         import matplotlib.pyplot as plt
     except ImportError:
         return []
-    out = run_dir / "plots"
+    out = RunLayout(run_dir).plots
     out.mkdir(exist_ok=True)
     written = []
     grpo = [m for m in metrics if m.get("stage") == "grpo"]
@@ -210,6 +211,6 @@ def write_report(run_dir: str | Path, plots: bool = True) -> Path:
     state, metrics, rounds = _read(run_dir)
     written = write_plots(run_dir, metrics, state) if plots else []
     name = run_dir.name
-    path = run_dir / "report.md"
+    path = RunLayout(run_dir).report
     path.write_text(render_report(state, rounds, written, name, metrics))
     return path

@@ -1,6 +1,6 @@
-"""What every phase of a run shares: the run directory and its config, the committed state,
-the metrics sinks, the policy and the engine it generates with, the GRPO trainer, and the
-bookkeeping that keeps them in step (record a step, checkpoint, commit, note).
+"""What the phases of a run get: the run's ledger (run_ledger.py: directory, config,
+committed state, metrics, notes) and the policy it trains (policy.py: model, generation
+engine, GRPO trainer), and the step commit that spans both (checkpoint, then state.json).
 
 Phases (phases.py, rounds/) are functions of a `RunContext`; the driver (schedule.py)
 calls them in order.
@@ -8,235 +8,80 @@ calls them in order.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from agentwheel.core.atomic import write_text_atomic
-from agentwheel.core.messages import SamplingParams
-from agentwheel.core.run_layout import ROUNDS_DIR, round_dir_name
-from agentwheel.core.yaml_text import load_yaml
-from agentwheel.flywheels.agentic.synth import TASKS
 from agentwheel.settings.schedule import ScheduleConfig
 from agentwheel.train.checkpoint import (
-    RUN_STATE,
-    TrainerState,
     crash_point,
-    load_checkpoint,
-    recover_checkpoint,
-    resume_point,
-    save_checkpoint,
     weights_digest,
 )
-from agentwheel.train.generation import Generator
 from agentwheel.train.grpo import GRPOTrainer
-from agentwheel.train.metrics_log import MetricsLog
-from agentwheel.train.model_factory import build_model
-from agentwheel.train.rollout import TurnSeededPolicy, rollout_seed
-from agentwheel.train.run_state import RunState, RunStateDamaged
+from agentwheel.train.policy import Policy
+from agentwheel.train.run_ledger import RunLedger
+from agentwheel.train.trainer_base import Trainer
 
-StepHook = Callable[[dict[str, Any]], None]
-Progress = Callable[[str, int, int], None]  # (phase description, done, total)
+# state.checkpoint["trainer"] of a run whose newest weights are its SFT phase's own
+# (a resumed SFT phase loads them itself, with LoRA as adapters on the initial base).
+_BEFORE_OWN_WEIGHTS = (None, "sft")
 
 
-class RunContext:
-    """One run directory, opened fresh or (with `resume=True`) where its state left off."""
+class RunContext(RunLedger):
+    """One run: its ledger, opened fresh or resumed, and its policy with the newest
+    committed weights."""
 
-    def __init__(
-        self,
-        config: ScheduleConfig,
-        run_dir: Path,
-        *,
-        resume: bool = False,
-        on_step: StepHook | None = None,
-        progress: Progress | None = None,
-        log: Callable[[str], None] = print,
-    ):
-        self.dir = Path(run_dir)
-        self.on_step = on_step
-        self.progress = progress
-        self.log = log
-        self.state = self._load_state(resume)
-        self.dir.mkdir(parents=True, exist_ok=True)
-        self.config = config = self._saved_config(config) if resume else config
-        write_text_atomic(self.dir / "config.yaml", config.to_yaml())
-        self.metrics = MetricsLog(self.dir, config.tensorboard, config.wandb_project)
-        self.metrics.truncate(self.state.metrics_lines)
-        for note in self.metrics.notes:
-            if note not in self.state.notes:
-                self.state.notes.append(note)
-        self.model = build_model(config.model, config.seed)
-        if config.model.init_from is not None:
-            load_checkpoint(config.model.init_from, self.model.model)
+    def __init__(self, config: ScheduleConfig, run_dir: Path, *, resume: bool = False, **kw: Any):
+        super().__init__(config, run_dir, resume=resume, **kw)
+        self.policy = Policy(self.config)
+        self._load_weights(resume)
+
+    def _load_weights(self, resume: bool) -> None:
+        """The `model.init_from` weights (recorded in the state once), then, resuming
+        past SFT, the newest checkpoint's (for evals and flywheel steps)."""
+        init_from = self.config.model.init_from
+        if init_from is not None:
+            self.policy.load(init_from)
             if not self.state.started_from:
                 self.state.started_from = {
-                    "path": config.model.init_from,
-                    "weights_sha256": weights_digest(self.model.model),
+                    "path": init_from,
+                    "weights_sha256": weights_digest(self.policy.module),
                 }
-        latest = self.dir / "checkpoints" / "last"
-        if resume and self.state.checkpoint.get("trainer") not in (None, "sft") and latest.exists():
-            # The newest (merged) weights for evals and flywheel steps. An SFT phase that
-            # resumes loads its own checkpoint (with LoRA: adapters on the initial base).
-            load_checkpoint(latest, self.model.model)
-        self.runner_config = config.runner.runner_config()
-        self.grpo: GRPOTrainer | None = None
-        self.generator = Generator(
-            config.model.generation, self.model, self._trained_module, self._initial_model_dir
-        )
-
-    def _load_state(self, resume: bool) -> RunState:
-        """The committed state; a damaged state.json is replaced by the run state saved
-        with the newest checkpoint, and is an error (`RunStateDamaged`) without one."""
-        try:
-            self.state = RunState.load(self.dir, resume)
-            damaged = None
-        except RunStateDamaged as exc:
-            self.state, damaged = RunState(), exc
-        fresh = self.state
-        if resume:
-            self._reconcile_with_checkpoints()
-        if damaged is not None:
-            if self.state is fresh:
-                raise RunStateDamaged(
-                    f"{damaged} and no checkpoint holds a run state to resume from: "
-                    "restore the file, or start a new run directory"
-                )
-            self.note(f"{damaged}; resumed from the run state saved with the checkpoint")
-        return self.state
-
-    def _reconcile_with_checkpoints(self) -> None:
-        """A step commits in its checkpoint first (with the run state inside) and in
-        state.json after: a kill between the two, inside the checkpoint's own commit, or a
-        damaged newest checkpoint all resume from the state saved with the checkpoint."""
-        recovered = recover_checkpoint(self.dir / "checkpoints" / "sft")
-        notes = [recovered] if recovered else []
-        point = resume_point(self.dir / "checkpoints" / "last")
-        notes += point.notes
-        saved = self._checkpoint_run_state(point.run_state, notes)
-        if saved is not None and (point.fell_back or saved.global_step > self.state.global_step):
-            notes.append(
-                f"resumed from the run state saved with the checkpoint at global step "
-                f"{saved.global_step} (state.json was at {self.state.global_step})"
-            )
-            saved.notes = self.state.notes
-            self.state = saved
-        for text in notes:
-            self.note(text)
-
-    def _checkpoint_run_state(self, saved: str | None, notes: list[str]) -> RunState | None:
-        if saved is None:
-            return None
-        where = str(self.dir / "checkpoints" / "last" / RUN_STATE)
-        try:
-            return RunState.parse_saved(saved, where)
-        except RunStateDamaged as exc:
-            notes.append(f"{exc}; resuming from state.json")
-            return None
-
-    def _saved_config(self, config: ScheduleConfig) -> ScheduleConfig:
-        """A resumed run keeps the config it started with."""
-        path = self.dir / "config.yaml"
-        if not path.exists():
-            return config
-        saved = ScheduleConfig.model_validate(load_yaml(path.read_text()))
-        if saved != config:
-            self.log("note: the config differs from the run's saved config; using the saved one")
-        return saved
-
-    # -- the model
-
-    def _trained_module(self) -> Any:
-        return self.grpo.model if self.grpo is not None else self.model.model
-
-    def _initial_model_dir(self) -> str:
-        """Where a separate engine (vLLM) loads the architecture from; weights follow."""
-        from agentwheel.llm.default_model import hf_spec_dir
-
-        return hf_spec_dir(self.config.model.spec)
-
-    def rollout_policy(self, *position: int) -> TurnSeededPolicy:
-        """The policy sampling agentic episodes at `position` (round, step, attempt, ...)."""
-        cfg = self.config.rollout
-        params = SamplingParams(
-            temperature=cfg.temperature,
-            max_new_tokens=cfg.max_new_tokens,
-            seed=rollout_seed(self.config.seed, *position),
-        )
-        return TurnSeededPolicy(self.generator.chat_model(), params, name=self.config.model.spec)
+        latest = self.layout.last_checkpoint
+        trainer = self.state.checkpoint.get("trainer")
+        if resume and trainer not in _BEFORE_OWN_WEIGHTS and latest.exists():
+            self.policy.load(latest)
 
     def grpo_trainer(self) -> GRPOTrainer:
-        """One GRPO trainer (one optimizer) for all rounds; its reference is the SFT policy
-        (this run's, or the `model.init_from` weights it started from)."""
-        if self.grpo is None:
-            sft = self.dir / "checkpoints" / "sft"
-            start = sft if sft.exists() else self.config.model.init_from
-            if start is not None:
-                load_checkpoint(start, self.model.model)
-                self.generator.mark_stale()
-            self.grpo = GRPOTrainer(
-                self.model.model,
-                self.config.grpo,
-                temperature=self.config.rollout.temperature,
-                pad_id=self.model.pad_id,
-            )
-            if self.state.checkpoint.get("trainer") == "grpo":
-                state = load_checkpoint(
-                    self.dir / "checkpoints" / "last", self.grpo.model, self.grpo.optimizer
-                )
-                self.grpo.step_count = state.step
-                self.log(f"resumed GRPO at optimizer step {state.step}")
-        return self.grpo
+        """The run's GRPO trainer; its reference is the SFT policy (this run's, or the
+        `model.init_from` weights it started from); resumed from the newest checkpoint
+        when training stopped inside GRPO."""
+        if self.policy.grpo is not None:
+            return self.policy.grpo
+        sft = self.layout.sft_checkpoint
+        resume = self.state.checkpoint.get("trainer") == "grpo"
+        trainer = self.policy.grpo_trainer(
+            sft if sft.exists() else self.config.model.init_from,
+            self.layout.last_checkpoint if resume else None,
+        )
+        if resume:
+            self.log(f"resumed GRPO at optimizer step {trainer.step_count}")
+        return trainer
 
     def checkpoint(
-        self, trainer: Any, name: str, position: dict[str, Any], with_run_state: bool = False
+        self,
+        trainer: Trainer,
+        name: str,
+        position: dict[str, Any],
+        with_run_state: bool = False,
     ) -> None:
-        """Save `trainer` as checkpoints/<name> (with the run state as it will be committed,
-        when asked); the generation engine is stale after it."""
-        self.generator.mark_stale()
-        save_checkpoint(
-            self.dir / "checkpoints" / name,
-            trainer.model,
-            trainer.optimizer,
-            TrainerState(step=trainer.step_count, data_position=position),
-            tokenizer=self.model.standalone_tokenizer(),
-            config=trainer.config,
-            run_state=self.state.model_dump_json(indent=2) if with_run_state else None,
-            save_dtype=self.config.model.save_dtype,
-        )
-
-    # -- the layout
-
-    def train_tasks_path(self) -> Path:
-        return self.dir / "data" / "train" / TASKS
-
-    def held_out_path(self) -> Path:
-        return self.dir / "data" / "held_out" / TASKS
-
-    def round_dir(self, round_: int) -> Path:
-        return self.dir / ROUNDS_DIR / round_dir_name(round_)
-
-    def previous_round(self, round_: int, kind: str) -> int | None:
-        """The latest round before `round_` of this kind (rounds may alternate kinds)."""
-        earlier = [r for r in range(1, round_) if self.config.rounds[r - 1].kind == kind]
-        return earlier[-1] if earlier else None
-
-    # -- bookkeeping
-
-    def commit(self) -> None:
-        self.state.commit(self.dir)
-
-    def finish(self, phase: str) -> None:
-        self.state.done.append(phase)
-        self.commit()
-
-    def record(self, record: dict[str, Any], global_step: int) -> None:
-        """One metrics line; committed with the next `commit`."""
-        self.metrics.write(record, global_step)
-        self.state.metrics_lines += 1
+        """Save `trainer` as checkpoints/<name>, with the run state as it will be
+        committed when asked."""
+        run_state = self.state.model_dump_json(indent=2) if with_run_state else None
+        self.policy.save(trainer, self.layout.checkpoint(name), position, run_state)
 
     def step_done(
         self,
-        trainer: Any,
+        trainer: Trainer,
         data_position: dict[str, Any],
         record: dict[str, Any],
         phase: str,
@@ -249,13 +94,4 @@ class RunContext:
         self.record(record, record["global_step"])
         self.checkpoint(trainer, "last", data_position, with_run_state=True)
         crash_point("step:after_checkpoint")
-        self.commit()
-        if self.progress is not None:
-            self.progress(phase, done, total)
-        if self.on_step is not None:
-            self.on_step(record)
-
-    def note(self, text: str) -> None:
-        """Something a reader of the run should know (a fallback, a skipped sink)."""
-        self.log(f"note: {text}")
-        self.state.notes.append(text)
+        self.step_committed(record, phase, done, total)

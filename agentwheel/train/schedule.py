@@ -25,11 +25,8 @@ position, and `state.json` is updated after it. `resume=True` skips finished pha
 continues a training phase from its last checkpoint; rollout seeds and task order are
 functions of (seed, round, step, attempt), so the resumed run repeats the uninterrupted one.
 
-Layout: config.yaml, state.json, metrics.jsonl (one line per step, with stage/round/step),
-data/{train,held_out}/, sft/, evals/<name>/ (run_eval output), rounds/round-<r>/
-(probe/, evolve/, the round's items and grown pool, selection.json, rollouts/,
-report.json), reasoning/seeds/, checkpoints/{sft,last,round-<r>} (round-<r>: the weights
-after round r, kept for later evals), tb/ (TensorBoard, when available), plots/, report.md.
+The run directory's layout: core/run_layout.py (config.yaml, state.json, metrics.jsonl,
+data/, sft/, evals/<name>/, rounds/round-<r>/, checkpoints/{sft,last,round-<r>}, ...).
 
 With an external trainer (`trainer.backend: verl`), a round's grpo phase runs on that
 engine instead (rounds/external.py): it gets the round's tasks and the current policy and
@@ -39,9 +36,10 @@ A run may start from another run's data and weights (`data.reuse_from`,
 `model.init_from`, with `sft.enabled: false`): the learning study (agentwheel/study/)
 runs its RL arms so, from one SFT checkpoint.
 
-Where things are: the config (agentwheel/settings/schedule.py), the run's shared state and
-bookkeeping (run_context.py, run_state.py, metrics_log.py), the data/eval/SFT phases
-(phases.py), the rounds (rounds/).
+Where things are: the config (agentwheel/settings/schedule.py), the run directory's names
+(core/run_layout.py), the run's committed record (run_ledger.py, run_state.py,
+metrics_log.py), the policy and its trainers (policy.py), what phases get (run_context.py),
+the data/eval/SFT phases (phases.py), the rounds (rounds/).
 """
 
 from __future__ import annotations
@@ -54,15 +52,15 @@ from typing import Any
 
 from agentwheel.core.external_training import ExternalTrainer
 from agentwheel.settings.schedule import ScheduleConfig
+from agentwheel.train.phase_driver import Phase, PhaseProgress, run_phases
 from agentwheel.train.phases import phase_data, phase_eval, phase_sft
 from agentwheel.train.report import write_report
 from agentwheel.train.rounds.base import run_grpo_round, select_round_items, write_round_report
 from agentwheel.train.rounds.external import run_external_round
 from agentwheel.train.rounds.registry import round_kind
-from agentwheel.train.run_context import Progress, RunContext, StepHook
+from agentwheel.train.run_context import RunContext
+from agentwheel.train.run_ledger import StepHook
 from agentwheel.train.run_state import RunState
-
-Phase = tuple[str, Callable[[], Any]]
 
 
 class ScheduleRun(RunContext):
@@ -114,16 +112,15 @@ class ScheduleRun(RunContext):
             return partial(run_external_round, self, self.external, round_, settings)
         return partial(run_grpo_round, self, kind, round_, settings)
 
+    def _phase_ended(self, name: str, finished: bool, seconds: float) -> None:
+        if finished:
+            self.finish(name)
+
     def run(self) -> RunState:
         """Every phase not yet done, in order; returns the final state."""
         started = time.perf_counter()
         try:
-            for name, phase in self.phases():
-                if name in self.state.done:
-                    continue
-                self.log(f"== {name}")
-                phase()
-                self.finish(name)
+            run_phases(self.phases(), self.state.done, self._phase_ended, self.log)
         finally:
             self.metrics.close()
         self.log(f"run finished in {time.perf_counter() - started:.1f}s: {self.dir}")
@@ -136,7 +133,7 @@ def run_schedule(
     *,
     resume: bool = False,
     on_step: StepHook | None = None,
-    progress: Progress | None = None,
+    progress: PhaseProgress | None = None,
     log: Callable[[str], None] = print,
     external: ExternalTrainer | None = None,
 ) -> RunState:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -21,21 +20,14 @@ from torch import Tensor, nn
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.settings.trainer import SFTConfig
 from agentwheel.train.batching import TrainSequence, make_micro_batches, padding_fraction
-from agentwheel.train.checkpoint import (
-    TrainerState,
-    load_checkpoint,
-    save_checkpoint,
-    seed_everything,
-)
 from agentwheel.train.logprobs import token_logprobs
 from agentwheel.train.model import (
     autocast,
     lr_at,
-    make_optimizer,
     model_device,
-    prepare_model,
     trainable_parameters,
 )
+from agentwheel.train.trainer_base import Trainer
 
 
 def sft_loss(logprobs: Tensor, loss_mask: Tensor, num_tokens: int | None = None) -> Tensor:
@@ -79,14 +71,10 @@ class SFTStepMetrics:
         return dict(self.__dict__)
 
 
-class SFTTrainer:
+class SFTTrainer(Trainer):
     def __init__(self, model: nn.Module, config: SFTConfig, *, pad_id: int = 0):
-        seed_everything(config.seed)
-        self.config = config
-        self.pad_id = pad_id
-        self.model = prepare_model(model, config.lora, config.gradient_checkpointing)
-        self.optimizer = make_optimizer(self.model, config)
-        self.step_count = 0
+        super().__init__(model, config, pad_id)
+        self.config: SFTConfig = config
         self.epoch = 0
         self.batch_in_epoch = 0  # batches of the current epoch already trained on
 
@@ -171,27 +159,9 @@ class SFTTrainer:
             self.batch_in_epoch = 0
         return history
 
-    def save(self, path: str | Path, tokenizer: Any = None, save_dtype: str | None = None) -> Path:
-        """Checkpoint: HF model (+ tokenizer) for serving, and everything to resume; see
-        `save_checkpoint` for `save_dtype`."""
-        state = TrainerState(
-            step=self.step_count,
-            data_position={"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch},
-        )
-        return save_checkpoint(
-            path,
-            self.model,
-            self.optimizer,
-            state,
-            tokenizer=tokenizer,
-            config=self.config,
-            save_dtype=save_dtype,
-        )
+    def data_position(self) -> dict[str, Any]:
+        return {"epoch": self.epoch, "batch_in_epoch": self.batch_in_epoch}
 
-    def load(self, path: str | Path) -> TrainerState:
-        """Restore weights (or adapters), optimizer, step, data position and RNG states."""
-        state = load_checkpoint(path, self.model, self.optimizer)
-        self.step_count = state.step
-        self.epoch = state.data_position.get("epoch", 0)
-        self.batch_in_epoch = state.data_position.get("batch_in_epoch", 0)
-        return state
+    def restore_position(self, position: dict[str, Any]) -> None:
+        self.epoch = position.get("epoch", 0)
+        self.batch_in_epoch = position.get("batch_in_epoch", 0)

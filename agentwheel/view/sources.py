@@ -13,21 +13,27 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from agentwheel.core.dataset import EVAL_SUMMARY_FILE, TASKS_FILE, load_tasks, resolve_dataset
+from agentwheel.core.dataset import load_tasks, resolve_dataset
 from agentwheel.core.run_layout import (
+    BAND_TRACES,
+    CHECKPOINTS_DIR,
     EVALS_DIR,
+    PLOTS_DIR,
     ROUNDS_DIR,
     STATE,
+    SUMMARY,
+    TASKS_FILE,
+    TENSORBOARD_DIR,
+    TRACES,
+    WANDB_DIR,
     round_number,
     stage_label,
     stage_rank,
 )
 from agentwheel.core.task import Task
-from agentwheel.eval.evaluate import TRACES
 from agentwheel.view.page_data import GroupView
 
-BAND_TRACES = "band_traces.jsonl"
-SKIPPED_DIRS = frozenset({"checkpoints", "tb", "plots", "wandb"})
+SKIPPED_DIRS = frozenset({CHECKPOINTS_DIR, TENSORBOARD_DIR, PLOTS_DIR, WANDB_DIR})
 SUMMARY_KEYS = (
     "policy",
     "stage",
@@ -94,7 +100,7 @@ def describe_group(root: Path, traces: Path) -> GroupView:
 
 
 def read_summary(folder: Path) -> dict[str, Any]:
-    path = folder / EVAL_SUMMARY_FILE
+    path = folder / SUMMARY
     if not path.is_file():
         return {}
     try:

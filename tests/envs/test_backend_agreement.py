@@ -18,13 +18,14 @@ import pytest
 
 from agentwheel.core.dataset import load_tasks
 from agentwheel.core.messages import Completion, Message, ToolCall
+from agentwheel.core.run_layout import TASKS_FILE
 from agentwheel.core.task import Task
 from agentwheel.envs.agent import EpisodeView, Policy
 from agentwheel.envs.attacks import ATTACK_POLICIES, with_wrong_records
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.scripted import SCRIPTED_POLICIES, OraclePolicy
 from agentwheel.envs.user import ScriptedUser
-from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
+from agentwheel.flywheels.agentic.synth import synth_agentic
 from agentwheel.settings.runner import RunnerConfig
 from tests.flywheels.evolve_report import evolve_refused, refuse_report
 
@@ -117,8 +118,8 @@ def task_sets(tmp_path_factory: pytest.TempPathFactory) -> dict[str, list[Task]]
     evolve_refused(refuse_report(root / "evolve", WORKFLOWS), root / "evolved", ("deepen",))
     return {
         "fixtures": load_tasks("fixtures").tasks,
-        "synthesized": load_tasks(root / "synth" / TASKS).tasks,
-        "evolved": load_tasks(root / "evolved" / TASKS).tasks,
+        "synthesized": load_tasks(root / "synth" / TASKS_FILE).tasks,
+        "evolved": load_tasks(root / "evolved" / TASKS_FILE).tasks,
     }
 
 

@@ -10,11 +10,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from agentwheel.core.dataset import load_tasks
+from agentwheel.core.run_layout import TASKS_FILE
 from agentwheel.envs.scripted import CautiousPolicy
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.eval.evaluate import run_eval
 from agentwheel.flywheels.agentic.evolve import EvolveManifest, evolve_agentic
-from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
+from agentwheel.flywheels.agentic.synth import synth_agentic
 from agentwheel.settings.runner import RunnerConfig
 
 
@@ -31,13 +32,13 @@ def refuse_report(tmp_path: Path, workflows: Sequence[str], tasks_per_workflow: 
     """Synthesize `round0/` from `workflows`, evaluate it with the hasty refuser in `eval0/`."""
     synth_agentic(tmp_path / "round0", list(workflows), tasks_per_workflow=tasks_per_workflow)
     run_eval(
-        load_tasks(tmp_path / "round0" / TASKS).tasks,
+        load_tasks(tmp_path / "round0" / TASKS_FILE).tasks,
         HastyRefusal(),
         ScriptedUser(),
         1,
         tmp_path / "eval0",
         RunnerConfig(),
-        meta={"tasks": str(tmp_path / "round0" / TASKS)},
+        meta={"tasks": str(tmp_path / "round0" / TASKS_FILE)},
     )
     return tmp_path / "eval0"
 

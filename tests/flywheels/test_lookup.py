@@ -9,6 +9,7 @@ from typer.testing import CliRunner
 from agentwheel.cli import app
 from agentwheel.core.dataset import load_tasks
 from agentwheel.core.messages import Message
+from agentwheel.core.run_layout import BAND_TRACES, TASKS_FILE
 from agentwheel.core.task import SqlTable, Task, UserSide
 from agentwheel.envs.agent import EpisodeView
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
@@ -17,11 +18,10 @@ from agentwheel.envs.tools import fill_expected_outputs
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.eval.evaluate import read_traces
 from agentwheel.flywheels.agentic import phrasing
-from agentwheel.flywheels.agentic.evolve import BAND_TRACES, mix_variants
+from agentwheel.flywheels.agentic.evolve import mix_variants
 from agentwheel.flywheels.agentic.expand import expand_workflows
 from agentwheel.flywheels.agentic.lookup import lookup_task
 from agentwheel.flywheels.agentic.lookup_target import lookup_target
-from agentwheel.flywheels.agentic.synth import TASKS
 from agentwheel.flywheels.agentic.validate import validate_tasks
 from agentwheel.flywheels.agentic.workflow_loader import (
     load_workflow,
@@ -286,7 +286,7 @@ def test_mix_variants_prefers_variants_then_tasks_lookup_cannot_cover():
 def test_evolve_stacks_lookup_on_deepen_within_the_budget(tmp_path):
     report = refuse_report(tmp_path, [RETAIL, "agentwheel/data/workflows/clinic_reschedule.yaml"])
     manifest = evolve_refused(report, tmp_path / "round1", ("deepen", "lookup"))
-    evolved = load_tasks(tmp_path / "round1" / TASKS).tasks
+    evolved = load_tasks(tmp_path / "round1" / TASKS_FILE).tasks
     operators = Counter(t.lineage.operator for t in evolved)
     assert manifest.tasks_by_operator == dict(operators)
     assert set(operators) == {"deepen", "deepen+lookup"} and operators["deepen+lookup"] >= 3

@@ -5,12 +5,10 @@ import yaml
 
 from agentwheel.core.dataset import load_tasks
 from agentwheel.core.rejection import Rejection
+from agentwheel.core.run_layout import MANIFEST_FILE, REJECTIONS_FILE, TASKS_FILE
 from agentwheel.core.task import ToolCallStep
 from agentwheel.flywheels.agentic.evolve import learnable_band
 from agentwheel.flywheels.agentic.synth import (
-    MANIFEST,
-    REJECTIONS,
-    TASKS,
     counts_by_reason,
     gate,
     synth_agentic,
@@ -29,12 +27,12 @@ WORKFLOWS = [
 
 def test_synth_writes_validated_tasks_and_a_manifest(tmp_path):
     manifest = synth_agentic(tmp_path, WORKFLOWS, tasks_per_workflow=10)
-    tasks = load_tasks(tmp_path / TASKS).tasks
+    tasks = load_tasks(tmp_path / TASKS_FILE).tasks
     assert manifest.tasks == len(tasks) >= 18
     assert set(manifest.tasks_by_kind) == {"happy", "clarify", "refuse", "transfer", "adversarial"}
     assert set(manifest.tasks_by_domain) == {"retail", "banking"}
     assert manifest.mean_tree_depth > 2
-    assert json.loads((tmp_path / MANIFEST).read_text())["tasks"] == len(tasks)
+    assert json.loads((tmp_path / MANIFEST_FILE).read_text())["tasks"] == len(tasks)
     assert validate_tasks(tasks).counts == {"kept": len(tasks)}
 
 
@@ -51,7 +49,7 @@ def test_synth_writes_each_rejection_as_one_record_and_counts_it(tmp_path):
     )
     workflow = parse_workflow(contradictory)
     manifest = synth_agentic(tmp_path / "out", [workflow, bad_file], tasks_per_workflow=10)
-    lines = (tmp_path / "out" / REJECTIONS).read_text().splitlines()
+    lines = (tmp_path / "out" / REJECTIONS_FILE).read_text().splitlines()
     rejections = [Rejection.model_validate_json(line) for line in lines]
     load = [r for r in rejections if r.stage == "load"]
     assert [(r.item, r.reason, r.field) for r in load] == [
@@ -83,7 +81,7 @@ def test_gate_appends_validation_rejections_to_the_expansion_ones():
 def test_evolve_grows_deeper_trees_where_the_policy_fails(tmp_path):
     report = refuse_report(tmp_path, WORKFLOWS)
     manifest = evolve_refused(report, tmp_path / "round1", ("deepen",))
-    evolved = load_tasks(tmp_path / "round1" / TASKS).tasks
+    evolved = load_tasks(tmp_path / "round1" / TASKS_FILE).tasks
     assert manifest.round == 1 and len(evolved) == manifest.tasks > 0
     assert all(t.lineage.round == 1 and t.lineage.operator == "deepen" for t in evolved)
     assert manifest.tasks_by_operator == {"deepen": len(evolved)}
@@ -131,7 +129,7 @@ def test_evolve_command_prints_rates_by_kind_and_flags_a_policy_change(tmp_path)
     args = ["evolve", "agentic", "--report", str(report), "--out", str(out), "--no-band"]
     result = CliRunner().invoke(app, [*args, "--policy", "oracle", "--samples", "1"])
     assert result.exit_code == 0, result.output
-    manifest = json.loads((out / MANIFEST).read_text())
+    manifest = json.loads((out / MANIFEST_FILE).read_text())
     assert manifest["report_policy"] == "hasty" and manifest["policy"] == "oracle"
     assert manifest["evolved_pass_rate"] == 1.0
     assert "pass rate, refuse (parent → evolved)" in result.output

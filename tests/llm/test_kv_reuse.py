@@ -12,7 +12,7 @@ import torch
 from agentwheel.core.messages import ChatRequest, Completion, Message, SamplingParams
 from agentwheel.llm.hf import HFChatModel
 from agentwheel.llm.kv_cache import PrefixKVCache
-from agentwheel.llm.kv_generation import _LookaheadRow, supports_prefix_reuse
+from agentwheel.llm.kv_generation import supports_prefix_reuse
 from tests.llm.conftest import build_tiny_model
 
 GREEDY = SamplingParams(max_new_tokens=10)
@@ -191,80 +191,3 @@ def test_prefix_cache_keeps_an_antichain_and_evicts_least_recently_used():
     cache.add([8, 9, 10], states(3))
     assert [e.ids.tolist() for e in cache.entries()] == [[1, 2, 3, 4], [8, 9, 10]]
     assert cache.tokens == 7
-
-
-class _ForwardCounter:
-    def __init__(self, model, monkeypatch):
-        self.calls = 0
-        inner = model.forward
-
-        def counted(*args, **kwargs):
-            self.calls += 1
-            return inner(*args, **kwargs)
-
-        monkeypatch.setattr(model, "forward", counted)
-
-
-def _oracle_drafts(expected: list[list[Completion]], prompts: list[list[int]], wrong_at: int):
-    """A `draft` that proposes the reference greedy continuation of the row's ids, with
-    its `wrong_at`-th id changed (so that some drafts are partly rejected)."""
-    sequences = [p + (c.completion_ids or []) for p, c in zip(prompts, expected, strict=True)]
-
-    def draft(row, lookahead: int) -> list[int]:
-        n = len(row.ids)
-        room = min(lookahead, row.budget - len(row.generated) - 1)
-        for seq in sequences:
-            if seq[:n] == row.ids and room > 0:
-                proposal = list(seq[n : n + room])
-                if len(proposal) > wrong_at:
-                    proposal[wrong_at] += 1
-                return proposal
-        return []
-
-    return draft
-
-
-@pytest.mark.parametrize("wrong_at", [99, 2, 0], ids=["all-right", "third-wrong", "all-wrong"])
-def test_greedy_lookahead_keeps_only_the_ids_greedy_decoding_generates(
-    tiny_model, tokenizer, monkeypatch, wrong_at
-):
-    """Drafts are checked, never trusted: right ones save forward passes, wrong ones
-    are masked out, and the ids and the states kept for the next turn are those of
-    one-id-per-pass greedy decoding."""
-    params = SamplingParams(max_new_tokens=24)
-    plain = HFChatModel(tiny_model, tokenizer, name="tiny", kv_reuse=False)
-    ahead = HFChatModel(tiny_model, tokenizer, name="tiny", lookahead=4)
-    prompts = [_opening(plain, i) for i in range(4)]
-    requests = [ChatRequest(messages=[], prompt_ids=p) for p in prompts]
-    expected = plain.chat(requests, params)
-    monkeypatch.setattr(_LookaheadRow, "draft", _oracle_drafts(expected, prompts, wrong_at))
-    one_id = HFChatModel(tiny_model, tokenizer, name="tiny", lookahead=0)
-    counter = _ForwardCounter(tiny_model, monkeypatch)
-    _assert_same([expected], [one_id.chat(requests, params)])
-    one_id_passes, counter.calls = counter.calls, 0
-    got = ahead.chat(requests, params)
-    _assert_same([expected], [got])
-    if wrong_at == 0:  # every draft wrong: one id per pass, as without lookahead
-        assert counter.calls == one_id_passes
-    else:  # up to five (all right) or three (third wrong) ids per pass
-        assert counter.calls < one_id_passes / 2
-    # The next turn continues from the kept states as a re-read would.
-    follow = [_next_prompt(plain, p, c, 0) for p, c in zip(prompts, got, strict=True)]
-    requests = [ChatRequest(messages=[], prompt_ids=p) for p in follow]
-    monkeypatch.setattr(_LookaheadRow, "draft", lambda row, lookahead: [])
-    before = ahead.prefix_reuse.reused_tokens
-    _assert_same([plain.chat(requests, GREEDY)], [ahead.chat(requests, GREEDY)])
-    assert ahead.prefix_reuse.reused_tokens - before >= sum(map(len, prompts))
-
-
-def test_a_row_proposes_what_followed_the_latest_earlier_occurrence_of_its_last_ids():
-    row = _LookaheadRow([5, 6, 7, 8, 9, 5, 6, 7, 1, 2, 3, 6, 7], budget=10, stops={0})
-    # [6, 7] last occurred before the end at index 6..7, followed by 1, 2, 3.
-    assert row.draft(2) == [1, 2]
-    row.accept([1], [-0.1])
-    assert row.draft(4) == [2, 3, 6, 7]
-    row.accept([4], [-0.1])
-    assert row.draft(4) == []  # [1, 4] and [4] never occurred earlier as a 2- or 3-gram
-    short = _LookaheadRow([1, 2, 1], budget=2, stops={0})
-    short.accept([2], [-0.1])
-    assert short.draft(4) == []  # one id of budget left: nothing to check beyond it

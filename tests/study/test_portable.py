@@ -11,8 +11,9 @@ import torch
 from safetensors.torch import load_file
 
 from agentwheel.cli.study import load_study_config
+from agentwheel.core.run_layout import STUDY_STATE
 from agentwheel.study.portable import export_study, rebuild_from_adapter, restore_study
-from agentwheel.study.run import STUDY_STATE, run_study
+from agentwheel.study.run import run_study
 from tests.train.conftest import require_bundled_gguf
 
 LORA = ["sft.train.lora={rank: 4}", "grpo.lora={rank: 4}", "study.rounds=2"]

@@ -154,7 +154,7 @@ def test_float32_engine_run_repeats_the_shared_run(tmp_path):
         def flip_output_layer(record: dict, run: ScheduleRun = run) -> None:
             if record["stage"] == "grpo":
                 with torch.no_grad():
-                    run.grpo.model.lm_head.weight.mul_(-1.0)
+                    run.grpo_trainer().model.lm_head.weight.mul_(-1.0)
 
         run.on_step = flip_output_layer
         run.run()

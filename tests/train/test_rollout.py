@@ -8,9 +8,10 @@ import pytest
 
 from agentwheel.core.dataset import load_tasks
 from agentwheel.core.messages import Completion
+from agentwheel.core.run_layout import TASKS_FILE
 from agentwheel.envs.agent import EpisodeView
 from agentwheel.envs.scripted import OraclePolicy, RefusePolicy
-from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
+from agentwheel.flywheels.agentic.synth import synth_agentic
 from agentwheel.train.rollout import StratifiedTaskStream, TaskStream, collect_groups, rollout_seed
 
 
@@ -39,7 +40,9 @@ def tasks(tmp_path_factory):
     synth_agentic(out, ["agentwheel/data/workflows/retail_order_cancel.yaml"], tasks_per_workflow=8)
     # Keep tasks where refusing fails, so a mixed group really has mixed rewards.
     return [
-        t for t in load_tasks(out / TASKS).tasks if "refusal" not in t.evaluation.required_signals
+        t
+        for t in load_tasks(out / TASKS_FILE).tasks
+        if "refusal" not in t.evaluation.required_signals
     ]
 
 

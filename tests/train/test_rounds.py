@@ -10,6 +10,7 @@ import pytest
 from pydantic import Field, ValidationError
 
 from agentwheel.core.dataset import load_tasks, write_tasks
+from agentwheel.core.run_layout import RoundLayout
 from agentwheel.core.task import Task
 from agentwheel.settings.agentic_round import AgenticRound
 from agentwheel.settings.reasoning_round import ReasoningRound
@@ -97,7 +98,7 @@ class FixedPoolRounds(RoundKind[FixedPoolRound, Task]):
     settings = FixedPoolRound
 
     def pool(self, run: RunContext, round_: int, settings: FixedPoolRound) -> list[Task]:
-        return load_tasks(run.train_tasks_path()).tasks[: settings.pool_size]
+        return load_tasks(run.layout.train_tasks).tasks[: settings.pool_size]
 
     def evolve(
         self, run: RunContext, round_: int, settings: FixedPoolRound, pool: list[Task]
@@ -105,12 +106,12 @@ class FixedPoolRounds(RoundKind[FixedPoolRound, Task]):
         return Band(pool[: settings.band_size], {"band": settings.band_size})
 
     def write_selection(
-        self, round_dir: Path, items: list[Task], pool: list[Task], band: list[Task]
+        self, files: RoundLayout, items: list[Task], pool: list[Task], band: list[Task]
     ) -> None:
-        write_tasks(items, round_dir / "tasks.jsonl")
+        write_tasks(items, files.tasks)
 
-    def selected_items(self, round_dir: Path) -> list[Task]:
-        return load_tasks(round_dir / "tasks.jsonl").tasks
+    def selected_items(self, files: RoundLayout) -> list[Task]:
+        return load_tasks(files.tasks).tasks
 
     def collect_groups(
         self,
@@ -121,7 +122,7 @@ class FixedPoolRounds(RoundKind[FixedPoolRound, Task]):
         step: int,
     ) -> RolloutBatch:
         return collect_groups(
-            lambda attempt: run.rollout_policy(round_, step, attempt),
+            lambda attempt: run.policy.rollout_policy(round_, step, attempt),
             stream,
             settings.batch_groups,
             settings.group_size,

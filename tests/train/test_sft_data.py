@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 
 from agentwheel.core.dataset import load_tasks
-from agentwheel.flywheels.agentic.synth import TASKS, synth_agentic
+from agentwheel.core.run_layout import TASKS_FILE
+from agentwheel.flywheels.agentic.synth import synth_agentic
 from agentwheel.llm.template import ChatTemplateRenderer, tool_chat_template
 from agentwheel.llm.tool_calls import format_tool_call
 from agentwheel.train.sft_data import oracle_episodes, oracle_sft_data
@@ -27,7 +28,7 @@ def renderer():
 def tasks(tmp_path_factory):
     out = tmp_path_factory.mktemp("synth")
     synth_agentic(out, ["agentwheel/data/workflows/retail_order_cancel.yaml"], tasks_per_workflow=4)
-    return load_tasks(out / TASKS).tasks
+    return load_tasks(out / TASKS_FILE).tasks
 
 
 def _masked_text(renderer, ids, mask, value):

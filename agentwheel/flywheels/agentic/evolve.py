@@ -31,6 +31,7 @@ from pydantic import BaseModel, Field
 
 from agentwheel.core.dataset import load_tasks
 from agentwheel.core.rejection import Rejection
+from agentwheel.core.run_layout import BAND_TRACES
 from agentwheel.core.task import Lineage, Task
 from agentwheel.envs.agent import Policy
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
@@ -50,7 +51,6 @@ from agentwheel.settings.runner import RunnerConfig
 DEEPEN = "deepen"
 OPERATORS = (DEEPEN, LOOKUP)
 # Episodes of the band probe (every validated evolved task, `samples` times each).
-BAND_TRACES = "band_traces.jsonl"
 
 
 class TreeVerdict(BaseModel):

@@ -20,16 +20,13 @@ from pydantic import BaseModel, Field
 from agentwheel.core.atomic import write_lines_atomic, write_text_atomic
 from agentwheel.core.dataset import write_tasks
 from agentwheel.core.rejection import Rejection, count_reasons
+from agentwheel.core.run_layout import MANIFEST_FILE, REJECTIONS_FILE, TASKS_FILE
 from agentwheel.core.task import Task
 from agentwheel.flywheels.agentic.expand import ExpansionStats, expand_workflows
 from agentwheel.flywheels.agentic.procedural import ProceduralExpander
 from agentwheel.flywheels.agentic.validate import ValidationReport, validate_tasks
 from agentwheel.flywheels.agentic.workflow import Workflow
 from agentwheel.flywheels.agentic.world_invariants import INVARIANTS_BROKEN
-
-TASKS = "tasks.jsonl"
-REJECTIONS = "rejections.jsonl"
-MANIFEST = "manifest.json"
 
 
 class SynthManifest(BaseModel):
@@ -72,11 +69,11 @@ def write_stage_output(
     holds tasks without the manifest that describes them."""
     out.mkdir(parents=True, exist_ok=True)
     try:
-        write_tasks(tasks, out / TASKS)
-        write_lines_atomic(out / REJECTIONS, (r.model_dump_json() for r in rejections))
-        write_text_atomic(out / MANIFEST, manifest.model_dump_json(indent=2))
+        write_tasks(tasks, out / TASKS_FILE)
+        write_lines_atomic(out / REJECTIONS_FILE, (r.model_dump_json() for r in rejections))
+        write_text_atomic(out / MANIFEST_FILE, manifest.model_dump_json(indent=2))
     except OSError:
-        for name in (TASKS, REJECTIONS, MANIFEST):
+        for name in (TASKS_FILE, REJECTIONS_FILE, MANIFEST_FILE):
             (out / name).unlink(missing_ok=True)
         raise
 

@@ -28,6 +28,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from agentwheel.core.messages import SamplingParams
 from agentwheel.core.rejection import Rejection, count_reasons
+from agentwheel.core.run_layout import MANIFEST_FILE, PROBLEMS_FILE, REJECTIONS_FILE
 from agentwheel.core.stats import mean_or_none
 from agentwheel.flywheels.reasoning.attempts import AttemptRecord, collect_attempts
 from agentwheel.flywheels.reasoning.consistency import ConsistencyResult, check_consistency
@@ -39,9 +40,6 @@ from agentwheel.flywheels.reasoning.procedural import ProceduralEvolver
 from agentwheel.flywheels.reasoning.progress import NullProgress, StageProgress
 from agentwheel.flywheels.reasoning.seeds import load_seed_file, write_problems
 from agentwheel.flywheels.reasoning.stage_io import (
-    MANIFEST,
-    PROBLEMS,
-    REJECTIONS,
     StageConfig,
     claim_out_dir,
     package_versions,
@@ -336,7 +334,9 @@ def evolve_reasoning(
     progress = progress or NullProgress()
     started = time.monotonic()
     source = (
-        load_seed_file(report_dir / PROBLEMS) if report_dir.is_dir() else load_seed_file(report_dir)
+        load_seed_file(report_dir / PROBLEMS_FILE)
+        if report_dir.is_dir()
+        else load_seed_file(report_dir)
     )
     if source.errors:
         raise ValueError(
@@ -418,8 +418,8 @@ def evolve_reasoning(
     procedural_children = [c for c in candidates if c.generator is not None]
     procedural_kept = [p for p in kept if p.generator is not None]
     exact_kept = sum(exact_check(p) is None for p in procedural_kept)
-    write_problems(kept, out_dir / PROBLEMS)
-    write_rejections(rejections, out_dir / REJECTIONS)
+    write_problems(kept, out_dir / PROBLEMS_FILE)
+    write_rejections(rejections, out_dir / REJECTIONS_FILE)
     children_kept = len(kept) - (len(parents_in_band) if config.keep_parents_in_band else 0)
     manifest = {
         **run,
@@ -458,5 +458,5 @@ def evolve_reasoning(
         },
         "seconds": round(time.monotonic() - started, 2),
     }
-    write_json(out_dir / MANIFEST, manifest)
+    write_json(out_dir / MANIFEST_FILE, manifest)
     return manifest

@@ -15,9 +15,6 @@ from pydantic import BaseModel, ConfigDict
 from agentwheel.core.atomic import write_lines_atomic, write_text_atomic
 from agentwheel.core.rejection import Rejection
 
-PROBLEMS = "problems.jsonl"
-REJECTIONS = "rejections.jsonl"
-MANIFEST = "manifest.json"
 CONFIG = "config.json"
 
 

@@ -16,6 +16,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field
 
 from agentwheel.core.rejection import Rejection, count_reasons
+from agentwheel.core.run_layout import MANIFEST_FILE, PROBLEMS_FILE, REJECTIONS_FILE
 from agentwheel.flywheels.reasoning.filters import Deduper
 from agentwheel.flywheels.reasoning.generators import exact_check
 from agentwheel.flywheels.reasoning.journal import Journal
@@ -23,9 +24,6 @@ from agentwheel.flywheels.reasoning.problem import Problem
 from agentwheel.flywheels.reasoning.progress import NullProgress, StageProgress
 from agentwheel.flywheels.reasoning.seeds import load_seeds, write_problems
 from agentwheel.flywheels.reasoning.stage_io import (
-    MANIFEST,
-    PROBLEMS,
-    REJECTIONS,
     StageConfig,
     claim_out_dir,
     package_versions,
@@ -127,8 +125,8 @@ def synth_reasoning(
             rejections.append(duplicate)
         else:
             kept.append(problem)
-    write_problems(kept, out_dir / PROBLEMS)
-    write_rejections(rejections, out_dir / REJECTIONS)
+    write_problems(kept, out_dir / PROBLEMS_FILE)
+    write_rejections(rejections, out_dir / REJECTIONS_FILE)
     manifest = {
         **run,
         "versions": package_versions(),
@@ -147,5 +145,5 @@ def synth_reasoning(
         "resumed_items": journal.resumed,
         "seconds": round(time.monotonic() - started, 2),
     }
-    write_json(out_dir / MANIFEST, manifest)
+    write_json(out_dir / MANIFEST_FILE, manifest)
     return manifest

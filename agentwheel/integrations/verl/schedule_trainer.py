@@ -1,6 +1,7 @@
 """verl as the multi-round schedule's trainer back-end: one verl run per round.
 
-`VerlTrainer.train_round` turns an `ExternalRoundJob` into a verl PPO/GRPO run on Ray:
+`VerlTrainer.train_round` turns an `ExternalRoundJob` into a verl PPO/GRPO run on Ray
+(the folder's names: `EngineRoundLayout` in core/run_layout.py):
 
     <out_dir>/data/{train,val}.parquet   the round's tasks and the held-out set, our verl export
     <out_dir>/agent_loops.yaml           our loop's registry entry with the run's turn limits
@@ -33,6 +34,7 @@ from agentwheel.core.external_training import (
     ExternalRoundResult,
     ExternalTrainingFailed,
 )
+from agentwheel.core.run_layout import EngineRoundLayout
 from agentwheel.core.yaml_text import load_yaml
 from agentwheel.export.datasets import export_verl
 from agentwheel.integrations.verl.launch import PRESETS, verl_ppo_command
@@ -80,32 +82,32 @@ class VerlTrainer:
             )
 
     def train_round(self, job: ExternalRoundJob) -> ExternalRoundResult:
-        out = Path(job.out_dir)
-        model_dir = final_model_dir(out, job.steps)
+        files = EngineRoundLayout(Path(job.out_dir))
+        model_dir = files.final_model(job.steps)
         if not _has_weights(model_dir):
             command = self.command(job)
-            launch = len(list(out.glob("metrics-*.jsonl"))) + 1
-            self._run(command, out, launch, job.round)
+            launch = len(files.metrics_files()) + 1
+            self._run(command, files, launch, job.round)
             if not _has_weights(model_dir):
                 raise VerlRoundFailed(
                     f"verl finished round {job.round} without {model_dir}: its checkpoint "
                     "config must save the Hugging Face model (save_contents with hf_model) "
                     f"at step {job.steps}"
                 )
-        return ExternalRoundResult(model_dir=model_dir, steps=read_step_metrics(out, job.steps))
+        return ExternalRoundResult(model_dir=model_dir, steps=read_step_metrics(files, job.steps))
 
     def command(self, job: ExternalRoundJob) -> list[str]:
         """The verl command for the round (its data and loop config written first)."""
-        out = Path(job.out_dir)
-        train, val = out / "data" / "train.parquet", out / "data" / "val.parquet"
+        files = EngineRoundLayout(Path(job.out_dir))
+        train, val = files.train_data, files.val_data
         export_verl(load_tasks(job.tasks).tasks, train, split="train")
         export_verl(load_tasks(job.held_out).tasks, val, split="val")
-        loop_config = write_loop_config(out / "agent_loops.yaml", job)
+        loop_config = write_loop_config(files.loop_config, job)
         return verl_ppo_command(
             self.preset,
             train,
             val,
-            out / "checkpoints",
+            files.checkpoints,
             model=str(Path(job.init_model).resolve()),
             steps=job.steps,
             nodes=self.nodes,
@@ -117,9 +119,9 @@ class VerlTrainer:
             entrypoint=self.entrypoint,
         )
 
-    def _run(self, command: list[str], out: Path, launch: int, round_: int) -> None:
-        env = {**os.environ, "VERL_FILE_LOGGER_PATH": str(out / f"metrics-{launch}.jsonl")}
-        log_path = out / "verl.log"
+    def _run(self, command: list[str], files: EngineRoundLayout, launch: int, round_: int) -> None:
+        env = {**os.environ, "VERL_FILE_LOGGER_PATH": str(files.metrics(launch))}
+        log_path = files.log
         self.log(f"verl round {round_} (launch {launch}), output in {log_path}")
         with log_path.open("a", encoding="utf-8") as log:
             log.write(f"\n== launch {launch}: {' '.join(command)}\n")
@@ -181,20 +183,15 @@ def write_loop_config(path: Path, job: ExternalRoundJob) -> Path:
     return path
 
 
-def final_model_dir(out: Path, steps: int) -> Path:
-    return out / "checkpoints" / f"global_step_{steps}" / "actor" / "huggingface"
-
-
 def _has_weights(model_dir: Path) -> bool:
     return model_dir.is_dir() and any(model_dir.glob("*.safetensors"))
 
 
-def read_step_metrics(out: Path, steps: int) -> list[dict[str, float]]:
+def read_step_metrics(files: EngineRoundLayout, steps: int) -> list[dict[str, float]]:
     """One dict per step 1..steps from verl's metrics files (a later launch's line for a
     step replaces an earlier one), in our names where we have one."""
     by_step: dict[int, dict[str, float]] = {}
-    files = sorted(out.glob("metrics-*.jsonl"), key=lambda p: int(p.stem.split("-")[1]))
-    for file in files:
+    for file in files.metrics_files():
         for line in file.read_text(encoding="utf-8").splitlines():
             if not line.strip():
                 continue

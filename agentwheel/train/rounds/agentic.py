@@ -15,11 +15,11 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 from agentwheel.core.dataset import load_tasks, write_tasks
+from agentwheel.core.run_layout import TASKS_FILE, RoundLayout
 from agentwheel.core.task import Task
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.eval.evaluate import SUMMARY, run_eval
 from agentwheel.flywheels.agentic.evolve import evolve_agentic
-from agentwheel.flywheels.agentic.synth import TASKS
 from agentwheel.settings.agentic_round import AgenticRound
 from agentwheel.train.phases import train_workflow_paths
 from agentwheel.train.rollout import (
@@ -57,7 +57,7 @@ class AgenticRounds(RoundKind[AgenticRound, Task]):
     def pool(self, run: RunContext, round_: int, settings: AgenticRound) -> list[Task]:
         """The last agentic round's grown pool, or the synthesized train pool."""
         previous = run.previous_round(round_, self.name)
-        path = run.round_dir(previous) / "pool.jsonl" if previous else run.train_tasks_path()
+        path = run.layout.round(previous).pool if previous else run.layout.train_tasks
         return load_tasks(path).tasks
 
     def evolve(
@@ -67,11 +67,11 @@ class AgenticRounds(RoundKind[AgenticRound, Task]):
         if not settings.evolve:
             return None
         source = self._evolve_source(run, round_, settings, pool)
-        out = run.round_dir(round_) / "evolve"
+        out = run.layout.round(round_).evolve
         shutil.rmtree(out, ignore_errors=True)
         manifest = evolve_agentic(
             source,
-            run.rollout_policy(round_, 2_000_000),
+            run.policy.rollout_policy(round_, 2_000_000),
             out,
             samples=settings.band_samples,
             tasks_per_workflow=settings.evolve_tasks_per_workflow,
@@ -88,7 +88,7 @@ class AgenticRounds(RoundKind[AgenticRound, Task]):
             "evolved_pass_rate": manifest.evolved_pass_rate,
             "evolved_by_operator": manifest.tasks_by_operator,
         }
-        return Band(load_tasks(out / TASKS).tasks, report)
+        return Band(load_tasks(out / TASKS_FILE).tasks, report)
 
     def _evolve_source(
         self, run: RunContext, round_: int, settings: AgenticRound, pool: list[Task]
@@ -96,22 +96,22 @@ class AgenticRounds(RoundKind[AgenticRound, Task]):
         """Rollouts the flywheel learns from: the last agentic round's, or (first round,
         or none summarized) a fresh probe of `probe_tasks` pool tasks."""
         previous = run.previous_round(round_, self.name)
-        source = run.round_dir(previous or 0) / "rollouts"
+        source = run.layout.round(previous or 0).rollouts
         if previous is not None and (source / SUMMARY).exists():
             return source
-        source = run.round_dir(round_) / "probe"
+        source = run.layout.round(round_).probe
         shutil.rmtree(source, ignore_errors=True)
         rng = np.random.default_rng([run.config.seed, round_, 0])
         probe = [pool[int(i)] for i in rng.permutation(len(pool))[: settings.probe_tasks]]
-        write_tasks(probe, source / "tasks.jsonl")
+        write_tasks(probe, source / TASKS_FILE)
         run_eval(
             probe,
-            run.rollout_policy(round_, 1_000_000),
+            run.policy.rollout_policy(round_, 1_000_000),
             ScriptedUser(),
             1,
             source,
             run.runner_config,
-            meta={"tasks": str(source / "tasks.jsonl"), "stage": f"probe-{round_}"},
+            meta={"tasks": str(source / TASKS_FILE), "stage": f"probe-{round_}"},
         )
         return source
 
@@ -128,13 +128,13 @@ class AgenticRounds(RoundKind[AgenticRound, Task]):
         return band_topped_up(band, pool, need, rng)
 
     def write_selection(
-        self, round_dir: Path, items: list[Task], pool: list[Task], band: list[Task]
+        self, files: RoundLayout, items: list[Task], pool: list[Task], band: list[Task]
     ) -> None:
-        write_tasks(items, round_dir / "tasks.jsonl")
-        write_tasks([*pool, *band], round_dir / "pool.jsonl")
+        write_tasks(items, files.tasks)
+        write_tasks([*pool, *band], files.pool)
 
-    def selected_items(self, round_dir: Path) -> list[Task]:
-        return load_tasks(round_dir / "tasks.jsonl").tasks
+    def selected_items(self, files: RoundLayout) -> list[Task]:
+        return load_tasks(files.tasks).tasks
 
     def task_stream(
         self, run: RunContext, round_: int, settings: AgenticRound, items: list[Task]
@@ -155,7 +155,7 @@ class AgenticRounds(RoundKind[AgenticRound, Task]):
         """Episodes against the scripted user; the reward is the environment's verdict.
         The step's metrics carry the branch-kind mix of the batch and the reward per kind."""
         batch = collect_groups(
-            lambda attempt: run.rollout_policy(round_, step, attempt),
+            lambda attempt: run.policy.rollout_policy(round_, step, attempt),
             stream,
             settings.batch_groups,
             settings.group_size,

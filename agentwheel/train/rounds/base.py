@@ -22,11 +22,10 @@ import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
 
 from agentwheel.core.atomic import write_text_atomic
-from agentwheel.core.run_layout import ROUND_REPORT
+from agentwheel.core.run_layout import RoundLayout
 from agentwheel.core.stats import mean
 from agentwheel.eval.evaluate import SUMMARY, TRACES, TraceWriter, read_traces, summarize
 from agentwheel.settings.rl_round import RLRound
@@ -81,13 +80,13 @@ class RoundKind(ABC, Generic[S, Item]):
 
     @abstractmethod
     def write_selection(
-        self, round_dir: Path, items: list[Item], pool: list[Item], band: list[Item]
+        self, files: RoundLayout, items: list[Item], pool: list[Item], band: list[Item]
     ) -> None:
         """Save the round's items and its grown pool (what the kind's next round starts
         from) in the round directory."""
 
     @abstractmethod
-    def selected_items(self, round_dir: Path) -> list[Item]:
+    def selected_items(self, files: RoundLayout) -> list[Item]:
         """The round's items, as `write_selection` saved them."""
 
     def task_stream(
@@ -112,9 +111,9 @@ def select_round_items(
     run: RunContext, kind: RoundKind[Any, Any], round_: int, settings: Any
 ) -> None:
     """Pick the round's items: the kind's learnable band, or its pool as a fallback."""
-    rdir = run.round_dir(round_)
-    rdir.mkdir(parents=True, exist_ok=True)
-    run.model.model.eval()
+    files = run.layout.round(round_)
+    files.dir.mkdir(parents=True, exist_ok=True)
+    run.policy.module.eval()
     pool = kind.pool(run, round_, settings)
     info: dict[str, Any] = {"pool_tasks": len(pool)}
     band = kind.evolve(run, round_, settings, pool)
@@ -126,9 +125,9 @@ def select_round_items(
         why = "evolution is off" if band is None else "the learnable band is empty"
         items, info["tasks_source"] = pool, f"fallback: the existing pool ({why})"
         run.note(f"round {round_}: {why}; training on the existing pool of {len(pool)} {kind.noun}")
-    kind.write_selection(rdir, items, pool, new)
+    kind.write_selection(files, items, pool, new)
     info["train_tasks"] = len(items)
-    write_text_atomic(rdir / "selection.json", json.dumps(info, indent=2))
+    write_text_atomic(files.selection, json.dumps(info, indent=2))
 
 
 # -- grpo: the step loop
@@ -136,7 +135,7 @@ def select_round_items(
 
 def run_grpo_round(run: RunContext, kind: RoundKind[Any, Any], round_: int, settings: Any) -> None:
     """GRPO steps on the round's selected items, in a stream seeded by (seed, round)."""
-    stream = kind.task_stream(run, round_, settings, kind.selected_items(run.round_dir(round_)))
+    stream = kind.task_stream(run, round_, settings, kind.selected_items(run.layout.round(round_)))
     grpo_steps(
         run,
         round_,
@@ -156,7 +155,8 @@ def grpo_steps(
     """`settings.steps` GRPO steps, each checkpointed with the stream position and the
     rollout lines written; resumes mid-round from the committed position."""
     trainer = run.grpo_trainer()
-    rollouts = run.round_dir(round_) / "rollouts"
+    files = run.layout.round(round_)
+    rollouts = files.rollouts
     start = 0
     pos = run.state.position
     if pos.get("stage") == "grpo" and pos.get("round") == round_:
@@ -168,7 +168,7 @@ def grpo_steps(
     writer = TraceWriter(rollouts / TRACES)
     try:
         for step in range(start, settings.steps):
-            run.model.model.eval()
+            run.policy.module.eval()
             batch = collect(step)
             for t in batch.trajectories:
                 writer.write(t)
@@ -203,12 +203,12 @@ def grpo_steps(
     summary = summarize(
         read_traces(rollouts / TRACES).done,
         1,
-        meta={"tasks": str(run.round_dir(round_) / "tasks.jsonl"), "stage": f"rollouts-{round_}"},
+        meta={"tasks": str(files.tasks), "stage": f"rollouts-{round_}"},
     )
     write_text_atomic(rollouts / SUMMARY, json.dumps(summary, indent=2))
-    last = run.dir / "checkpoints" / "last"
+    last = run.layout.last_checkpoint
     if run.config.keep_round_checkpoints and last.exists():
-        keep_weights(last, run.dir / "checkpoints" / f"round-{round_}")
+        keep_weights(last, run.layout.round_checkpoint(round_))
 
 
 # -- report
@@ -217,7 +217,7 @@ def grpo_steps(
 def write_round_report(run: RunContext, round_: int, settings: RLRound) -> None:
     """report.json: the round's steps, updates, rollout reward, and held-out pass^1
     before and after it."""
-    rdir = run.round_dir(round_)
+    files = run.layout.round(round_)
     metrics = read_metrics(run.dir)
     steps = [m for m in metrics if m.get("stage") == "grpo" and m["round"] == round_]
     start = "sft" if "sft" in run.state.evals else "base"  # a run from init_from has no SFT
@@ -226,7 +226,7 @@ def write_round_report(run: RunContext, round_: int, settings: RLRound) -> None:
         "round": round_,
         "kind": settings.kind,
         "settings": settings.model_dump(),
-        "selection": json.loads((rdir / "selection.json").read_text()),
+        "selection": json.loads(files.selection.read_text()),
         "steps": len(steps),
         # An external engine's steps (rounds/external.py) may lack some of these.
         "updates": sum(1 for m in steps if m.get("updated", True)),
@@ -240,7 +240,7 @@ def write_round_report(run: RunContext, round_: int, settings: RLRound) -> None:
         "held_out_pass1_after": run.state.evals.get(f"round-{round_}"),
         "collapse_alarm": collapse_alarm(run, metrics, round_),
     }
-    write_text_atomic(rdir / ROUND_REPORT, json.dumps(report, indent=2))
+    write_text_atomic(files.report, json.dumps(report, indent=2))
     headline = {k: report[k] for k in ("steps", "updates", "held_out_pass1_after")}
     run.log(f"round {round_}: {json.dumps(headline)}")
 

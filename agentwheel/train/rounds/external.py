@@ -22,12 +22,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from agentwheel.core.external_training import ExternalRoundJob, ExternalTrainer
-from agentwheel.flywheels.agentic.synth import TASKS
+from agentwheel.core.run_layout import MODEL_DIR, RoundLayout
 from agentwheel.train.checkpoint import (
     TrainerState,
     crash_point,
     keep_weights,
-    load_model_weights,
     save_checkpoint,
 )
 
@@ -56,9 +55,9 @@ def run_external_round(
                 f"{settings.steps} asked"
             )
         _adopt(run, trainer, round_, settings, result.model_dir, result.steps)
-    last = run.dir / "checkpoints" / "last"
+    last = run.layout.last_checkpoint
     if run.config.keep_round_checkpoints and last.exists():
-        keep_weights(last, run.dir / "checkpoints" / f"round-{round_}")
+        keep_weights(last, run.layout.round_checkpoint(round_))
 
 
 def round_job(
@@ -66,13 +65,13 @@ def round_job(
 ) -> ExternalRoundJob:
     """What the engine needs for round `round_`, from the run's config and files."""
     config = run.config
-    rdir = run.round_dir(round_)
+    files = run.layout.round(round_)
     return ExternalRoundJob(
         round=round_,
-        tasks=rdir / TASKS,
-        held_out=run.held_out_path(),
-        init_model=policy_model_dir(run, rdir),
-        out_dir=rdir / trainer.name,
+        tasks=files.tasks,
+        held_out=run.layout.held_out_tasks,
+        init_model=policy_model_dir(run, files),
+        out_dir=files.engine(trainer.name),
         seed=config.seed,
         steps=settings.steps,
         groups_per_step=settings.batch_groups,
@@ -90,22 +89,21 @@ def round_job(
     )
 
 
-def policy_model_dir(run: RunContext, round_dir: Path) -> Path:
+def policy_model_dir(run: RunContext, files: RoundLayout) -> Path:
     """The current policy as a Hugging Face directory: the newest checkpoint's `model/`
     (a previous round's, SFT's, or `model.init_from`'s), or the initial weights saved
     into the round directory once."""
-    last = run.dir / "checkpoints" / "last"
-    sft = run.dir / "checkpoints" / "sft"
+    last, sft = run.layout.last_checkpoint, run.layout.sft_checkpoint
     if run.state.checkpoint.get("trainer") not in BEFORE_RL and last.exists():
-        return last / "model"
+        return last / MODEL_DIR
     if sft.exists():
-        return sft / "model"
+        return sft / MODEL_DIR
     if run.config.model.init_from is not None:
-        return Path(run.config.model.init_from) / "model"
-    initial = round_dir / "initial_model"
+        return Path(run.config.model.init_from) / MODEL_DIR
+    initial = files.initial_model
     if not (initial / "config.json").exists():
-        run.model.model.save_pretrained(initial)
-        run.model.standalone_tokenizer().save_pretrained(initial)
+        run.policy.module.save_pretrained(initial)  # type: ignore[operator]
+        run.policy.tokenizer().save_pretrained(initial)
     return initial
 
 
@@ -123,8 +121,7 @@ def _adopt(
     steps: list[dict[str, float]],
 ) -> None:
     """The engine's weights as the run's policy, committed like a step of our own."""
-    load_model_weights(model_dir, run.model.model)
-    run.generator.mark_stale()
+    run.policy.adopt(model_dir)
     global_step = run.state.global_step
     for step, metrics in enumerate(steps, start=1):
         global_step += 1
@@ -147,11 +144,11 @@ def _adopt(
     run.state.position = position
     run.state.checkpoint = {"trainer": trainer.name, "step": global_step}
     save_checkpoint(
-        run.dir / "checkpoints" / "last",
-        run.model.model,
+        run.layout.last_checkpoint,
+        run.policy.module,
         None,
         TrainerState(step=global_step, data_position=position),
-        tokenizer=run.model.standalone_tokenizer(),
+        tokenizer=run.policy.tokenizer(),
         run_state=run.state.model_dump_json(indent=2),
         save_dtype=run.config.model.save_dtype,
     )
@@ -164,10 +161,10 @@ def _adopt(
 def _free_accelerator(run: RunContext) -> None:
     """The engine needs the GPUs: drop our generation engine and move the policy off."""
     if run.config.model.device != "cpu":
-        run.model.model.to("cpu")
-    run.generator.release()  # after the move, so its cache flush covers the policy too
+        run.policy.to("cpu")
+    run.policy.generator.release()  # after the move, so its cache flush covers the policy too
 
 
 def _restore_accelerator(run: RunContext) -> None:
     if run.config.model.device != "cpu":
-        run.model.model.to(run.config.model.device)
+        run.policy.to(run.config.model.device)

@@ -13,11 +13,11 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from agentwheel.core.messages import SamplingParams
+from agentwheel.core.run_layout import PROBLEMS_FILE, RoundLayout
 from agentwheel.flywheels.reasoning.evolve import EvolveConfig, evolve_reasoning
 from agentwheel.flywheels.reasoning.problem import Problem
 from agentwheel.flywheels.reasoning.reward import ReasoningReward
 from agentwheel.flywheels.reasoning.seeds import load_seed_file, write_problems
-from agentwheel.flywheels.reasoning.stage_io import PROBLEMS
 from agentwheel.flywheels.reasoning.synth import SynthConfig, synth_reasoning
 from agentwheel.settings.reasoning_round import ReasoningRound
 from agentwheel.train.reasoning_rollout import collect_reasoning_groups
@@ -26,8 +26,6 @@ from agentwheel.train.rounds.base import Band, RoundKind
 
 if TYPE_CHECKING:
     from agentwheel.train.run_context import RunContext
-
-PROBLEM_POOL = "problem_pool.jsonl"
 
 
 def answer_params(run: RunContext, settings: ReasoningRound, seed: int) -> SamplingParams:
@@ -49,13 +47,13 @@ class ReasoningRounds(RoundKind[ReasoningRound, Problem]):
         `reasoning/seeds` on first use)."""
         previous = run.previous_round(round_, self.name)
         if previous is not None:
-            return run.round_dir(previous) / PROBLEM_POOL
-        seeds = run.dir / "reasoning" / "seeds"
-        if not (seeds / PROBLEMS).exists():
+            return run.layout.round(previous).problem_pool
+        seeds = run.layout.reasoning_seeds
+        if not (seeds / PROBLEMS_FILE).exists():
             synth_reasoning(
                 settings.seeds, seeds, SynthConfig(seed=run.config.seed, limit=settings.seed_limit)
             )
-        return seeds / PROBLEMS
+        return seeds / PROBLEMS_FILE
 
     def pool(self, run: RunContext, round_: int, settings: ReasoningRound) -> list[Problem]:
         return load_seed_file(self._pool_path(run, round_, settings)).problems
@@ -75,16 +73,16 @@ class ReasoningRounds(RoundKind[ReasoningRound, Problem]):
             answer_format=settings.answer_format,
             seed=rollout_seed(run.config.seed, round_),
         )
-        out = run.round_dir(round_) / "evolve"
+        out = run.layout.round(round_).evolve
         # Journaled by the flywheel: a killed evolve resumes where it stopped.
         manifest = evolve_reasoning(
             self._pool_path(run, round_, settings),
-            run.generator.chat_model(),
+            run.policy.chat_model(),
             None,
             out,
             config=config,
         )
-        band = load_seed_file(out / PROBLEMS).problems
+        band = load_seed_file(out / PROBLEMS_FILE).problems
         report = {
             "evolve_counts": manifest["counts"],
             "evolve_pass_rates": manifest["pass_rates"],
@@ -93,14 +91,14 @@ class ReasoningRounds(RoundKind[ReasoningRound, Problem]):
         return Band(band, report)
 
     def write_selection(
-        self, round_dir: Path, items: list[Problem], pool: list[Problem], band: list[Problem]
+        self, files: RoundLayout, items: list[Problem], pool: list[Problem], band: list[Problem]
     ) -> None:
         known = {p.id for p in pool}
-        write_problems(items, round_dir / PROBLEMS)
-        write_problems([*pool, *(p for p in band if p.id not in known)], round_dir / PROBLEM_POOL)
+        write_problems(items, files.problems)
+        write_problems([*pool, *(p for p in band if p.id not in known)], files.problem_pool)
 
-    def selected_items(self, round_dir: Path) -> list[Problem]:
-        return load_seed_file(round_dir / PROBLEMS).problems
+    def selected_items(self, files: RoundLayout) -> list[Problem]:
+        return load_seed_file(files.problems).problems
 
     def collect_groups(
         self,
@@ -112,7 +110,7 @@ class ReasoningRounds(RoundKind[ReasoningRound, Problem]):
     ) -> RolloutBatch:
         """Single-turn answers, graded by the verified reasoning reward."""
         return collect_reasoning_groups(
-            run.generator.chat_model(),
+            run.policy.chat_model(),
             lambda attempt: answer_params(
                 run, settings, rollout_seed(run.config.seed, round_, step, attempt)
             ),

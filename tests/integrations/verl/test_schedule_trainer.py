@@ -14,10 +14,10 @@ from safetensors.torch import load_file
 
 from agentwheel.core.dataset import write_tasks
 from agentwheel.core.external_training import ExternalRoundJob
+from agentwheel.core.run_layout import EngineRoundLayout
 from agentwheel.integrations.verl.schedule_trainer import (
     VerlRoundFailed,
     VerlTrainer,
-    final_model_dir,
 )
 from tests.envs.sample_tasks import ALL_KINDS, make_task
 from tests.integrations.verl.stand_in_main_ppo import DELTA
@@ -110,11 +110,11 @@ def test_a_round_killed_inside_verl_resumes_from_verls_checkpoint(job, stand_in,
     with pytest.raises(VerlRoundFailed, match=r"code -9 in round 2 \(launch 1\).*--resume"):
         stand_in.train_round(job)
     assert (job.out_dir / "checkpoints" / "global_step_1").exists()
-    assert not final_model_dir(job.out_dir, 3).exists()
+    assert not EngineRoundLayout(job.out_dir).final_model(3).exists()
 
     monkeypatch.delenv("STAND_IN_VERL_KILL_AT")
     result = stand_in.train_round(job)
-    assert result.model_dir == final_model_dir(job.out_dir, 3)
+    assert result.model_dir == EngineRoundLayout(job.out_dir).final_model(3)
     # Steps 1..3 applied once each (0.001 x (1 + 2 + 3)), across the two launches.
     before = load_file(next(job.init_model.glob("*.safetensors")))
     after = load_file(result.model_dir / "model.safetensors")

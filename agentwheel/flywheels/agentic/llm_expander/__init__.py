@@ -22,6 +22,7 @@ and `state` (the run's files and resuming), `scheduler` (the concurrent pipeline
 `expander` (`LLMExpander`, `expand_with_llm`).
 """
 
+from agentwheel.core.run_layout import MANIFEST_FILE, REJECTIONS_FILE, TASKS_FILE
 from agentwheel.flywheels.agentic.llm_expander.build import OPERATOR, build_task, task_id
 from agentwheel.flywheels.agentic.llm_expander.checks import (
     case_problems,
@@ -37,10 +38,7 @@ from agentwheel.flywheels.agentic.llm_expander.extract import (
 )
 from agentwheel.flywheels.agentic.llm_expander.prompts import render_workflow
 from agentwheel.flywheels.agentic.llm_expander.records import (
-    MANIFEST_FILE,
     POLICIES_FILE,
-    REJECTIONS_FILE,
-    TASKS_FILE,
     TREES_FILE,
     Manifest,
     StageCounts,

@@ -13,6 +13,7 @@ from typing import Literal
 from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.messages import ChatRequest, Message
 from agentwheel.core.rejection import Rejection
+from agentwheel.core.run_layout import MANIFEST_FILE
 from agentwheel.flywheels.agentic.llm_expander.config import LLMExpanderConfig
 from agentwheel.flywheels.agentic.llm_expander.extract import (
     AnswerError,
@@ -21,7 +22,6 @@ from agentwheel.flywheels.agentic.llm_expander.extract import (
 )
 from agentwheel.flywheels.agentic.llm_expander.prompts import render_workflow, tree_prompt
 from agentwheel.flywheels.agentic.llm_expander.records import (
-    MANIFEST_FILE,
     Manifest,
     llm_rejection,
 )

@@ -27,9 +27,6 @@ Stage = Literal["tree", "policy", "task"]
 STAGES: tuple[Stage, ...] = ("tree", "policy", "task")
 TREES_FILE = "trees.jsonl"
 POLICIES_FILE = "policies.jsonl"
-TASKS_FILE = "tasks.jsonl"
-REJECTIONS_FILE = "rejections.jsonl"
-MANIFEST_FILE = "manifest.json"
 # The reason of a teacher call that failed after the client's retries: not a verdict on
 # the item, so a rerun asks again. `invalid_answer`: still unusable after the repair
 # turns; gate reasons are those of `validate_tasks`.

@@ -8,11 +8,10 @@ from collections.abc import Mapping
 from pathlib import Path
 
 from agentwheel.core.rejection import Rejection
+from agentwheel.core.run_layout import REJECTIONS_FILE, TASKS_FILE
 from agentwheel.core.task import Task
 from agentwheel.flywheels.agentic.llm_expander.records import (
     POLICIES_FILE,
-    REJECTIONS_FILE,
-    TASKS_FILE,
     TREES_FILE,
     JsonlAppender,
     PolicyRecord,
