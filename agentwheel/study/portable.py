@@ -11,6 +11,8 @@ the repository. `export_study` copies the run directory without what can be rebu
   one (the study reads only the last round's), and every copy of the tokenizer but one;
 - a second copy of any file (`checkpoints/last` is the last round's): a `.same-as` note
   names the first.
+Traces and other JSON text over `COMPRESS_ABOVE` bytes travel gzipped (`.portable.gz`,
+about a tenth of their size), so a whole study stays within what a repository should hold.
 Adapters are kept in bfloat16 (half their size): the rebuilt weights differ from the
 trained ones by that rounding, which only matters to a phase that resumes training; the
 evaluations on disk are kept, not redone.
@@ -23,6 +25,7 @@ shared SFT checkpoint. Then `agentwheel study --resume` redoes only what is miss
 
 from __future__ import annotations
 
+import gzip
 import hashlib
 import json
 import re
@@ -52,6 +55,9 @@ PORTABLE_MANIFEST = "portable.json"
 SHARED_TOKENIZER = "tokenizer.json"
 _WEIGHTS = "*.safetensors"
 SAME_AS = ".same-as"
+GZIPPED = ".portable.gz"
+COMPRESS_ABOVE = 256 * 1024
+_TEXT_SUFFIXES = (".jsonl", ".json")
 _NOTE_BELOW = 4096  # smaller duplicates are copied: a note would save nothing
 
 
@@ -102,7 +108,7 @@ def _superseded_round(run_dir: Path, relative: Path) -> bool:
     return False
 
 
-def export_study(run_dir: Path, dest: Path) -> dict[str, int]:
+def export_study(run_dir: Path, dest: Path, compress_above: int = COMPRESS_ABOVE) -> dict[str, int]:
     """Write the portable copy of `run_dir` to `dest` (replaced); returns its file count
     and bytes. Refuses a full fine-tune's checkpoint: its weights cannot be rebuilt."""
     full = [p.parent for p in _checkpoints(run_dir) if not (p.parent / ADAPTER_DIR).is_dir()]
@@ -130,6 +136,8 @@ def export_study(run_dir: Path, dest: Path) -> dict[str, int]:
             _save_without_optimizer(source, target)
         elif relative.name == ADAPTER_FILE:
             _save_tensors(source, target, torch.bfloat16)
+        elif source.suffix in _TEXT_SUFFIXES and source.stat().st_size > compress_above:
+            _gzip(source, target.with_name(target.name + GZIPPED))
         else:
             shutil.copyfile(source, target)
         first_copy.setdefault(digest, relative)
@@ -150,6 +158,31 @@ def _checkpoints(run_dir: Path) -> Iterator[Path]:
         kept = not any(p.endswith(".previous") for p in relative.parts)
         if kept and model_dir.is_dir() and (model_dir.parent / TRAINER_STATE).exists():
             yield model_dir
+
+
+def _gzip(source: Path, target: Path) -> None:
+    # mtime 0: the same file gives the same bytes, so a re-export changes nothing in git.
+    with (
+        source.open("rb") as raw,
+        target.open("wb") as out,
+        gzip.GzipFile(fileobj=out, mode="wb", mtime=0) as packed,
+    ):
+        shutil.copyfileobj(raw, packed)
+
+
+def _copy_out(source: Path, target: Path) -> None:
+    """Copy one file of a portable copy back, unzipping what export gzipped."""
+    if source.name.endswith(GZIPPED):
+        with gzip.open(source, "rb") as packed, target.open("wb") as out:
+            shutil.copyfileobj(packed, out)
+    else:
+        shutil.copyfile(source, target)
+
+
+def _stored(src: Path, relative: str) -> Path:
+    """Where the portable copy keeps the file a `.same-as` note names."""
+    plain = src / relative
+    return plain if plain.exists() else plain.with_name(plain.name + GZIPPED)
 
 
 def _write_note(target: Path, original: Path) -> None:
@@ -181,7 +214,9 @@ def restore_study(src: Path, run_dir: Path, rebuild: WeightsBuilder) -> list[Pat
         relative = source.relative_to(src)
         if relative.name.endswith(SAME_AS):
             relative = relative.with_name(relative.name.removesuffix(SAME_AS))
-            source = src / source.read_text().strip()
+            source = _stored(src, source.read_text().strip())
+        elif relative.name.endswith(GZIPPED):
+            relative = relative.with_name(relative.name.removesuffix(GZIPPED))
         target = run_dir / relative
         if relative.name == PORTABLE_MANIFEST or target.exists():
             continue
@@ -189,7 +224,7 @@ def restore_study(src: Path, run_dir: Path, rebuild: WeightsBuilder) -> list[Pat
         if relative.name == ADAPTER_FILE:
             _save_tensors(source, target, torch.float32)
         else:
-            shutil.copyfile(source, target)
+            _copy_out(source, target)
     rebuilt = []
     # Shared checkpoints first: an arm's weights sit on the shared SFT checkpoint.
     for adapter in sorted(run_dir.rglob(ADAPTER_DIR), key=lambda p: not _in_shared(run_dir, p)):

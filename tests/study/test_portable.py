@@ -12,7 +12,12 @@ from safetensors.torch import load_file
 
 from agentwheel.cli.study import load_study_config
 from agentwheel.core.run_layout import STUDY_STATE
-from agentwheel.study.portable import export_study, rebuild_from_adapter, restore_study
+from agentwheel.study.portable import (
+    GZIPPED,
+    export_study,
+    rebuild_from_adapter,
+    restore_study,
+)
 from agentwheel.study.run import run_study
 from tests.train.conftest import require_bundled_gguf
 
@@ -58,7 +63,9 @@ def test_the_copy_leaves_out_what_can_be_rebuilt(lora_study, tmp_path):
 
 def test_a_fresh_directory_resumes_from_the_copy_and_redoes_nothing(lora_study, tmp_path):
     config, out, result = lora_study
-    export_study(out, tmp_path / "portable")
+    export_study(out, tmp_path / "portable", compress_above=0)  # every trace gzipped
+    assert list((tmp_path / "portable").rglob("traces.jsonl" + GZIPPED))
+    assert not list((tmp_path / "portable").rglob("traces.jsonl"))
     fresh = tmp_path / "fresh"
     rebuilt = restore_study(
         tmp_path / "portable", fresh, rebuild_from_adapter(config.model, config.seed)
@@ -73,6 +80,8 @@ def test_a_fresh_directory_resumes_from_the_copy_and_redoes_nothing(lora_study, 
         for name, tensor in original.items():
             # the adapters travel in bfloat16: the merged weights differ by that rounding
             torch.testing.assert_close(again[name], tensor, atol=2e-3, rtol=1e-2)
+    for trace in fresh.rglob("traces.jsonl"):  # unzipped as they were
+        assert trace.read_bytes() == (out / trace.relative_to(fresh)).read_bytes()
     traces = {p: p.stat().st_mtime_ns for p in fresh.rglob("traces.jsonl")}
     done = json.loads((fresh / STUDY_STATE).read_text())["done"]
     log: list[str] = []
