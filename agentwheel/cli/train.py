@@ -4,7 +4,7 @@ Mount on the main app with `register(app)`:
 
     agentwheel train --config demo|path.yaml [--out runs/x] [--resume] [--set grpo.lr=2e-6]
     agentwheel demo [--quick] [--out runs/demo] [--resume]
-    agentwheel check-config --config demo|path.yaml [--set ...]
+    agentwheel check-config --config demo|path.yaml [--set ...]   (cli/check_config.py)
 """
 
 from __future__ import annotations
@@ -22,7 +22,8 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
-from agentwheel.cli.config_file import check_names, checked_config, load_schedule_config
+from agentwheel.cli import check_config
+from agentwheel.cli.config_file import load_schedule_config
 from agentwheel.cli.errors import UserErrorGroup, disk_full, fail, require_dir
 from agentwheel.cli.progress import phase_bars
 from agentwheel.core.external_training import ExternalTrainer
@@ -150,35 +151,11 @@ def demo_command(
     run_with_progress(schedule, out or Path("runs") / schedule.name, resume)
 
 
-def check_config_command(
-    config: Annotated[
-        str,
-        typer.Option(
-            help="Schedule or study YAML file, or a bundled config name "
-            f"({', '.join(bundled_config_names())})."
-        ),
-    ],
-    set_: Annotated[
-        list[str] | None,
-        typer.Option("--set", help="Override a config key: --set grpo.lr=2e-6 (repeatable)."),
-    ] = None,
-) -> None:
-    """Check a schedule or study config without running it: every key and value, the
-    round kinds, the model spec and the workflow ids (model.device is checked where the
-    run starts). Loads no model."""
-    path, checked = checked_config(config, set_ or [])
-    check_names(checked, path, set_ or [])
-    kinds = ", ".join(r.kind for r in checked.rounds) or "none"
-    console.print(
-        f"ok: {config}: {type(checked).__name__}, model {checked.model.spec}, rounds: {kinds}"
-    )
-
-
 def register(app: typer.Typer) -> None:
     """Add `train`, `demo` and `check-config` to an app."""
     app.command("train")(train_command)
     app.command("demo")(demo_command)
-    app.command("check-config")(check_config_command)
+    check_config.register(app)
 
 
 app = typer.Typer(

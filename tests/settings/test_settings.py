@@ -53,6 +53,55 @@ def test_checking_every_bundled_and_saved_config_imports_no_torch_and_no_flywhee
     assert with_names == "[]"
 
 
+CHECK_CONFIG_COMMAND = """
+import sys
+from agentwheel.cli import main
+sys.argv = ["agentwheel", "check-config", "--config", sys.argv[1]]
+try:
+    main()
+except SystemExit as exc:
+    print("exit", exc.code)
+print(sorted(m for m in ("torch", "transformers", "peft", "agentwheel.llm.hf") if m in sys.modules))
+"""
+
+
+# The command also checks workflow ids and the model spec's name (the workflow reader and
+# the model factories' names), still without torch.
+@pytest.mark.parametrize("config", ["study", "demo", "tiny"])
+def test_the_check_config_command_loads_no_torch(config):
+    result = subprocess.run(
+        [sys.executable, "-c", CHECK_CONFIG_COMMAND, config],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert result.returncode == 0, result.stderr
+    assert f"ok: {config}:" in " ".join(result.stderr.split())
+    assert result.stdout.splitlines()[-1] == "[]"
+
+
+def test_the_check_config_command_reports_a_bad_key_on_one_line():
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "agentwheel",
+            "check-config",
+            "--config",
+            "tiny",
+            "--set",
+            "grpo.lrr=1",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=REPO,
+    )
+    assert result.returncode == 1
+    assert "error:" in result.stderr and "lrr" in result.stderr
+
+
 def test_every_committed_run_config_still_loads():
     assert SAVED_CONFIGS, "bench/results holds saved run configs"
     for path in SAVED_CONFIGS:
