@@ -2,8 +2,11 @@
 
 The step is the study's: `--groups` tasks (one per branch kind in turn) x `--group-size`
 sampled rollouts (temperature 1, 64 new tokens a turn, 5 agent turns), then one update.
-The rollouts run once (prefill, decode, the rest of model time, environment and user);
-the update runs on copies of the same weights, on the same groups, once per variant:
+The rollouts run twice on the same seeds, profiled (prefill, decode, the rest of model
+time, environment and user): `main`, every row of a batch decoding until its longest
+reply ends (as `generate` does), and `leave_early`, finished rows leaving the batch; the
+episodes must come out the same. The update runs on copies of the same weights, on the
+same groups, once per variant:
 
 - `main`: the trainer as it was at 70174d9 (the baseline): a full fine-tune, a no-grad
   pass over every token for the recomputed old log-probs, then the training forward and
@@ -13,7 +16,8 @@ the update runs on copies of the same weights, on the same groups, once per vari
 - `lora`: `shared` with rank-16 LoRA on every linear layer (the study's setting).
 
 Tokens per episode are split into policy text, tool schemas and the conversation. The
-step speedup is (rollouts + main update) / (rollouts + best update), measured in one run.
+step speedup is (main rollouts + main update) / (best rollouts + best update), measured in
+one run.
 
     python bench/bench_grpo_step.py [--policy hf:runs/study/shared/checkpoints/sft/model]
 """
@@ -35,7 +39,7 @@ from bench_rollout import ForwardTimer
 from machine import write_result
 
 from agentwheel.core.dataset import load_tasks
-from agentwheel.core.messages import Message, SamplingParams
+from agentwheel.core.messages import ChatRequest, Message, SamplingParams
 from agentwheel.core.run_layout import TASKS_FILE
 from agentwheel.core.task import BRANCH_KINDS, Task
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
@@ -102,8 +106,10 @@ def prompt_split(model: HFChatModel, task: Task) -> dict[str, int]:
 
 
 def rollouts(
-    model: HFChatModel, tasks: list[Task], group_size: int, seed: int
+    model: HFChatModel, tasks: list[Task], group_size: int, seed: int, leave_early: bool
 ) -> tuple[list[list[Trajectory]], dict[str, Any]]:
+    assert model.prefix_reuse is not None, "the study's sampler reuses prefixes"
+    model.prefix_reuse.leave_early = leave_early
     timer = ForwardTimer(model.model)
     params = SamplingParams(temperature=1.0, max_new_tokens=64, seed=seed)
     policy = TurnSeededPolicy(model, params, name="policy")
@@ -117,6 +123,7 @@ def rollouts(
     start = time.perf_counter()
     done = runner.run(specs)
     wall = time.perf_counter() - start
+    timer.remove()
     groups = [[tr for tr in done if tr.task_id == t.id] for t in tasks]
     model_s = sum(t.timings.model_s for t in done)
     splits = [prompt_split(model, t) for t in tasks]
@@ -140,6 +147,13 @@ def rollouts(
         "reward_mean": round(sum(t.passed for t in done) / n, 3),
     }
     return groups, profile
+
+
+def warm_up(model: HFChatModel) -> None:
+    """One short call, so one-time kernel setup is not charged to the first variant."""
+    request = ChatRequest(messages=[Message(role="user", content="Hello there")])
+    model.chat([request], SamplingParams(max_new_tokens=8))
+    model.release_kv_cache()
 
 
 def update(
@@ -185,25 +199,40 @@ def main() -> None:
     tasks = step_tasks(args.groups)
     dtype = "bfloat16" if _has_native_bf16() else "float32"
     sampler = load_hf_spec(args.policy, dtype=dtype, max_batch_size=16)
-    groups, profile = rollouts(sampler, tasks, args.group_size, args.seed)
-    print(f"rollouts: {profile}", flush=True)
+    warm_up(sampler)
+    profiles = {}
+    for variant in ("main", "leave_early"):
+        groups, profiles[variant] = rollouts(
+            sampler, tasks, args.group_size, args.seed, leave_early=variant == "leave_early"
+        )
+        print(f"rollouts {variant}: {profiles[variant]}", flush=True)
+        episodes = [[tr.tokens.ids if tr.tokens else None for tr in g] for g in groups]
+        if variant == "main":
+            main_episodes = episodes
+        elif episodes != main_episodes:
+            raise SystemExit("rollouts differ when finished rows leave the batch")
     weights = load_hf_spec(args.policy, dtype="float32").model
     updates = {}
     for variant in VARIANTS:
         updates[variant] = update(weights, groups, variant)
         print(f"update {variant}: {updates[variant]}", flush=True)
-    rollout_s = profile["wall_s"]
     best = min(updates, key=lambda v: updates[v]["wall_s"])
-    step_main = rollout_s + updates["main"]["wall_s"]
-    step_best = rollout_s + updates[best]["wall_s"]
+    best_rollouts = min(profiles, key=lambda v: profiles[v]["wall_s"])
+    step_main = profiles["main"]["wall_s"] + updates["main"]["wall_s"]
+    step_best = profiles[best_rollouts]["wall_s"] + updates[best]["wall_s"]
     result = {
         "policy": args.policy,
         "sampler_dtype": dtype,
         "groups": args.groups,
         "group_size": args.group_size,
-        "rollouts": profile,
+        "rollouts": profiles,
         "updates": updates,
-        "baseline": "main: the trainer at 70174d9 (full fine-tune, separate old-logprob pass)",
+        "baseline": (
+            "main: rollouts decoding every row of a batch to its end (as generate does) and "
+            "the trainer at 70174d9 (full fine-tune, separate old-logprob pass)"
+        ),
+        "best_rollouts": best_rollouts,
+        "rollout_speedup": round(profiles["main"]["wall_s"] / profiles[best_rollouts]["wall_s"], 2),
         "best_update": best,
         "update_speedup": round(updates["main"]["wall_s"] / updates[best]["wall_s"], 2),
         "step_s": {"main": round(step_main, 2), "best": round(step_best, 2)},

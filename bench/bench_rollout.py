@@ -73,6 +73,11 @@ class ForwardTimer:
             return out
 
         module.forward = timed
+        self.module = module
+
+    def remove(self) -> None:
+        """Stop timing: the module's own `forward` again."""
+        del self.module.forward
 
     def reset(self) -> None:
         self.seconds = {"prefill": 0.0, "decode": 0.0}

@@ -15,10 +15,12 @@ positions are those of the unpadded sequence, as in a full re-prefill). The cach
 preallocated buffer per layer that decoding writes into, rather than a tensor
 concatenated at every step. Decoding follows `model.generate`: float32 logits of the last
 position, temperature then top-p, softmax and one `torch.multinomial` over the whole
-batch per step (greedy: argmax), finished rows fed the pad id, so a seeded call draws
-the same random numbers as `generate` on the same batch. Afterwards each row's states
-(prompt plus generated ids, one contiguous slice) go back into the prefix cache for the
-episode's next turn.
+batch per step (greedy: argmax), so a seeded call draws the same random numbers as
+`generate` on the same batch. Unlike `generate`, finished rows leave the batch (once a
+quarter of it has finished) instead of being fed the pad id until the longest row stops:
+in an agent turn most replies are short and one long one kept the whole batch decoding.
+Each row's states (prompt plus generated ids, one contiguous slice) go back into the
+prefix cache for the episode's next turn when it leaves the batch or decoding ends.
 """
 
 from __future__ import annotations
@@ -124,6 +126,14 @@ class _PreallocatedLayer(DynamicLayer):
     def get_seq_length(self) -> int:
         return self.length
 
+    def keep_rows(self, positions: torch.Tensor) -> None:
+        """Drop every row of the buffer but those at `positions`."""
+        index = positions.to(self.buffer_k.device)
+        self.buffer_k = self.buffer_k.index_select(0, index)
+        self.buffer_v = self.buffer_v.index_select(0, index)
+        self.keys = self.buffer_k[:, :, : self.length]
+        self.values = self.buffer_v[:, :, : self.length]
+
     def row_states(self, row: int, columns: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """Copies of the row's states in `columns` (ascending column indices)."""
         index = columns.to(self.buffer_k.device)
@@ -139,7 +149,10 @@ class PrefixReusingGenerator:
     """Generates for a batch of prompts, reusing and refilling a `PrefixKVCache`.
 
     `reused_tokens` and `computed_tokens` count prompt ids served from the cache and
-    ids run through the model (prompt and generated), over the generator's lifetime.
+    ids run through the model (prompt and generated), `rows_left_early` the rows that left
+    a batch before its decoding ended, over the generator's lifetime. With
+    `leave_early=False` every row stays until the batch ends, as in `generate` (the
+    benchmark's baseline; the ids are the same either way).
     """
 
     def __init__(self, model: Any, cache: PrefixKVCache):
@@ -149,6 +162,8 @@ class PrefixReusingGenerator:
         self.cache_argument = cache_argument(model)
         self.reused_tokens = 0
         self.computed_tokens = 0
+        self.rows_left_early = 0
+        self.leave_early = True
 
     @property
     def device(self) -> torch.device:
@@ -161,14 +176,22 @@ class PrefixReusingGenerator:
         matches = [self.cache.match(ids) for ids in prompts]
         self.reused_tokens += sum(shared for _, shared in matches)
         layers, logits, columns = self._prefill(prompts, matches, decoding.max_new_tokens)
-        results, fed = self._decode(prompts, layers, logits, columns, decoding)
-        for row, (ids, (tokens, _, _)) in enumerate(zip(prompts, results, strict=True)):
-            # The last generated id was never fed back, so it has no states; columns fed
-            # after a row's stop id (padding, while other rows decode) are not its own.
-            kept = fed[row].nonzero().squeeze(1)[: len(ids) + len(tokens) - 1]
-            states = [layer.row_states(row, kept) for layer in layers]
-            self.cache.add(ids + tokens[:-1], states)
+        batch = _DecodeBatch(prompts, layers, columns.prompt_mask())
+        results = self._decode(batch, logits, decoding)
+        for position, row in enumerate(batch.rows):
+            self._keep_states(batch, position, prompts[row], results[row][0])
         return results
+
+    def _keep_states(
+        self, batch: _DecodeBatch, position: int, prompt: list[int], tokens: list[int]
+    ) -> None:
+        """Put the states of the row at `position` of the batch (prompt plus generated
+        ids) into the prefix cache for the episode's next turn."""
+        # The last generated id was never fed back, so it has no states; columns fed
+        # after a row's stop id (padding, while other rows decode) are not its own.
+        kept = batch.mask[position].nonzero().squeeze(1)[: len(prompt) + len(tokens) - 1]
+        states = [layer.row_states(position, kept) for layer in batch.layers]
+        self.cache.add(prompt + tokens[:-1], states)
 
     def _share_common_prefixes(self, prompts: Sequence[list[int]]) -> None:
         """Compute once, and cache, each prefix that several prompts of the batch share
@@ -240,49 +263,99 @@ class PrefixReusingGenerator:
         return out.logits[:, -logits_to_keep:].to(dtype=torch.float32)
 
     def _decode(
-        self,
-        prompts: Sequence[list[int]],
-        layers: list[_PreallocatedLayer],
-        logits: torch.Tensor,
-        columns: _Columns,
-        decoding: Decoding,
-    ) -> tuple[list[Generated], torch.Tensor]:
-        """One id per row and forward pass. Returns the results and, per row, which cache
-        columns hold its fed ids (1) or padding (0)."""
-        rows = len(prompts)
+        self, batch: _DecodeBatch, logits: torch.Tensor, decoding: Decoding
+    ) -> list[Generated]:
+        """One id per live row and forward pass. A row that has finished leaves the batch
+        (its states go to the prefix cache first) once a quarter of the batch has
+        finished, so the rows still decoding are not slowed by the finished ones."""
+        total = len(batch.rows)
         warpers = _warpers(decoding)
         stops = torch.tensor(list(decoding.stop_ids), device=logits.device)
-        live = torch.ones(rows, dtype=torch.bool, device=logits.device)
-        positions = torch.tensor([len(ids) for ids in prompts], dtype=torch.long)
-        mask = columns.prompt_mask()
-        steps: list[torch.Tensor] = []
-        chosen: list[torch.Tensor] = []
+        live = torch.ones(total, dtype=torch.bool, device=logits.device)
+        positions = torch.tensor([len(ids) for ids in batch.prompts], dtype=torch.long)
+        tokens_of: list[list[int]] = [[] for _ in range(total)]
+        logprobs_of: list[list[float]] = [[] for _ in range(total)]
         temperature = 1.0 if decoding.greedy else decoding.temperature
+        tokens = torch.empty(0, dtype=torch.long)
         for step in range(decoding.max_new_tokens):
             if step > 0:
-                mask = torch.cat([mask, torch.ones((rows, 1), dtype=torch.long)], dim=1)
+                finished = int((~live).sum())
+                if self.leave_early and finished and finished * 4 >= len(live):
+                    keep = live.nonzero().squeeze(1)
+                    for position in (~live).nonzero().squeeze(1).tolist():
+                        row = batch.rows[position]
+                        self._keep_states(batch, position, batch.prompts[row], tokens_of[row])
+                    batch.keep(keep)
+                    self.rows_left_early += len(live) - len(keep)
+                    live, positions, tokens = live[keep], positions[keep], tokens[keep]
+                batch.mask = torch.cat(
+                    [batch.mask, torch.ones((len(live), 1), dtype=torch.long)], dim=1
+                )
                 logits = self._forward(
-                    chosen[-1][:, None], positions[:, None] + step - 1, mask, layers, 1
+                    tokens[:, None], positions[:, None] + step - 1, batch.mask, batch.layers, 1
                 )[:, -1]
-                self.computed_tokens += rows
+                self.computed_tokens += len(live)
             if decoding.greedy:
                 tokens = torch.argmax(logits, dim=-1)
             else:
-                scores = logits
-                for warp in warpers:
-                    scores = warp(None, scores)
-                tokens = torch.multinomial(torch.softmax(scores, dim=-1), 1).squeeze(1)
+                tokens = _sample(logits, warpers, batch.rows, total, decoding.pad_id)
             tokens = torch.where(live, tokens, decoding.pad_id)
             logprobs = torch.log_softmax(logits / temperature, dim=-1)
-            steps.append(logprobs.gather(1, tokens[:, None]).squeeze(1).cpu())
-            chosen.append(tokens)
+            chosen = logprobs.gather(1, tokens[:, None]).squeeze(1).tolist()
+            for position, (row, token, logprob) in enumerate(
+                zip(batch.rows, tokens.tolist(), chosen, strict=True)
+            ):
+                if live[position]:
+                    tokens_of[row].append(token)
+                    logprobs_of[row].append(logprob)
             live &= ~torch.isin(tokens, stops)
             if not live.any():
                 break
-        results = trim_at_stop(
-            torch.stack(chosen, 1).cpu(), torch.stack(steps, 1), decoding.stop_ids
-        )
-        return results, mask
+        stop_set = set(decoding.stop_ids)
+        return [
+            (ids, logprobs, "stop" if ids and ids[-1] in stop_set else "length")
+            for ids, logprobs in zip(tokens_of, logprobs_of, strict=True)
+        ]
+
+
+class _DecodeBatch:
+    """The rows still in the decoding batch: which prompts they are (`rows`, indices into
+    `prompts`), their cache layers and which cache columns hold their fed ids (`mask`:
+    1) or padding (0)."""
+
+    def __init__(
+        self, prompts: Sequence[list[int]], layers: list[_PreallocatedLayer], mask: torch.Tensor
+    ):
+        self.prompts = prompts
+        self.layers = layers
+        self.mask = mask
+        self.rows = list(range(len(prompts)))
+
+    def keep(self, positions: torch.Tensor) -> None:
+        """Keep only the rows at `positions` (ascending) of the batch."""
+        self.rows = [self.rows[p] for p in positions.tolist()]
+        self.mask = self.mask[positions]
+        for layer in self.layers:
+            layer.keep_rows(positions)
+
+
+def _sample(
+    logits: torch.Tensor, warpers: list[Any], rows: list[int], total: int, pad_id: int
+) -> torch.Tensor:
+    """One sampled id per row of `logits` (the batch rows `rows` of `total`). The draw is
+    made over all `total` rows, the ones that left the batch certain to give `pad_id`:
+    `torch.multinomial` uses the same random numbers for a row whatever the other rows'
+    distributions, so the ids are those of `generate` decoding every row to the end."""
+    scores = logits
+    for warp in warpers:
+        scores = warp(None, scores)
+    probs = torch.softmax(scores, dim=-1)
+    if len(rows) < total:
+        full = probs.new_zeros((total, probs.shape[1]))
+        full[:, pad_id] = 1.0
+        full[rows] = probs
+        return torch.multinomial(full, 1).squeeze(1)[rows]
+    return torch.multinomial(probs, 1).squeeze(1)
 
 
 def _warpers(decoding: Decoding) -> list[Any]:

@@ -93,6 +93,28 @@ def test_multi_turn_batched_episodes_match_reprefill(tiny_model, tokenizer, para
     assert len({tuple(t[0].completion_ids or []) for t in got}) == len(lengths)
 
 
+@pytest.mark.parametrize("params", [GREEDY, SAMPLED], ids=["greedy", "sampled"])
+def test_rows_that_finish_early_leave_the_batch_and_still_match_reprefill(
+    tiny_model, tokenizer, params
+):
+    plain, reuse = _pair(tiny_model, tokenizer, max_batch_size=8)
+    # One id in five ends a reply, so the rows of a batch stop at different steps.
+    stops = [i for i in range(tokenizer.vocab_size) if i % 5 == 0]
+    plain.stop_ids = reuse.stop_ids = stops
+    lengths = [3, 3, 2, 3, 1, 3, 2, 3]
+    expected = _episodes(plain, params, lengths)
+    got = _episodes(reuse, params, lengths)
+    _assert_same(expected, got)
+    generator = reuse.prefix_reuse
+    assert generator is not None
+    assert generator.rows_left_early > 0
+    finishes = {c.finish_reason for turns in got for c in turns}
+    assert finishes == {"stop", "length"}
+    # Later turns continued from states kept when their rows left the batch early.
+    sent = sum(c.prompt_tokens for turns in got for c in turns)
+    assert generator.reused_tokens > sent / 2
+
+
 def test_a_group_of_identical_prompts_shares_one_prefill(tiny_model, tokenizer):
     plain, reuse = _pair(tiny_model, tokenizer)
     prompt = _opening(plain, 2)
