@@ -6,7 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
@@ -25,13 +25,11 @@ from agentwheel.eval.evaluate import TRACES, read_traces, run_eval
 from agentwheel.flywheels.agentic.synth import synth_agentic
 from agentwheel.flywheels.agentic.workflow import Workflow
 from agentwheel.flywheels.agentic.workflow_loader import load_workflow, workflow_paths
+from agentwheel.settings.data import DataSettings
 from agentwheel.train.model import is_lora
+from agentwheel.train.run_context import RunContext
 from agentwheel.train.sft import SFTTrainer
 from agentwheel.train.sft_data import oracle_sft_data
-
-if TYPE_CHECKING:
-    from agentwheel.settings.data import DataSettings
-    from agentwheel.train.run_context import RunContext
 
 # -- data
 

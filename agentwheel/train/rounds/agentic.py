@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -31,9 +30,7 @@ from agentwheel.train.rollout import (
     rollout_seed,
 )
 from agentwheel.train.rounds.base import Band, RoundKind
-
-if TYPE_CHECKING:
-    from agentwheel.train.run_context import RunContext
+from agentwheel.train.run_context import RunContext
 
 
 def band_topped_up(

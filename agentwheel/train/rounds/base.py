@@ -22,7 +22,7 @@ import shutil
 from abc import ABC, abstractmethod
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar
+from typing import Any, ClassVar, Generic, TypeVar
 
 from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.run_layout import RoundLayout
@@ -33,11 +33,8 @@ from agentwheel.train.checkpoint import keep_weights
 from agentwheel.train.phases import KIND_PASS1
 from agentwheel.train.report import read_metrics
 from agentwheel.train.rollout import RolloutBatch, TaskStream, rollout_seed
+from agentwheel.train.run_context import RunContext
 from agentwheel.train.run_state import truncate_to_committed
-
-if TYPE_CHECKING:
-    from agentwheel.train.run_context import RunContext
-
 
 S = TypeVar("S", bound=RLRound)
 Item = TypeVar("Item")  # what a kind trains on: an agentic Task, a reasoning Problem, ...

@@ -19,20 +19,18 @@ Resume: killed during 2, the engine continues from its own state in the round's
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from agentwheel.core.external_training import ExternalRoundJob, ExternalTrainer
 from agentwheel.core.run_layout import MODEL_DIR, RoundLayout
+from agentwheel.settings.rl_round import RLRound
 from agentwheel.train.checkpoint import (
     TrainerState,
     crash_point,
     keep_weights,
     save_checkpoint,
 )
-
-if TYPE_CHECKING:
-    from agentwheel.settings.rl_round import RLRound
-    from agentwheel.train.run_context import RunContext
+from agentwheel.train.run_context import RunContext
 
 BEFORE_RL = (None, "sft", "sft_done")  # state.checkpoint["trainer"] before any RL step
 

@@ -10,7 +10,6 @@ band: where the next reasoning round starts).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from agentwheel.core.messages import SamplingParams
 from agentwheel.core.run_layout import PROBLEMS_FILE, RoundLayout
@@ -23,9 +22,7 @@ from agentwheel.settings.reasoning_round import ReasoningRound
 from agentwheel.train.reasoning_rollout import collect_reasoning_groups
 from agentwheel.train.rollout import RolloutBatch, TaskStream, rollout_seed
 from agentwheel.train.rounds.base import Band, RoundKind
-
-if TYPE_CHECKING:
-    from agentwheel.train.run_context import RunContext
+from agentwheel.train.run_context import RunContext
 
 
 def answer_params(run: RunContext, settings: ReasoningRound, seed: int) -> SamplingParams:
