@@ -179,14 +179,13 @@ class PrefixReusingGenerator:
         batch = _DecodeBatch(prompts, layers, columns.prompt_mask())
         results = self._decode(batch, logits, decoding)
         for position, row in enumerate(batch.rows):
-            self._keep_states(batch, position, prompts[row], results[row][0])
+            self._keep_states(batch, position, results[row][0])
         return results
 
-    def _keep_states(
-        self, batch: _DecodeBatch, position: int, prompt: list[int], tokens: list[int]
-    ) -> None:
-        """Put the states of the row at `position` of the batch (prompt plus generated
-        ids) into the prefix cache for the episode's next turn."""
+    def _keep_states(self, batch: _DecodeBatch, position: int, tokens: list[int]) -> None:
+        """Put the states of the row at `position` of the batch (its prompt plus the
+        generated `tokens`) into the prefix cache for the episode's next turn."""
+        prompt = batch.prompts[batch.rows[position]]
         # The last generated id was never fed back, so it has no states; columns fed
         # after a row's stop id (padding, while other rows decode) are not its own.
         kept = batch.mask[position].nonzero().squeeze(1)[: len(prompt) + len(tokens) - 1]
@@ -283,8 +282,7 @@ class PrefixReusingGenerator:
                 if self.leave_early and finished and finished * 4 >= len(live):
                     keep = live.nonzero().squeeze(1)
                     for position in (~live).nonzero().squeeze(1).tolist():
-                        row = batch.rows[position]
-                        self._keep_states(batch, position, batch.prompts[row], tokens_of[row])
+                        self._keep_states(batch, position, tokens_of[batch.rows[position]])
                     batch.keep(keep)
                     self.rows_left_early += len(live) - len(keep)
                     live, positions, tokens = live[keep], positions[keep], tokens[keep]
@@ -302,10 +300,10 @@ class PrefixReusingGenerator:
             tokens = torch.where(live, tokens, decoding.pad_id)
             logprobs = torch.log_softmax(logits / temperature, dim=-1)
             chosen = logprobs.gather(1, tokens[:, None]).squeeze(1).tolist()
-            for position, (row, token, logprob) in enumerate(
-                zip(batch.rows, tokens.tolist(), chosen, strict=True)
+            for row, alive, token, logprob in zip(
+                batch.rows, live.tolist(), tokens.tolist(), chosen, strict=True
             ):
-                if live[position]:
+                if alive:
                     tokens_of[row].append(token)
                     logprobs_of[row].append(logprob)
             live &= ~torch.isin(tokens, stops)
