@@ -5,7 +5,10 @@ sampled rollouts (temperature 1, 64 new tokens a turn, 5 agent turns), then one 
 The rollouts run twice on the same seeds, profiled (prefill, decode, the rest of model
 time, environment and user): `main`, every row of a batch decoding until its longest
 reply ends (as `generate` does), and `leave_early`, finished rows leaving the batch; the
-episodes must come out the same. The update runs on copies of the same weights, on the
+episodes must come out the same. `one_call` is `leave_early` with the step's episodes in
+one batched call a turn (48, the study's batch now) instead of calls of 16: its sampled
+ids differ (a call's seed covers the whole call), so its episodes are other draws of the
+same policy. The update runs on copies of the same weights, on the
 same groups, once per variant:
 
 - `main`: the trainer as it was at 70174d9 (the baseline): a full fine-tune, a no-grad
@@ -105,18 +108,28 @@ def prompt_split(model: HFChatModel, task: Task) -> dict[str, int]:
     }
 
 
+# name: (finished rows leave the batch, episodes per batched call)
+ROLLOUTS: dict[str, tuple[bool, int]] = {
+    "main": (False, 16),
+    "leave_early": (True, 16),
+    "one_call": (True, 48),
+}
+
+
 def rollouts(
-    model: HFChatModel, tasks: list[Task], group_size: int, seed: int, leave_early: bool
+    model: HFChatModel, tasks: list[Task], group_size: int, seed: int, variant: str
 ) -> tuple[list[list[Trajectory]], dict[str, Any]]:
     assert model.prefix_reuse is not None, "the study's sampler reuses prefixes"
+    leave_early, batch = ROLLOUTS[variant]
     model.prefix_reuse.leave_early = leave_early
+    model.max_batch_size = batch
     timer = ForwardTimer(model.model)
     params = SamplingParams(temperature=1.0, max_new_tokens=64, seed=seed)
     policy = TurnSeededPolicy(model, params, name="policy")
     runner = EpisodeRunner(
         policy,
         ScriptedUser(),
-        RunnerConfig(max_agent_turns=5, max_episode_tokens=3072, batch_size=16),
+        RunnerConfig(max_agent_turns=5, max_episode_tokens=3072, batch_size=batch),
     )
     specs = [EpisodeSpec(task=t, trial=i) for t in tasks for i in range(group_size)]
     model.release_kv_cache()
@@ -129,6 +142,7 @@ def rollouts(
     splits = [prompt_split(model, t) for t in tasks]
     n = len(done)
     profile = {
+        "batch_size": batch,
         "episodes": n,
         "wall_s": round(wall, 2),
         "split_s": {
@@ -201,15 +215,13 @@ def main() -> None:
     sampler = load_hf_spec(args.policy, dtype=dtype, max_batch_size=16)
     warm_up(sampler)
     profiles = {}
-    for variant in ("main", "leave_early"):
-        groups, profiles[variant] = rollouts(
-            sampler, tasks, args.group_size, args.seed, leave_early=variant == "leave_early"
-        )
+    for variant in ROLLOUTS:
+        drawn, profiles[variant] = rollouts(sampler, tasks, args.group_size, args.seed, variant)
         print(f"rollouts {variant}: {profiles[variant]}", flush=True)
-        episodes = [[tr.tokens.ids if tr.tokens else None for tr in g] for g in groups]
+        episodes = [[tr.tokens.ids if tr.tokens else None for tr in g] for g in drawn]
         if variant == "main":
-            main_episodes = episodes
-        elif episodes != main_episodes:
+            groups, main_episodes = drawn, episodes
+        elif variant == "leave_early" and episodes != main_episodes:
             raise SystemExit("rollouts differ when finished rows leave the batch")
     weights = load_hf_spec(args.policy, dtype="float32").model
     updates = {}
@@ -228,8 +240,9 @@ def main() -> None:
         "rollouts": profiles,
         "updates": updates,
         "baseline": (
-            "main: rollouts decoding every row of a batch to its end (as generate does) and "
-            "the trainer at 70174d9 (full fine-tune, separate old-logprob pass)"
+            "main: rollouts in calls of 16 episodes, decoding every row of a batch to its "
+            "end (as generate does), and the trainer at 70174d9 (full fine-tune, separate "
+            "old-logprob pass)"
         ),
         "best_rollouts": best_rollouts,
         "rollout_speedup": round(profiles["main"]["wall_s"] / profiles[best_rollouts]["wall_s"], 2),

@@ -85,7 +85,9 @@ def eval_choices(flags: EvalFlags, like: Path | None) -> EvalChoices:
         dtype=_first(flags.dtype, model.generation_dtype()),
         local=LocalModelOptions(
             device=model.device,
-            max_batch_size=model.max_batch_size,
+            # The runner's batched call is generated whole, not in chunks of the run's
+            # generate size: at 48 rows a decode step costs ~1.8x less per row than at 16.
+            max_batch_size=max(model.max_batch_size, runner.batch_size),
             template_kwargs=dict(model.template_kwargs),
         ),
     )

@@ -49,6 +49,7 @@ def test_eval_defaults_are_the_schedules_held_out_settings():
     assert (choices.runner.max_agent_turns, choices.runner.max_episode_tokens) == (8, 4096)
     assert choices.params.max_new_tokens == 128 and choices.params.temperature == 0.0
     assert eval_choices(EvalFlags(k=4), None).params.temperature == 0.7
+    assert choices.local.max_batch_size == choices.runner.batch_size == 32
 
 
 def test_like_takes_the_runs_settings_and_flags_still_win(tiny_run):
@@ -58,6 +59,10 @@ def test_like_takes_the_runs_settings_and_flags_still_win(tiny_run):
     assert (runner.max_agent_turns, runner.max_episode_tokens, runner.batch_size) == (3, 3000, 5)
     assert like.tasks == str(tiny_run / "data" / "held_out" / "tasks.jsonl")
     assert like.local.template_kwargs == {"enable_thinking": False} and like.dtype == "float32"
+    # A batched call is generated whole: the run's generate size, or the episodes per
+    # call where those are more.
+    assert like.local.max_batch_size == 8
+    assert eval_choices(EvalFlags(batch_size=40), tiny_run).local.max_batch_size == 40
     given = eval_choices(EvalFlags(max_new_tokens=9, max_turns=1, tasks="fixtures"), tiny_run)
     assert (given.params.max_new_tokens, given.runner.max_agent_turns) == (9, 1)
     assert given.tasks == "fixtures" and given.runner.max_episode_tokens == 3000
