@@ -89,9 +89,6 @@ def main() -> None:
         "policy": args.policy,
         "baseline": f"batch {sizes[0]} (episodes per batched model call)",
         "runs": runs,
-        "per_150_tasks_s": {
-            str(r["batch_size"]): round(r["eval_s"] * 150 / r["tasks"], 1) for r in runs
-        },
     }
     write_result("eval_batch", result)
 
