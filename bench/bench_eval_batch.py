@@ -15,7 +15,6 @@ argmax may flip.
 from __future__ import annotations
 
 import argparse
-import json
 import subprocess
 import sys
 import tempfile
@@ -26,6 +25,8 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from machine import write_result
+
+from agentwheel.eval.evaluate import TRACES, read_summary, read_traces
 
 
 def run_eval(like: str, policy: str, limit: int | None, batch: int, out: Path) -> dict[str, Any]:
@@ -48,7 +49,7 @@ def run_eval(like: str, policy: str, limit: int | None, batch: int, out: Path) -
     start = time.perf_counter()
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)
     wall = time.perf_counter() - start
-    summary = json.loads((out / "summary.json").read_text())
+    summary = read_summary(out)
     return {
         "batch_size": batch,
         "tasks": summary["n_tasks"],
@@ -59,9 +60,9 @@ def run_eval(like: str, policy: str, limit: int | None, batch: int, out: Path) -
     }
 
 
-def episodes(out: Path) -> dict[str, list[int]]:
-    rows = (json.loads(line) for line in (out / "traces.jsonl").read_text().splitlines())
-    return {row["task_id"]: row["tokens"]["ids"] for row in rows}
+def episodes(out: Path) -> dict[str, list[int] | None]:
+    done = read_traces(out / TRACES).done
+    return {t.task_id: t.tokens.ids if t.tokens else None for t in done}
 
 
 def main() -> None:

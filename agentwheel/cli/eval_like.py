@@ -86,7 +86,7 @@ def eval_choices(flags: EvalFlags, like: Path | None) -> EvalChoices:
         local=LocalModelOptions(
             device=model.device,
             # The runner's batched call is generated whole, not in chunks of the run's
-            # generate size: at 48 rows a decode step costs ~1.8x less per row than at 16.
+            # generate size: at 48 rows a decode step costs ~1.7x less per row than at 16.
             max_batch_size=max(model.max_batch_size, runner.batch_size),
             template_kwargs=dict(model.template_kwargs),
         ),
