@@ -37,6 +37,7 @@ WANDB_DIR = "wandb"
 DATA_DIR = "data"
 TRAIN_SPLIT = "train"
 HELD_OUT_SPLIT = "held_out"
+RL_SPLIT = "rl"
 SFT_DIR = "sft"
 EVALS_DIR = "evals"
 ROUNDS_DIR = "rounds"
@@ -214,6 +215,20 @@ class RunLayout:
     @property
     def held_out_tasks(self) -> Path:
         return split_tasks(self.data, HELD_OUT_SPLIT)
+
+    @property
+    def rl_data(self) -> Path:
+        """The RL pool's task-set folder (`data.rl_tasks_per_workflow`; synthesis writes it)."""
+        return self.data / RL_SPLIT
+
+    @property
+    def rl_tasks(self) -> Path:
+        return split_tasks(self.data, RL_SPLIT)
+
+    @property
+    def rl_synth(self) -> Path:
+        """Synthesis output for the RL pool (the pool is what survives the leak filter)."""
+        return self.data / RL_SPLIT / "synth"
 
     @property
     def held_out_synth(self) -> Path:

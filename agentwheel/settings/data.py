@@ -27,6 +27,13 @@ class DataSettings(Strict):
         description="Also held out: new tasks of the train workflows (other data and "
         "phrasing, never in the train pool).",
     )
+    rl_tasks_per_workflow: int = Field(
+        0,
+        ge=0,
+        description="An RL pool of its own: new tasks of the train workflows (other data and "
+        "phrasing, none in the train pool or the held-out set) that the agentic rounds start "
+        "from, so RL meets tasks SFT never imitated; 0 = the rounds start from the train pool.",
+    )
     extra_conditions: int = Field(0, ge=0, description="Extra preconditions in the pool trees.")
     extra_train_tasks: list[str] = Field(
         default_factory=list,

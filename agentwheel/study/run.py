@@ -55,7 +55,7 @@ from agentwheel.study.curves import arm_curves
 from agentwheel.study.report import write_study_report
 from agentwheel.study.results import arm_result, differences, goals, greedy_scores
 from agentwheel.train.phase_driver import Phase, PhaseProgress, run_phases
-from agentwheel.train.phases import task_fingerprint
+from agentwheel.train.phases import task_fingerprint, write_rl_pool
 from agentwheel.train.schedule import run_schedule
 
 # The flywheel arm trains first: it is the study's question, so a run stopped before the
@@ -154,16 +154,21 @@ class StudyRun:
         self._schedule(shared_config(self.config), self.files.shared)
 
     def check_data(self) -> None:
-        """Enough held-out tasks, of enough unseen workflows, none of them in the train pool."""
+        """Enough held-out tasks, of enough unseen workflows, none of them in the train
+        pool or the RL pool."""
+        if self.config.data.rl_tasks_per_workflow and not self.files.shared.rl_tasks.exists():
+            # A study whose shared run predates its RL pool: the arms copy it from here.
+            write_rl_pool(self.files.shared, self.config.data, self.config.seed)
         held_out, pool = self._held_out(), self._train_pool()
         need = self.config.study.min_held_out_tasks
         if len(held_out) < need:
             raise StudyError(f"{len(held_out)} held-out tasks were made, fewer than {need}")
-        leaked = {t.id for t in held_out} & {t.id for t in pool}
-        trained = {task_fingerprint(t) for t in pool}
+        trained_on = [*pool, *self._rl_pool()]
+        leaked = {t.id for t in held_out} & {t.id for t in trained_on}
+        trained = {task_fingerprint(t) for t in trained_on}
         leaked |= {t.id for t in held_out if task_fingerprint(t) in trained}
         if leaked:
-            raise StudyError(f"held-out tasks also in the train pool: {sorted(leaked)[:5]}")
+            raise StudyError(f"held-out tasks also in the train or RL pool: {sorted(leaked)[:5]}")
         study = self.config.study
         write_eval_sets(
             held_out,
@@ -213,6 +218,12 @@ class StudyRun:
     def _train_pool(self) -> list[Task]:
         return load_tasks(self.files.shared.train_tasks).tasks
 
+    def _rl_pool(self) -> list[Task]:
+        """The RL arms' own pool (`data.rl_tasks_per_workflow`); none: they use the train pool."""
+        if not self.config.data.rl_tasks_per_workflow:
+            return []
+        return load_tasks(self.files.shared.rl_tasks).tasks
+
     def write_results(self) -> dict[str, Any]:
         """study.json (and its copy's content, returned), study.md and the curves."""
         study, seed = self.config.study, self.config.seed
@@ -244,6 +255,7 @@ class StudyRun:
                 1 for t in held_out if t.lineage.source_workflow in unseen
             ),
             "train_pool_tasks": len(self._train_pool()),
+            "rl_pool_tasks": len(self._rl_pool()),
             "wall_s": round(self.state.wall_s, 1),
             "config": self.config.name,
             "model": self.config.model.spec,

@@ -14,8 +14,10 @@ from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.dataset import load_tasks, write_tasks
 from agentwheel.core.run_layout import (
     HELD_OUT_SPLIT,
+    RL_SPLIT,
     TASKS_FILE,
     TRAIN_SPLIT,
+    RunLayout,
     split_tasks,
 )
 from agentwheel.core.task import Task
@@ -65,11 +67,14 @@ def phase_data(run: RunContext) -> None:
         _reuse_data(run, Path(run.config.data.reuse_from))
     else:
         _synthesize_data(run)
+    splits = [("train pool", run.layout.train_tasks), ("held-out set", run.layout.held_out_tasks)]
+    if run.config.data.rl_tasks_per_workflow:
+        if not run.layout.rl_tasks.exists():
+            kept = write_rl_pool(run.layout, run.config.data, run.config.seed)
+            run.log(f"data: {kept} RL-pool tasks (new tasks of the train workflows)")
+        splits.append(("RL pool", run.layout.rl_tasks))
     required = run.config.data.require_branch_kinds
-    for name, path in (
-        ("train pool", run.layout.train_tasks),
-        ("held-out set", run.layout.held_out_tasks),
-    ):
+    for name, path in splits:
         present = {t.branch_kind for t in load_tasks(path).tasks}
         missing = [k for k in required if k not in present]
         if missing:
@@ -82,8 +87,12 @@ def phase_data(run: RunContext) -> None:
 
 
 def _reuse_data(run: RunContext, source: Path) -> None:
-    """The train pool and held-out set of another run, copied as they are."""
-    for split in (TRAIN_SPLIT, HELD_OUT_SPLIT):
+    """The train pool and held-out set of another run, copied as they are; its RL pool
+    too when this run asks for one and the other run has it."""
+    splits = [TRAIN_SPLIT, HELD_OUT_SPLIT]
+    if run.config.data.rl_tasks_per_workflow and split_tasks(source, RL_SPLIT).exists():
+        splits.append(RL_SPLIT)
+    for split in splits:
         tasks = load_tasks(split_tasks(source, split)).tasks
         if not tasks:
             raise ValueError(f"no tasks in {split_tasks(source, split)} (data.reuse_from)")
@@ -151,6 +160,41 @@ def _held_out_seen(run: RunContext, train: list[Workflow], pool: list[Task]) -> 
     return [
         fresh[int(i)].model_copy(update={"id": f"heldout.{fresh[int(i)].id}"}) for i in order[:n]
     ]
+
+
+def write_rl_pool(layout: RunLayout, data: DataSettings, seed: int) -> int:
+    """The RL pool (`data.rl_tasks_per_workflow`): new tasks of the train workflows,
+    synthesized with another seed, without any whose request and user facts match a
+    train-pool or held-out task's, so RL meets tasks SFT never imitated and the held-out
+    set stays unseen. Returns how many were kept."""
+    train, _ = split_workflows(data)
+    synth_agentic(
+        layout.rl_synth,
+        train,
+        seed=seed + 15_485_863,
+        tasks_per_workflow=data.rl_tasks_per_workflow,
+        extra_conditions=data.extra_conditions,
+    )
+    taken = {
+        task_fingerprint(t)
+        for path in (layout.train_tasks, layout.held_out_tasks)
+        for t in load_tasks(path).tasks
+    }
+    fresh = [
+        t.model_copy(update={"id": f"rl.{t.id}"})
+        for t in load_tasks(layout.rl_synth / TASKS_FILE).tasks
+        if task_fingerprint(t) not in taken
+    ]
+    if not fresh:
+        raise ValueError("data.rl_tasks_per_workflow: every synthesized RL task was a leak")
+    write_tasks(fresh, layout.rl_tasks)
+    return len(fresh)
+
+
+def rl_start_pool(layout: RunLayout, data: DataSettings) -> Path:
+    """The tasks the first agentic round draws from: the RL pool when the run has one
+    (`data.rl_tasks_per_workflow`), else the train pool that SFT imitated."""
+    return layout.rl_tasks if data.rl_tasks_per_workflow else layout.train_tasks
 
 
 def task_fingerprint(task: Task) -> str:

@@ -20,7 +20,7 @@ from agentwheel.envs.user import ScriptedUser
 from agentwheel.eval.evaluate import SUMMARY, run_eval
 from agentwheel.flywheels.agentic.evolve import evolve_agentic
 from agentwheel.settings.agentic_round import AgenticRound
-from agentwheel.train.phases import train_workflow_paths
+from agentwheel.train.phases import rl_start_pool, train_workflow_paths
 from agentwheel.train.rollout import (
     RolloutBatch,
     StratifiedTaskStream,
@@ -52,9 +52,14 @@ class AgenticRounds(RoundKind[AgenticRound, Task]):
     settings = AgenticRound
 
     def pool(self, run: RunContext, round_: int, settings: AgenticRound) -> list[Task]:
-        """The last agentic round's grown pool, or the synthesized train pool."""
+        """The last agentic round's grown pool, or the RL pool (the train pool when the
+        run has none)."""
         previous = run.previous_round(round_, self.name)
-        path = run.layout.round(previous).pool if previous else run.layout.train_tasks
+        path = (
+            run.layout.round(previous).pool
+            if previous
+            else rl_start_pool(run.layout, run.config.data)
+        )
         return load_tasks(path).tasks
 
     def evolve(
