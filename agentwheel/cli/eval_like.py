@@ -85,9 +85,9 @@ def eval_choices(flags: EvalFlags, like: Path | None) -> EvalChoices:
         dtype=_first(flags.dtype, model.generation_dtype()),
         local=LocalModelOptions(
             device=model.device,
-            # The runner's batched call is generated whole, not in chunks of the run's
-            # generate size: at 48 rows a decode step costs ~1.7x less per row than at 16.
-            max_batch_size=max(model.max_batch_size, runner.batch_size),
+            # The run's cap on rows a generate call (its memory bound on a GPU); an
+            # explicit --batch-size is generated whole.
+            max_batch_size=_first(flags.batch_size, model.max_batch_size),
             template_kwargs=dict(model.template_kwargs),
         ),
     )

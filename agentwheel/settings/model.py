@@ -16,7 +16,14 @@ class ModelSettings(Strict):
     spec: str = Field("hf:default", description="tiny | hf:default | hf:<path or hub name>")
     dtype: Literal["float32", "bfloat16"] = Field("float32", description="Weight dtype.")
     device: str = Field("cpu", description="cpu | cuda | cuda:<index> | mps")
-    max_batch_size: int = Field(8, ge=1, description="Prompts per generate call.")
+    max_batch_size: int = Field(
+        32,
+        ge=1,
+        description="Prompts per generate call at most: a batched call of more episodes "
+        "(runner.batch_size) is generated in chunks of this many (the bound on a call's "
+        "keys/values on a GPU; on a CPU a decode step's cost is mostly per step, so bigger "
+        "is cheaper per row).",
+    )
     template_kwargs: dict[str, Any] = Field(
         default_factory=dict,
         description="Keywords for the chat template, e.g. {enable_thinking: false} for Qwen3 "

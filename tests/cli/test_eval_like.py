@@ -59,8 +59,7 @@ def test_like_takes_the_runs_settings_and_flags_still_win(tiny_run):
     assert (runner.max_agent_turns, runner.max_episode_tokens, runner.batch_size) == (3, 3000, 5)
     assert like.tasks == str(tiny_run / "data" / "held_out" / "tasks.jsonl")
     assert like.local.template_kwargs == {"enable_thinking": False} and like.dtype == "float32"
-    # A batched call is generated whole: the run's generate size, or the episodes per
-    # call where those are more.
+    # The run's cap on rows a generate call, unless --batch-size asks for a whole call.
     assert like.local.max_batch_size == 8
     assert eval_choices(EvalFlags(batch_size=40), tiny_run).local.max_batch_size == 40
     given = eval_choices(EvalFlags(max_new_tokens=9, max_turns=1, tasks="fixtures"), tiny_run)
@@ -106,3 +105,22 @@ def test_eval_like_on_a_runs_checkpoint_repeats_its_held_out_eval(tiny_run, tmp_
     tasks = str(tiny_run / "data" / "held_out" / "tasks.jsonl")
     plain = _eval(tmp_path / "plain", "--tasks", tasks, "--policy", policy)
     assert _episodes(plain) != _episodes(held_out)
+
+
+def test_like_keeps_the_runs_cap_on_rows_a_generate_call(tiny_run, tmp_path):
+    """A GPU config bounds a call's keys/values with model.max_batch_size below its
+    runner.batch_size; an eval like that run must not generate the whole batch at once."""
+    import shutil
+
+    import yaml
+
+    from agentwheel.core.run_layout import RunLayout
+
+    source, copy = RunLayout(tiny_run), RunLayout(tmp_path)
+    raw = yaml.safe_load(source.config.read_text())
+    raw["model"]["max_batch_size"], raw["runner"]["batch_size"] = 4, 16
+    copy.config.write_text(yaml.safe_dump(raw))
+    copy.held_out_tasks.parent.mkdir(parents=True)
+    shutil.copy(source.held_out_tasks, copy.held_out_tasks)
+    like = eval_choices(EvalFlags(), tmp_path)
+    assert (like.local.max_batch_size, like.runner.batch_size) == (4, 16)
