@@ -3,7 +3,7 @@ tasks of each (synthesized by agentwheel/train/phases.py)."""
 
 from __future__ import annotations
 
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from agentwheel.core.task import BranchKind
 from agentwheel.settings.strict import Strict
@@ -34,6 +34,11 @@ class DataSettings(Strict):
         "phrasing, none in the train pool or the held-out set) that the agentic rounds start "
         "from, so RL meets tasks SFT never imitated; 0 = the rounds start from the train pool.",
     )
+    rl_workflows: list[str] = Field(
+        default_factory=list,
+        description="Workflow ids only RL trains on: their tasks join the RL pool, never "
+        "SFT's train pool or the held-out set (needs rl_tasks_per_workflow > 0).",
+    )
     extra_conditions: int = Field(0, ge=0, description="Extra preconditions in the pool trees.")
     extra_train_tasks: list[str] = Field(
         default_factory=list,
@@ -51,3 +56,15 @@ class DataSettings(Strict):
         description="Fail the data phase when the train pool or the held-out set lacks one "
         "of these branch kinds.",
     )
+
+    @model_validator(mode="after")
+    def _rl_workflows_are_rl_only(self) -> DataSettings:
+        if self.rl_workflows and not self.rl_tasks_per_workflow:
+            raise ValueError("data.rl_workflows needs data.rl_tasks_per_workflow > 0")
+        clash = sorted(set(self.rl_workflows) & set(self.held_out_workflows))
+        if clash:
+            raise ValueError(f"data.rl_workflows are also held out: {clash}")
+        trained = sorted(set(self.rl_workflows) & set(self.train_workflows or []))
+        if trained:
+            raise ValueError(f"data.rl_workflows are also train workflows (SFT's): {trained}")
+        return self

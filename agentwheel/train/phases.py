@@ -36,21 +36,37 @@ from agentwheel.train.sft_data import oracle_sft_data
 # -- data
 
 
-def split_workflows(data: DataSettings) -> tuple[list[Workflow], list[Workflow]]:
-    """(train workflows, held-out workflows); unknown ids are an error that lists the known."""
+def _workflows_by_id(data: DataSettings) -> dict[str, Workflow]:
+    """Every workflow of `data.workflows_dir`; an id the config names that is not there is
+    an error that lists the known."""
     by_id = {w.id: w for w in map(load_workflow, workflow_paths(data.workflows_dir))}
-    missing = sorted(set(data.held_out_workflows + (data.train_workflows or [])) - set(by_id))
+    named = data.held_out_workflows + (data.train_workflows or []) + data.rl_workflows
+    missing = sorted(set(named) - set(by_id))
     if missing:
         raise ValueError(f"unknown workflow ids: {missing}; known: {sorted(by_id)}")
+    return by_id
+
+
+def split_workflows(data: DataSettings) -> tuple[list[Workflow], list[Workflow]]:
+    """(train workflows, held-out workflows): SFT's and the held-out set's. With no
+    `train_workflows`, every workflow neither held out nor RL-only."""
+    by_id = _workflows_by_id(data)
     held = [by_id[w] for w in data.held_out_workflows]
-    train_ids = data.train_workflows or [w for w in by_id if w not in data.held_out_workflows]
+    not_train = set(data.held_out_workflows) | set(data.rl_workflows)
+    train_ids = data.train_workflows or [w for w in by_id if w not in not_train]
     return [by_id[w] for w in train_ids], held
 
 
-def train_workflow_paths(data: DataSettings) -> list[Path]:
-    """The YAML files of the train workflows (what the agentic flywheel evolves from)."""
+def rl_workflows(data: DataSettings) -> list[Workflow]:
+    """The workflows RL trains on: the train workflows and `data.rl_workflows` (RL only)."""
     train, _ = split_workflows(data)
-    ids = {w.id for w in train}
+    by_id = _workflows_by_id(data)
+    return [*train, *(by_id[w] for w in data.rl_workflows)]
+
+
+def rl_workflow_paths(data: DataSettings) -> list[Path]:
+    """The YAML files of the workflows RL trains on (what the agentic flywheel evolves from)."""
+    ids = {w.id for w in rl_workflows(data)}
     return [p for p in workflow_paths(data.workflows_dir) if load_workflow(p).id in ids]
 
 
@@ -163,14 +179,13 @@ def _held_out_seen(run: RunContext, train: list[Workflow], pool: list[Task]) -> 
 
 
 def write_rl_pool(layout: RunLayout, data: DataSettings, seed: int) -> int:
-    """The RL pool (`data.rl_tasks_per_workflow`): new tasks of the train workflows,
-    synthesized with another seed, without any whose request and user facts match a
-    train-pool or held-out task's, so RL meets tasks SFT never imitated and the held-out
-    set stays unseen. Returns how many were kept."""
-    train, _ = split_workflows(data)
+    """The RL pool (`data.rl_tasks_per_workflow`): new tasks of the train workflows and of
+    `data.rl_workflows`, synthesized with another seed, without any whose request and user
+    facts match a train-pool or held-out task's, so RL meets tasks SFT never imitated and
+    the held-out set stays unseen. Returns how many were kept."""
     synth_agentic(
         layout.rl_synth,
-        train,
+        rl_workflows(data),
         seed=seed + 15_485_863,
         tasks_per_workflow=data.rl_tasks_per_workflow,
         extra_conditions=data.extra_conditions,

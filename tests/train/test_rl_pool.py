@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 from agentwheel.core.dataset import load_tasks
 from agentwheel.core.run_layout import RunLayout
 from agentwheel.settings.schedule import load_config
@@ -60,3 +62,32 @@ def test_without_the_setting_rl_draws_from_the_train_pool(tmp_path):
     assert not layout.rl_tasks.exists()
     rolled = rolled_task_ids(tmp_path)
     assert rolled and rolled <= {t.id for t in load_tasks(layout.train_tasks).tasks}
+
+
+def test_rl_only_workflows_join_the_rl_pool_and_nothing_else(tmp_path):
+    rl_only = [*RL_POOL, "data.rl_workflows=[hotel_booking]"]
+    run_schedule(load_config(TINY, rl_only), tmp_path, log=lambda _: None)
+    layout = RunLayout(tmp_path)
+
+    def workflows(path) -> set[str]:
+        return {t.lineage.source_workflow for t in load_tasks(path).tasks}
+
+    assert workflows(layout.rl_tasks) == {
+        "retail_order_cancel",
+        "banking_transfer",
+        "hotel_booking",
+    }
+    assert "hotel_booking" not in workflows(layout.train_tasks) | workflows(layout.held_out_tasks)
+
+
+@pytest.mark.parametrize(
+    ("overrides", "message"),
+    [
+        (["data.rl_workflows=[hotel_booking]"], "needs data.rl_tasks_per_workflow"),
+        (["data.rl_tasks_per_workflow=2", "data.rl_workflows=[clinic_reschedule]"], "held out"),
+        (["data.rl_tasks_per_workflow=2", "data.rl_workflows=[banking_transfer]"], "SFT's"),
+    ],
+)
+def test_an_rl_workflow_that_is_also_trained_or_held_out_is_refused(overrides, message):
+    with pytest.raises(ValueError, match=message):
+        load_config(TINY, overrides)

@@ -20,7 +20,7 @@ from agentwheel.envs.user import ScriptedUser
 from agentwheel.eval.evaluate import SUMMARY, run_eval
 from agentwheel.flywheels.agentic.evolve import evolve_agentic
 from agentwheel.settings.agentic_round import AgenticRound
-from agentwheel.train.phases import rl_start_pool, train_workflow_paths
+from agentwheel.train.phases import rl_start_pool, rl_workflow_paths
 from agentwheel.train.rollout import (
     RolloutBatch,
     StratifiedTaskStream,
@@ -78,7 +78,7 @@ class AgenticRounds(RoundKind[AgenticRound, Task]):
             samples=settings.band_samples,
             tasks_per_workflow=settings.evolve_tasks_per_workflow,
             seed=rollout_seed(run.config.seed, round_),
-            workflows=train_workflow_paths(run.config.data),  # type: ignore[arg-type]
+            workflows=rl_workflow_paths(run.config.data),  # type: ignore[arg-type]
             config=run.runner_config,
             operators=settings.operators,
         )
