@@ -71,6 +71,7 @@ def main() -> None:
     parser.add_argument("--policy", required=True)
     parser.add_argument("--limit", type=int, default=None)
     parser.add_argument("--batch-sizes", default="16,48")
+    parser.add_argument("--name", default="eval_batch", help="result file bench/results/NAME.json")
     args = parser.parse_args()
     sizes = [int(s) for s in args.batch_sizes.split(",")]
     runs: list[dict[str, Any]] = []
@@ -91,7 +92,7 @@ def main() -> None:
         "baseline": f"batch {sizes[0]} (episodes per batched model call)",
         "runs": runs,
     }
-    write_result("eval_batch", result)
+    write_result(args.name, result)
 
 
 if __name__ == "__main__":
