@@ -51,17 +51,18 @@ def split_workflows(data: DataSettings) -> tuple[list[Workflow], list[Workflow]]
     """(train workflows, held-out workflows): SFT's and the held-out set's. With no
     `train_workflows`, every workflow neither held out nor RL-only."""
     by_id = _workflows_by_id(data)
-    held = [by_id[w] for w in data.held_out_workflows]
+    return _train_workflows(data, by_id), [by_id[w] for w in data.held_out_workflows]
+
+
+def _train_workflows(data: DataSettings, by_id: dict[str, Workflow]) -> list[Workflow]:
     not_train = set(data.held_out_workflows) | set(data.rl_workflows)
-    train_ids = data.train_workflows or [w for w in by_id if w not in not_train]
-    return [by_id[w] for w in train_ids], held
+    return [by_id[w] for w in data.train_workflows or [w for w in by_id if w not in not_train]]
 
 
 def rl_workflows(data: DataSettings) -> list[Workflow]:
     """The workflows RL trains on: the train workflows and `data.rl_workflows` (RL only)."""
-    train, _ = split_workflows(data)
     by_id = _workflows_by_id(data)
-    return [*train, *(by_id[w] for w in data.rl_workflows)]
+    return [*_train_workflows(data, by_id), *(by_id[w] for w in data.rl_workflows)]
 
 
 def rl_workflow_paths(data: DataSettings) -> list[Path]:
@@ -85,9 +86,11 @@ def phase_data(run: RunContext) -> None:
         _synthesize_data(run)
     splits = [("train pool", run.layout.train_tasks), ("held-out set", run.layout.held_out_tasks)]
     if run.config.data.rl_tasks_per_workflow:
-        if not run.layout.rl_tasks.exists():
+        if run.layout.rl_tasks.exists():
+            _check_rl_pool_workflows(run.layout.rl_tasks, run.config.data)
+        else:
             kept = write_rl_pool(run.layout, run.config.data, run.config.seed)
-            run.log(f"data: {kept} RL-pool tasks (new tasks of the train workflows)")
+            run.log(f"data: {kept} RL-pool tasks (new tasks SFT never saw)")
         splits.append(("RL pool", run.layout.rl_tasks))
     required = run.config.data.require_branch_kinds
     for name, path in splits:
@@ -204,6 +207,19 @@ def write_rl_pool(layout: RunLayout, data: DataSettings, seed: int) -> int:
         raise ValueError("data.rl_tasks_per_workflow: every synthesized RL task was a leak")
     write_tasks(fresh, layout.rl_tasks)
     return len(fresh)
+
+
+def _check_rl_pool_workflows(path: Path, data: DataSettings) -> None:
+    """A reused RL pool must come from the workflows this run's RL trains on and hold
+    every RL-only one (a train workflow may have lost its few tasks to the leak filter)."""
+    have = {t.lineage.source_workflow for t in load_tasks(path).tasks}
+    want = {w.id for w in rl_workflows(data)}
+    if have - want or set(data.rl_workflows) - have:
+        raise ValueError(
+            f"the reused RL pool ({path}) comes from workflows {sorted(have)}, this run's RL "
+            f"trains on {sorted(want)} (data.train_workflows + data.rl_workflows): reuse a run "
+            "with the same workflows, or drop data.reuse_from"
+        )
 
 
 def rl_start_pool(layout: RunLayout, data: DataSettings) -> Path:

@@ -91,3 +91,12 @@ def test_rl_only_workflows_join_the_rl_pool_and_nothing_else(tmp_path):
 def test_an_rl_workflow_that_is_also_trained_or_held_out_is_refused(overrides, message):
     with pytest.raises(ValueError, match=message):
         load_config(TINY, overrides)
+
+
+def test_a_reused_rl_pool_of_other_workflows_is_refused(tmp_path):
+    first = tmp_path / "first"
+    run_schedule(load_config(TINY, [*RL_POOL, "rounds=[]"]), first, log=lambda _: None)
+    other = [*RL_POOL, "rounds=[]", "data.rl_workflows=[hotel_booking]"]
+    reuse = [*other, f"data.reuse_from={RunLayout(first).data}"]
+    with pytest.raises(ValueError, match="hotel_booking"):
+        run_schedule(load_config(TINY, reuse), tmp_path / "second", log=lambda _: None)
