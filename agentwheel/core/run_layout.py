@@ -217,12 +217,8 @@ class RunLayout:
         return split_tasks(self.data, HELD_OUT_SPLIT)
 
     @property
-    def rl_data(self) -> Path:
-        """The RL pool's task-set folder (`data.rl_tasks_per_workflow`; synthesis writes it)."""
-        return self.data / RL_SPLIT
-
-    @property
     def rl_tasks(self) -> Path:
+        """The RL pool (`data.rl_tasks_per_workflow`)."""
         return split_tasks(self.data, RL_SPLIT)
 
     @property
