@@ -88,7 +88,7 @@ def goal_sentences(goal: dict[str, Any]) -> list[str]:
 
 def _rl_pool_words(result: dict[str, Any]) -> str:
     n = result.get("rl_pool_tasks", 0)
-    return f"; RL pool: {n} new tasks of the train workflows that SFT never saw" if n else ""
+    return f"; RL pool: {n} new tasks that SFT never saw" if n else ""
 
 
 def render_study(result: dict[str, Any], plot: bool) -> str:
@@ -99,8 +99,9 @@ def render_study(result: dict[str, Any], plot: bool) -> str:
         f"Held out: {result['held_out_tasks']} tasks ({result['held_out_unseen_tasks']} of "
         f"workflows never trained on: {', '.join(result['held_out_unseen_workflows'])}; the "
         f"rest new tasks of the train workflows). Train pool: {result['train_pool_tasks']} "
-        f"tasks{_rl_pool_words(result)}. RL budget per arm: {budget['rounds']} rounds × {budget['steps_per_round']} "
-        f"steps × {budget['groups_per_step']} groups × {budget['rollouts_per_group']} rollouts"
+        f"tasks{_rl_pool_words(result)}. RL budget per arm: {budget['rounds']} rounds × "
+        f"{budget['steps_per_round']} steps × {budget['groups_per_step']} groups × "
+        f"{budget['rollouts_per_group']} rollouts"
         f"{' (branch kinds balanced per batch)' if budget['balance_kinds'] else ''}. "
         f"Wall time {result['wall_s'] / 60:.1f} min.",
         "",
