@@ -3,6 +3,7 @@
 agentwheel study [--config study|path.yaml] [--out runs/study] [--resume]
                  [--set study.rounds=3 ...] [--publish]
                  [--restore-from bench/results/study_run] [--export-to DIR]
+                 [--shared-from runs/other-study]
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from agentwheel.core.run_layout import STUDY_JSON, StudyLayout
 from agentwheel.study.config import ARMS, PASS_K, StudyConfig
 from agentwheel.study.portable import export_study, rebuild_from_adapter, restore_study
 from agentwheel.study.run import StudyError, run_study
+from agentwheel.study.shared_from import SharedFromError, start_from_shared
 from agentwheel.train.phases import MissingBranchKinds
 
 console = Console(stderr=True)
@@ -69,6 +71,13 @@ def study_command(
             "and exit: what a later session on another machine needs to resume."
         ),
     ] = None,
+    shared_from: Annotated[
+        Path | None,
+        typer.Option(
+            help="Another study's directory whose finished shared phase (data, SFT, the "
+            "refuse/base/SFT evals) this one copies: only the RL settings may differ."
+        ),
+    ] = None,
 ) -> None:
     """Does RL on flywheel data beat SFT alone? base, SFT, RL without and with the flywheel
     (same SFT checkpoint, same RL budget) and the refuse-everything floor on one held-out set:
@@ -79,8 +88,13 @@ def study_command(
     if export_to is not None:
         _export(out, export_to)
         return
+    if shared_from is not None and (resume or restore_from is not None):
+        raise fail("--shared-from starts a new study: leave out --resume and --restore-from")
     if restore_from is not None:
         _restore(restore_from, out, study)
+        resume = True
+    if shared_from is not None:
+        _start_from_shared(shared_from, out, study)
         resume = True
     if StudyLayout(out).state.exists() and not resume:
         raise fail(f"{out} already holds a study: pass --resume to continue it, or another --out")
@@ -111,6 +125,14 @@ def study_command(
         PUBLISHED.parent.mkdir(parents=True, exist_ok=True)
         shutil.copyfile(StudyLayout(out).results, PUBLISHED)
         console.print(f"published: {PUBLISHED}")
+
+
+def _start_from_shared(source: Path, out: Path, study: StudyConfig) -> None:
+    try:
+        done = start_from_shared(source, out, study)
+    except SharedFromError as exc:
+        raise fail(str(exc)) from None
+    console.print(f"copied from {source}: {', '.join(done)}")
 
 
 def _export(out: Path, dest: Path) -> None:

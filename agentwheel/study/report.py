@@ -91,6 +91,11 @@ def _rl_pool_words(result: dict[str, Any]) -> str:
     return f"; RL pool: {n} new tasks that SFT never saw" if n else ""
 
 
+def _shared_from_words(result: dict[str, Any]) -> str:
+    source = result.get("shared_from")
+    return f" (data, SFT and the refuse/base/SFT evals copied from {source})" if source else ""
+
+
 def render_study(result: dict[str, Any], plot: bool) -> str:
     budget = result["rl_budget"]
     lines = [
@@ -103,7 +108,7 @@ def render_study(result: dict[str, Any], plot: bool) -> str:
         f"{budget['steps_per_round']} steps × {budget['groups_per_step']} groups × "
         f"{budget['rollouts_per_group']} rollouts"
         f"{' (branch kinds balanced per batch)' if budget['balance_kinds'] else ''}. "
-        f"Wall time {result['wall_s'] / 60:.1f} min.",
+        f"Wall time {result['wall_s'] / 60:.1f} min{_shared_from_words(result)}.",
         "",
         f"Greedy held-out pass^1 (95% bootstrap interval over tasks), sampled pass^{PASS_K}, "
         "pass^1 per branch kind and on unseen / seen workflows, greedy pass^1 on a train-pool "

@@ -70,6 +70,7 @@ class StudyError(ValueError):
 class StudyState(BaseModel):
     done: list[str] = Field(default_factory=list)
     wall_s: float = 0.0  # summed over every invocation that worked on the study
+    shared_from: str | None = None  # the study whose shared phase was copied (--shared-from)
 
 
 class StudyRun:
@@ -257,6 +258,7 @@ class StudyRun:
             "train_pool_tasks": len(self._train_pool()),
             "rl_pool_tasks": len(self._rl_pool()),
             "wall_s": round(self.state.wall_s, 1),
+            "shared_from": self.state.shared_from,
             "config": self.config.name,
             "model": self.config.model.spec,
             "rl_budget": {

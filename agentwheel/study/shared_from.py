@@ -1,0 +1,112 @@
+"""Start a study from another study's shared phase: its data, base and SFT evals, SFT
+checkpoint and yardstick evals are copied, so a change to the RL settings is measured
+against the same SFT arm, on the same held-out tasks, without redoing any of it.
+
+Only settings the shared phase never reads may differ (`ARM_ONLY`); anything else would
+make the copied phase a different experiment's, so it is an error that names the keys.
+A different RL pool (`data.rl_*`) is made anew by the study's check.
+"""
+
+from __future__ import annotations
+
+import shutil
+from pathlib import Path
+from typing import Any
+
+from agentwheel.core.atomic import write_text_atomic
+from agentwheel.core.run_layout import StudyLayout
+from agentwheel.core.yaml_text import load_yaml
+from agentwheel.study.config import StudyConfig
+from agentwheel.study.portable import PORTABLE_MANIFEST
+from agentwheel.study.run import StudyState
+
+# Dotted keys read only by the RL arms, the report or logging, never by the shared phase
+# or the yardstick evals.
+ARM_ONLY = frozenset(
+    {
+        "name",
+        "grpo",
+        "rollout",
+        "plots",
+        "tensorboard",
+        "wandb_project",
+        "keep_round_checkpoints",
+        "data.rl_tasks_per_workflow",
+        "data.rl_workflows",
+        "study.rounds",
+        "study.round",
+        "study.goal_margin",
+        "study.bootstrap_resamples",
+    }
+)
+# The yardstick arms whose evals do not depend on the RL settings.
+SHARED_ARMS = ("refuse", "base", "sft")
+
+
+class SharedFromError(ValueError):
+    """The source cannot lend its shared phase to this study."""
+
+
+def shared_differences(source: StudyConfig, config: StudyConfig) -> list[str]:
+    """Dotted keys, outside `ARM_ONLY`, whose values differ between the two configs."""
+    return sorted(_differences(source.model_dump(), config.model_dump(), ""))
+
+
+def _differences(a: Any, b: Any, prefix: str) -> set[str]:
+    if prefix in ARM_ONLY:
+        return set()
+    if isinstance(a, dict) and isinstance(b, dict):
+        keys = set(a) | set(b)
+        return set().union(
+            *(_differences(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else k) for k in keys)
+        )
+    return set() if a == b else {prefix}
+
+
+def start_from_shared(source_dir: Path, out: Path, config: StudyConfig) -> list[str]:
+    """Copy `source_dir`'s finished shared phase (and the yardstick evals it has) into the
+    new study `out`; returns the study phases marked done. `out` must not hold a study."""
+    source, target = StudyLayout(Path(source_dir)), StudyLayout(Path(out))
+    source_config = _finished_shared_config(source)
+    differ = shared_differences(source_config, config)
+    if differ:
+        raise SharedFromError(
+            f"{source.root}'s shared phase was made with other settings: {', '.join(differ)} "
+            "differ (only the RL settings may: grpo, rollout, study.round(s), data.rl_*)"
+        )
+    if target.state.exists() or target.shared.root.exists():
+        raise SharedFromError(f"{target.root} already holds a study: pick another --out")
+    done = ["shared"]
+    shutil.copytree(source.shared.root, target.shared.root)
+    if _rl_pool_settings(source_config) != _rl_pool_settings(config):
+        # The study's check makes this study's RL pool.
+        shutil.rmtree(target.shared.rl_tasks.parent, ignore_errors=True)
+    source_done = _done(source)
+    for arm in SHARED_ARMS:
+        if f"evals:{arm}" in source_done and source.arm_evals(arm).is_dir():
+            shutil.copytree(source.arm_evals(arm), target.arm_evals(arm))
+            done.append(f"evals:{arm}")
+    state = StudyState(done=done, shared_from=str(source.root.resolve()))
+    write_text_atomic(target.state, state.model_dump_json(indent=2))
+    return done
+
+
+def _rl_pool_settings(config: StudyConfig) -> tuple[int, list[str]]:
+    return config.data.rl_tasks_per_workflow, config.data.rl_workflows
+
+
+def _finished_shared_config(source: StudyLayout) -> StudyConfig:
+    if (source.root / PORTABLE_MANIFEST).exists():
+        raise SharedFromError(
+            f"{source.root} is a portable copy (adapters, no weights): restore it first "
+            "(agentwheel study --restore-from it --out DIR), then --shared-from DIR"
+        )
+    if not source.state.exists() or not source.config.exists():
+        raise SharedFromError(f"{source.root} holds no study")
+    if "shared" not in _done(source):
+        raise SharedFromError(f"{source.root}'s shared phase has not finished")
+    return StudyConfig.model_validate(load_yaml(source.config.read_text()))
+
+
+def _done(source: StudyLayout) -> list[str]:
+    return StudyState.model_validate_json(source.state.read_text()).done
