@@ -19,7 +19,7 @@ from agentwheel.study.portable import (
     restore_study,
 )
 from agentwheel.study.run import run_study
-from tests.train.conftest import require_bundled_gguf
+from tests.train.conftest import one_torch_thread, require_bundled_gguf
 
 LORA = ["sft.train.lora={rank: 4}", "grpo.lora={rank: 4}", "study.rounds=2"]
 
@@ -29,12 +29,8 @@ def lora_study(tmp_path_factory):
     require_bundled_gguf()
     config = load_study_config("study-tiny", LORA)
     out = tmp_path_factory.mktemp("lora_study") / "run"
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
+    with one_torch_thread():
         result = run_study(config, out, log=lambda _: None)
-    finally:
-        torch.set_num_threads(previous)
     return config, out, result
 
 

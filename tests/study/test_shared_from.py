@@ -8,7 +8,6 @@ import json
 from pathlib import Path
 
 import pytest
-import torch
 from typer.testing import CliRunner
 
 from agentwheel.cli import app
@@ -20,7 +19,7 @@ from agentwheel.study.run import run_study
 from agentwheel.study.shared_from import SharedFromError, shared_differences, start_from_shared
 from agentwheel.train.checkpoint import load_checkpoint, weights_digest
 from agentwheel.train.model_factory import build_model
-from tests.train.conftest import require_bundled_gguf
+from tests.train.conftest import one_torch_thread, require_bundled_gguf
 
 TINY = "study-tiny"
 NEW_LR = ["grpo.lr=5e-4"]
@@ -35,26 +34,13 @@ def _stop_at_the_arms(line: str) -> None:
         raise StopAtTheArms
 
 
-@pytest.fixture(autouse=True)
-def _one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
 @pytest.fixture(scope="module")
 def source(tmp_path_factory) -> Path:
     """A tiny study stopped once its shared phase and check are done."""
     require_bundled_gguf()
     out = tmp_path_factory.mktemp("source") / "study"
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        with pytest.raises(StopAtTheArms):
-            run_study(load_study_config(TINY), out, log=_stop_at_the_arms)
-    finally:
-        torch.set_num_threads(previous)
+    with one_torch_thread(), pytest.raises(StopAtTheArms):
+        run_study(load_study_config(TINY), out, log=_stop_at_the_arms)
     return out
 
 

@@ -20,20 +20,10 @@ from agentwheel.train.checkpoint import load_checkpoint, weights_digest
 from agentwheel.train.model_factory import build_model
 from agentwheel.train.phases import MissingBranchKinds
 from agentwheel.train.report import read_metrics
-from tests.train.conftest import require_bundled_gguf
+from tests.train.conftest import one_torch_thread, require_bundled_gguf
 
 TINY = Path(__file__).parents[2] / "agentwheel" / "configs" / "study-tiny.yaml"
 STUDY = TINY.with_name("study.yaml")
-
-
-@pytest.fixture(autouse=True)
-def _one_thread():
-    import torch
-
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 @pytest.fixture(scope="module")
@@ -44,15 +34,9 @@ def config() -> StudyConfig:
 
 @pytest.fixture(scope="module")
 def study(config, tmp_path_factory) -> tuple[Path, dict]:
-    import torch
-
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
     out = tmp_path_factory.mktemp("study")
-    try:
+    with one_torch_thread():
         result = run_study(config, out, log=lambda _: None)
-    finally:
-        torch.set_num_threads(before)
     return out, result
 
 

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import random
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 import torch
@@ -91,10 +93,18 @@ def make_trajectory(
     )
 
 
-@pytest.fixture(autouse=True)
-def _few_threads():
-    # The test machine is shared: tiny models gain nothing from more threads.
+@contextmanager
+def one_torch_thread() -> Iterator[None]:
+    """The test machine is shared: tiny models gain nothing from more threads."""
     previous = torch.get_num_threads()
     torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
+
+
+@pytest.fixture(autouse=True)
+def _few_threads():
+    with one_torch_thread():
+        yield
