@@ -11,9 +11,9 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import Any
 
 from agentwheel.core.atomic import write_text_atomic
+from agentwheel.core.changed_keys import changed_keys
 from agentwheel.core.run_layout import StudyLayout
 from agentwheel.core.yaml_text import load_yaml
 from agentwheel.study.config import StudyConfig
@@ -49,25 +49,20 @@ class SharedFromError(ValueError):
 
 def shared_differences(source: StudyConfig, config: StudyConfig) -> list[str]:
     """Dotted keys, outside `ARM_ONLY`, whose values differ between the two configs."""
-    return sorted(_differences(source.model_dump(), config.model_dump(), ""))
+    changed = changed_keys(source.model_dump(), config.model_dump())
+    return [key for key in changed if not _arm_only(key)]
 
 
-def _differences(a: Any, b: Any, prefix: str) -> set[str]:
-    if prefix in ARM_ONLY:
-        return set()
-    if isinstance(a, dict) and isinstance(b, dict):
-        keys = set(a) | set(b)
-        return set().union(
-            *(_differences(a.get(k), b.get(k), f"{prefix}.{k}" if prefix else k) for k in keys)
-        )
-    return set() if a == b else {prefix}
+def _arm_only(key: str) -> bool:
+    parts = key.split(".")
+    return any(".".join(parts[:n]) in ARM_ONLY for n in range(1, len(parts) + 1))
 
 
 def start_from_shared(source_dir: Path, out: Path, config: StudyConfig) -> list[str]:
     """Copy `source_dir`'s finished shared phase (and the yardstick evals it has) into the
     new study `out`; returns the study phases marked done. `out` must not hold a study."""
     source, target = StudyLayout(Path(source_dir)), StudyLayout(Path(out))
-    source_config = _finished_shared_config(source)
+    source_config, source_done = _finished_shared(source)
     differ = shared_differences(source_config, config)
     if differ:
         raise SharedFromError(
@@ -81,7 +76,6 @@ def start_from_shared(source_dir: Path, out: Path, config: StudyConfig) -> list[
     if _rl_pool_settings(source_config) != _rl_pool_settings(config):
         # The study's check makes this study's RL pool.
         shutil.rmtree(target.shared.rl_tasks.parent, ignore_errors=True)
-    source_done = _done(source)
     for arm in SHARED_ARMS:
         if f"evals:{arm}" in source_done and source.arm_evals(arm).is_dir():
             shutil.copytree(source.arm_evals(arm), target.arm_evals(arm))
@@ -95,7 +89,8 @@ def _rl_pool_settings(config: StudyConfig) -> tuple[int, list[str]]:
     return config.data.rl_tasks_per_workflow, config.data.rl_workflows
 
 
-def _finished_shared_config(source: StudyLayout) -> StudyConfig:
+def _finished_shared(source: StudyLayout) -> tuple[StudyConfig, list[str]]:
+    """The source's config and its finished study phases, once its shared phase is done."""
     if (source.root / PORTABLE_MANIFEST).exists():
         raise SharedFromError(
             f"{source.root} is a portable copy (adapters, no weights): restore it first "
@@ -103,10 +98,7 @@ def _finished_shared_config(source: StudyLayout) -> StudyConfig:
         )
     if not source.state.exists() or not source.config.exists():
         raise SharedFromError(f"{source.root} holds no study")
-    if "shared" not in _done(source):
+    done = StudyState.model_validate_json(source.state.read_text()).done
+    if "shared" not in done:
         raise SharedFromError(f"{source.root}'s shared phase has not finished")
-    return StudyConfig.model_validate(load_yaml(source.config.read_text()))
-
-
-def _done(source: StudyLayout) -> list[str]:
-    return StudyState.model_validate_json(source.state.read_text()).done
+    return StudyConfig.model_validate(load_yaml(source.config.read_text())), done

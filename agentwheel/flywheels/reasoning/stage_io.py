@@ -13,6 +13,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict
 
 from agentwheel.core.atomic import write_lines_atomic, write_text_atomic
+from agentwheel.core.changed_keys import changed_keys
 from agentwheel.core.rejection import Rejection
 
 CONFIG = "config.json"
@@ -44,17 +45,6 @@ def write_rejections(rejections: Sequence[Rejection], path: Path) -> None:
     write_lines_atomic(path, (r.model_dump_json() for r in rejections))
 
 
-def _changed_keys(before: dict[str, Any], after: dict[str, Any], prefix: str = "") -> list[str]:
-    changed = []
-    for key in sorted(set(before) | set(after)):
-        old, new = before.get(key), after.get(key)
-        if isinstance(old, dict) and isinstance(new, dict):
-            changed.extend(_changed_keys(old, new, f"{prefix}{key}."))
-        elif old != new:
-            changed.append(f"{prefix}{key}")
-    return changed
-
-
 def claim_out_dir(out_dir: Path, run: dict[str, Any]) -> bool:
     """Record the run's settings in out_dir; True when it resumes an identical run."""
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -62,7 +52,7 @@ def claim_out_dir(out_dir: Path, run: dict[str, Any]) -> bool:
     if path.exists():
         before = json.loads(path.read_text(encoding="utf-8"))
         if before != run:
-            changed = _changed_keys(before, run)
+            changed = changed_keys(before, run)
             raise StageConfigMismatch(
                 f"{out_dir} holds a run with other settings ({', '.join(changed)}); "
                 "rerun with the same settings to resume, or pick a new output directory"
