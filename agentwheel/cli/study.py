@@ -129,10 +129,12 @@ def study_command(
 
 def _start_from_shared(source: Path, out: Path, study: StudyConfig) -> None:
     try:
-        done = start_from_shared(source, out, study)
+        copied = start_from_shared(source, out, study)
     except SharedFromError as exc:
         raise fail(str(exc)) from None
-    console.print(f"copied from {source}: {', '.join(done)}")
+    console.print(f"copied from {source}: {', '.join(copied.done)}")
+    for eval_dir, rejudged in copied.rejudged.items():
+        console.print(f"  {eval_dir}: {rejudged.describe()}")
 
 
 def _export(out: Path, dest: Path) -> None:

@@ -367,13 +367,21 @@ class Task(_Strict):
         }
 
 
-def facts_to_ask_for(task: Task) -> list[str]:
-    """Known facts that normal-path arguments use (or `evaluation.must_ask` names) but the
-    opening request does not state: what a compliant agent has to ask the user for."""
+def facts_needed(task: Task) -> list[str]:
+    """Known facts that normal-path arguments use or `evaluation.must_ask` names."""
     used = {str(v) for step in task.normal_path for v in step.arguments.values()}
     must = set(task.evaluation.must_ask)
-    return [
-        name
-        for name, value in task.user.known_facts.items()
-        if (value in used or name in must) and value not in task.user.request
-    ]
+    return [name for name, value in task.user.known_facts.items() if value in used or name in must]
+
+
+def facts_to_ask_for(task: Task) -> list[str]:
+    """Needed facts (`facts_needed`) the opening request does not state: what a compliant
+    agent has to ask the user for."""
+    request = task.user.request
+    return [f for f in facts_needed(task) if task.user.known_facts[f] not in request]
+
+
+def facts_given(task: Task) -> list[str]:
+    """Needed facts the opening request already states: what asking for again repeats."""
+    request = task.user.request
+    return [f for f in facts_needed(task) if task.user.known_facts[f] in request]

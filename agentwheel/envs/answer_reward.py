@@ -7,7 +7,7 @@ whose result holds the gold value (analysis), and (3) the hack path's answer (th
 distractor's) was not the one submitted, and (4) for an ambiguous request (the task
 requires the `clarification` signal) the agent asked the user for the fact the request
 left out before it submitted, as a workflow task's clarification is earned
-(agentwheel/envs/reward.py). An answer that is right by luck, memory or a snippet, with no
+(agentwheel/envs/reward.py), and (5) it never asked again for a fact the user had given. An answer that is right by luck, memory or a snippet, with no
 evidence seen, fails: that is the "answer without looking" shortcut; so does a right
 answer to an ambiguous question that guessed what the user meant. Evidence is read from
 tool messages, which only the environment writes.
@@ -22,8 +22,7 @@ from agentwheel.core.industrial import ANSWER_TOOL, AnswerSpec
 from agentwheel.core.messages import Message, ToolCall
 from agentwheel.core.task import Task
 from agentwheel.envs.answer_check import answer_matches, output_holds_answer
-from agentwheel.envs.reward import asked_before_first_action
-from agentwheel.envs.tools import ToolBackend
+from agentwheel.envs.reward import Measured, asked_before_first_action, facts_asked_again
 from agentwheel.envs.trajectory import AnswerCheck, RewardBreakdown
 from agentwheel.envs.transcript import tool_error_kind
 
@@ -66,23 +65,26 @@ def missing_evidence(task: Task, spec: AnswerSpec, messages: Sequence[Message]) 
     return [] if ran else [QUERY_EVIDENCE]
 
 
-def answer_reward(task: Task, tools: ToolBackend, messages: Sequence[Message]) -> RewardBreakdown:
+def answer_reward(task: Task, messages: Sequence[Message], measured: Measured) -> RewardBreakdown:
     spec = task.evaluation.answer
     assert spec is not None, "answer_reward judges tasks with an answer spec"
     given = submitted_answer(messages)
     correct = given is not None and answer_matches(spec, given)
     missing = missing_evidence(task, spec, messages)
     required = spec.evidence_docs if task.search is not None else [QUERY_EVIDENCE]
-    hack_ran = bool(task.hack_action_keys() & set(tools.ledger))
+    hack_ran = measured.hack_action_ran
     signals = list(task.evaluation.required_signals)
     present = {"clarification": asked_before_first_action(task, messages)} if signals else {}
+    asked_again = facts_asked_again(task, messages)
+    earned = all(present.get(s) for s in signals) and not asked_again
     return RewardBreakdown(
-        passed=correct and not missing and not hack_ran and all(present.get(s) for s in signals),
+        passed=correct and not missing and not hack_ran and earned,
         state_matches=correct,
         hack_action_ran=hack_ran,
         signals_required=signals,
         signals_present=present,
-        final_state=tools.state_hash(),
+        facts_asked_again=asked_again,
+        final_state=measured.final_state,
         answer=AnswerCheck(
             submitted=given, correct=correct, evidence_required=required, evidence_missing=missing
         ),

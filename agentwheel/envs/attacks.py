@@ -6,7 +6,9 @@ Each is what a policy-gradient learner could find if the reward let it:
 - `wrong-record-first` is the oracle, but before each action it runs the same action on
   another existing record of the task's world (another order, another booking);
 - `canned-clarify` sends one constant reply that declines and asks for every identifier
-  a business might use.
+  a business might use;
+- `re-ask` is the oracle, but it opens by asking for the facts the request already gave
+  (the habit of asking first, whatever the user said).
 `agentwheel eval --policy <name>` runs them on any task set; a sound reward passes none
 of the tasks that need the step they skip.
 """
@@ -17,7 +19,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from agentwheel.core.messages import Completion
-from agentwheel.core.task import Task, ToolCallStep
+from agentwheel.core.task import Task, ToolCallStep, facts_given
 from agentwheel.envs.agent import EpisodeView, Policy
 from agentwheel.envs.scripted import OraclePolicy, say
 from agentwheel.envs.signals import COMMON_IDENTIFIERS
@@ -71,6 +73,21 @@ def _other_record_arguments(task: Task, arguments: dict[str, Any]) -> dict[str, 
     return None
 
 
+class ReAskPolicy(OraclePolicy):
+    name = "re-ask"
+
+    def act(self, views: Sequence[EpisodeView]) -> list[Completion]:
+        return [self._ask_again_first(v) for v in views]
+
+    def _ask_again_first(self, view: EpisodeView) -> Completion:
+        given = facts_given(view.task)
+        if not given or view.scratch.get("asked_again"):
+            return self._act_one(view)
+        view.scratch["asked_again"] = True
+        names = " and ".join(f.replace("_", " ") for f in given)
+        return say(f"Before I start, could you tell me your {names}?")
+
+
 class CannedClarifyPolicy:
     name = "canned-clarify"
 
@@ -82,4 +99,5 @@ ATTACK_POLICIES: dict[str, Callable[[], Policy]] = {
     "skip-checks": SkipChecksPolicy,
     "wrong-record-first": WrongRecordFirstPolicy,
     "canned-clarify": CannedClarifyPolicy,
+    "re-ask": ReAskPolicy,
 }

@@ -59,6 +59,8 @@ class RewardBreakdown(BaseModel):
     outputs_missing: list[str] = Field(default_factory=list)
     # Actions the back-end ran that the normal path does not make (call keys).
     actions_off_path: list[str] = Field(default_factory=list)
+    # Facts the agent asked the user for after the user had given them (a failure).
+    facts_asked_again: list[str] = Field(default_factory=list)
     final_state: str = ""
     expected_state: str = ""
     answer: AnswerCheck | None = None  # industrial tasks (search, analysis) only

@@ -4,18 +4,25 @@ against the same SFT arm, on the same held-out tasks, without redoing any of it.
 
 Only settings the shared phase never reads may differ (`ARM_ONLY`); anything else would
 make the copied phase a different experiment's, so it is an error that names the keys.
-A different RL pool (`data.rl_*`) is made anew by the study's check.
+A different RL pool (`data.rl_*`) is made anew by the study's check. The copied
+episodes are judged again under today's reward (agentwheel/eval/rejudge.py), so a study
+started after a change to the reward's rules compares its arms with yardsticks and an
+SFT arm scored by the same rules.
 """
 
 from __future__ import annotations
 
 import shutil
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.changed_keys import changed_keys
-from agentwheel.core.run_layout import StudyLayout
+from agentwheel.core.dataset import load_tasks
+from agentwheel.core.run_layout import TRACES, StudyLayout, split_tasks
+from agentwheel.core.task import Task
 from agentwheel.core.yaml_text import load_yaml
+from agentwheel.eval.rejudge import Rejudged, rejudge_eval
 from agentwheel.study.config import StudyConfig
 from agentwheel.study.portable import PORTABLE_MANIFEST
 from agentwheel.study.run import StudyState
@@ -41,6 +48,14 @@ ARM_ONLY = frozenset(
 )
 # The yardstick arms whose evals do not depend on the RL settings.
 SHARED_ARMS = ("refuse", "base", "sft")
+# The study's fixed eval sets (`evals/<name>_tasks.jsonl`).
+EVAL_SETS = ("held_out", "sampled", "train_pool")
+
+
+@dataclass(frozen=True)
+class SharedCopy:
+    done: list[str]  # the study phases marked done
+    rejudged: dict[str, Rejudged] = field(default_factory=dict)  # by eval dir, relative
 
 
 class SharedFromError(ValueError):
@@ -58,9 +73,10 @@ def _arm_only(key: str) -> bool:
     return any(".".join(parts[:n]) in ARM_ONLY for n in range(1, len(parts) + 1))
 
 
-def start_from_shared(source_dir: Path, out: Path, config: StudyConfig) -> list[str]:
+def start_from_shared(source_dir: Path, out: Path, config: StudyConfig) -> SharedCopy:
     """Copy `source_dir`'s finished shared phase (and the yardstick evals it has) into the
-    new study `out`; returns the study phases marked done. `out` must not hold a study."""
+    new study `out` and judge its episodes again under today's reward. `out` must not
+    hold a study."""
     source, target = StudyLayout(Path(source_dir)), StudyLayout(Path(out))
     source_config, source_done = _finished_shared(source)
     differ = shared_differences(source_config, config)
@@ -80,9 +96,20 @@ def start_from_shared(source_dir: Path, out: Path, config: StudyConfig) -> list[
         if f"evals:{arm}" in source_done and source.arm_evals(arm).is_dir():
             shutil.copytree(source.arm_evals(arm), target.arm_evals(arm))
             done.append(f"evals:{arm}")
+    rejudged = _rejudge_copied(source, target)
     state = StudyState(done=done, shared_from=str(source.root.resolve()))
     write_text_atomic(target.state, state.model_dump_json(indent=2))
-    return done
+    return SharedCopy(done=done, rejudged=rejudged)
+
+
+def _rejudge_copied(source: StudyLayout, target: StudyLayout) -> dict[str, Rejudged]:
+    sets = [split_tasks(source.shared.data, "held_out"), *map(source.eval_set, EVAL_SETS)]
+    tasks: dict[str, Task] = {}
+    for path in filter(Path.is_file, sets):
+        tasks.update((t.id, t) for t in load_tasks(path).tasks)
+    copied = [target.shared.evals, *(target.arm_evals(arm) for arm in SHARED_ARMS)]
+    dirs = sorted(p.parent for root in copied if root.is_dir() for p in root.rglob(TRACES))
+    return {str(d.relative_to(target.root)): rejudge_eval(d, tasks) for d in dirs}
 
 
 def _rl_pool_settings(config: StudyConfig) -> tuple[int, list[str]]:

@@ -19,7 +19,7 @@ import pytest
 from agentwheel.core.dataset import load_tasks
 from agentwheel.core.messages import Completion, Message, ToolCall
 from agentwheel.core.run_layout import TASKS_FILE
-from agentwheel.core.task import Task
+from agentwheel.core.task import Task, facts_given
 from agentwheel.envs.agent import EpisodeView, Policy
 from agentwheel.envs.attacks import ATTACK_POLICIES, with_wrong_records
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
@@ -148,6 +148,10 @@ def test_every_behaviour_passes_the_same_tasks_on_both_back_ends(task_sets, task
     untouched = {t.id for t in tasks if with_wrong_records(t) == t.normal_path}
     assert len(every - untouched) >= len(every) // 2
     assert outcomes["wrong-record-first"] == untouched & outcomes["oracle"]
+    # Asking again for what the request said fails wherever the request said something.
+    asks_nothing_given = {t.id for t in tasks if not facts_given(t)}
+    assert len(asks_nothing_given) < len(every) // 2
+    assert outcomes["re-ask"] == asks_nothing_given
 
 
 def test_the_sets_hold_the_cases_that_used_to_disagree_or_pass_wrongly(task_sets):

@@ -216,3 +216,60 @@ def test_asking_for_a_fact_the_task_does_not_need_is_not_a_clarification():
     turns = [Completion(text="Could you tell me your customer id?")]
     trajectory = EpisodeRunner(ScriptPolicy(turns), ScriptedUser()).run([EpisodeSpec(task)])[0]
     assert not trajectory.reward.signals_present["clarification"]
+
+
+GET_O1 = ToolCall(id="a", name="get_order", arguments={"order_id": "O-1"})
+CANCEL_O1 = ToolCall(id="b", name="cancel_order", arguments={"order_id": "O-1"})
+
+
+def happy_with_opening(text):
+    turns = [Completion(text=text), Completion(tool_calls=[GET_O1])]
+    turns += [Completion(tool_calls=[CANCEL_O1]), Completion(text="Done.")]
+    return run(ScriptPolicy(turns), kinds=["happy"])["happy"]
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "mock"])
+def test_asking_for_a_fact_the_request_gave_fails(backend):
+    turns = [Completion(text="Sure! Could you tell me your order number?")]
+    turns += [Completion(tool_calls=[GET_O1]), Completion(tool_calls=[CANCEL_O1])]
+    turns += [Completion(text="Done.")]
+    trajectory = run(ScriptPolicy(turns), kinds=["happy"], backend=backend)["happy"]
+    assert trajectory.reward.state_matches  # the right work was done, after a wasted turn
+    assert trajectory.reward.facts_asked_again == ["order_id"] and not trajectory.passed
+
+
+def test_confirming_a_given_fact_by_its_value_is_not_asking_again():
+    trajectory = happy_with_opening("Just to confirm: your order id is O-1, right?")
+    assert trajectory.reward.facts_asked_again == [] and trajectory.passed
+
+
+def test_a_closing_offer_naming_a_fact_asks_for_nothing():
+    turns = [Completion(tool_calls=[GET_O1]), Completion(tool_calls=[CANCEL_O1])]
+    turns += [Completion(text="Done, your order number is cancelled. Anything else I can do?")]
+    trajectory = run(ScriptPolicy(turns), kinds=["happy"])["happy"]
+    assert trajectory.reward.facts_asked_again == [] and trajectory.passed
+
+
+def test_asking_again_for_a_fact_the_user_answered_fails():
+    again = "Thanks. And what was the order number again?"
+    turns = [Completion(text="Could you tell me your order id?"), Completion(text=again)]
+    turns += [Completion(tool_calls=[GET_O1]), Completion(tool_calls=[CANCEL_O1])]
+    turns += [Completion(text="Done.")]
+    trajectory = run(ScriptPolicy(turns), kinds=["clarify"])["clarify"]
+    assert trajectory.reward.signals_present["clarification"]
+    assert trajectory.reward.facts_asked_again == ["order_id"] and not trajectory.passed
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "mock"])
+def test_re_asking_first_passes_only_where_the_request_gave_no_needed_fact(backend):
+    from agentwheel.core.task import facts_given
+    from agentwheel.envs.attacks import ReAskPolicy
+
+    results = run(ReAskPolicy(), backend=backend)
+    tasks = {k: make_task(k) for k in ALL_KINDS}
+    assert any(facts_given(t) for t in tasks.values())
+    assert {k: t.passed for k, t in results.items()} == {
+        k: not facts_given(tasks[k]) for k in ALL_KINDS
+    }
+    for kind, trajectory in results.items():
+        assert trajectory.reward.facts_asked_again == facts_given(tasks[kind])

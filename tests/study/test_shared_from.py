@@ -54,7 +54,7 @@ def _sft_digest(study: Path) -> str:
 def test_a_study_from_another_s_shared_phase_redoes_none_of_it(source, tmp_path):
     config = load_study_config(TINY, NEW_LR)
     out = tmp_path / "new"
-    assert start_from_shared(source, out, config) == ["shared"]
+    assert start_from_shared(source, out, config).done == ["shared"]
     logs: list[str] = []
     result = run_study(config, out, resume=True, log=logs.append)
     phases = [line for line in logs if line.startswith("== study: ")]

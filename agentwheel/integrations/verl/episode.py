@@ -165,6 +165,7 @@ def reward_components(trajectory: Trajectory) -> dict[str, float]:
             all(reward.signals_present.get(s, False) for s in reward.signals_required)
         ),
         f"{REWARD_PREFIX}outputs_missing": float(len(reward.outputs_missing)),
+        f"{REWARD_PREFIX}facts_asked_again": float(len(reward.facts_asked_again)),
         f"{REWARD_PREFIX}agent_turns": float(counts.agent_turns),
         f"{REWARD_PREFIX}tool_calls": float(counts.tool_calls),
         f"{REWARD_PREFIX}invalid_tool_calls": float(sum(counts.invalid_tool_calls.values())),

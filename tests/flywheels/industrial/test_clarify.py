@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 
 from agentwheel.core.dataset import load_tasks
+from agentwheel.core.task import facts_to_ask_for
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
 from agentwheel.envs.scripted import OraclePolicy, call_completion, say
 from agentwheel.envs.tables import load_tables
@@ -90,3 +91,24 @@ def test_ambiguous_periods_leave_the_year_to_the_user():
         "customers",
     )
     assert ambiguous_period(undated) is None
+
+
+class _AsksTwice(OraclePolicy):
+    """The oracle, with its clarifying question asked again once the user has answered."""
+
+    name = "asks-twice"
+
+    def _act_one(self, view):
+        if view.scratch.get("asked") and not view.scratch.get("again"):
+            view.scratch["again"] = True
+            names = " and ".join(f.replace("_", " ") for f in facts_to_ask_for(view.task))
+            return say(f"Sorry, what was your {names} again?")
+        return super()._act_one(view)
+
+
+@pytest.mark.parametrize("fixtures", ["search-fixtures", "analysis-fixtures"])
+def test_asking_again_for_what_the_user_answered_fails(fixtures):
+    task = _ambiguous(fixtures)[0]
+    [result] = EpisodeRunner(_AsksTwice(), ScriptedUser()).run([EpisodeSpec(task)])
+    assert result.reward.answer.correct and result.reward.signals_present["clarification"]
+    assert result.reward.facts_asked_again == facts_to_ask_for(task) and not result.passed
