@@ -330,5 +330,31 @@ def path_from(report_dir: Path, tasks: str) -> str:
     return os.path.relpath(Path(tasks).resolve(), report_dir.resolve())
 
 
+def rejudge_command(
+    eval_dir: Annotated[
+        Path, typer.Argument(help="An eval's output folder (traces.jsonl, summary.json).")
+    ],
+    tasks: Annotated[
+        str,
+        typer.Option(help="The tasks it ran on: a JSONL file, a folder or a bundled name."),
+    ],
+) -> None:
+    """Judge an eval's saved episodes again under this version's reward, without running
+    the model: rewrites its traces.jsonl and summary.json (after a change to the reward)."""
+    from agentwheel.eval.evaluate import SUMMARY
+    from agentwheel.eval.rejudge import RejudgeError, rejudge_eval
+
+    task_set = read_task_set(tasks, "skipped")
+    try:
+        rejudged = rejudge_eval(eval_dir, {t.id: t for t in task_set.tasks})
+    except RejudgeError as exc:
+        raise fail(str(exc)) from None
+    console.print(rejudged.describe())
+    summary = eval_dir / SUMMARY
+    if summary.is_file():
+        console.print(pass_table(json.loads(summary.read_text()), f"{eval_dir}, judged again"))
+
+
 def register(app: typer.Typer) -> None:
     app.command("eval")(eval_command)
+    app.command("rejudge")(rejudge_command)

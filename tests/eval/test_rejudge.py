@@ -2,7 +2,7 @@ import json
 
 import pytest
 
-from agentwheel.core.dataset import load_tasks
+from agentwheel.core.dataset import load_tasks, write_tasks
 from agentwheel.core.task import facts_given
 from agentwheel.envs.attacks import ATTACK_POLICIES, ReAskPolicy
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
@@ -71,3 +71,20 @@ def test_episodes_of_unknown_tasks_change_nothing(tmp_path):
     assert (tmp_path / TRACES).read_bytes() == before
     with pytest.raises(RejudgeError, match=r"has no traces\.jsonl"):
         rejudge_eval(tmp_path / "nothing", {})
+
+
+def test_the_cli_judges_an_eval_again_and_says_what_changed(tmp_path):
+    from typer.testing import CliRunner
+
+    from agentwheel.cli import app
+
+    tasks = tmp_path / "tasks.jsonl"
+    write_tasks(TASKS, tasks)
+    out = tmp_path / "eval"
+    run_eval(TASKS, ReAskPolicy(), ScriptedUser(), 1, out, RunnerConfig())
+    _as_an_older_reward_wrote_it(out)
+    result = CliRunner().invoke(app, ["rejudge", str(out), "--tasks", str(tasks)])
+    assert result.exit_code == 0, result.output
+    assert "5 passed before, 1 now (4 verdicts changed)" in result.output
+    missing = CliRunner().invoke(app, ["rejudge", str(tmp_path), "--tasks", str(tasks)])
+    assert missing.exit_code != 0 and "has no traces.jsonl" in missing.output
