@@ -84,7 +84,7 @@ def test_episode_opens_with_reward_components_and_escaped_text(browser):
     browser.eval("document.querySelector('#list .row').click()")
     detail = browser.eval("document.getElementById('detail').innerText")
     assert "Reward components".upper() in detail.upper()
-    assert "state matched" in detail and "hack action ran" in detail
+    assert "state matched" in detail and "hack action ran" in detail and "asked again" in detail
     assert "cancelled" in detail and "confirmed" in detail  # the differing booking row
     # The agent's <script> and <img onerror> are text on the page, never elements.
     agent_text = browser.eval(
