@@ -7,10 +7,11 @@ whose result holds the gold value (analysis), and (3) the hack path's answer (th
 distractor's) was not the one submitted, and (4) for an ambiguous request (the task
 requires the `clarification` signal) the agent asked the user for the fact the request
 left out before it submitted, as a workflow task's clarification is earned
-(agentwheel/envs/reward.py), and (5) it never asked again for a fact the user had given. An answer that is right by luck, memory or a snippet, with no
-evidence seen, fails: that is the "answer without looking" shortcut; so does a right
-answer to an ambiguous question that guessed what the user meant. Evidence is read from
-tool messages, which only the environment writes.
+(agentwheel/envs/reward.py), and (5) it never asked again for a fact the user had given.
+An answer that is right by luck, memory or a snippet, with no evidence seen, fails: that
+is the "answer without looking" shortcut; so does a right answer to an ambiguous question
+that guessed what the user meant. Evidence is read from tool messages, which only the
+environment writes.
 """
 
 from __future__ import annotations
