@@ -36,6 +36,7 @@ def arms_table(result: dict[str, Any]) -> list[str]:
         "unseen",
         "seen",
         "train pool",
+        "asked again",
     ]
     lines = ["| " + " | ".join(head) + " |", "|---" * len(head) + "|"]
     for arm in ARMS:
@@ -49,6 +50,7 @@ def arms_table(result: dict[str, Any]) -> list[str]:
             _fmt(a["unseen"]),
             _fmt(a["seen"]),
             _fmt(a["train_pool_pass1"]),
+            _fmt(a.get("asked_again")),
         ]
         lines.append("| " + " | ".join(row) + " |")
     return lines
@@ -112,7 +114,8 @@ def render_study(result: dict[str, Any], plot: bool) -> str:
         "",
         f"Greedy held-out pass^1 (95% bootstrap interval over tasks), sampled pass^{PASS_K}, "
         "pass^1 per branch kind and on unseen / seen workflows, greedy pass^1 on a train-pool "
-        "sample:",
+        "sample, and the share of greedy held-out episodes that asked the user again for a "
+        "fact it had given (a failure):",
         "",
         *arms_table(result),
         "",

@@ -14,6 +14,7 @@ from typing import Any
 
 from agentwheel.core.stats import mean_or_none
 from agentwheel.core.task import BRANCH_KINDS, Task
+from agentwheel.envs.trajectory import Trajectory
 from agentwheel.eval.compare import bootstrap_ci, paired_bootstrap
 from agentwheel.eval.evaluate import SUMMARY, TRACES, latest_results, read_traces
 from agentwheel.study.config import PASS_K
@@ -21,16 +22,28 @@ from agentwheel.study.config import PASS_K
 Scores = dict[str, float]  # task id -> 1.0 passed / 0.0 failed (greedy, trial 0)
 
 
-def greedy_scores(eval_dir: Path, tasks: Sequence[Task]) -> Scores:
-    """Per held-out task, whether its greedy episode passed; a task without one is an error
-    (the arms must be compared on the same tasks)."""
+def greedy_episodes(eval_dir: Path, tasks: Sequence[Task]) -> dict[str, Trajectory]:
+    """Per held-out task, its greedy episode; a task without one is an error (the arms
+    must be compared on the same tasks)."""
     wanted = {t.id for t in tasks}
     done = latest_results(read_traces(eval_dir / TRACES).done)
-    scores = {t.task_id: float(t.passed) for t in done if t.trial == 0 and t.task_id in wanted}
-    missing = wanted - set(scores)
+    episodes = {t.task_id: t for t in done if t.trial == 0 and t.task_id in wanted}
+    missing = wanted - set(episodes)
     if missing:
         raise ValueError(f"{eval_dir}: no episode for {len(missing)} held-out tasks")
-    return scores
+    return episodes
+
+
+def greedy_scores(eval_dir: Path, tasks: Sequence[Task]) -> Scores:
+    """Per held-out task, whether its greedy episode passed."""
+    return {i: float(t.passed) for i, t in greedy_episodes(eval_dir, tasks).items()}
+
+
+def asked_again_share(eval_dir: Path, tasks: Sequence[Task]) -> float:
+    """The share of greedy held-out episodes that asked the user again for a fact it had
+    given: the habit RL found while the reward let it pass."""
+    episodes = greedy_episodes(eval_dir, tasks).values()
+    return round(sum(bool(t.reward.facts_asked_again) for t in episodes) / len(episodes), 4)
 
 
 def _rate(scores: Scores, ids: set[str]) -> float | None:

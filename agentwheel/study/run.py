@@ -53,7 +53,13 @@ from agentwheel.study.arm_evals import (
 from agentwheel.study.config import ARMS, RL_ARMS, StudyConfig, arm_config, shared_config
 from agentwheel.study.curves import arm_curves
 from agentwheel.study.report import write_study_report
-from agentwheel.study.results import arm_result, differences, goals, greedy_scores
+from agentwheel.study.results import (
+    arm_result,
+    asked_again_share,
+    differences,
+    goals,
+    greedy_scores,
+)
 from agentwheel.train.phase_driver import Phase, PhaseProgress, run_phases
 from agentwheel.train.phases import task_fingerprint, write_rl_pool
 from agentwheel.train.schedule import run_schedule
@@ -247,6 +253,7 @@ class StudyRun:
             arms[arm]["weights"] = str(
                 self.weights(arm) or ("scripted" if arm == "refuse" else "initial")
             )
+            arms[arm]["asked_again"] = asked_again_share(self.greedy_dir(arm), held_out)
         diff = differences(scores, study.bootstrap_resamples, seed)
         result = {
             "machine": machine_facts(),

@@ -88,3 +88,12 @@ def test_the_cli_judges_an_eval_again_and_says_what_changed(tmp_path):
     assert "5 passed before, 1 now (4 verdicts changed)" in result.output
     missing = CliRunner().invoke(app, ["rejudge", str(tmp_path), "--tasks", str(tasks)])
     assert missing.exit_code != 0 and "has no traces.jsonl" in missing.output
+
+
+def test_a_study_counts_the_greedy_episodes_that_asked_again(tmp_path):
+    from agentwheel.study.results import asked_again_share, greedy_scores
+
+    run_eval(TASKS, ReAskPolicy(), ScriptedUser(), 1, tmp_path, RunnerConfig())
+    given = [t for t in TASKS if facts_given(t)]
+    assert asked_again_share(tmp_path, TASKS) == len(given) / len(TASKS) == 0.8
+    assert sum(greedy_scores(tmp_path, TASKS).values()) == len(TASKS) - len(given)

@@ -100,7 +100,7 @@ def test_study_json_has_the_promised_shape_and_numbers_in_range(study):
     assert on_disk["machine"]["cores"] >= 1
     assert set(on_disk["arms"]) == set(ARMS)
     for arm, a in on_disk["arms"].items():
-        for key in ("pass1", "pass_hat_4", "unseen", "seen", "train_pool_pass1"):
+        for key in ("pass1", "pass_hat_4", "unseen", "seen", "train_pool_pass1", "asked_again"):
             assert 0.0 <= a[key] <= 1.0, (arm, key)
         assert a["ci95"][0] <= a["pass1"] <= a["ci95"][1]
         assert set(a["by_branch_kind"]) == set(BRANCH_KINDS)
@@ -110,6 +110,7 @@ def test_study_json_has_the_promised_shape_and_numbers_in_range(study):
     assert refuse["happy"] == refuse["clarify"] == refuse["transfer"] == 0.0
     assert refuse["refuse"] == 1.0
     assert on_disk["arms"]["refuse"]["pass1"] == pytest.approx(1 / 7, abs=1e-4)
+    assert on_disk["arms"]["refuse"]["asked_again"] == 0.0  # it asks only what is missing
     for name in ("flywheel_vs_sft", "flywheel_vs_static"):
         d = on_disk["diff"][name]
         assert d["ci95"][0] <= d["mean"] <= d["ci95"][1] and d["n_tasks"] == 7
