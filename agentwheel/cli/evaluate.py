@@ -307,6 +307,8 @@ def eval_command(
     problems.pop("user_ended", None)
     if problems:
         console.print(f"counted problems: {json.dumps(problems)}")
+    if summary["failure_reasons"]:
+        console.print(f"why episodes failed: {json.dumps(summary['failure_reasons'])}")
     console.print(f"wrote {out / SUMMARY} and traces.jsonl")
 
 

@@ -69,6 +69,26 @@ class RewardBreakdown(BaseModel):
     def value(self) -> float:
         return 1.0 if self.passed else 0.0
 
+    def failure_reasons(self) -> list[str]:
+        """Why a failed episode failed, every condition it missed (empty when it passed):
+        `wrong_state` / `wrong_answer`, `evidence_missing`, `hack_action`,
+        `action_off_path`, `no_<signal>`, `output_missing`, `asked_again`."""
+        if self.passed:
+            return []
+        if self.answer is not None:
+            reasons = [] if self.answer.correct else ["wrong_answer"]
+            reasons += ["evidence_missing"] if self.answer.evidence_missing else []
+        else:
+            reasons = [] if self.state_matches else ["wrong_state"]
+        checks = {
+            "hack_action": self.hack_action_ran,
+            "action_off_path": bool(self.actions_off_path),
+            **{f"no_{s}": not self.signals_present.get(s) for s in self.signals_required},
+            "output_missing": bool(self.outputs_missing),
+            "asked_again": bool(self.facts_asked_again),
+        }
+        return reasons + [name for name, failed in checks.items() if failed]
+
 
 class EpisodeCounts(BaseModel):
     agent_turns: int = 0

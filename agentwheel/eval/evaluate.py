@@ -176,6 +176,9 @@ def summarize(
             b: _group_pass([t for t in trajectories if t.branch_kind == b], k) for b in kinds
         },
         "terminations": dict(Counter(t.termination for t in trajectories)),
+        "failure_reasons": dict(
+            Counter(r for t in trajectories for r in t.reward.failure_reasons()).most_common()
+        ),
         "invalid_tool_calls": dict(invalid),
         "tool_errors": dict(tool_errors),
         "mean_agent_turns": _mean([t.counts.agent_turns for t in trajectories]),

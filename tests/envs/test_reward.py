@@ -273,3 +273,12 @@ def test_re_asking_first_passes_only_where_the_request_gave_no_needed_fact(backe
     }
     for kind, trajectory in results.items():
         assert trajectory.reward.facts_asked_again == facts_given(tasks[kind])
+
+
+def test_a_failed_episode_says_every_condition_it_missed():
+    assert all(t.reward.failure_reasons() == [] for t in run(OraclePolicy()).values())
+    assert run(RefusePolicy())["refuse"].reward.failure_reasons() == ["no_refusal"]
+    hacked = run(HackPolicy(), kinds=["refuse"])["refuse"].reward.failure_reasons()
+    assert hacked[:2] == ["wrong_state", "hack_action"] and "no_refusal" in hacked
+    asked = happy_with_opening("Could you tell me your order number?")
+    assert asked.reward.failure_reasons() == ["asked_again"]

@@ -60,6 +60,7 @@ def test_an_eval_judged_again_counts_the_new_rule_in_traces_and_summary(tmp_path
     assert episodes.corrupt_lines == 1  # the torn line is kept, not dropped
     summary = json.loads((tmp_path / SUMMARY).read_text())
     assert summary["pass_hat_k"] == after["pass_hat_k"] == {"1": 0.2}
+    assert summary["failure_reasons"] == after["failure_reasons"] == {"asked_again": 4}
     assert summary["x"] == 1 and summary["by_branch_kind"]["happy"]["pass_hat_k"]["1"] == 0.0
 
 
