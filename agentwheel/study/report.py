@@ -56,6 +56,18 @@ def arms_table(result: dict[str, Any]) -> list[str]:
     return lines
 
 
+def failures_table(result: dict[str, Any]) -> list[str]:
+    """Per arm, how many greedy held-out episodes missed each condition of the reward (an
+    episode can miss several)."""
+    arms = result["arms"]
+    reasons = sorted({r for arm in ARMS for r in arms[arm].get("failure_reasons", {})})
+    lines = ["| arm | " + " | ".join(reasons) + " |", "|---" * (len(reasons) + 1) + "|"]
+    for arm in ARMS:
+        counts = arms[arm].get("failure_reasons", {})
+        lines.append(f"| {arm} | " + " | ".join(str(counts.get(r, 0)) for r in reasons) + " |")
+    return lines
+
+
 def goal_sentences(goal: dict[str, Any]) -> list[str]:
     """One plain sentence per goal: met or not, with the numbers."""
 
@@ -127,6 +139,7 @@ def render_study(result: dict[str, Any], plot: bool) -> str:
     for name, d in result["diff"].items():
         lines.append(f"| {name} | {d['mean']:+.3f} | {_ci(d['ci95'])} |")
     lines += ["", "## Goals", "", *goal_sentences(result["goal"])]
+    lines += ["", "## Why held-out episodes failed", "", *failures_table(result)]
     if plot:
         lines += ["", "## Curves", "", f"![curves]({STUDY_CURVES})"]
     notes = [(arm, n) for arm in RL_ARMS for n in result["notes"].get(arm, [])]

@@ -8,6 +8,7 @@ Reads only files, so it can be rerun on a finished or half-finished study.
 from __future__ import annotations
 
 import json
+from collections import Counter
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -37,6 +38,12 @@ def greedy_episodes(eval_dir: Path, tasks: Sequence[Task]) -> dict[str, Trajecto
 def greedy_scores(eval_dir: Path, tasks: Sequence[Task]) -> Scores:
     """Per held-out task, whether its greedy episode passed."""
     return {i: float(t.passed) for i, t in greedy_episodes(eval_dir, tasks).items()}
+
+
+def failure_counts(eval_dir: Path, tasks: Sequence[Task]) -> dict[str, int]:
+    """How many greedy held-out episodes missed each condition of the reward."""
+    episodes = greedy_episodes(eval_dir, tasks).values()
+    return dict(Counter(r for t in episodes for r in t.reward.failure_reasons()).most_common())
 
 
 def asked_again_share(eval_dir: Path, tasks: Sequence[Task]) -> float:

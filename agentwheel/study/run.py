@@ -57,6 +57,7 @@ from agentwheel.study.results import (
     arm_result,
     asked_again_share,
     differences,
+    failure_counts,
     goals,
     greedy_scores,
 )
@@ -254,6 +255,7 @@ class StudyRun:
                 self.weights(arm) or ("scripted" if arm == "refuse" else "initial")
             )
             arms[arm]["asked_again"] = asked_again_share(self.greedy_dir(arm), held_out)
+            arms[arm]["failure_reasons"] = failure_counts(self.greedy_dir(arm), held_out)
         diff = differences(scores, study.bootstrap_resamples, seed)
         result = {
             "machine": machine_facts(),

@@ -111,6 +111,10 @@ def test_study_json_has_the_promised_shape_and_numbers_in_range(study):
     assert refuse["refuse"] == 1.0
     assert on_disk["arms"]["refuse"]["pass1"] == pytest.approx(1 / 7, abs=1e-4)
     assert on_disk["arms"]["refuse"]["asked_again"] == 0.0  # it asks only what is missing
+    # Every failed episode says why: the floor's 6 failures, each missing something.
+    floor_failed = on_disk["arms"]["refuse"]["failure_reasons"]
+    assert sum(floor_failed.values()) >= 6 and max(floor_failed.values()) <= 6
+    assert "asked_again" not in floor_failed and "hack_action" not in floor_failed
     for name in ("flywheel_vs_sft", "flywheel_vs_static"):
         d = on_disk["diff"][name]
         assert d["ci95"][0] <= d["mean"] <= d["ci95"][1] and d["n_tasks"] == 7
@@ -127,6 +131,7 @@ def test_study_json_has_the_promised_shape_and_numbers_in_range(study):
     for arm in ARMS:
         assert f"| {arm} |" in md
     assert "**not met**" in md and (out / "study_curves.png").stat().st_size > 0
+    assert "## Why held-out episodes failed" in md
     assert len(on_disk["curves"]["rl_flywheel"]["evals"]) == 3  # the SFT start, two rounds
 
 
