@@ -45,9 +45,24 @@ def require_dir(path: Path, option: str = "--out") -> None:
         raise fail(f"{option} {path} is a file: pass a directory (it is created if missing)")
 
 
+_NO_SPACE = ("No space left on device", "Disk quota exceeded")
+
+
 def disk_full(exc: BaseException) -> bool:
-    """Whether `exc` is the disk (or the user's quota) running out of space."""
-    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+    """Whether `exc`, or an exception it was raised from, is the disk (or the user's
+    quota) running out of space. Libraries that write through their own I/O (safetensors)
+    raise their own type and say so only in the message."""
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, OSError) and current.errno in (errno.ENOSPC, errno.EDQUOT):
+            return True
+        if any(words in str(current) for words in _NO_SPACE):
+            return True
+        context = None if current.__suppress_context__ else current.__context__
+        current = current.__cause__ or context
+    return False
 
 
 def describe(exc: BaseException) -> str | None:

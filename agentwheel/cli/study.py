@@ -21,7 +21,7 @@ from rich.console import Console
 from rich.table import Table
 
 from agentwheel.cli.config_file import check_names, validated_config
-from agentwheel.cli.errors import fail, require_dir
+from agentwheel.cli.errors import disk_full, fail, require_dir
 from agentwheel.cli.progress import phase_bars
 from agentwheel.core.run_layout import STUDY_JSON, StudyLayout
 from agentwheel.study.config import ARMS, PASS_K, StudyConfig
@@ -105,6 +105,13 @@ def study_command(
             )
         except (MissingBranchKinds, StudyError) as exc:
             raise fail(str(exc)) from None
+        except Exception as exc:
+            if not disk_full(exc):
+                raise
+            raise fail(
+                f"no space left on the device: the finished phases are in {out}; free some "
+                "space, then rerun with --resume"
+            ) from None
     table = Table(
         title=f"held-out pass^1 ({result['held_out_tasks']} tasks, {result['wall_s']:.0f}s)"
     )

@@ -81,3 +81,30 @@ def test_train_on_a_full_disk(tmp_path):
     line = one_error_line(output)
     assert "no space left" in line and "--resume" in line
     assert not [f for f in left if ".tmp-" in f], left
+
+
+@pytest.mark.slow
+def test_study_on_a_full_disk(tmp_path):
+    args = ["study", "--config", "study-tiny", "--out", "{disk}/study"]
+    code, output, left = on_a_full_disk(tmp_path, "64k", *args)
+    assert code == 1, output
+    line = one_error_line(output)
+    assert "no space left" in line and "--resume" in line
+    assert not [f for f in left if ".tmp-" in f], left
+
+
+def test_a_library_s_own_no_space_error_is_a_full_disk():
+    from safetensors import SafetensorError
+
+    from agentwheel.cli.errors import describe, disk_full
+
+    written = SafetensorError("Error while serializing: I/O error: No space left on device")
+    assert disk_full(written) and "no space left" in (describe(written) or "")
+    try:
+        try:
+            raise written
+        except SafetensorError as inner:
+            raise RuntimeError("saving the checkpoint failed") from inner
+    except RuntimeError as outer:
+        assert disk_full(outer)
+    assert not disk_full(ValueError("no such column")) and not disk_full(OSError(2, "gone"))
