@@ -74,18 +74,15 @@ def test_eval_on_a_full_disk(tmp_path):
 
 
 @pytest.mark.slow  # a minute: the tiny run gets as far as its first large write
-def test_train_on_a_full_disk(tmp_path):
-    args = ["train", "--config", "tiny", "--out", "{disk}/run"]
-    code, output, left = on_a_full_disk(tmp_path, "64k", *args)
-    assert code == 1, output
-    line = one_error_line(output)
-    assert "no space left" in line and "--resume" in line
-    assert not [f for f in left if ".tmp-" in f], left
-
-
-@pytest.mark.slow
-def test_study_on_a_full_disk(tmp_path):
-    args = ["study", "--config", "study-tiny", "--out", "{disk}/study"]
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["train", "--config", "tiny", "--out", "{disk}/run"],
+        ["study", "--config", "study-tiny", "--out", "{disk}/study"],
+    ],
+    ids=["train", "study"],
+)
+def test_a_run_on_a_full_disk_says_resume(tmp_path, args):
     code, output, left = on_a_full_disk(tmp_path, "64k", *args)
     assert code == 1, output
     line = one_error_line(output)
