@@ -35,22 +35,22 @@ def greedy_episodes(eval_dir: Path, tasks: Sequence[Task]) -> dict[str, Trajecto
     return episodes
 
 
-def greedy_scores(eval_dir: Path, tasks: Sequence[Task]) -> Scores:
-    """Per held-out task, whether its greedy episode passed."""
-    return {i: float(t.passed) for i, t in greedy_episodes(eval_dir, tasks).items()}
+def greedy_scores(episodes: Mapping[str, Trajectory]) -> Scores:
+    """Per held-out task, whether its greedy episode (`greedy_episodes`) passed."""
+    return {i: float(t.passed) for i, t in episodes.items()}
 
 
-def failure_counts(eval_dir: Path, tasks: Sequence[Task]) -> dict[str, int]:
+def failure_counts(episodes: Mapping[str, Trajectory]) -> dict[str, int]:
     """How many greedy held-out episodes missed each condition of the reward."""
-    episodes = greedy_episodes(eval_dir, tasks).values()
-    return dict(Counter(r for t in episodes for r in t.reward.failure_reasons()).most_common())
+    reasons = (r for t in episodes.values() for r in t.reward.failure_reasons())
+    return dict(Counter(reasons).most_common())
 
 
-def asked_again_share(eval_dir: Path, tasks: Sequence[Task]) -> float:
+def asked_again_share(episodes: Mapping[str, Trajectory]) -> float:
     """The share of greedy held-out episodes that asked the user again for a fact it had
     given: the habit RL found while the reward let it pass."""
-    episodes = greedy_episodes(eval_dir, tasks).values()
-    return round(sum(bool(t.reward.facts_asked_again) for t in episodes) / len(episodes), 4)
+    asked = sum(bool(t.reward.facts_asked_again) for t in episodes.values())
+    return round(asked / len(episodes), 4)
 
 
 def _rate(scores: Scores, ids: set[str]) -> float | None:

@@ -59,6 +59,7 @@ from agentwheel.study.results import (
     differences,
     failure_counts,
     goals,
+    greedy_episodes,
     greedy_scores,
 )
 from agentwheel.train.phase_driver import Phase, PhaseProgress, run_phases
@@ -237,7 +238,8 @@ class StudyRun:
         study, seed = self.config.study, self.config.seed
         held_out = eval_set(self.files, HELD_OUT)
         unseen = set(self.config.data.held_out_workflows)
-        scores = {arm: greedy_scores(self.greedy_dir(arm), held_out) for arm in ARMS}
+        episodes = {arm: greedy_episodes(self.greedy_dir(arm), held_out) for arm in ARMS}
+        scores = {arm: greedy_scores(episodes[arm]) for arm in ARMS}
         arms = {
             arm: arm_result(
                 scores[arm],
@@ -254,8 +256,8 @@ class StudyRun:
             arms[arm]["weights"] = str(
                 self.weights(arm) or ("scripted" if arm == "refuse" else "initial")
             )
-            arms[arm]["asked_again"] = asked_again_share(self.greedy_dir(arm), held_out)
-            arms[arm]["failure_reasons"] = failure_counts(self.greedy_dir(arm), held_out)
+            arms[arm]["asked_again"] = asked_again_share(episodes[arm])
+            arms[arm]["failure_reasons"] = failure_counts(episodes[arm])
         diff = differences(scores, study.bootstrap_resamples, seed)
         result = {
             "machine": machine_facts(),

@@ -92,9 +92,10 @@ def test_the_cli_judges_an_eval_again_and_says_what_changed(tmp_path):
 
 
 def test_a_study_counts_the_greedy_episodes_that_asked_again(tmp_path):
-    from agentwheel.study.results import asked_again_share, greedy_scores
+    from agentwheel.study.results import asked_again_share, greedy_episodes, greedy_scores
 
     run_eval(TASKS, ReAskPolicy(), ScriptedUser(), 1, tmp_path, RunnerConfig())
     given = [t for t in TASKS if facts_given(t)]
-    assert asked_again_share(tmp_path, TASKS) == len(given) / len(TASKS) == 0.8
-    assert sum(greedy_scores(tmp_path, TASKS).values()) == len(TASKS) - len(given)
+    episodes = greedy_episodes(tmp_path, TASKS)
+    assert asked_again_share(episodes) == len(given) / len(TASKS) == 0.8
+    assert sum(greedy_scores(episodes).values()) == len(TASKS) - len(given)
