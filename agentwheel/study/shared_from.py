@@ -19,10 +19,11 @@ from pathlib import Path
 from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.changed_keys import changed_keys
 from agentwheel.core.dataset import load_tasks
-from agentwheel.core.run_layout import TRACES, StudyLayout, split_tasks
+from agentwheel.core.run_layout import HELD_OUT_SPLIT, TRACES, StudyLayout, split_tasks
 from agentwheel.core.task import Task
 from agentwheel.core.yaml_text import load_yaml
 from agentwheel.eval.rejudge import Rejudged, rejudge_eval
+from agentwheel.study.arm_evals import HELD_OUT, SAMPLED, TRAIN_POOL
 from agentwheel.study.config import StudyConfig
 from agentwheel.study.portable import PORTABLE_MANIFEST
 from agentwheel.study.run import StudyState
@@ -49,7 +50,7 @@ ARM_ONLY = frozenset(
 # The yardstick arms whose evals do not depend on the RL settings.
 SHARED_ARMS = ("refuse", "base", "sft")
 # The study's fixed eval sets (`evals/<name>_tasks.jsonl`).
-EVAL_SETS = ("held_out", "sampled", "train_pool")
+EVAL_SETS = (HELD_OUT, SAMPLED, TRAIN_POOL)
 
 
 @dataclass(frozen=True)
@@ -103,7 +104,7 @@ def start_from_shared(source_dir: Path, out: Path, config: StudyConfig) -> Share
 
 
 def _rejudge_copied(source: StudyLayout, target: StudyLayout) -> dict[str, Rejudged]:
-    sets = [split_tasks(source.shared.data, "held_out"), *map(source.eval_set, EVAL_SETS)]
+    sets = [split_tasks(source.shared.data, HELD_OUT_SPLIT), *map(source.eval_set, EVAL_SETS)]
     tasks: dict[str, Task] = {}
     for path in filter(Path.is_file, sets):
         tasks.update((t.id, t) for t in load_tasks(path).tasks)
