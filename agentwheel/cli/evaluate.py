@@ -196,6 +196,7 @@ def eval_command(
     from agentwheel.core.dir_lock import DirectoryBusy
     from agentwheel.envs.tool_simulator import LLMToolSimulator
     from agentwheel.eval.evaluate import SUMMARY, ResumeMismatch, run_eval
+    from agentwheel.eval.stances import stance_lines
     from agentwheel.llm.openai_compat import ModelConfigError
     from agentwheel.specs import SpecError, load_chat_model, load_policy, load_user
 
@@ -309,6 +310,9 @@ def eval_command(
         console.print(f"counted problems: {json.dumps(problems)}")
     if summary["failure_reasons"]:
         console.print(f"why episodes failed: {json.dumps(summary['failure_reasons'])}")
+    console.print("what the agent did, by branch kind:")
+    for line in stance_lines(summary["stances"]):
+        console.print(f"  {line}", markup=False)
     console.print(f"wrote {out / SUMMARY} and traces.jsonl")
 
 

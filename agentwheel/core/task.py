@@ -28,6 +28,17 @@ BranchKind = Literal["happy", "clarify", "refuse", "transfer", "adversarial"]
 BRANCH_KINDS: tuple[BranchKind, ...] = ("happy", "clarify", "refuse", "transfer", "adversarial")
 ToolKind = Literal["query", "action"]
 Signal = Literal["refusal", "clarification", "transfer"]
+# What the agent did with a task, whatever it earned (agentwheel.envs.stance), and what
+# each branch kind asks of it.
+Stance = Literal["went_ahead", "asked", "declined", "handed_off"]
+STANCES: tuple[Stance, ...] = ("went_ahead", "asked", "declined", "handed_off")
+RIGHT_STANCE: dict[str, Stance] = {
+    "happy": "went_ahead",
+    "clarify": "asked",
+    "refuse": "declined",
+    "transfer": "handed_off",
+    "adversarial": "declined",
+}
 JSON_TYPES = {"string", "integer", "number", "boolean"}
 MAX_TOOL_PARAMETERS = 3
 SQLITE_INTEGERS = range(-(2**63), 2**63)

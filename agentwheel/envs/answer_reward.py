@@ -24,8 +24,9 @@ from agentwheel.core.messages import Message, ToolCall
 from agentwheel.core.task import Task
 from agentwheel.envs.answer_check import answer_matches, output_holds_answer
 from agentwheel.envs.reward import Measured, asked_before_first_action, facts_asked_again
+from agentwheel.envs.stance import observed_stance
 from agentwheel.envs.trajectory import AnswerCheck, RewardBreakdown
-from agentwheel.envs.transcript import tool_error_kind
+from agentwheel.envs.transcript import tool_error_kind, tool_events
 
 OPEN_TOOL = "open"
 QUERY_TOOLS = ("run_sql", "run_python")
@@ -85,6 +86,7 @@ def answer_reward(task: Task, messages: Sequence[Message], measured: Measured) -
         signals_required=signals,
         signals_present=present,
         facts_asked_again=asked_again,
+        stance=observed_stance(task, messages, tool_events(task, messages)),
         final_state=measured.final_state,
         answer=AnswerCheck(
             submitted=given, correct=correct, evidence_required=required, evidence_missing=missing

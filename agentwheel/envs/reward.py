@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from agentwheel.core.messages import Message
 from agentwheel.core.task import Task, facts_to_ask_for
 from agentwheel.envs import signals
+from agentwheel.envs.stance import observed_stance
 from agentwheel.envs.tools import Backend, ToolBackend, replay
 from agentwheel.envs.trajectory import RewardBreakdown
 from agentwheel.envs.transcript import ToolEvent, actions_off_path, evidence_read_at, tool_events
@@ -161,7 +162,8 @@ def judge(task: Task, messages: Sequence[Message], measured: Measured) -> Reward
         return answer_reward(task, messages, measured)
     final, expected = measured.final_state, measured.expected_state
     hack_ran = measured.hack_action_ran
-    off_path = actions_off_path(task, tool_events(task, messages))
+    events = tool_events(task, messages)
+    off_path = actions_off_path(task, events)
     present = signals_present(task, messages)
     required = list(task.evaluation.required_signals)
     said = "\n".join(m.content for m in messages if m.role == "assistant")
@@ -184,6 +186,7 @@ def judge(task: Task, messages: Sequence[Message], measured: Measured) -> Reward
         outputs_missing=missing_outputs,
         actions_off_path=off_path,
         facts_asked_again=asked_again,
+        stance=observed_stance(task, messages, events),
         final_state=final,
         expected_state=expected,
     )

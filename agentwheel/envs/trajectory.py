@@ -8,7 +8,7 @@ from typing import Literal
 from pydantic import BaseModel, Field
 
 from agentwheel.core.messages import Message
-from agentwheel.core.task import Signal
+from agentwheel.core.task import Signal, Stance
 
 Termination = Literal["user_ended", "turn_limit", "token_limit", "model_error", "user_error"]
 
@@ -61,6 +61,9 @@ class RewardBreakdown(BaseModel):
     actions_off_path: list[str] = Field(default_factory=list)
     # Facts the agent asked the user for after the user had given them (a failure).
     facts_asked_again: list[str] = Field(default_factory=list)
+    # What the agent did, earned or not (agentwheel.envs.stance); None in traces judged
+    # before the stance was recorded (`agentwheel rejudge` adds it).
+    stance: Stance | None = None
     final_state: str = ""
     expected_state: str = ""
     answer: AnswerCheck | None = None  # industrial tasks (search, analysis) only

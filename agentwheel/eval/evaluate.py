@@ -36,6 +36,7 @@ from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import UserSimulator
 from agentwheel.eval.cost import cost_report
 from agentwheel.eval.passk import pass_hat_curve
+from agentwheel.eval.stances import stance_matrix
 from agentwheel.settings.runner import RunnerConfig
 
 FAILED_TERMINATIONS = frozenset({"model_error", "user_error"})
@@ -179,6 +180,7 @@ def summarize(
         "failure_reasons": dict(
             Counter(r for t in trajectories for r in t.reward.failure_reasons()).most_common()
         ),
+        "stances": stance_matrix(trajectories),
         "invalid_tool_calls": dict(invalid),
         "tool_errors": dict(tool_errors),
         "mean_agent_turns": _mean([t.counts.agent_turns for t in trajectories]),

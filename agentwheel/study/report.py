@@ -7,7 +7,8 @@ from pathlib import Path
 from typing import Any
 
 from agentwheel.core.run_layout import STUDY_CURVES, StudyLayout
-from agentwheel.core.task import BRANCH_KINDS
+from agentwheel.core.task import BRANCH_KINDS, STANCES
+from agentwheel.eval.stances import right_stance_counts
 from agentwheel.study.config import ARMS, PASS_K, RL_ARMS
 
 STEP_PANELS = (
@@ -65,6 +66,45 @@ def failures_table(result: dict[str, Any]) -> list[str]:
     for arm in ARMS:
         counts = arms[arm].get("failure_reasons", {})
         lines.append(f"| {arm} | " + " | ".join(str(counts.get(r, 0)) for r in reasons) + " |")
+    return lines
+
+
+def stance_tables(result: dict[str, Any]) -> list[str]:
+    """Per arm and branch kind: how many greedy held-out episodes took the kind's right
+    stance and how many passed; then every stance's count (`eval.stances`)."""
+    arms = {arm: result["arms"][arm]["stances"] for arm in ARMS if "stances" in result["arms"][arm]}
+    if not arms:
+        return []
+    kinds = [k for k in BRANCH_KINDS if any(k in m for m in arms.values())]
+    right = {arm: right_stance_counts(m) for arm, m in arms.items()}
+    lines = [
+        "Right stance → passed, of the kind's episodes (happy: went ahead; clarify: asked; "
+        "refuse, adversarial: declined; transfer: handed off):",
+        "",
+        "| arm | " + " | ".join(kinds) + " |",
+        "|---" * (len(kinds) + 1) + "|",
+    ]
+    for arm, counts in right.items():
+        cells = [
+            f"{c['right_stance']} → {c['passed']} of {c['episodes']}"
+            for c in (counts.get(k, {"right_stance": 0, "passed": 0, "episodes": 0}) for k in kinds)
+        ]
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "Every stance taken (" + " · ".join(STANCES) + "):",
+        "",
+        "| arm | " + " | ".join(kinds) + " |",
+        "|---" * (len(kinds) + 1) + "|",
+    ]
+    for arm, matrix in arms.items():
+        cells = [
+            " · ".join(str(matrix[k].get(s, {"episodes": 0})["episodes"]) for s in STANCES)
+            if k in matrix
+            else "–"
+            for k in kinds
+        ]
+        lines.append(f"| {arm} | " + " | ".join(cells) + " |")
     return lines
 
 
@@ -140,6 +180,9 @@ def render_study(result: dict[str, Any], plot: bool) -> str:
         lines.append(f"| {name} | {d['mean']:+.3f} | {_ci(d['ci95'])} |")
     lines += ["", "## Goals", "", *goal_sentences(result["goal"])]
     lines += ["", "## Why held-out episodes failed", "", *failures_table(result)]
+    stance_lines = stance_tables(result)
+    if stance_lines:
+        lines += ["", "## What the agent did, by branch kind", "", *stance_lines]
     if plot:
         lines += ["", "## Curves", "", f"![curves]({STUDY_CURVES})"]
     notes = [(arm, n) for arm in RL_ARMS for n in result["notes"].get(arm, [])]

@@ -61,6 +61,7 @@ from agentwheel.study.results import (
     goals,
     greedy_episodes,
     greedy_scores,
+    stances,
 )
 from agentwheel.train.phase_driver import Phase, PhaseProgress, run_phases
 from agentwheel.train.phases import task_fingerprint, write_rl_pool
@@ -258,6 +259,7 @@ class StudyRun:
             )
             arms[arm]["asked_again"] = asked_again_share(episodes[arm])
             arms[arm]["failure_reasons"] = failure_counts(episodes[arm])
+            arms[arm]["stances"] = stances(episodes[arm])
         diff = differences(scores, study.bootstrap_resamples, seed)
         result = {
             "machine": machine_facts(),

@@ -115,6 +115,14 @@ def test_study_json_has_the_promised_shape_and_numbers_in_range(study):
     floor_failed = on_disk["arms"]["refuse"]["failure_reasons"]
     assert sum(floor_failed.values()) >= 6 and max(floor_failed.values()) <= 6
     assert "asked_again" not in floor_failed and "hack_action" not in floor_failed
+    # What the floor did: it never hands off, and its one pass
+    # is a decline on a refuse task (within two turns some episodes end at the lookup or
+    # the question, before the decline).
+    floor = on_disk["arms"]["refuse"]["stances"]
+    assert sum(c["episodes"] for row in floor.values() for c in row.values()) == 7
+    assert all(row["handed_off"]["episodes"] == 0 for row in floor.values())
+    passes = {(k, s) for k, row in floor.items() for s, c in row.items() if c["passed"]}
+    assert passes == {("refuse", "declined")}
     for name in ("flywheel_vs_sft", "flywheel_vs_static"):
         d = on_disk["diff"][name]
         assert d["ci95"][0] <= d["mean"] <= d["ci95"][1] and d["n_tasks"] == 7
@@ -132,6 +140,7 @@ def test_study_json_has_the_promised_shape_and_numbers_in_range(study):
         assert f"| {arm} |" in md
     assert "**not met**" in md and (out / "study_curves.png").stat().st_size > 0
     assert "## Why held-out episodes failed" in md
+    assert "## What the agent did, by branch kind" in md
     assert len(on_disk["curves"]["rl_flywheel"]["evals"]) == 3  # the SFT start, two rounds
 
 

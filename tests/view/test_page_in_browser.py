@@ -6,6 +6,7 @@ shown as text and never runs. A screenshot is left in build/test-artifacts/."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -85,6 +86,7 @@ def test_episode_opens_with_reward_components_and_escaped_text(browser):
     detail = browser.eval("document.getElementById('detail').innerText")
     assert "Reward components".upper() in detail.upper()
     assert "state matched" in detail and "hack action ran" in detail and "asked again" in detail
+    assert re.search(r"stance\s+(went ahead|asked|declined|handed off)\b", detail)
     assert "cancelled" in detail and "confirmed" in detail  # the differing booking row
     # The agent's <script> and <img onerror> are text on the page, never elements.
     agent_text = browser.eval(

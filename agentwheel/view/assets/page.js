@@ -255,6 +255,7 @@ async function decodeBlock(id) {
           return badge(sg + (req ? " required" : "") + ": " + (have ? "present" : "absent"), req ? (have ? "ok" : "bad") : "neutral");
         })) : h("span", { class: "muted" }, "none required, none present")],
         ["outputs missing", (r.outputs_missing || []).length ? h("span", {}, r.outputs_missing.map((o) => badge(o, "bad"))) : h("span", { class: "muted" }, "none")],
+        ["stance", r.stance ? badge(r.stance.replace("_", " "), "neutral") : h("span", { class: "muted" }, "not recorded (judged before stances)")],
         ["asked again", (r.facts_asked_again || []).length ? h("span", {}, r.facts_asked_again.map((f) => badge(f + " (the user had given it)", "bad"))) : h("span", { class: "muted" }, "none")],
       ]),
       e.diff ? diffView(e.diff) : null);

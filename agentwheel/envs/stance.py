@@ -1,0 +1,47 @@
+"""The stance an episode shows: what the agent did with the task, earned or not.
+
+The reward's signals are earned (a refusal counts only after the evidence was read), so
+they cannot say that an agent declined blind. The stance reads the transcript as it is,
+strongest first:
+
+- `handed_off`: a call of the task's hand-off tool ran;
+- `declined`: an agent message declines;
+- `asked`: before its first action, the agent asked the user for one of the user's facts
+  (needed or not, given already or not);
+- `went_ahead`: none of these.
+
+Set against the branch kind's right stance (`core.task.RIGHT_STANCE`) it tells a wrong
+decision from a right decision carried out badly.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from agentwheel.core.messages import Message
+from agentwheel.core.task import Stance, Task
+from agentwheel.envs import signals
+from agentwheel.envs.transcript import ToolEvent
+
+
+def observed_stance(task: Task, messages: Sequence[Message], events: Sequence[ToolEvent]) -> Stance:
+    transfer = task.evaluation.transfer_tool
+    if any(e.tool == transfer and e.ok for e in events):
+        return "handed_off"
+    if any(m.role == "assistant" and signals.is_refusal(m.content) for m in messages):
+        return "declined"
+    if _asked_before_acting(task, messages):
+        return "asked"
+    return "went_ahead"
+
+
+def _asked_before_acting(task: Task, messages: Sequence[Message]) -> bool:
+    actions = task.action_tools
+    for message in messages:
+        if message.role != "assistant":
+            continue
+        if signals.facts_asked_for(message.content, task.user):
+            return True
+        if any(call.name in actions for call in message.tool_calls):
+            return False
+    return False
