@@ -41,6 +41,13 @@ class StudySettings(BaseModel):
         description="Every round's settings, the same in both arms (the RL budget is "
         "rounds × steps × batch_groups × group_size); rl_static runs them with evolve: false.",
     )
+    rl_seed: int | None = Field(
+        None,
+        ge=0,
+        description="Seed of the RL arms (rollout sampling, batch draws, evolution); None = "
+        "the study's `seed`. Another value on the same shared phase (--shared-from) is a "
+        "second training draw of both arms: how far arms move apart by chance alone.",
+    )
     min_held_out_tasks: int = Field(150, ge=1, description="Fewer held-out tasks is an error.")
     min_held_out_workflows: int = Field(
         2, ge=1, description="Fewer whole workflows never trained on is an error."
@@ -131,9 +138,11 @@ def arm_config(config: StudyConfig, arm: RLArm, shared_dir: Path) -> ScheduleCon
     shared = RunLayout(shared_dir.resolve())
     settings: dict[str, Any] = {"evolve": arm == "rl_flywheel"}
     rounds = [config.study.round.model_copy(update=settings) for _ in range(config.study.rounds)]
+    rl_seed = config.seed if config.study.rl_seed is None else config.study.rl_seed
     return schedule.model_copy(
         update={
             "name": f"{config.name}-{arm}",
+            "seed": rl_seed,
             "data": schedule.data.model_copy(
                 update={
                     "reuse_from": str(shared.data),

@@ -43,6 +43,7 @@ ARM_ONLY = frozenset(
         "data.rl_workflows",
         "study.rounds",
         "study.round",
+        "study.rl_seed",
         "study.goal_margin",
         "study.bootstrap_resamples",
     }

@@ -22,7 +22,7 @@ from agentwheel.train.model_factory import build_model
 from tests.train.conftest import one_torch_thread, require_bundled_gguf
 
 TINY = "study-tiny"
-NEW_LR = ["grpo.lr=5e-4"]
+NEW_RL = ["grpo.lr=5e-4", "study.rl_seed=3"]  # settings only the RL arms read
 
 
 class StopAtTheArms(Exception):
@@ -52,7 +52,7 @@ def _sft_digest(study: Path) -> str:
 
 
 def test_a_study_from_another_s_shared_phase_redoes_none_of_it(source, tmp_path):
-    config = load_study_config(TINY, NEW_LR)
+    config = load_study_config(TINY, NEW_RL)
     out = tmp_path / "new"
     assert start_from_shared(source, out, config).done == ["shared"]
     logs: list[str] = []
@@ -67,6 +67,7 @@ def test_a_study_from_another_s_shared_phase_redoes_none_of_it(source, tmp_path)
     for arm in ("rl_static", "rl_flywheel"):
         arm_config = (out / "arms" / arm / "config.yaml").read_text()
         assert "lr: 0.0005" in arm_config
+        assert "\nseed: 3\n" in arm_config  # a second training draw: the arms' own seed
         state = json.loads((out / "arms" / arm / "state.json").read_text())
         assert state["started_from"]["weights_sha256"] == _sft_digest(source)
     assert result["shared_from"] == str(source.resolve())
@@ -74,7 +75,7 @@ def test_a_study_from_another_s_shared_phase_redoes_none_of_it(source, tmp_path)
 
 
 def test_settings_the_shared_phase_read_must_match(source, tmp_path):
-    config = load_study_config(TINY, ["sft.train.lr=5e-3", "data.held_out_tasks=6", *NEW_LR])
+    config = load_study_config(TINY, ["sft.train.lr=5e-3", "data.held_out_tasks=6", *NEW_RL])
     with pytest.raises(SharedFromError, match=r"data\.held_out_tasks, sft\.train\.lr differ"):
         start_from_shared(source, tmp_path / "new", config)
     assert not (tmp_path / "new").exists()
@@ -83,7 +84,8 @@ def test_settings_the_shared_phase_read_must_match(source, tmp_path):
         "data.held_out_tasks",
         "sft.train.lr",
     ]
-    rl_only = load_study_config(TINY, ["study.rounds=3", "rollout.temperature=1.3", *NEW_LR])
+    rl_only = load_study_config(TINY, ["study.rounds=3", "rollout.temperature=1.3", *NEW_RL])
+    assert rl_only.study.rl_seed == 3
     assert shared_differences(load_study_config(TINY), rl_only) == []
 
 
