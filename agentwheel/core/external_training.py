@@ -41,6 +41,7 @@ class ExternalRoundJob:
     max_agent_turns: int
     max_episode_tokens: int
     template_kwargs: dict[str, Any] = field(default_factory=dict)
+    wrong_stance_penalty: float = 0.0  # grpo.wrong_stance_penalty: the training reward's
 
 
 @dataclass(frozen=True)

@@ -19,8 +19,9 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from agentwheel.core.messages import Message
-from agentwheel.core.task import Stance, Task
+from agentwheel.core.task import RIGHT_STANCE, Stance, Task
 from agentwheel.envs import signals
+from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.transcript import ToolEvent
 
 
@@ -45,3 +46,22 @@ def _asked_before_acting(task: Task, messages: Sequence[Message]) -> bool:
         if any(call.name in actions for call in message.tool_calls):
             return False
     return False
+
+
+def took_wrong_stance(trajectory: Trajectory) -> bool:
+    """The episode's stance is not its branch kind's right one (`core.task.RIGHT_STANCE`);
+    unknown stances and kinds are not wrong."""
+    right = RIGHT_STANCE.get(trajectory.branch_kind)
+    stance = trajectory.reward.stance
+    return right is not None and stance is not None and stance != right
+
+
+def stance_shaped_reward(trajectory: Trajectory, penalty: float) -> float:
+    """A training reward (`grpo.wrong_stance_penalty`): 1.0 passed; a failure -penalty
+    when its stance was wrong and 0.0 when only the carrying-out failed. With the verdict
+    alone a policy loses nothing by declining a task it would fail anyway, and RL drifted
+    toward declining every kind; with the penalty, groups of tasks it cannot yet finish
+    still teach it which to decline."""
+    if trajectory.passed:
+        return 1.0
+    return -penalty if penalty and took_wrong_stance(trajectory) else 0.0

@@ -134,6 +134,12 @@ class GRPOConfig(TrainConfig):
     )
     normalise_std: Annotated[bool, "Divide group-relative advantages by the group's std."] = True
     dynamic_sampling: Annotated[bool, "Drop groups whose rewards are all equal (no signal)."] = True
+    wrong_stance_penalty: Annotated[
+        float,
+        "Training reward of a failed episode whose stance its branch kind rules out (a task "
+        "to be done declined, one to be declined gone ahead with) is minus this; 0 = the "
+        "environment's verdict alone.",
+    ] = 0.0
     old_logprobs: Annotated[
         OldLogprobs,
         "sampling: the sampler's (recomputed where absent); recompute: always recompute.",
@@ -148,7 +154,12 @@ class GRPOConfig(TrainConfig):
         super().__post_init__()
         check_ranges(
             self,
-            {"clip_low": "[0, 1)", "clip_high": ">= 0", "kl_coef": ">= 0"},
+            {
+                "clip_low": "[0, 1)",
+                "clip_high": ">= 0",
+                "kl_coef": ">= 0",
+                "wrong_stance_penalty": ">= 0",
+            },
         )
 
 

@@ -9,6 +9,7 @@ and template tokens contribute exactly zero gradient.
 from __future__ import annotations
 
 import copy
+import functools
 import math
 import time
 from collections.abc import Callable, Sequence
@@ -19,6 +20,7 @@ import torch
 from torch import Tensor, nn
 
 from agentwheel.core.stats import mean
+from agentwheel.envs.stance import stance_shaped_reward
 from agentwheel.envs.trajectory import TokenTrace, Trajectory
 from agentwheel.settings.trainer import GRPOConfig
 from agentwheel.train.batching import (
@@ -47,6 +49,15 @@ _DROPOUT_KEYS = ("attention_dropout", "hidden_dropout", "dropout", "resid_pdrop"
 def trajectory_reward(trajectory: Trajectory) -> float:
     """The environment's verdict: 1.0 when the episode passed, else 0.0."""
     return trajectory.reward.value
+
+
+def training_reward(config: GRPOConfig) -> RewardFn:
+    """The reward GRPO learns from: the environment's verdict, or with
+    `wrong_stance_penalty` > 0 the verdict with wrong stances ranked below other failures
+    (`envs.stance.stance_shaped_reward`)."""
+    if config.wrong_stance_penalty == 0:
+        return trajectory_reward
+    return functools.partial(stance_shaped_reward, penalty=config.wrong_stance_penalty)
 
 
 def group_advantages(

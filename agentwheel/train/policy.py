@@ -19,7 +19,7 @@ from agentwheel.llm.types import ChatModel
 from agentwheel.settings.schedule import ScheduleConfig
 from agentwheel.train.checkpoint import load_checkpoint, load_model_weights
 from agentwheel.train.generation import Generator
-from agentwheel.train.grpo import GRPOTrainer
+from agentwheel.train.grpo import GRPOTrainer, training_reward
 from agentwheel.train.model_factory import build_model
 from agentwheel.train.rollout import TurnSeededPolicy, rollout_seed
 from agentwheel.train.trainer_base import Trainer
@@ -112,6 +112,7 @@ class Policy:
                 self.module,
                 self.config.grpo,
                 temperature=self.config.rollout.temperature,
+                reward_fn=training_reward(self.config.grpo),
                 pad_id=self.pad_id,
             )
             if resume_from is not None:

@@ -21,6 +21,7 @@ from agentwheel.core.stats import mean
 from agentwheel.core.task import BRANCH_KINDS, Task
 from agentwheel.envs.agent import EpisodeView, ModelPolicy, Policy
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
+from agentwheel.envs.stance import took_wrong_stance
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import ScriptedUser, UserSimulator
 from agentwheel.llm.types import ChatModel
@@ -187,12 +188,14 @@ def _ordered(finished: Sequence[Trajectory], specs: Sequence[EpisodeSpec]) -> li
 
 
 def branch_kind_mix(batch: RolloutBatch) -> dict[str, float | int]:
-    """Per branch kind: the groups trained on (`batch_groups_<kind>`) and the mean reward
-    of every rollout (`rollout_reward_<kind>`): what a step learned from, kind by kind."""
+    """Per branch kind: the groups trained on (`batch_groups_<kind>`), the mean reward of
+    every rollout (`rollout_reward_<kind>`) and the share that took a stance the kind
+    rules out (`rollout_wrong_stance_<kind>`): what a step learned from, kind by kind."""
     out: dict[str, float | int] = {}
     for kind in BRANCH_KINDS:
         out[f"batch_groups_{kind}"] = sum(1 for g in batch.groups if g and g[0].branch_kind == kind)
-        rewards = [t.reward.value for t in batch.trajectories if t.branch_kind == kind]
-        if rewards:
-            out[f"rollout_reward_{kind}"] = mean(rewards)
+        episodes = [t for t in batch.trajectories if t.branch_kind == kind]
+        if episodes:
+            out[f"rollout_reward_{kind}"] = mean([t.reward.value for t in episodes])
+            out[f"rollout_wrong_stance_{kind}"] = mean([took_wrong_stance(t) for t in episodes])
     return out

@@ -5,7 +5,7 @@ with hydra from a registry entry, in every rollout worker. Importing this module
 `AgentwheelAgentLoop`; workers that do not import it find it through the loop config
 file `agent_loops.yaml` beside it (`actor_rollout_ref.rollout.agent.agent_loop_config_path`),
 whose keys also set the loop's options: `user`, `tool_simulator`, `max_agent_turns`,
-`max_new_tokens`, `backend`.
+`max_new_tokens`, `backend`, `wrong_stance_penalty`.
 
 Each sample is one episode of the task carried in the row (`extra_info.task_json`), run
 by our own runner on a thread while its generations go through verl's server manager
@@ -80,7 +80,8 @@ class AgentwheelAgentLoop(AgentLoopBase):
     Options (keys of the loop's entry in `agent_loops.yaml`): `user` — `scripted` or
     `llm:<model spec>`; `tool_simulator` — a model spec answering off-script calls in the
     mock back-end (none: a typed error); `max_agent_turns`; `max_new_tokens` per agent
-    turn; `backend` — `auto`, `mock` or `sqlite`. An episode stops once its ids exceed
+    turn; `backend` — `auto`, `mock` or `sqlite`; `wrong_stance_penalty` — the training
+    reward's (`grpo.wrong_stance_penalty`; 0: the environment's verdict). An episode stops once its ids exceed
     `prompt_length + response_length`; the response is cut to `response_length`.
     """
 
@@ -92,6 +93,7 @@ class AgentwheelAgentLoop(AgentLoopBase):
         max_agent_turns: int = 16,
         max_new_tokens: int = 1024,
         backend: Backend | Literal["auto"] = "auto",
+        wrong_stance_penalty: float = 0.0,
         **kwargs: Any,
     ):
         kwargs.pop("name", None)
@@ -99,6 +101,7 @@ class AgentwheelAgentLoop(AgentLoopBase):
         self.user_spec = user
         self.tool_simulator_spec = tool_simulator
         self.max_new_tokens = int(max_new_tokens)
+        self.wrong_stance_penalty = float(wrong_stance_penalty)
         self.prompt_length = int(self.rollout_config.prompt_length)
         self.response_length = int(self.rollout_config.response_length)
         self.runner_config = RunnerConfig(
@@ -135,6 +138,7 @@ class AgentwheelAgentLoop(AgentLoopBase):
             self.prompt_length,
             self.response_length,
             with_logprobs=bool(sampling_params.get("logprobs")),
+            wrong_stance_penalty=self.wrong_stance_penalty,
         )
         timings = trajectory.timings
         return AgentLoopOutput(

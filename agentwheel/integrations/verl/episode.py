@@ -24,6 +24,7 @@ from agentwheel.core.messages import ChatRequest, Completion, FinishReason, Samp
 from agentwheel.core.task import Task
 from agentwheel.envs.agent import ModelPolicy
 from agentwheel.envs.runner import EpisodeRunner, EpisodeSpec
+from agentwheel.envs.stance import stance_shaped_reward
 from agentwheel.envs.tools import ToolSimulator
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.envs.user import UserSimulator
@@ -174,14 +175,19 @@ def reward_components(trajectory: Trajectory) -> dict[str, float]:
 
 
 def verl_episode(
-    trajectory: Trajectory, prompt_length: int, response_length: int, with_logprobs: bool
+    trajectory: Trajectory,
+    prompt_length: int,
+    response_length: int,
+    with_logprobs: bool,
+    wrong_stance_penalty: float = 0.0,
 ) -> VerlEpisode:
     """Split the episode's token trace into verl's prompt and response.
 
     The prompt is everything before the first generated id (the opening prompt); the
     response is the rest, cut to `response_length` (the reward still scores the whole
     episode, as verl's own tool loop does). A prompt longer than `prompt_length` is an
-    error: cutting it would train on ids the policy never saw.
+    error: cutting it would train on ids the policy never saw. The reward score is the
+    training reward (`envs.stance.stance_shaped_reward`; penalty 0: the verdict).
     """
     trace = trajectory.tokens
     if trace is None:
@@ -201,7 +207,7 @@ def verl_episode(
         response_ids=trace.ids[first:end],
         response_mask=trace.loss_mask[first:end],
         response_logprobs=trace.logprobs[first:end] if with_logprobs else None,
-        reward_score=trajectory.reward.value,
+        reward_score=stance_shaped_reward(trajectory, wrong_stance_penalty),
         reward_extra_info=components,
         num_turns=sum(1 for m in trajectory.messages if m.role != "system"),
         termination=trajectory.termination,

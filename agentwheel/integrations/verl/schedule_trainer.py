@@ -173,11 +173,13 @@ def round_overrides(job: ExternalRoundJob, save_every: int) -> list[str]:
 
 
 def write_loop_config(path: Path, job: ExternalRoundJob) -> Path:
-    """Our loop's registry entry with the run's turn and token limits."""
+    """Our loop's registry entry with the run's turn and token limits and its training
+    reward's wrong-stance penalty."""
     entries = load_yaml(LOOP_CONFIG.read_text())
     for entry in entries:
         entry["max_agent_turns"] = job.max_agent_turns
         entry["max_new_tokens"] = job.max_new_tokens
+        entry["wrong_stance_penalty"] = job.wrong_stance_penalty
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(yaml.safe_dump(entries, sort_keys=False))
     return path

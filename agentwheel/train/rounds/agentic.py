@@ -20,6 +20,7 @@ from agentwheel.envs.user import ScriptedUser
 from agentwheel.eval.evaluate import SUMMARY, run_eval
 from agentwheel.flywheels.agentic.evolve import evolve_agentic
 from agentwheel.settings.agentic_round import AgenticRound
+from agentwheel.train.grpo import training_reward
 from agentwheel.train.phases import rl_start_pool, rl_workflow_paths
 from agentwheel.train.rollout import (
     RolloutBatch,
@@ -164,6 +165,7 @@ class AgenticRounds(RoundKind[AgenticRound, Task]):
             dynamic_sampling=run.config.grpo.dynamic_sampling,
             max_attempts=settings.max_attempts,
             runner_config=run.runner_config,
+            reward_fn=training_reward(run.config.grpo),
         )
         batch.extra_metrics.update(branch_kind_mix(batch))
         return batch

@@ -84,6 +84,7 @@ def round_job(
         max_agent_turns=config.runner.max_agent_turns,
         max_episode_tokens=config.runner.max_episode_tokens,
         template_kwargs=dict(config.model.template_kwargs),
+        wrong_stance_penalty=config.grpo.wrong_stance_penalty,
     )
 
 

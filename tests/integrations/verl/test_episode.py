@@ -182,3 +182,18 @@ def test_a_prompt_longer_than_verl_allows_is_refused(reference):
         verl_episode(
             reference[0], prompt_length=10, response_length=RESPONSE_LENGTH, with_logprobs=False
         )
+
+
+def test_the_score_is_the_training_reward_with_its_wrong_stance_penalty(reference):
+    happy = next(t for t in reference if t.branch_kind == "happy")
+    reward = happy.reward.model_copy(update={"passed": False, "stance": "declined"})
+    declined = happy.model_copy(update={"reward": reward})
+    scores = [
+        verl_episode(declined, PROMPT_LENGTH, RESPONSE_LENGTH, False, penalty).reward_score
+        for penalty in (0.0, 0.5)
+    ]
+    assert scores == [0.0, -0.5]
+    went_ahead = happy.model_copy(
+        update={"reward": reward.model_copy(update={"stance": "went_ahead"})}
+    )
+    assert verl_episode(went_ahead, PROMPT_LENGTH, RESPONSE_LENGTH, False, 0.5).reward_score == 0.0

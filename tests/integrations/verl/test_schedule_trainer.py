@@ -58,6 +58,7 @@ def job(tmp_path, tiny_model, tokenizer) -> ExternalRoundJob:
         max_agent_turns=5,
         max_episode_tokens=3072,
         template_kwargs={"enable_thinking": True},
+        wrong_stance_penalty=0.5,
     )
 
 
@@ -93,6 +94,7 @@ def test_the_round_command_carries_the_rounds_budget_and_our_settings(job, stand
     loop = Path(got["actor_rollout_ref.rollout.agent.agent_loop_config_path"])
     assert loop.parent == job.out_dir.resolve()
     assert "max_agent_turns: 5" in loop.read_text() and "max_new_tokens: 64" in loop.read_text()
+    assert "wrong_stance_penalty: 0.5" in loop.read_text()  # the loop's training reward
     # The last of repeated keys wins in hydra: the round's settings come after the preset's.
     keys = [item.lstrip("+").split("=", 1)[0] for item in command[3:]]
     last_lr = max(i for i, k in enumerate(keys) if k == "actor_rollout_ref.actor.optim.lr")
