@@ -8,7 +8,7 @@ from typing import Any
 
 from agentwheel.core.run_layout import STUDY_CURVES, StudyLayout
 from agentwheel.core.task import BRANCH_KINDS, STANCES
-from agentwheel.eval.stances import right_stance_counts
+from agentwheel.eval.stances import decline_rates, right_stance_counts
 from agentwheel.study.config import ARMS, PASS_K, RL_ARMS
 
 STEP_PANELS = (
@@ -105,6 +105,28 @@ def stance_tables(result: dict[str, Any]) -> list[str]:
             for k in kinds
         ]
         lines.append(f"| {arm} | " + " | ".join(cells) + " |")
+    return [*lines, "", *decline_table(arms)]
+
+
+def decline_table(arms: dict[str, Any]) -> list[str]:
+    """Per arm, the decline rate on tasks to be declined against tasks to be done: their
+    difference is how far the policy tells the two apart."""
+    lines = [
+        "Declined, of tasks to be declined (refuse, adversarial) and of tasks to be done:",
+        "",
+        "| arm | to be declined | to be done | difference |",
+        "|---|---|---|---|",
+    ]
+    for arm, matrix in arms.items():
+        rates = decline_rates(matrix)
+        shares = [
+            rates[side]["declined"] / rates[side]["episodes"] if rates[side]["episodes"] else 0.0
+            for side in ("to_decline", "to_do")
+        ]
+        cells = [
+            f"{rates[s]['declined']} of {rates[s]['episodes']}" for s in ("to_decline", "to_do")
+        ]
+        lines.append(f"| {arm} | {cells[0]} | {cells[1]} | {shares[0] - shares[1]:+.2f} |")
     return lines
 
 

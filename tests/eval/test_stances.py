@@ -12,7 +12,13 @@ from agentwheel.envs.transcript import tool_events
 from agentwheel.envs.user import ScriptedUser
 from agentwheel.eval.evaluate import SUMMARY, TRACES, read_traces, run_eval, summarize
 from agentwheel.eval.rejudge import rejudge_eval
-from agentwheel.eval.stances import UNKNOWN, right_stance_counts, stance_lines, stance_matrix
+from agentwheel.eval.stances import (
+    UNKNOWN,
+    decline_rates,
+    right_stance_counts,
+    stance_lines,
+    stance_matrix,
+)
 from agentwheel.settings.runner import RunnerConfig
 from tests.envs.sample_tasks import make_task
 
@@ -121,3 +127,15 @@ def test_traces_judged_before_the_stance_count_as_unknown_until_judged_again(tmp
     rejudge_eval(tmp_path, {t.id: t for t in tasks})
 
     assert json.loads((tmp_path / SUMMARY).read_text())["stances"] == fresh
+
+
+def test_decline_rates_split_tasks_to_be_declined_from_tasks_to_be_done():
+    tasks = load_tasks("fixtures").tasks
+    to_decline = sum(1 for t in tasks if t.branch_kind in ("refuse", "adversarial"))
+    refuser = decline_rates(stance_matrix(_episodes("refuse")))
+    assert refuser == {
+        "to_decline": {"declined": to_decline, "episodes": to_decline},
+        "to_do": {"declined": len(tasks) - to_decline, "episodes": len(tasks) - to_decline},
+    }  # declines everything: no difference between the two
+    oracle = decline_rates(stance_matrix(_episodes("oracle")))
+    assert oracle["to_decline"]["declined"] == to_decline and oracle["to_do"]["declined"] == 0

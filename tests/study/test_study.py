@@ -14,6 +14,7 @@ from agentwheel.cli import app
 from agentwheel.cli.study import PUBLISHED
 from agentwheel.core.dataset import load_tasks
 from agentwheel.core.task import BRANCH_KINDS
+from agentwheel.eval.stances import decline_rates
 from agentwheel.study.config import ARMS, RL_ARMS, StudyConfig, load_study_config
 from agentwheel.study.run import run_study
 from agentwheel.train.checkpoint import load_checkpoint, weights_digest
@@ -141,6 +142,10 @@ def test_study_json_has_the_promised_shape_and_numbers_in_range(study):
     assert "**not met**" in md and (out / "study_curves.png").stat().st_size > 0
     assert "## Why held-out episodes failed" in md
     assert "## What the agent did, by branch kind" in md
+    rates = decline_rates(floor)
+    cells = [f"{rates[s]['declined']} of {rates[s]['episodes']}" for s in ("to_decline", "to_do")]
+    assert f"| refuse | {cells[0]} | {cells[1]} |" in md  # the floor's decline rates
+    assert rates["to_decline"]["episodes"] + rates["to_do"]["episodes"] == 7
     assert len(on_disk["curves"]["rl_flywheel"]["evals"]) == 3  # the SFT start, two rounds
 
 
