@@ -32,7 +32,13 @@ from agentwheel.envs import signals
 from agentwheel.envs.stance import observed_stance
 from agentwheel.envs.tools import Backend, ToolBackend, replay
 from agentwheel.envs.trajectory import RewardBreakdown
-from agentwheel.envs.transcript import ToolEvent, actions_off_path, evidence_read_at, tool_events
+from agentwheel.envs.transcript import (
+    ToolEvent,
+    actions_off_path,
+    evidence_read_at,
+    says_before_first_action,
+    tool_events,
+)
 
 _EXPECTED: dict[tuple[int, str], tuple[Task, str]] = {}
 
@@ -80,17 +86,14 @@ def asked_before_first_action(task: Task, messages: Sequence[Message]) -> bool:
     one thing beyond what it needs: a question listing every identifier asks for
     everything, not for what is missing (one extra allows "order number or email")."""
     wanted = set(facts_to_ask_for(task) or task.user.known_facts)
-    actions = task.action_tools
-    for message in messages:
-        if message.role != "assistant":
-            continue
-        asked = set(signals.facts_asked_for(message.content, task.user))
-        named = signals.identifiers_named(message.content, task)
-        if wanted & asked and len(named) <= len(wanted) + 1:
-            return True
-        if any(call.name in actions for call in message.tool_calls):
-            return False
-    return False
+
+    def asks_for_what_is_missing(text: str) -> bool:
+        asked = set(signals.facts_asked_for(text, task.user))
+        return (
+            bool(wanted & asked) and len(signals.identifiers_named(text, task)) <= len(wanted) + 1
+        )
+
+    return says_before_first_action(task, messages, asks_for_what_is_missing)
 
 
 def facts_asked_again(task: Task, messages: Sequence[Message]) -> list[str]:

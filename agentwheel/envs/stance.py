@@ -22,7 +22,7 @@ from agentwheel.core.messages import Message
 from agentwheel.core.task import RIGHT_STANCE, Stance, Task
 from agentwheel.envs import signals
 from agentwheel.envs.trajectory import Trajectory
-from agentwheel.envs.transcript import ToolEvent
+from agentwheel.envs.transcript import ToolEvent, says_before_first_action
 
 
 def observed_stance(task: Task, messages: Sequence[Message], events: Sequence[ToolEvent]) -> Stance:
@@ -31,21 +31,11 @@ def observed_stance(task: Task, messages: Sequence[Message], events: Sequence[To
         return "handed_off"
     if any(m.role == "assistant" and signals.is_refusal(m.content) for m in messages):
         return "declined"
-    if _asked_before_acting(task, messages):
+    if says_before_first_action(
+        task, messages, lambda text: bool(signals.facts_asked_for(text, task.user))
+    ):
         return "asked"
     return "went_ahead"
-
-
-def _asked_before_acting(task: Task, messages: Sequence[Message]) -> bool:
-    actions = task.action_tools
-    for message in messages:
-        if message.role != "assistant":
-            continue
-        if signals.facts_asked_for(message.content, task.user):
-            return True
-        if any(call.name in actions for call in message.tool_calls):
-            return False
-    return False
 
 
 def took_wrong_stance(trajectory: Trajectory) -> bool:

@@ -5,7 +5,7 @@ the mock and SQLite back-ends are judged by the same facts."""
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from agentwheel.core.messages import Message, ToolCallError
@@ -81,3 +81,19 @@ def actions_off_path(task: Task, events: Sequence[ToolEvent]) -> list[str]:
     on another record fails on both back-ends, whether or not it changed a row there."""
     normal = {step.key() for step in task.normal_path}
     return [e.key for e in events if e.kind == "action" and e.ran and e.key not in normal]
+
+
+def says_before_first_action(
+    task: Task, messages: Sequence[Message], says: Callable[[str], bool]
+) -> bool:
+    """Whether an agent message before the agent's first call of an action tool (or in a
+    transcript without one) has text for which `says` holds."""
+    actions = task.action_tools
+    for message in messages:
+        if message.role != "assistant":
+            continue
+        if says(message.content):
+            return True
+        if any(call.name in actions for call in message.tool_calls):
+            return False
+    return False
