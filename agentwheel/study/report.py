@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from agentwheel.core.run_layout import STUDY_CURVES, StudyLayout
-from agentwheel.core.task import BRANCH_KINDS, STANCES
+from agentwheel.core.task import BRANCH_KINDS, RIGHT_STANCE, STANCES
 from agentwheel.eval.stances import decline_rates, right_stance_counts
 from agentwheel.study.config import ARMS, PASS_K, RL_ARMS
 
@@ -77,9 +77,9 @@ def stance_tables(result: dict[str, Any]) -> list[str]:
         return []
     kinds = [k for k in BRANCH_KINDS if any(k in m for m in arms.values())]
     right = {arm: right_stance_counts(m) for arm, m in arms.items()}
+    legend = "; ".join(f"{k}: {RIGHT_STANCE[k].replace('_', ' ')}" for k in kinds)
     lines = [
-        "Right stance → passed, of the kind's episodes (happy: went ahead; clarify: asked; "
-        "refuse, adversarial: declined; transfer: handed off):",
+        f"Right stance → passed, of the kind's episodes ({legend}):",
         "",
         "| arm | " + " | ".join(kinds) + " |",
         "|---" * (len(kinds) + 1) + "|",
@@ -111,8 +111,9 @@ def stance_tables(result: dict[str, Any]) -> list[str]:
 def decline_table(arms: dict[str, Any]) -> list[str]:
     """Per arm, the decline rate on tasks to be declined against tasks to be done: their
     difference is how far the policy tells the two apart."""
+    to_decline = ", ".join(k for k in BRANCH_KINDS if RIGHT_STANCE[k] == "declined")
     lines = [
-        "Declined, of tasks to be declined (refuse, adversarial) and of tasks to be done:",
+        f"Declined, of tasks to be declined ({to_decline}) and of tasks to be done:",
         "",
         "| arm | to be declined | to be done | difference |",
         "|---|---|---|---|",

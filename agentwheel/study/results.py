@@ -18,7 +18,6 @@ from agentwheel.core.task import BRANCH_KINDS, Task
 from agentwheel.envs.trajectory import Trajectory
 from agentwheel.eval.compare import bootstrap_ci, paired_bootstrap
 from agentwheel.eval.evaluate import SUMMARY, TRACES, latest_results, read_traces
-from agentwheel.eval.stances import StanceMatrix, stance_matrix
 from agentwheel.study.config import PASS_K
 
 Scores = dict[str, float]  # task id -> 1.0 passed / 0.0 failed (greedy, trial 0)
@@ -45,11 +44,6 @@ def failure_counts(episodes: Mapping[str, Trajectory]) -> dict[str, int]:
     """How many greedy held-out episodes missed each condition of the reward."""
     reasons = (r for t in episodes.values() for r in t.reward.failure_reasons())
     return dict(Counter(reasons).most_common())
-
-
-def stances(episodes: Mapping[str, Trajectory]) -> StanceMatrix:
-    """What the agent did on each branch kind of the held-out set (`eval.stances`)."""
-    return stance_matrix(episodes.values())
 
 
 def asked_again_share(episodes: Mapping[str, Trajectory]) -> float:

@@ -38,6 +38,7 @@ from agentwheel.core.task import Task
 from agentwheel.core.yaml_text import load_yaml
 from agentwheel.envs.agent import Policy
 from agentwheel.eval.evaluate import EVAL_KEY, TRACES
+from agentwheel.eval.stances import stance_matrix
 from agentwheel.study.arm_evals import (
     GREEDY,
     HELD_OUT,
@@ -61,7 +62,6 @@ from agentwheel.study.results import (
     goals,
     greedy_episodes,
     greedy_scores,
-    stances,
 )
 from agentwheel.train.phase_driver import Phase, PhaseProgress, run_phases
 from agentwheel.train.phases import task_fingerprint, write_rl_pool
@@ -259,7 +259,7 @@ class StudyRun:
             )
             arms[arm]["asked_again"] = asked_again_share(episodes[arm])
             arms[arm]["failure_reasons"] = failure_counts(episodes[arm])
-            arms[arm]["stances"] = stances(episodes[arm])
+            arms[arm]["stances"] = stance_matrix(episodes[arm].values())
         diff = differences(scores, study.bootstrap_resamples, seed)
         result = {
             "machine": machine_facts(),

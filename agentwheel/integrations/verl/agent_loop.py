@@ -81,8 +81,9 @@ class AgentwheelAgentLoop(AgentLoopBase):
     `llm:<model spec>`; `tool_simulator` — a model spec answering off-script calls in the
     mock back-end (none: a typed error); `max_agent_turns`; `max_new_tokens` per agent
     turn; `backend` — `auto`, `mock` or `sqlite`; `wrong_stance_penalty` — the training
-    reward's (`grpo.wrong_stance_penalty`; 0: the environment's verdict). An episode stops once its ids exceed
-    `prompt_length + response_length`; the response is cut to `response_length`.
+    reward's (`grpo.wrong_stance_penalty`; 0: the environment's verdict). An episode
+    stops once its ids exceed `prompt_length + response_length`; the response is cut to
+    `response_length`.
     """
 
     def __init__(
