@@ -135,7 +135,6 @@ def arm_config(config: StudyConfig, arm: RLArm, shared_dir: Path) -> ScheduleCon
     rounds of `study.round` with the flywheel on (rl_flywheel) or off (rl_static), a
     checkpoint kept after every round."""
     schedule = config.schedule()
-    shared = RunLayout(shared_dir.resolve())
     settings: dict[str, Any] = {"evolve": arm == "rl_flywheel"}
     rounds = [config.study.round.model_copy(update=settings) for _ in range(config.study.rounds)]
     rl_seed = config.seed if config.study.rl_seed is None else config.study.rl_seed
@@ -143,15 +142,27 @@ def arm_config(config: StudyConfig, arm: RLArm, shared_dir: Path) -> ScheduleCon
         update={
             "name": f"{config.name}-{arm}",
             "seed": rl_seed,
-            "data": schedule.data.model_copy(
-                update={
-                    "reuse_from": str(shared.data),
-                    "require_branch_kinds": list(BRANCH_KINDS),
-                }
-            ),
-            "model": schedule.model.model_copy(update={"init_from": str(shared.sft_checkpoint)}),
+            **shared_paths(schedule, shared_dir),
             "sft": schedule.sft.model_copy(update={"enabled": False}),
             "rounds": rounds,
             "keep_round_checkpoints": True,
         }
     )
+
+
+def shared_paths(schedule: ScheduleConfig, shared_dir: Path) -> dict[str, Any]:
+    """An arm's `data` and `model` settings pointed at the shared phase in `shared_dir`:
+    its data (with every branch kind required) and its SFT weights."""
+    shared = RunLayout(shared_dir.resolve())
+    return {
+        "data": schedule.data.model_copy(
+            update={"reuse_from": str(shared.data), "require_branch_kinds": list(BRANCH_KINDS)}
+        ),
+        "model": schedule.model.model_copy(update={"init_from": str(shared.sft_checkpoint)}),
+    }
+
+
+def relocated_arm_config(saved: ScheduleConfig, shared_dir: Path) -> ScheduleConfig:
+    """A started arm's saved config with its shared paths at `shared_dir`: a study restored
+    from its portable copy, or moved, lives elsewhere than where its arms began."""
+    return saved.model_copy(update=shared_paths(saved, shared_dir))

@@ -39,6 +39,7 @@ from agentwheel.core.yaml_text import load_yaml
 from agentwheel.envs.agent import Policy
 from agentwheel.eval.evaluate import EVAL_KEY, TRACES
 from agentwheel.eval.stances import stance_matrix
+from agentwheel.settings.schedule import ScheduleConfig
 from agentwheel.study.arm_evals import (
     GREEDY,
     HELD_OUT,
@@ -51,7 +52,14 @@ from agentwheel.study.arm_evals import (
     refuse_policy_for,
     write_eval_sets,
 )
-from agentwheel.study.config import ARMS, RL_ARMS, StudyConfig, arm_config, shared_config
+from agentwheel.study.config import (
+    ARMS,
+    RL_ARMS,
+    StudyConfig,
+    arm_config,
+    relocated_arm_config,
+    shared_config,
+)
 from agentwheel.study.curves import arm_curves
 from agentwheel.study.report import write_study_report
 from agentwheel.study.results import (
@@ -198,7 +206,22 @@ class StudyRun:
             start.mkdir(parents=True, exist_ok=True)
             for name in (TRACES, EVAL_KEY):
                 shutil.copy2(self.files.shared.eval_dir("sft") / name, start / name)
+        else:
+            self.relocate_arm(run)
         self._schedule(arm_config(self.config, arm, self.files.shared.root), run)  # type: ignore[arg-type]
+
+    def relocate_arm(self, run: RunLayout) -> None:
+        """Point a started arm's saved config at this study's shared phase, where it
+        began elsewhere (restored from a portable copy, or moved)."""
+        if not run.config.exists():
+            return
+        saved = ScheduleConfig.model_validate(load_yaml(run.config.read_text()))
+        moved = relocated_arm_config(saved, self.files.shared.root)
+        if moved != saved:
+            write_text_atomic(run.config, moved.to_yaml())
+            self.log(
+                f"note: {run.root.name} now reads the shared phase at {self.files.shared.root}"
+            )
 
     def evaluate(self, arm: str) -> None:
         schedule = self.config.schedule()

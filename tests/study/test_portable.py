@@ -11,14 +11,16 @@ import torch
 from safetensors.torch import load_file
 
 from agentwheel.cli.study import load_study_config
-from agentwheel.core.run_layout import STUDY_STATE
+from agentwheel.core.run_layout import STUDY_STATE, StudyLayout
+from agentwheel.core.yaml_text import load_yaml
+from agentwheel.settings.schedule import ScheduleConfig
 from agentwheel.study.portable import (
     GZIPPED,
     export_study,
     rebuild_from_adapter,
     restore_study,
 )
-from agentwheel.study.run import run_study
+from agentwheel.study.run import StudyRun, run_study
 from tests.train.conftest import one_torch_thread, require_bundled_gguf
 
 LORA = ["sft.train.lora={rank: 4}", "grpo.lora={rank: 4}", "study.rounds=2"]
@@ -93,6 +95,28 @@ def test_a_fresh_directory_resumes_from_the_copy_and_redoes_nothing(lora_study, 
     assert not changed, {
         k: (result["arms"][k[0]][k[1]], again["arms"][k[0]][k[1]]) for k in changed
     }
+
+
+def test_a_started_arm_restored_elsewhere_reads_the_new_shared_phase(lora_study, tmp_path):
+    config, out, _ = lora_study
+    export_study(out, tmp_path / "portable")
+    fresh = tmp_path / "fresh"
+    restore_study(tmp_path / "portable", fresh, rebuild_from_adapter(config.model, config.seed))
+    arm = StudyLayout(fresh).arm("rl_static")
+
+    def shared_paths() -> tuple[str | None, str | None]:
+        saved = ScheduleConfig.model_validate(load_yaml(arm.config.read_text()))
+        return saved.model.init_from, saved.data.reuse_from
+
+    assert shared_paths()[0].startswith(str(out.resolve()))  # where the arm began
+    log: list[str] = []
+    study = StudyRun(config, fresh, resume=True, log=log.append)
+    study.relocate_arm(arm)
+    shared = StudyLayout(fresh.resolve()).shared
+    assert shared_paths() == (str(shared.sft_checkpoint), str(shared.data))
+    assert len(log) == 1 and "rl_static" in log[0]
+    study.relocate_arm(arm)
+    assert len(log) == 1  # already there: nothing rewritten
 
 
 def test_a_full_fine_tune_is_refused_with_the_fix(tmp_path):
