@@ -173,6 +173,29 @@ def _shared_from_words(result: dict[str, Any]) -> str:
     return f" (data, SFT and the refuse/base/SFT evals copied from {source})" if source else ""
 
 
+def where_it_ran(result: dict[str, Any]) -> list[str]:
+    """One line per phase: the CPUs and dtypes it ran on (a study crosses machines)."""
+    ran_on: dict[str, list[dict[str, Any]]] = result.get("ran_on") or {}
+    mixed = result.get("mixed_numerics")
+    lines = []
+    if mixed:
+        lines += [
+            "**The phases computed in different dtypes**: arms compared across them differ "
+            "by the rounding as well as by the training draw.",
+            "",
+        ]
+    elif mixed is None:
+        lines += ["Not recorded for every phase (some ran before the study kept it).", ""]
+    for phase, records in ran_on.items():
+        places = "; ".join(
+            f"{r['cpu']} ({', '.join(r['cpu_flags']) or 'no flags read'}), "
+            + ", ".join(f"{role} {dtype}" for role, dtype in r["numerics"].items())
+            for r in records
+        )
+        lines.append(f"- {phase}: {places}")
+    return lines
+
+
 def render_study(result: dict[str, Any], plot: bool) -> str:
     budget = result["rl_budget"]
     lines = [
@@ -208,6 +231,8 @@ def render_study(result: dict[str, Any], plot: bool) -> str:
         lines += ["", "## What the agent did, by branch kind", "", *stance_lines]
     if plot:
         lines += ["", "## Curves", "", f"![curves]({STUDY_CURVES})"]
+    if result.get("ran_on"):
+        lines += ["", "## Where it ran", "", *where_it_ran(result)]
     notes = [(arm, n) for arm in RL_ARMS for n in result["notes"].get(arm, [])]
     if notes:
         lines += ["", "## Notes", ""] + [f"- {arm}: {n}" for arm, n in notes]

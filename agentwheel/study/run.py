@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import shutil
 from collections.abc import Callable
+from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -31,7 +32,7 @@ from pydantic import BaseModel, Field
 
 from agentwheel.core.atomic import write_text_atomic
 from agentwheel.core.dataset import load_tasks
-from agentwheel.core.machine import machine_facts
+from agentwheel.core.machine import cpu_model, cpu_numeric_flags, machine_facts
 from agentwheel.core.messages import SamplingParams
 from agentwheel.core.run_layout import RunLayout, StudyLayout, round_dir_name
 from agentwheel.core.task import Task
@@ -39,6 +40,7 @@ from agentwheel.core.yaml_text import load_yaml
 from agentwheel.envs.agent import Policy
 from agentwheel.eval.evaluate import EVAL_KEY, TRACES
 from agentwheel.eval.stances import stance_matrix
+from agentwheel.llm.half_precision import runnable_dtype
 from agentwheel.settings.schedule import ScheduleConfig
 from agentwheel.study.arm_evals import (
     GREEDY,
@@ -88,6 +90,8 @@ class StudyState(BaseModel):
     done: list[str] = Field(default_factory=list)
     wall_s: float = 0.0  # summed over every invocation that worked on the study
     shared_from: str | None = None  # the study whose shared phase was copied (--shared-from)
+    # phase -> where each invocation that worked on it ran (a study crosses machines)
+    ran_on: dict[str, list[dict[str, Any]]] = Field(default_factory=dict)
 
 
 class StudyRun:
@@ -156,6 +160,7 @@ class StudyRun:
     def _phase_ended(self, name: str, finished: bool, seconds: float) -> None:
         if finished:
             self.state.done.append(name)
+        record_where_it_ran(self.state.ran_on.setdefault(name, []), self._numerics(name))
         self.state.wall_s += seconds
         write_text_atomic(self.files.state, self.state.model_dump_json(indent=2))
 
@@ -295,6 +300,8 @@ class StudyRun:
             "rl_pool_tasks": len(self._rl_pool()),
             "wall_s": round(self.state.wall_s, 1),
             "shared_from": self.state.shared_from,
+            "ran_on": self.state.ran_on,
+            "mixed_numerics": mixed_numerics(self.state.ran_on, self.state.done),
             "config": self.config.name,
             "model": self.config.model.spec,
             "rl_budget": {
@@ -314,9 +321,43 @@ class StudyRun:
         write_study_report(self.files, result, plots=self.config.plots)
         return result
 
+    def _numerics(self, phase: str) -> dict[str, str]:
+        """The dtypes a phase computed in here (a half dtype falls back to float32 on a
+        CPU that would only emulate it)."""
+        model = self.config.model
+        numerics = {"generation": runnable_dtype(model.generation.dtype, model.device)}
+        if phase == "shared":
+            numerics["training"] = runnable_dtype(self.config.sft.train.compute_dtype, model.device)
+        elif phase.startswith("arm:"):
+            numerics["training"] = runnable_dtype(self.config.grpo.compute_dtype, model.device)
+        return numerics
+
     def _notes(self, arm: str) -> list[str]:
         path = self.files.arm(arm).state
         return list(json.loads(path.read_text()).get("notes", [])) if path.exists() else []
+
+
+def record_where_it_ran(records: list[dict[str, Any]], numerics: dict[str, str]) -> None:
+    """Add this machine and the phase's numerics to `records`, unless the last one is the
+    same machine computing the same way."""
+    here = {"cpu": cpu_model(), "cpu_flags": cpu_numeric_flags(), "numerics": numerics}
+    if not records or {k: records[-1].get(k) for k in here} != here:
+        records.append({**here, "when": datetime.now(UTC).isoformat(timespec="seconds")})
+
+
+def mixed_numerics(ran_on: dict[str, list[dict[str, Any]]], done: list[str]) -> bool | None:
+    """Whether the phases generated, or trained, in more than one dtype: their results
+    then differ by more than the training draw (greedy decoding follows the rounding).
+    None where they agree but a finished phase has no record (it ran before they were
+    kept)."""
+    seen: dict[str, set[str]] = {}
+    for records in ran_on.values():
+        for record in records:
+            for role, dtype in record["numerics"].items():
+                seen.setdefault(role, set()).add(dtype)
+    if any(len(dtypes) > 1 for dtypes in seen.values()):
+        return True
+    return None if any(phase not in ran_on for phase in done) else False
 
 
 def run_study(

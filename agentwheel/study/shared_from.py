@@ -80,7 +80,8 @@ def start_from_shared(source_dir: Path, out: Path, config: StudyConfig) -> Share
     new study `out` and judge its episodes again under today's reward. `out` must not
     hold a study."""
     source, target = StudyLayout(Path(source_dir)), StudyLayout(Path(out))
-    source_config, source_done = _finished_shared(source)
+    source_config, source_state = _finished_shared(source)
+    source_done = source_state.done
     differ = shared_differences(source_config, config)
     if differ:
         raise SharedFromError(
@@ -99,7 +100,8 @@ def start_from_shared(source_dir: Path, out: Path, config: StudyConfig) -> Share
             shutil.copytree(source.arm_evals(arm), target.arm_evals(arm))
             done.append(f"evals:{arm}")
     rejudged = _rejudge_copied(source, target)
-    state = StudyState(done=done, shared_from=str(source.root.resolve()))
+    ran_on = {phase: source_state.ran_on[phase] for phase in done if phase in source_state.ran_on}
+    state = StudyState(done=done, shared_from=str(source.root.resolve()), ran_on=ran_on)
     write_text_atomic(target.state, state.model_dump_json(indent=2))
     return SharedCopy(done=done, rejudged=rejudged)
 
@@ -118,8 +120,8 @@ def _rl_pool_settings(config: StudyConfig) -> tuple[int, list[str]]:
     return config.data.rl_tasks_per_workflow, config.data.rl_workflows
 
 
-def _finished_shared(source: StudyLayout) -> tuple[StudyConfig, list[str]]:
-    """The source's config and its finished study phases, once its shared phase is done."""
+def _finished_shared(source: StudyLayout) -> tuple[StudyConfig, StudyState]:
+    """The source's config and its state, once its shared phase is done."""
     if (source.root / PORTABLE_MANIFEST).exists():
         raise SharedFromError(
             f"{source.root} is a portable copy (adapters, no weights): restore it first "
@@ -127,7 +129,7 @@ def _finished_shared(source: StudyLayout) -> tuple[StudyConfig, list[str]]:
         )
     if not source.state.exists() or not source.config.exists():
         raise SharedFromError(f"{source.root} holds no study")
-    done = StudyState.model_validate_json(source.state.read_text()).done
-    if "shared" not in done:
+    state = StudyState.model_validate_json(source.state.read_text())
+    if "shared" not in state.done:
         raise SharedFromError(f"{source.root}'s shared phase has not finished")
-    return StudyConfig.model_validate(load_yaml(source.config.read_text())), done
+    return StudyConfig.model_validate(load_yaml(source.config.read_text())), state

@@ -71,6 +71,9 @@ def test_a_study_from_another_s_shared_phase_redoes_none_of_it(source, tmp_path)
         state = json.loads((out / "arms" / arm / "state.json").read_text())
         assert state["started_from"]["weights_sha256"] == _sft_digest(source)
     assert result["shared_from"] == str(source.resolve())
+    # where the copied shared phase ran comes with it
+    source_state = json.loads((source / "study_state.json").read_text())
+    assert result["ran_on"]["shared"] == source_state["ran_on"]["shared"]
     assert f"copied from {source.resolve()}" in (out / "study.md").read_text()
 
 

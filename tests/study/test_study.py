@@ -16,7 +16,7 @@ from agentwheel.core.dataset import load_tasks
 from agentwheel.core.task import BRANCH_KINDS
 from agentwheel.eval.stances import decline_rates
 from agentwheel.study.config import ARMS, RL_ARMS, StudyConfig, load_study_config
-from agentwheel.study.run import run_study
+from agentwheel.study.run import mixed_numerics, record_where_it_ran, run_study
 from agentwheel.train.checkpoint import load_checkpoint, weights_digest
 from agentwheel.train.model_factory import build_model
 from agentwheel.train.phases import MissingBranchKinds
@@ -147,6 +147,30 @@ def test_study_json_has_the_promised_shape_and_numbers_in_range(study):
     assert f"| refuse | {cells[0]} | {cells[1]} |" in md  # the floor's decline rates
     assert rates["to_decline"]["episodes"] + rates["to_do"]["episodes"] == 7
     assert len(on_disk["curves"]["rl_flywheel"]["evals"]) == 3  # the SFT start, two rounds
+    # where each phase ran: this machine, in float32 (the tiny config), recorded once each
+    assert set(on_disk["ran_on"]) == set(json.loads((out / "study_state.json").read_text())["done"])
+    for phase, records in on_disk["ran_on"].items():
+        assert len(records) == 1 and records[0]["cpu"] == on_disk["machine"]["cpu"]
+        assert ("training" in records[0]["numerics"]) == (phase == "shared" or "arm:" in phase)
+    assert on_disk["mixed_numerics"] is False
+    assert "## Where it ran" in md and "- arm:rl_static: " in md
+
+
+def test_phases_in_other_dtypes_are_called_mixed():
+    fp32 = {"generation": "float32", "training": "float32"}
+    bf16 = {"generation": "bfloat16", "training": "bfloat16"}
+    records: list[dict] = []
+    record_where_it_ran(records, fp32)
+    record_where_it_ran(records, fp32)
+    assert len(records) == 1  # the same machine computing the same way
+    record_where_it_ran(records, bf16)
+    assert [r["numerics"] for r in records] == [fp32, bf16]
+    done = ["shared", "arm:rl_static"]
+    assert mixed_numerics({"shared": records[:1], "arm:rl_static": records[:1]}, done) is False
+    assert mixed_numerics({"shared": records[1:], "arm:rl_static": records[:1]}, done) is True
+    # a phase finished before records were kept: unknown, unless the others already differ
+    assert mixed_numerics({"arm:rl_static": records[:1]}, done) is None
+    assert mixed_numerics({"arm:rl_static": records}, done) is True
 
 
 def _numbers(result: dict) -> dict:
