@@ -208,6 +208,9 @@ def main() -> None:
     parser.add_argument("--groups", type=int, default=5)
     parser.add_argument("--group-size", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument(
+        "--result", default="grpo_step", help="bench/results/<name>.json (one per CPU kind)"
+    )
     args = parser.parse_args()
     torch.manual_seed(args.seed)
     tasks = step_tasks(args.groups)
@@ -252,7 +255,7 @@ def main() -> None:
         "speedup": round(step_main / step_best, 2),
     }
     print(f"step {step_main:.1f}s -> {step_best:.1f}s: speedup {result['speedup']}x")
-    write_result("grpo_step", result)
+    write_result(args.result, result)
 
 
 if __name__ == "__main__":
