@@ -20,6 +20,7 @@ from agentwheel.cli.eval_like import EvalFlags, eval_choices
 from agentwheel.cli.task_input import read_task_set
 from agentwheel.core.task import Task
 from agentwheel.envs.trajectory import Trajectory
+from agentwheel.eval.two_evals import EvalComparison, EvalsError, compare_evals
 from agentwheel.settings.runner import RunnerSettings
 from agentwheel.settings.sampling import SAMPLED_EVAL_TEMPERATURE, EvalSettings
 
@@ -361,6 +362,61 @@ def rejudge_command(
         console.print(pass_table(json.loads(summary.read_text()), f"{eval_dir}, judged again"))
 
 
+def compare_command(
+    a: Annotated[Path, typer.Argument(help="The first eval's folder (or its traces.jsonl).")],
+    b: Annotated[Path, typer.Argument(help="The second eval's folder (or its traces.jsonl).")],
+    json_out: Annotated[
+        Path | None, typer.Option("--json", help="Also write the comparison here as JSON.")
+    ] = None,
+    resamples: Annotated[
+        int, typer.Option(callback=in_range(100), help="Bootstrap draws of tasks.")
+    ] = 10_000,
+    seed: Annotated[int, typer.Option(callback=in_range(0), help="Bootstrap seed.")] = 0,
+) -> None:
+    """Two evals of the same tasks: pass^1 of each, B - A with its paired 95% bootstrap
+    interval over tasks, the tasks that flipped, pass counts per branch kind and how many
+    episodes are token for token the same."""
+    from agentwheel.core.atomic import write_text_atomic
+
+    try:
+        result = compare_evals(a, b, resamples, seed)
+    except EvalsError as exc:
+        raise fail(str(exc)) from None
+    console.print(comparison_table(result))
+    d = result.diff
+    console.print(
+        f"B - A: {d.mean:+.3f}, paired 95% interval [{d.ci95[0]:+.3f}, {d.ci95[1]:+.3f}] "
+        f"(n={result.tasks} tasks); passed only in A: {result.passed_only_a}, only in B: "
+        f"{result.passed_only_b}; first trials token-identical: {result.identical_episodes} "
+        f"of {result.tasks}"
+    )
+    if result.only_in_a or result.only_in_b:
+        console.print(f"left out: {result.only_in_a} tasks only in A, {result.only_in_b} only in B")
+    if json_out is not None:
+        write_text_atomic(json_out, result.model_dump_json(indent=2))
+
+
+def comparison_table(result: EvalComparison) -> Table:
+    table = Table(title=f"A = {result.a}\nB = {result.b}")
+    for column in ("slice", "tasks", "A passed", "B passed"):
+        table.add_column(column, justify="left" if column == "slice" else "right")
+
+    def count(value: float) -> str:
+        return f"{value:g}"
+
+    table.add_row(
+        "overall",
+        str(result.tasks),
+        f"{count(result.pass1_a * result.tasks)} ({result.pass1_a:.3f})",
+        f"{count(result.pass1_b * result.tasks)} ({result.pass1_b:.3f})",
+        style="bold",
+    )
+    for kind, c in result.by_kind.items():
+        table.add_row(f"branch: {kind}", str(c.tasks), count(c.passed_a), count(c.passed_b))
+    return table
+
+
 def register(app: typer.Typer) -> None:
     app.command("eval")(eval_command)
     app.command("rejudge")(rejudge_command)
+    app.command("compare")(compare_command)
