@@ -325,7 +325,9 @@ class StudyRun:
         """The dtypes a phase computed in here (a half dtype falls back to float32 on a
         CPU that would only emulate it)."""
         model = self.config.model
-        numerics = {"generation": runnable_dtype(model.generation.dtype, model.device)}
+        engine = model.generation
+        generation = model.dtype if engine.backend == "shared" else engine.dtype
+        numerics = {"generation": runnable_dtype(generation, model.device)}
         if phase == "shared":
             numerics["training"] = runnable_dtype(self.config.sft.train.compute_dtype, model.device)
         elif phase.startswith("arm:"):
