@@ -407,8 +407,8 @@ def comparison_table(result: EvalComparison) -> Table:
     table.add_row(
         "overall",
         str(result.tasks),
-        f"{count(result.pass1_a * result.tasks)} ({result.pass1_a:.3f})",
-        f"{count(result.pass1_b * result.tasks)} ({result.pass1_b:.3f})",
+        f"{count(result.passed_a)} ({result.pass1_a:.3f})",
+        f"{count(result.passed_b)} ({result.pass1_b:.3f})",
         style="bold",
     )
     for kind, c in result.by_kind.items():

@@ -32,6 +32,8 @@ class EvalComparison(BaseModel):
     tasks: int  # in both
     only_in_a: int  # tasks the other eval has no episode of (left out of everything below)
     only_in_b: int
+    passed_a: float  # tasks passed (a task's share of trials where k > 1)
+    passed_b: float
     pass1_a: float
     pass1_b: float
     diff: PairedDifference  # b - a
@@ -88,6 +90,8 @@ def compare_evals(a: Path, b: Path, resamples: int = 10_000, seed: int = 0) -> E
         tasks=len(tasks),
         only_in_a=len(set(first) - set(second)),
         only_in_b=len(set(second) - set(first)),
+        passed_a=sum(scores_a.values()),
+        passed_b=sum(scores_b.values()),
         pass1_a=round(sum(scores_a.values()) / len(tasks), 4),
         pass1_b=round(sum(scores_b.values()) / len(tasks), 4),
         diff=paired_bootstrap(scores_b, scores_a, resamples, seed),

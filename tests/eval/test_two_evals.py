@@ -32,6 +32,7 @@ def test_the_look_up_then_decline_floor_against_the_oracle_loses_every_task_to_b
     kinds = {t.branch_kind for t in TASKS}
     declined = sum(t.branch_kind in ("refuse", "adversarial") for t in TASKS)
     assert result.tasks == len(TASKS) and result.only_in_a == result.only_in_b == 0
+    assert (result.passed_a, result.passed_b) == (len(TASKS), declined)
     assert result.pass1_a == 1.0 and result.pass1_b == pytest.approx(declined / len(TASKS), 1e-3)
     assert result.passed_only_a == len(TASKS) - declined and result.passed_only_b == 0
     assert result.diff.mean == pytest.approx(result.pass1_b - 1.0, abs=1e-4)
