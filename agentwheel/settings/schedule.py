@@ -75,6 +75,14 @@ class ScheduleConfig(Strict):
         None, description="Also log to this Weights & Biases project (needs `wandb` installed)."
     )
     plots: bool = Field(True, description="Write PNG plots when matplotlib is installed.")
+    checkpoint_every_s: float = Field(
+        0.0,
+        ge=0,
+        description="Least seconds between step checkpoints (0: after every step). A phase's "
+        "last step is always checkpointed; a run stopped in between resumes from the last "
+        "checkpoint and redoes the steps since, the same steps (seeds and data order are "
+        "positions). Saves writing weights and optimizer state at every short step.",
+    )
     keep_round_checkpoints: bool = Field(
         True,
         description="Keep the weights after each round as checkpoints/round-<r> (hard links "

@@ -8,6 +8,7 @@ calls them in order.
 
 from __future__ import annotations
 
+import time
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,7 @@ class RunContext(RunLedger):
         super().__init__(config, run_dir, resume=resume, **kw)
         self.policy = Policy(self.config)
         self._load_weights(resume)
+        self._checkpointed_at = time.monotonic()
 
     def _load_weights(self, resume: bool) -> None:
         """The `model.init_from` weights (recorded in the state once), then, resuming
@@ -78,6 +80,7 @@ class RunContext(RunLedger):
         committed when asked."""
         run_state = self.state.model_dump_json(indent=2) if with_run_state else None
         self.policy.save(trainer, self.layout.checkpoint(name), position, run_state)
+        self._checkpointed_at = time.monotonic()
 
     def step_done(
         self,
@@ -90,8 +93,19 @@ class RunContext(RunLedger):
     ) -> None:
         """After an optimizer step (with `state.position` and `state.checkpoint` already
         set): its metrics line, then the checkpoint holding the run state, then state.json,
-        then the hooks. The checkpoint's rename is the step's commit point."""
+        then the hooks. The checkpoint's rename is the step's commit point. Within
+        `checkpoint_every_s` of the last checkpoint, and not a phase's last step, the step
+        is left uncommitted: a resumed run redoes it from the last checkpoint."""
         self.record(record, record["global_step"])
+        if not self._checkpoint_due(done, total):
+            self.policy.generator.mark_stale()  # new weights, though not saved yet
+            crash_point("step:uncommitted")
+            self.after_step(record, phase, done, total)
+            return
         self.checkpoint(trainer, "last", data_position, with_run_state=True)
         crash_point("step:after_checkpoint")
         self.step_committed(record, phase, done, total)
+
+    def _checkpoint_due(self, done: int, total: int) -> bool:
+        every = self.config.checkpoint_every_s
+        return every <= 0 or done >= total or time.monotonic() - self._checkpointed_at >= every

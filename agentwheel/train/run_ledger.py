@@ -138,6 +138,10 @@ class RunLedger:
         """After a step's checkpoint (which holds the run state): state.json, then the
         progress and step hooks."""
         self.commit()
+        self.after_step(record, phase, done, total)
+
+    def after_step(self, record: dict[str, Any], phase: str, done: int, total: int) -> None:
+        """The progress and step hooks of a finished step."""
         if self.progress is not None:
             self.progress(phase, done, total)
         if self.on_step is not None:

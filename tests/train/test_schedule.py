@@ -348,11 +348,13 @@ run_schedule(load_config(sys.argv[1]), sys.argv[2], resume=sys.argv[3] == "resum
 """
 
 
-def run_killable(run_dir: Path, resume: bool, crash_at: str | None = None) -> int:
+def run_killable(
+    run_dir: Path, resume: bool, crash_at: str | None = None, config: Path = TINY
+) -> int:
     env = {k: v for k, v in os.environ.items() if k != CRASH_POINT_ENV}
     if crash_at:
         env[CRASH_POINT_ENV] = crash_at
-    args = [sys.executable, "-c", KILLABLE_RUN, str(TINY), str(run_dir)]
+    args = [sys.executable, "-c", KILLABLE_RUN, str(config), str(run_dir)]
     done = subprocess.run(
         [*args, "resume" if resume else "fresh"], env=env, capture_output=True, text=True
     )
@@ -388,6 +390,31 @@ def test_a_run_killed_anywhere_resumes_to_the_uninterrupted_metrics(config, full
     assert _comparable(read_metrics(run_dir)) == _comparable(read_metrics(full_run))
     leftovers = [p.name for p in (run_dir / "checkpoints").iterdir() if p.name.startswith(".")]
     assert leftovers == []
+
+
+@pytest.mark.slow
+def test_steps_left_uncommitted_between_checkpoints_are_redone_to_the_same_metrics(
+    full_run, tmp_path
+):
+    """With `checkpoint_every_s` longer than the run, only each phase's last step is
+    checkpointed (SFT 2 of 2, each round's step 2 of 2). Killed inside the uncommitted SFT
+    step 1 and the first steps of GRPO rounds 1 and 2, resumed each time: the same metrics
+    as the uninterrupted run that checkpointed every step."""
+    config = tmp_path / "tiny_sparse.yaml"
+    config.write_text(TINY.read_text() + "\ncheckpoint_every_s: 3600\n")
+    run_dir = tmp_path / "run"
+    assert run_killable(run_dir, False, "step:uncommitted", config) == -9  # SFT step 1
+    assert json.loads((run_dir / "state.json").read_text())["checkpoint"] == {}
+    assert not (run_dir / "checkpoints" / "last").exists()
+    # SFT step 1 again (pass 1), step 2 committed; GRPO round 1 step 1 (pass 2)
+    assert run_killable(run_dir, True, "step:uncommitted@2", config) == -9
+    state = json.loads((run_dir / "state.json").read_text())
+    assert "sft" in state["done"] and state["position"].get("stage") != "grpo"
+    # round 1 step 1 again (pass 1), step 2 committed; round 2 step 1 (pass 2)
+    assert run_killable(run_dir, True, "step:uncommitted@2", config) == -9
+    assert json.loads((run_dir / "state.json").read_text())["position"]["round"] == 1
+    assert run_killable(run_dir, True, config=config) == 0
+    assert _comparable(read_metrics(run_dir)) == _comparable(read_metrics(full_run))
 
 
 @pytest.mark.slow
