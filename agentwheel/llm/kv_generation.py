@@ -7,10 +7,14 @@ of whole prompts, the layout `model.generate` uses:
     [ pad | cached_i (c_i) | new_i (n_i) ][ generated ... ]
       W = max (c_i + n_i) columns
 
-The cached states are copied into their columns, and the forward pass over the new ids
-(`N = max n_i` query columns, the last N of the W) writes only each row's own new
-columns, so a row with a long cached prefix and one with a long new segment do not
-widen the batch beyond its longest prompt. Every token gets its true position id (RoPE
+The cached states are copied into their columns. The new ids go through the model in
+prefill groups: rows of similar `n_i`, each group one forward pass over its rows and
+the last `N_g = max n_i` (over the group) of the W columns, writing only each row's
+own new columns. One forward over every row would cost `rows x max n_i` token
+positions: on an episode's first turn most of a prompt is shared with others, and on
+later turns most rows add a short tool result while one adds a long one, so a single
+row's long new segment made the whole batch compute it (3.5x the needed positions on
+a 48-task held-out batch, measured). Every token gets its true position id (RoPE
 positions are those of the unpadded sequence, as in a full re-prefill). The cache is one
 preallocated buffer per layer that decoding writes into, rather than a tensor
 concatenated at every step. Decoding follows `model.generate`: float32 logits of the last
@@ -72,10 +76,11 @@ def supports_prefix_reuse(model: Any) -> bool:
 
 class _PreallocatedLayer(DynamicLayer):
     """A full-attention cache layer over a buffer of fixed capacity, laid out by
-    `_Columns`. The first `update` (the prefill) allocates the buffer (its shape comes
-    from the states), copies each row's cached prefix into its columns and writes the
-    new states into each row's new columns only; later updates (decoding) write one
-    column for every row."""
+    `_Columns`. During the prefill, each group's forward pass (`begin_group`) writes the
+    new states of its rows into their new columns only and attends over those rows'
+    whole prompts; the buffer is allocated at the first group (its head shape comes
+    from the states), with each row's cached prefix copied into its columns. After
+    `end_prefill`, updates (decoding) write one column for every row."""
 
     def __init__(
         self,
@@ -87,30 +92,54 @@ class _PreallocatedLayer(DynamicLayer):
         self.capacity = capacity
         self.columns = columns
         self.past = past
+        self.group: _PrefillGroup | None = None
         # Counted before the buffer exists: the attention mask is sized from it first.
         self.length = columns.width - columns.new_width
+
+    def begin_group(self, group: _PrefillGroup) -> None:
+        self.group = group
+        self.length = self.columns.width - group.new_width
+
+    def end_prefill(self) -> None:
+        self.group = None
+        self.length = self.columns.width
+        self.keys = self.buffer_k[:, :, : self.length]
+        self.values = self.buffer_v[:, :, : self.length]
 
     def update(
         self, key_states: torch.Tensor, value_states: torch.Tensor, *args: Any, **kwargs: Any
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        end = self.length + key_states.shape[-2]
         if not self.is_initialized:
             self._allocate(key_states)
-            fresh = self.columns.new_mask(key_states.device)[:, None, :, None]
-            for buffer, states in ((self.buffer_k, key_states), (self.buffer_v, value_states)):
-                region = buffer[:, :, self.length : end]
-                region.copy_(torch.where(fresh, states, region))
-        else:
-            self.buffer_k[:, :, self.length : end] = key_states
-            self.buffer_v[:, :, self.length : end] = value_states
+        end = self.length + key_states.shape[-2]
+        if self.group is not None:
+            return self._write_group(self.group, key_states, value_states)
+        self.buffer_k[:, :, self.length : end] = key_states
+        self.buffer_v[:, :, self.length : end] = value_states
         self.length = end
         self.keys = self.buffer_k[:, :, :end]
         self.values = self.buffer_v[:, :, :end]
         return self.keys, self.values
 
+    def _write_group(
+        self, group: _PrefillGroup, key_states: torch.Tensor, value_states: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """Write the group's new states (its left-padded columns hold other ids' states:
+        those columns keep what they had) and give its rows' keys/values over the whole
+        prompt width."""
+        start, end = self.length, self.columns.width
+        rows = group.index
+        fresh = group.new_mask(key_states.device)[:, None, :, None]
+        out = []
+        for buffer, states in ((self.buffer_k, key_states), (self.buffer_v, value_states)):
+            region = buffer[rows, :, start:end]
+            buffer[rows, :, start:end] = torch.where(fresh, states, region)
+            out.append(buffer[rows, :, :end])
+        return out[0], out[1]
+
     def _allocate(self, states: torch.Tensor) -> None:
-        batch, heads, _, dim = states.shape
-        shape = (batch, heads, self.capacity, dim)
+        _, heads, _, dim = states.shape
+        shape = (self.columns.rows, heads, self.capacity, dim)
         self.buffer_k = states.new_zeros(shape)
         self.buffer_v = states.new_zeros(shape)
         for row, cached in enumerate(self.past):
@@ -149,10 +178,14 @@ class PrefixReusingGenerator:
     """Generates for a batch of prompts, reusing and refilling a `PrefixKVCache`.
 
     `reused_tokens` and `computed_tokens` count prompt ids served from the cache and
-    ids run through the model (prompt and generated), `rows_left_early` the rows that left
+    ids run through the model (prompt and generated), `prefill_positions` the token
+    positions the prefill forward passes computed (new ids plus the padding of their
+    groups), `rows_left_early` the rows that left
     a batch before its decoding ended, over the generator's lifetime. With
-    `leave_early=False` every row stays until the batch ends, as in `generate` (the
-    benchmark's baseline; the ids are the same either way).
+    `leave_early=False` every row stays until the batch ends, as in `generate`; with
+    `prefill_in_groups=False` the new ids of all rows go through one forward pass and the
+    shared prefixes are computed side by side, not nested (the benchmarks' baselines; the
+    ids are the same either way).
     """
 
     def __init__(self, model: Any, cache: PrefixKVCache):
@@ -162,8 +195,10 @@ class PrefixReusingGenerator:
         self.cache_argument = cache_argument(model)
         self.reused_tokens = 0
         self.computed_tokens = 0
+        self.prefill_positions = 0
         self.rows_left_early = 0
         self.leave_early = True
+        self.prefill_in_groups = True
 
     @property
     def device(self) -> torch.device:
@@ -195,7 +230,40 @@ class PrefixReusingGenerator:
     def _share_common_prefixes(self, prompts: Sequence[list[int]]) -> None:
         """Compute once, and cache, each prefix that several prompts of the batch share
         and the cache does not hold yet (the system prompt and tools of a batch of new
-        episodes, the prompt of a group of rollouts of one task)."""
+        episodes, the prompt of a group of rollouts of one task). Where those prefixes
+        branch from a shorter common one (the same system prompt, then tools in another
+        order), the shorter one is computed first, in an earlier pass, so that it is
+        computed once rather than once per branch."""
+        pending = self._wanted_prefixes(prompts)
+        if self.prefill_in_groups:
+            pending = branch_points(pending)
+        while pending:
+            ready = [
+                ids
+                for ids in pending
+                if not self.prefill_in_groups
+                or not any(len(o) < len(ids) and ids[: len(o)] == o for o in pending)
+            ]
+            pending = [ids for ids in pending if ids not in ready]
+            ready = [ids for ids in ready if not self._cached_whole(ids)]
+            if not ready:
+                continue
+            matches = [self.cache.match(ids) for ids in ready]
+            self.reused_tokens += sum(shared for _, shared in matches)
+            layers, _, columns = self._prefill(ready, matches, max_new_tokens=0)
+            for row, ids in enumerate(ready):
+                kept = torch.arange(*columns.row_span(row))
+                self.cache.add(ids, [layer.row_states(row, kept) for layer in layers])
+
+    def _cached_whole(self, ids: list[int]) -> bool:
+        """Whether the cache holds the states of every id of `ids` (a match keeps one id
+        to compute, so ask for `ids` plus one id no prompt has)."""
+        return self.cache.match([*ids, -1])[1] >= len(ids)
+
+    def _wanted_prefixes(self, prompts: Sequence[list[int]]) -> list[list[int]]:
+        """Each prompt's longest beginning shared with another prompt (at least
+        `MIN_SHARED_PREFIX` ids, leaving one id of the prompt to compute) that the cache
+        does not cover, once each."""
         order = sorted(range(len(prompts)), key=lambda i: prompts[i])
         shared = [0] * len(prompts)
         for a, b in itertools.pairwise(order):
@@ -207,15 +275,7 @@ class PrefixReusingGenerator:
             length = min(length, len(ids) - 1)
             if length >= MIN_SHARED_PREFIX and self.cache.match(ids)[1] < length:
                 wanted[tuple(ids[:length])] = None
-        if not wanted:
-            return
-        prefixes = [list(ids) for ids in wanted]
-        matches = [self.cache.match(ids) for ids in prefixes]
-        self.reused_tokens += sum(shared for _, shared in matches)
-        layers, _, columns = self._prefill(prefixes, matches, max_new_tokens=0)
-        for row, ids in enumerate(prefixes):
-            kept = torch.arange(*columns.row_span(row))
-            self.cache.add(ids, [layer.row_states(row, kept) for layer in layers])
+        return [list(ids) for ids in wanted]
 
     def _prefill(
         self,
@@ -232,16 +292,32 @@ class PrefixReusingGenerator:
             _PreallocatedLayer(capacity, columns, [c[layer] if c else None for c in cached])
             for layer in range(self.num_layers)
         ]
-        rows, width = len(prompts), columns.new_width
-        input_ids = torch.full((rows, width), 0, dtype=torch.long)
-        positions = torch.zeros((rows, width), dtype=torch.long)
-        for row, (ids, shared) in enumerate(zip(new, cached_lengths, strict=True)):
-            input_ids[row, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
-            positions[row, width - len(ids) :] = torch.arange(shared, shared + len(ids))
         mask = columns.prompt_mask()
+        groups = prefill_groups(
+            columns.new_lengths, PREFILL_GROUP_COST_POSITIONS if self.prefill_in_groups else None
+        )
+        last_logits: list[tuple[torch.Tensor, torch.Tensor]] = []
+        for group in groups:
+            for layer in layers:
+                layer.begin_group(group)
+            rows, width = group.rows.tolist(), group.new_width
+            input_ids = torch.full((len(rows), width), 0, dtype=torch.long)
+            positions = torch.zeros((len(rows), width), dtype=torch.long)
+            for i, row in enumerate(rows):
+                ids, shared = new[row], cached_lengths[row]
+                input_ids[i, width - len(ids) :] = torch.tensor(ids, dtype=torch.long)
+                positions[i, width - len(ids) :] = torch.arange(shared, shared + len(ids))
+            logits = self._forward(input_ids, positions, mask[group.rows], layers, 1)
+            last_logits.append((group.rows, logits[:, -1]))
+        for layer in layers:
+            layer.end_prefill()
         self.computed_tokens += sum(len(ids) for ids in new)
-        logits = self._forward(input_ids, positions, mask, layers, logits_to_keep=1)
-        return layers, logits[:, -1], columns
+        self.prefill_positions += sum(group.positions for group in groups)
+        first = last_logits[0][1]
+        out = first.new_empty((columns.rows, first.shape[-1]))
+        for rows_of_group, logits in last_logits:
+            out[rows_of_group] = logits
+        return layers, out, columns
 
     def _forward(
         self,
@@ -384,11 +460,98 @@ def trim_at_stop(
     return results
 
 
+def branch_points(prefixes: Sequence[list[int]]) -> list[list[int]]:
+    """`prefixes` plus every beginning (at least `MIN_SHARED_PREFIX` ids) that two of
+    them share, once each, shortest first: the nodes of their prefix tree where
+    branches part. In sorted order, the common beginning of any two is that of two
+    neighbours between them, so neighbours suffice."""
+    ordered = sorted(prefixes)
+    nodes = {tuple(ids) for ids in ordered}
+    for a, b in itertools.pairwise(ordered):
+        length = common_prefix_length(a, b)
+        if length >= MIN_SHARED_PREFIX:
+            nodes.add(tuple(a[:length]))
+    return [list(ids) for ids in sorted(nodes, key=len)]
+
+
+# Fixed cost of one prefill forward pass, in token positions: reading every weight once
+# plus the copies of its rows' keys/values (~0.1-0.2 s in float32 on 2 cores, where a
+# position costs ~3.5 ms).
+PREFILL_GROUP_COST_POSITIONS = 48
+
+
+@dataclass(frozen=True)
+class _PrefillGroup:
+    """Rows (ascending batch indices) whose new ids go through one forward pass, over
+    the last `new_width` prompt columns."""
+
+    rows: torch.Tensor
+    new_width: int
+    new_lengths: tuple[int, ...]
+
+    def __len__(self) -> int:
+        return len(self.new_lengths)
+
+    @property
+    def positions(self) -> int:
+        return len(self) * self.new_width
+
+    @property
+    def index(self) -> slice | torch.Tensor:
+        """The rows as a slice when they are consecutive (views instead of copies)."""
+        first, count = int(self.rows[0]), len(self)
+        if int(self.rows[-1]) - first + 1 == count:
+            return slice(first, first + count)
+        return self.rows
+
+    def new_mask(self, device: torch.device) -> torch.Tensor:
+        """(rows, new_width) True on each row's new ids among the pass's columns."""
+        lengths = torch.tensor(self.new_lengths, device=device)
+        return torch.arange(self.new_width, device=device) >= self.new_width - lengths[:, None]
+
+
+def prefill_groups(
+    new_lengths: Sequence[int], pass_cost: int | None = PREFILL_GROUP_COST_POSITIONS
+) -> list[_PrefillGroup]:
+    """Rows split into groups of similar new length: the split that computes the fewest
+    positions (each group padded to its longest row), counting `pass_cost` positions for
+    each pass; an exact partition of the rows sorted by length (quadratic in the rows, a
+    batch holds at most a few dozen). `pass_cost=None`: one group of every row."""
+    if pass_cost is None:
+        every_row = torch.arange(len(new_lengths))
+        return [_PrefillGroup(every_row, max(new_lengths), tuple(new_lengths))]
+    order = sorted(range(len(new_lengths)), key=lambda row: -new_lengths[row])
+    best = [0] + [0] * len(order)  # best[j]: the cheapest split of order[:j]
+    cut = [0] * (len(order) + 1)
+    for end in range(1, len(order) + 1):
+        best[end], cut[end] = min(
+            (
+                best[start] + new_lengths[order[start]] * (end - start) + pass_cost,
+                start,
+            )
+            for start in range(end)
+        )
+    groups: list[_PrefillGroup] = []
+    end = len(order)
+    while end > 0:
+        start = cut[end]
+        rows = sorted(order[start:end])
+        groups.append(
+            _PrefillGroup(
+                rows=torch.tensor(rows, dtype=torch.long),
+                new_width=new_lengths[order[start]],
+                new_lengths=tuple(new_lengths[row] for row in rows),
+            )
+        )
+        end = start
+    return groups[::-1]
+
+
 class _Columns:
     """Where each row's ids sit in the cache: its prompt right-aligned in the first
     `width` columns (cached prefix, then new ids), then the generated ids, in the same
-    columns for every row. The forward pass over the new ids covers the last `new_width`
-    prompt columns."""
+    columns for every row. Each prefill group's forward pass covers the last
+    `new_width` prompt columns of its longest new segment."""
 
     def __init__(self, cached_lengths: Sequence[int], new_lengths: Sequence[int]):
         self.cached_lengths = list(cached_lengths)
@@ -396,6 +559,10 @@ class _Columns:
         self.lengths = [c + n for c, n in zip(cached_lengths, new_lengths, strict=True)]
         self.width = max(self.lengths, default=0)
         self.new_width = max(new_lengths, default=0)
+
+    @property
+    def rows(self) -> int:
+        return len(self.lengths)
 
     def row_span(self, row: int) -> tuple[int, int]:
         """The columns of the row's prompt."""
@@ -409,8 +576,3 @@ class _Columns:
         """(rows, width) 1 where a row has a prompt id, 0 on its padding."""
         lengths = torch.tensor(self.lengths)
         return (torch.arange(self.width) >= self.width - lengths[:, None]).long()
-
-    def new_mask(self, device: torch.device) -> torch.Tensor:
-        """(rows, new_width) True on each row's new ids among the forward pass's columns."""
-        lengths = torch.tensor(self.new_lengths, device=device)
-        return torch.arange(self.new_width, device=device) >= self.new_width - lengths[:, None]

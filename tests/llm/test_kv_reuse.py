@@ -11,8 +11,8 @@ import torch
 
 from agentwheel.core.messages import ChatRequest, Completion, Message, SamplingParams
 from agentwheel.llm.hf import HFChatModel
-from agentwheel.llm.kv_cache import PrefixKVCache
-from agentwheel.llm.kv_generation import supports_prefix_reuse
+from agentwheel.llm.kv_cache import PrefixKVCache, common_prefix_length
+from agentwheel.llm.kv_generation import prefill_groups, supports_prefix_reuse
 from tests.llm.conftest import build_tiny_model
 
 GREEDY = SamplingParams(max_new_tokens=10)
@@ -42,7 +42,15 @@ def _episodes(
     model: HFChatModel, params: SamplingParams, lengths: list[int]
 ) -> list[list[Completion]]:
     """Episode i runs `lengths[i]` turns; every call batches the episodes still running."""
-    prompts = {i: _opening(model, i) for i in range(len(lengths))}
+    return _episodes_from(
+        model, params, {i: _opening(model, i) for i in range(len(lengths))}, lengths
+    )
+
+
+def _episodes_from(
+    model: HFChatModel, params: SamplingParams, prompts: dict[int, list[int]], lengths: list[int]
+) -> list[list[Completion]]:
+    prompts = dict(prompts)
     turns: list[list[Completion]] = [[] for _ in lengths]
     for turn in range(max(lengths)):
         live = [i for i in prompts if turn < lengths[i]]
@@ -213,3 +221,64 @@ def test_prefix_cache_keeps_an_antichain_and_evicts_least_recently_used():
     cache.add([8, 9, 10], states(3))
     assert [e.ids.tolist() for e in cache.entries()] == [[1, 2, 3, 4], [8, 9, 10]]
     assert cache.tokens == 7
+
+
+def _trie_size(prompts: list[list[int]]) -> int:
+    """How many distinct prefixes (token positions to compute at least) the prompts have."""
+    ordered = sorted(prompts)
+    return sum(
+        len(p) - (common_prefix_length(p, ordered[i - 1]) if i else 0)
+        for i, p in enumerate(ordered)
+    )
+
+
+def test_nested_shared_prefixes_are_computed_once_each(tiny_model, tokenizer):
+    # A system prompt, then the same tools in two orders, then requests: the system
+    # prompt is shared by all four prompts, each tool order by two.
+    system, tools_a, tools_b = list(range(100, 140)), list(range(200, 220)), list(range(300, 320))
+    request = list(range(500, 520))
+    prompts = [
+        system + tools_a + request + [1000],
+        system + tools_a + request + [1001, 1002],
+        system + tools_b + request + [1003],
+        system + tools_b + [1004] * 5,
+    ]
+    plain, reuse = _pair(tiny_model, tokenizer, max_batch_size=8)
+    batch = [ChatRequest(messages=[], prompt_ids=p) for p in prompts]
+    one_token = SamplingParams(max_new_tokens=1)
+    expected = plain.chat(batch, one_token)
+    got = reuse.chat(batch, one_token)
+    _assert_same([expected], [got])
+    assert reuse.prefix_reuse is not None
+    # One generated id each comes from the prefill's logits: every id that went
+    # through the model is a distinct prefix position (the system prompt not twice).
+    assert reuse.prefix_reuse.computed_tokens == _trie_size(prompts)
+
+
+def test_prefill_groups_split_rows_of_very_different_new_lengths():
+    groups = prefill_groups([500, 10, 12, 480, 11])
+    assert [g.rows.tolist() for g in groups] == [[0, 3], [1, 2, 4]]
+    assert [g.new_width for g in groups] == [500, 12]
+    assert sum(g.positions for g in groups) == 2 * 500 + 3 * 12
+    # Similar lengths: one pass, a second would cost more than the padding it saves.
+    (single,) = prefill_groups([30, 28, 25, 31])
+    assert single.rows.tolist() == [0, 1, 2, 3] and single.new_width == 31
+    assert single.index == slice(0, 4)
+
+
+@pytest.mark.parametrize("params", [GREEDY, SAMPLED], ids=["greedy", "sampled"])
+def test_a_batch_with_one_long_new_segment_prefills_in_groups_and_matches_reprefill(
+    tiny_model, tokenizer, params
+):
+    plain, reuse = _pair(tiny_model, tokenizer, max_batch_size=8)
+    # Episode 3's request is ~40x longer than the others': its new ids get their own pass.
+    lengths = [2, 2, 2, 2]
+    prompts = {i: _opening(plain, 40 if i == 3 else i) for i in range(4)}
+    expected = _episodes_from(plain, params, prompts, lengths)
+    got = _episodes_from(reuse, params, prompts, lengths)
+    _assert_same(expected, got)
+    generator = reuse.prefix_reuse
+    assert generator is not None
+    new = [len(p) for p in prompts.values()]
+    # Far fewer positions than every row padded to the long request.
+    assert generator.prefill_positions < 0.6 * len(new) * max(new)
