@@ -41,9 +41,14 @@ from transformers.cache_utils import Cache, DynamicLayer
 
 from agentwheel.core.messages import FinishReason
 from agentwheel.llm.kv_cache import CachedPrefix, PrefixKVCache, common_prefix_length
-
-# A prefix at least this long shared by two prompts of a batch is computed once for both.
-MIN_SHARED_PREFIX = 16
+from agentwheel.llm.prefill_layout import (
+    MIN_SHARED_PREFIX,
+    PREFILL_GROUP_COST_POSITIONS,
+    Columns,
+    PrefillGroup,
+    branch_points,
+    prefill_groups,
+)
 
 Generated = tuple[list[int], list[float], FinishReason]
 
@@ -76,7 +81,7 @@ def supports_prefix_reuse(model: Any) -> bool:
 
 class _PreallocatedLayer(DynamicLayer):
     """A full-attention cache layer over a buffer of fixed capacity, laid out by
-    `_Columns`. During the prefill, each group's forward pass (`begin_group`) writes the
+    `Columns`. During the prefill, each group's forward pass (`begin_group`) writes the
     new states of its rows into their new columns only and attends over those rows'
     whole prompts; the buffer is allocated at the first group (its head shape comes
     from the states), with each row's cached prefix copied into its columns. After
@@ -85,18 +90,18 @@ class _PreallocatedLayer(DynamicLayer):
     def __init__(
         self,
         capacity: int,
-        columns: _Columns,
+        columns: Columns,
         past: Sequence[tuple[torch.Tensor, torch.Tensor] | None],
     ):
         super().__init__()
         self.capacity = capacity
         self.columns = columns
         self.past = past
-        self.group: _PrefillGroup | None = None
+        self.group: PrefillGroup | None = None
         # Counted before the buffer exists: the attention mask is sized from it first.
         self.length = columns.width - columns.new_width
 
-    def begin_group(self, group: _PrefillGroup) -> None:
+    def begin_group(self, group: PrefillGroup) -> None:
         self.group = group
         self.length = self.columns.width - group.new_width
 
@@ -122,7 +127,7 @@ class _PreallocatedLayer(DynamicLayer):
         return self.keys, self.values
 
     def _write_group(
-        self, group: _PrefillGroup, key_states: torch.Tensor, value_states: torch.Tensor
+        self, group: PrefillGroup, key_states: torch.Tensor, value_states: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Write the group's new states (its left-padded columns hold other ids' states:
         those columns keep what they had) and give its rows' keys/values over the whole
@@ -282,11 +287,11 @@ class PrefixReusingGenerator:
         prompts: Sequence[list[int]],
         matches: Sequence[tuple[CachedPrefix | None, int]],
         max_new_tokens: int,
-    ) -> tuple[list[_PreallocatedLayer], torch.Tensor, _Columns]:
+    ) -> tuple[list[_PreallocatedLayer], torch.Tensor, Columns]:
         cached = [entry.cropped(shared) if entry else None for entry, shared in matches]
         cached_lengths = [shared for _, shared in matches]
         new = [ids[shared:] for ids, shared in zip(prompts, cached_lengths, strict=True)]
-        columns = _Columns(cached_lengths, [len(ids) for ids in new])
+        columns = Columns(cached_lengths, [len(ids) for ids in new])
         capacity = columns.width + max_new_tokens
         layers = [
             _PreallocatedLayer(capacity, columns, [c[layer] if c else None for c in cached])
@@ -458,121 +463,3 @@ def trim_at_stop(
         ids = ids[: end if end is not None else len(ids)]
         results.append((ids, logprobs[row, : len(ids)].tolist(), finish))
     return results
-
-
-def branch_points(prefixes: Sequence[list[int]]) -> list[list[int]]:
-    """`prefixes` plus every beginning (at least `MIN_SHARED_PREFIX` ids) that two of
-    them share, once each, shortest first: the nodes of their prefix tree where
-    branches part. In sorted order, the common beginning of any two is that of two
-    neighbours between them, so neighbours suffice."""
-    ordered = sorted(prefixes)
-    nodes = {tuple(ids) for ids in ordered}
-    for a, b in itertools.pairwise(ordered):
-        length = common_prefix_length(a, b)
-        if length >= MIN_SHARED_PREFIX:
-            nodes.add(tuple(a[:length]))
-    return [list(ids) for ids in sorted(nodes, key=len)]
-
-
-# Fixed cost of one prefill forward pass, in token positions: reading every weight once
-# plus the copies of its rows' keys/values (~0.1-0.2 s in float32 on 2 cores, where a
-# position costs ~3.5 ms).
-PREFILL_GROUP_COST_POSITIONS = 48
-
-
-@dataclass(frozen=True)
-class _PrefillGroup:
-    """Rows (ascending batch indices) whose new ids go through one forward pass, over
-    the last `new_width` prompt columns."""
-
-    rows: torch.Tensor
-    new_width: int
-    new_lengths: tuple[int, ...]
-
-    def __len__(self) -> int:
-        return len(self.new_lengths)
-
-    @property
-    def positions(self) -> int:
-        return len(self) * self.new_width
-
-    @property
-    def index(self) -> slice | torch.Tensor:
-        """The rows as a slice when they are consecutive (views instead of copies)."""
-        first, count = int(self.rows[0]), len(self)
-        if int(self.rows[-1]) - first + 1 == count:
-            return slice(first, first + count)
-        return self.rows
-
-    def new_mask(self, device: torch.device) -> torch.Tensor:
-        """(rows, new_width) True on each row's new ids among the pass's columns."""
-        lengths = torch.tensor(self.new_lengths, device=device)
-        return torch.arange(self.new_width, device=device) >= self.new_width - lengths[:, None]
-
-
-def prefill_groups(
-    new_lengths: Sequence[int], pass_cost: int | None = PREFILL_GROUP_COST_POSITIONS
-) -> list[_PrefillGroup]:
-    """Rows split into groups of similar new length: the split that computes the fewest
-    positions (each group padded to its longest row), counting `pass_cost` positions for
-    each pass; an exact partition of the rows sorted by length (quadratic in the rows, a
-    batch holds at most a few dozen). `pass_cost=None`: one group of every row."""
-    if pass_cost is None:
-        every_row = torch.arange(len(new_lengths))
-        return [_PrefillGroup(every_row, max(new_lengths), tuple(new_lengths))]
-    order = sorted(range(len(new_lengths)), key=lambda row: -new_lengths[row])
-    best = [0] + [0] * len(order)  # best[j]: the cheapest split of order[:j]
-    cut = [0] * (len(order) + 1)
-    for end in range(1, len(order) + 1):
-        best[end], cut[end] = min(
-            (
-                best[start] + new_lengths[order[start]] * (end - start) + pass_cost,
-                start,
-            )
-            for start in range(end)
-        )
-    groups: list[_PrefillGroup] = []
-    end = len(order)
-    while end > 0:
-        start = cut[end]
-        rows = sorted(order[start:end])
-        groups.append(
-            _PrefillGroup(
-                rows=torch.tensor(rows, dtype=torch.long),
-                new_width=new_lengths[order[start]],
-                new_lengths=tuple(new_lengths[row] for row in rows),
-            )
-        )
-        end = start
-    return groups[::-1]
-
-
-class _Columns:
-    """Where each row's ids sit in the cache: its prompt right-aligned in the first
-    `width` columns (cached prefix, then new ids), then the generated ids, in the same
-    columns for every row. Each prefill group's forward pass covers the last
-    `new_width` prompt columns of its longest new segment."""
-
-    def __init__(self, cached_lengths: Sequence[int], new_lengths: Sequence[int]):
-        self.cached_lengths = list(cached_lengths)
-        self.new_lengths = list(new_lengths)
-        self.lengths = [c + n for c, n in zip(cached_lengths, new_lengths, strict=True)]
-        self.width = max(self.lengths, default=0)
-        self.new_width = max(new_lengths, default=0)
-
-    @property
-    def rows(self) -> int:
-        return len(self.lengths)
-
-    def row_span(self, row: int) -> tuple[int, int]:
-        """The columns of the row's prompt."""
-        return self.width - self.lengths[row], self.width
-
-    def cached_span(self, row: int) -> tuple[int, int]:
-        start, _ = self.row_span(row)
-        return start, start + self.cached_lengths[row]
-
-    def prompt_mask(self) -> torch.Tensor:
-        """(rows, width) 1 where a row has a prompt id, 0 on its padding."""
-        lengths = torch.tensor(self.lengths)
-        return (torch.arange(self.width) >= self.width - lengths[:, None]).long()

@@ -12,7 +12,8 @@ import torch
 from agentwheel.core.messages import ChatRequest, Completion, Message, SamplingParams
 from agentwheel.llm.hf import HFChatModel
 from agentwheel.llm.kv_cache import PrefixKVCache, common_prefix_length
-from agentwheel.llm.kv_generation import prefill_groups, supports_prefix_reuse
+from agentwheel.llm.kv_generation import supports_prefix_reuse
+from agentwheel.llm.prefill_layout import prefill_groups
 from tests.llm.conftest import build_tiny_model
 
 GREEDY = SamplingParams(max_new_tokens=10)
